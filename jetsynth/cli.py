@@ -1,0 +1,202 @@
+"""The `jetsynth` command line: thin click commands that parse options and call the library.
+
+A JetsynthError (bad input) ends with one line on stderr and exit status 2; Ctrl-C ends with
+status 130 and a hint to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from .errors import JetsynthError
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+class _RichObserver:
+    """Live progress: one bar for the members of the run, one for the member in training."""
+
+    def __init__(self, console):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.run_task = None
+        self.member_task = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def run_started(self, config, done, total):
+        self.run_task = self.progress.add_task("members", total=total, completed=done)
+
+    def member_started(self, member_id):
+        if self.member_task is not None:
+            self.progress.remove_task(self.member_task)
+        self.member_task = self.progress.add_task(f"training {member_id}", total=None)
+
+    def step(self, done, total):
+        self.progress.update(self.member_task, completed=done, total=total)
+
+    def member_finished(self, record):
+        self.progress.advance(self.run_task)
+        self.progress.console.print(
+            f"{record['id']}: accuracy {record['accuracy']:.4f}, "
+            f"{record['synapses']} synapses ({record['synaptic_efficiency']:.2f}X), "
+            f"{record['clusters']} clusters ({record['cluster_efficiency']:.2f}X), "
+            f"{record['train_seconds']:.1f} s"
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jetsynth")
+def cli() -> None:
+    """Evolve small, fast neural networks and ship them to NVIDIA Jetson devices."""
+
+
+@cli.command()
+@click.option("--data", default="digits", show_default=True,
+              help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR")
+@click.option("--subset", type=float, default=1.0, show_default=True,
+              help="Stratified, seeded fraction of the training split to use.")
+@click.option("--arch", default="lenet5", show_default=True,
+              help="lenet5 | alexnet-cifar | module:function (a factory (input_shape, classes)).")
+@click.option("--generations", type=int, default=6, show_default=True,
+              help="Generations including the ancestor (generation 1).")
+@click.option("--population", type=int, default=1, show_default=True,
+              help="Offspring per generation.")
+@click.option("--parents", type=int, default=1, show_default=True, help="Parents per offspring.")
+@click.option("--cluster", type=click.Choice(["kernel", "filter"]), default="kernel",
+              show_default=True, help="What a synaptic cluster is in conv layers.")
+@click.option("--keep", type=float, default=0.8, show_default=True,
+              help="Offspring's share of its parent's synapses (environmental pressure).")
+@click.option("--balance", type=float, default=0.5, show_default=True,
+              help="0: every layer loses the same share; 1: big layers carry the pressure.")
+@click.option("--truncation", type=float, default=0.1, show_default=True,
+              help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
+@click.option("--epochs", type=int, default=None,
+              help="Training epochs per offspring [default: 5 on digits, else 2].")
+@click.option("--ancestor-epochs", type=int, default=None,
+              help="Training epochs of the ancestor [default: 20 on digits, else 5].")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32",
+              show_default=True, help="fp16: restrict trained weights to half precision.")
+@click.option("--alignment", type=click.Choice(["tag", "position"]), default="tag",
+              show_default=True, help="How parents' clusters are matched in mating.")
+@click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the run is written [default: runs/evolve-<time>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
+@click.option("--executor", default="local", show_default=True, help="Where members train.")
+@click.option("--bench", default="none", show_default=True, help="How offspring speed is measured.")
+@click.option("--target-fps", type=float, default=None, help="Stop once a member reaches this FPS.")
+@click.pass_context
+def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: float | None,
+           **options) -> None:
+    """Evolve generations of offspring networks from a trained ancestor."""
+    from rich.console import Console
+
+    from .evolve import EvolveConfig, RunDirectory
+    from .evolve import evolve as run_evolution
+    from .report import load_records
+
+    if target_fps is not None:
+        _fail("--target-fps needs measured speed (--bench), which this version does not have")
+    if resume and run_dir is None:
+        _fail("--resume needs --run-dir DIR naming the run to continue")
+    run_dir = run_dir or Path("runs") / time.strftime("evolve-%Y%m%d-%H%M%S")
+    given = {
+        name: value
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    }
+    try:
+        stored = RunDirectory(run_dir).stored_config() if resume else None
+        base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
+        config = EvolveConfig(**{**base, **given})
+        console = Console(stderr=True)
+        console.print(f"run directory: {run_dir}")
+        with _RichObserver(console) as observer:
+            run_evolution(config, run_dir, resume=resume, observer=observer)
+        _print_report(run_dir, *load_records(run_dir), Console())
+    except JetsynthError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: continue with  jetsynth evolve --run-dir {run_dir} --resume",
+                   err=True)
+        sys.exit(130)
+
+
+def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:
+    from rich.table import Table
+
+    from .report import efficiency_table, layer_table, write_plots
+
+    table = Table(title="Architectural efficiency vs accuracy (seed 001, Table 1)")
+    for column in ("Gen.", "Member", "A-E (synapses)", "Clusters", "MACs", "Acc."):
+        table.add_column(column, justify="right")
+    for row in efficiency_table(records):
+        table.add_row(*row)
+    console.print(table)
+    layers = Table(title="Cluster efficiency per layer (seed 001, Table 2)")
+    for column in ["Gen.", "Acc."] + [
+        f"Layer {i + 1}" for i in range(len(records[0]["layers"]))
+    ] + ["E"]:
+        layers.add_column(column, justify="right")
+    for row in layer_table(records):
+        layers.add_row(*row)
+    console.print(layers)
+    for path in write_plots(run_dir, records):
+        console.print(f"plot: {path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def report(run_dir: Path, as_json: bool) -> None:
+    """Tables and plots of a run (seed 001's Tables 1-2; PNGs under RUN_DIR/report)."""
+    from rich.console import Console
+
+    from .report import load_records, summary
+
+    try:
+        if as_json:
+            click.echo(json.dumps(summary(run_dir), indent=2))
+        else:
+            _print_report(run_dir, *load_records(run_dir), Console())
+    except JetsynthError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,147 @@
+"""Seed 001's tables and plots from a run directory, and the machine-readable summary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from .errors import JetsynthError
+from .evolve import CONFIG_FILE, RunDirectory
+
+SUMMARY_FIELDS = (
+    "id",
+    "generation",
+    "member",
+    "parents",
+    "accuracy",
+    "synapses",
+    "clusters",
+    "units",
+    "synaptic_efficiency",
+    "cluster_efficiency",
+    "macs",
+    "mac_reduction",
+    "fps",
+)
+
+
+def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
+    """The run's configuration and its members' records, ancestor first."""
+    run = RunDirectory(Path(run_dir))
+    config = run.stored_config()
+    if config is None:
+        raise JetsynthError(f"{run_dir} is not a jetsynth run directory (no {CONFIG_FILE})")
+    records = sorted(run.records(), key=lambda r: (r["generation"], r["member"]))
+    if not records:
+        raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
+    return asdict(config), records
+
+
+def summary(run_dir: Path) -> dict:
+    """The `report --json` object (DESIGN.md §4): the ancestor's figures and every member's."""
+    config, records = load_records(run_dir)
+    layer_names = [layer["name"] for layer in records[0]["layers"]]
+
+    def entry(record: dict) -> dict:
+        out = {key: record.get(key) for key in SUMMARY_FIELDS}
+        out["layers"] = [
+            {**layer, "cluster_efficiency": eff}
+            for layer, eff in zip(record["layers"], record["layer_cluster_efficiency"])
+        ]
+        return out
+
+    return {
+        "run_dir": str(run_dir),
+        "config": config,
+        "layers": layer_names,
+        "ancestor": entry(records[0]),
+        "members": [entry(r) for r in records],
+    }
+
+
+def _best_per_generation(records: list[dict]) -> list[dict]:
+    best: dict[int, dict] = {}
+    for record in records:
+        kept = best.get(record["generation"])
+        if kept is None or record["accuracy"] > kept["accuracy"]:
+            best[record["generation"]] = record
+    return [best[g] for g in sorted(best)]
+
+
+def efficiency_table(records: list[dict]) -> list[list[str]]:
+    """Seed 001 Table 1: generation, member, architectural (synaptic) efficiency, cluster
+    efficiency, MAC reduction, accuracy."""
+    return [
+        [
+            str(r["generation"]),
+            str(r["member"]),
+            f"{r['synaptic_efficiency']:.2f}X",
+            f"{r['cluster_efficiency']:.2f}X",
+            f"{r['mac_reduction']:.2f}X",
+            f"{r['accuracy']:.4f}",
+        ]
+        for r in records
+    ]
+
+
+def layer_table(records: list[dict]) -> list[list[str]]:
+    """Seed 001 Table 2: per-layer cluster efficiency and overall (E), best member per
+    generation."""
+    return [
+        [str(r["generation"]), f"{r['accuracy']:.4f}"]
+        + [f"{e:.2f}X" for e in r["layer_cluster_efficiency"]]
+        + [f"{r['cluster_efficiency']:.2f}X"]
+        for r in _best_per_generation(records)
+    ]
+
+
+def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
+    """PNG plots of accuracy, synaptic and cluster efficiency vs generation (every member as a
+    dot, the best per generation as a line), and per-layer cluster efficiency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(run_dir) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best = _best_per_generation(records)
+    written = []
+    panels = [
+        ("accuracy", "test accuracy", False),
+        ("synaptic_efficiency", "synaptic efficiency (×, ancestor / offspring)", True),
+        ("cluster_efficiency", "cluster efficiency (×, ancestor / offspring)", True),
+    ]
+    for key, label, log in panels:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.scatter([r["generation"] for r in records], [r[key] for r in records],
+                   s=14, alpha=0.5, label="members")
+        ax.plot([r["generation"] for r in best], [r[key] for r in best], marker="o",
+                label="most accurate member")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("generation")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / f"{key}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = [layer["name"] for layer in records[0]["layers"]]
+    for i, name in enumerate(names):
+        ax.plot([r["generation"] for r in best], [r["layer_cluster_efficiency"][i] for r in best],
+                marker="o", label=f"layer {i + 1} ({name})")
+    ax.set_yscale("log")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("cluster efficiency per layer (×)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "layer_cluster_efficiency.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+    return written
