@@ -55,7 +55,8 @@ class _RichObserver:
     def __exit__(self, *exc):
         self.progress.stop()
 
-    def run_started(self, config, done, total):
+    def run_started(self, run_dir, done, total):
+        self.console.print(f"run directory: {run_dir}")
         self.run_task = self.progress.add_task("members", total=total, completed=done)
 
     def member_started(self, member_id):
@@ -144,9 +145,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: f
         stored = RunDirectory(run_dir).stored_config() if resume else None
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
-        console = Console(stderr=True)
-        console.print(f"run directory: {run_dir}")
-        with _RichObserver(console) as observer:
+        with _RichObserver(Console(stderr=True)) as observer:
             run_evolution(config, run_dir, resume=resume, observer=observer)
         _print_report(run_dir, *load_records(run_dir), Console())
     except JetsynthError as exc:

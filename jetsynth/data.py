@@ -122,11 +122,11 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
 
 def _normalise(name, train_x, train_y, test_x, test_y) -> Dataset:
     scale = 1.0 / 255.0
-    train = torch.from_numpy(np.ascontiguousarray(train_x)).float() * scale
+    train = torch.from_numpy(np.array(train_x)).float() * scale
     mean = train.mean(dim=(0, 2, 3))
     std = train.std(dim=(0, 2, 3)).clamp_min(1e-6)
     view = (1, -1, 1, 1)
-    test = torch.from_numpy(np.ascontiguousarray(test_x)).float() * scale
+    test = torch.from_numpy(np.array(test_x)).float() * scale
     return Dataset(
         name=name,
         train_x=(train - mean.view(view)) / std.view(view),

@@ -125,7 +125,7 @@ class EvolveConfig:
 class Observer:
     """Hooks for progress displays; the default does nothing."""
 
-    def run_started(self, config: EvolveConfig, done: int, total: int) -> None: ...
+    def run_started(self, run_dir: Path, done: int, total: int) -> None: ...
 
     def member_started(self, member_id: str) -> None: ...
 
@@ -255,12 +255,12 @@ def evolve(
     """Run (or resume) an evolution and return every member's record, ancestor first."""
     config = config.resolved()
     observer = observer or Observer()
-    run = open_run(Path(run_dir), config, resume)
     dataset = load_dataset(config.data_spec())
+    run = open_run(Path(run_dir), config, resume)
     total = 1 + (config.generations - 1) * config.population
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
-    observer.run_started(config, done, total)
+    observer.run_started(run.root, done, total)
 
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)

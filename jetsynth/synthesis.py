@@ -13,7 +13,7 @@ from .encoding import encode_clusters
 from .environment import layer_factor, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
-from .network import cluster_view
+from .network import cluster_view, synapse_grid
 
 MAX_DRAWS = 20
 
@@ -34,7 +34,8 @@ def sample_masks(
     parent: Genome, config: SynthesisConfig, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
     """One stochastic draw of the offspring's synapse masks (dead units already removed). The
-    output layer's neurons are the classes: they are not clusters that can be dropped."""
+    output layer's neurons are the classes: they are not clusters that can be dropped, and a
+    class whose every synapse was drawn away keeps its most probable one."""
     layers = parent.layers
     alive = [int(parent.masks[layer.name].sum()) for layer in layers]
     floors = [layer.out_units for layer in layers]
@@ -54,18 +55,35 @@ def sample_masks(
         keep_cluster = torch.rand(p_cluster.shape, generator=generator) < root * p_cluster
         keep_synapse = torch.rand(p_synapse.shape, generator=generator) < root * p_synapse
         child = mask & keep_cluster[:, None] & keep_synapse
+        if index + 1 == len(layers) and index > 0:
+            previous = layers[index - 1]
+            fed = synapse_grid(masks[previous.name], previous).flatten(1).any(dim=1)
+            reachable = p_synapse * fed.repeat_interleave(layer.kernel)
+            lost = mask.any(dim=1) & ~child.any(dim=1)
+            strongest = reachable.argmax(dim=1)
+            child[lost, strongest[lost]] = True
         masks[layer.name] = child.reshape(parent.masks[layer.name].shape)
     return propagate_dead(masks, layers)
+
+
+def _viable(parent: Genome, masks: dict[str, torch.Tensor]) -> bool:
+    """Every layer keeps a synapse and every class the parent could predict keeps one."""
+    last = parent.layers[-1].name
+    rows = parent.layers[-1].out_units
+    classes_kept = torch.equal(
+        masks[last].reshape(rows, -1).any(dim=1), parent.masks[last].reshape(rows, -1).any(dim=1)
+    )
+    return classes_kept and all(bool(masks[layer.name].any()) for layer in parent.layers)
 
 
 def synthesize(
     parent: Genome, config: SynthesisConfig, generator: torch.Generator, lineage: Lineage
 ) -> Genome:
     """An offspring inheriting the parent's surviving weights. A draw that kills a whole layer
-    is drawn again; masks only ever lose synapses."""
+    or a class is drawn again; masks only ever lose synapses."""
     for _ in range(MAX_DRAWS):
         masks = sample_masks(parent, config, generator)
-        if all(bool(masks[layer.name].any()) for layer in parent.layers):
+        if _viable(parent, masks):
             return parent.with_masks(masks, lineage)
     raise JetsynthError(
         f"every draw of offspring {lineage.id} lost a whole layer; the parent is too sparse "

@@ -1,0 +1,53 @@
+"""Shared fixtures: small IDX folders written on the fly, the built-in digits, the real MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, compress: bool = False) -> Path:
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        payload = gzip.compress(payload)
+    path.write_bytes(payload)
+    return path
+
+
+def make_idx_folder(folder: Path, train: int = 60, test: int = 20, compress: bool = False,
+                    seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", train), ("t10k", test)):
+        labels = np.arange(count) % 10
+        images = rng.integers(0, 256, size=(count, 28, 28))
+        write_idx(folder / f"{split}-images-idx3-ubyte", images, 0x803, compress)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels, 0x801, compress)
+    return folder
+
+
+@pytest.fixture
+def idx_folder(tmp_path: Path) -> Path:
+    return make_idx_folder(tmp_path / "idx")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from jetsynth.data import DataSpec, load_dataset
+
+    return load_dataset(DataSpec.parse("digits"))
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"real MNIST not found at {MNIST_DIR} (shared datasets folder absent)")
+    return MNIST_DIR

@@ -1,0 +1,74 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from jetsynth.cli import cli
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_help_lists_the_contract_options():
+    result = _run("evolve", "--help")
+    assert result.exit_code == 0
+    for option in ("--data", "--arch", "--generations", "--population", "--parents", "--cluster",
+                   "--keep", "--epochs", "--precision", "--alignment", "--seed", "--run-dir",
+                   "--resume", "--executor", "--bench", "--target-fps"):
+        assert option in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "mnist:/no/such/dir"], "dataset folder not found"),
+        (["--data", "imagenet"], "unknown dataset"),
+        (["--parents", "3"], "--parents"),
+        (["--keep", "1.5"], "--keep must lie in (0, 1]"),
+        (["--resume"], "nothing to resume"),
+        (["--arch", "nope"], "unknown architecture"),
+        (["--executor", "ray"], "--executor ray is not available"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = _run("evolve", "--run-dir", str(tmp_path / "r"), *args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1]
+    assert "Traceback" not in result.output
+
+
+def test_resume_needs_a_run_dir():
+    result = _run("evolve", "--resume")
+    assert result.exit_code == 2 and "--resume needs --run-dir" in result.output
+
+
+def test_report_of_a_missing_run():
+    result = _run("report", "/no/such/run")
+    assert result.exit_code == 2 and "not a jetsynth run directory" in result.output
+
+
+def test_evolve_then_report_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _run("evolve", "--run-dir", str(run_dir), "--subset", "0.3", "--generations", "2",
+                  "--ancestor-epochs", "1", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert "seed 001, Table 1" in result.output and "seed 001, Table 2" in result.output
+    assert (run_dir / "report" / "accuracy.png").is_file()
+    report = _run("report", str(run_dir), "--json")
+    data = json.loads(report.output)
+    assert [m["generation"] for m in data["members"]] == [1, 2]
+
+
+def test_no_traceback_in_a_real_process():
+    process = subprocess.run(
+        [sys.executable, "-m", "jetsynth", "evolve", "--data", "cifar10:/no/such"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [
+        "error: dataset folder not found: /no/such (check the path in --data)"
+    ]

@@ -1,0 +1,145 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_idx_folder, write_idx
+from jetsynth.data import DataSpec, load_dataset, stratified_subset
+from jetsynth.errors import JetsynthError
+
+
+def test_spec_parsing():
+    spec = DataSpec.parse("mnist:/data/mnist", subset=0.1, seed=3)
+    assert (spec.kind, spec.path, spec.subset, spec.seed) == ("mnist", "/data/mnist", 0.1, 3)
+    assert str(spec) == "mnist:/data/mnist"
+    for bad in ("imagenet", "mnist", "digits:/x"):
+        with pytest.raises(JetsynthError):
+            DataSpec.parse(bad)
+    with pytest.raises(JetsynthError, match="subset"):
+        DataSpec.parse("digits", subset=1.5)
+
+
+def test_digits_builtin(digits):
+    assert digits.input_shape == (1, 28, 28)
+    assert digits.classes == 10
+    assert len(digits.train_x) + len(digits.test_x) == 1797
+    assert set(digits.test_y.tolist()) == set(range(10))
+    assert abs(float(digits.train_x.mean())) < 1e-4
+    assert digits.preprocessing["layout"] == "NCHW"
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_folder_loads(tmp_path, compress):
+    folder = make_idx_folder(tmp_path / "m", train=30, test=10, compress=compress)
+    data = load_dataset(DataSpec.parse(f"mnist:{folder}"))
+    assert data.train_x.shape == (30, 1, 28, 28) and data.test_x.shape == (10, 1, 28, 28)
+    assert data.train_y.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
+def test_fashion_mnist_uses_same_format(idx_folder):
+    assert load_dataset(DataSpec.parse(f"fashion-mnist:{idx_folder}")).classes == 10
+
+
+def test_missing_folder_and_file(tmp_path, idx_folder):
+    with pytest.raises(JetsynthError, match="not found"):
+        load_dataset(DataSpec.parse(f"mnist:{tmp_path / 'nope'}"))
+    (idx_folder / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(JetsynthError, match="missing t10k-labels-idx1-ubyte"):
+        load_dataset(DataSpec.parse(f"mnist:{idx_folder}"))
+
+
+def test_wrong_magic(idx_folder):
+    write_idx(idx_folder / "train-labels-idx1-ubyte", np.zeros(60), magic=0x0A01)
+    with pytest.raises(JetsynthError, match="wrong magic number 0x00000a01"):
+        load_dataset(DataSpec.parse(f"mnist:{idx_folder}"))
+    write_idx(idx_folder / "train-labels-idx1-ubyte", np.zeros((60, 1, 1)), magic=0x803)
+    with pytest.raises(JetsynthError, match="wrong magic number 0x00000803"):
+        load_dataset(DataSpec.parse(f"mnist:{idx_folder}"))
+
+
+def test_truncated_file(idx_folder):
+    path = idx_folder / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(JetsynthError, match="truncated"):
+        load_dataset(DataSpec.parse(f"mnist:{idx_folder}"))
+
+
+def test_count_mismatch(idx_folder):
+    write_idx(idx_folder / "train-labels-idx1-ubyte", np.zeros(59), magic=0x801)
+    with pytest.raises(JetsynthError, match="60 images but 59 labels"):
+        load_dataset(DataSpec.parse(f"mnist:{idx_folder}"))
+
+
+def test_stratified_subset_is_seeded_and_keeps_proportions():
+    labels = np.repeat(np.arange(10), [100] * 5 + [20] * 5)
+    a = stratified_subset(labels, 0.1, seed=1)
+    assert np.array_equal(a, stratified_subset(labels, 0.1, seed=1))
+    assert not np.array_equal(a, stratified_subset(labels, 0.1, seed=2))
+    counts = np.bincount(labels[a], minlength=10)
+    assert counts.tolist() == [10] * 5 + [2] * 5
+
+
+def test_subset_applies_to_training_split_only(tmp_path):
+    folder = make_idx_folder(tmp_path / "m", train=100, test=20)
+    data = load_dataset(DataSpec.parse(f"mnist:{folder}", subset=0.2))
+    assert len(data.train_x) == 20 and len(data.test_x) == 20
+
+
+def _cifar_arrays(count, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, 3072), dtype=np.uint8), [i % 10 for i in range(count)]
+
+
+def test_cifar10_binary(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for i, name in enumerate([f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]):
+        data, labels = _cifar_arrays(4, i)
+        rows = np.concatenate([np.array(labels, dtype=np.uint8)[:, None], data], axis=1)
+        (folder / name).write_bytes(rows.tobytes())
+    loaded = load_dataset(DataSpec.parse(f"cifar10:{tmp_path}"))
+    assert loaded.train_x.shape == (20, 3, 32, 32) and loaded.test_x.shape == (4, 3, 32, 32)
+    (folder / "test_batch.bin").write_bytes(b"\x00" * 100)
+    with pytest.raises(JetsynthError, match="truncated"):
+        load_dataset(DataSpec.parse(f"cifar10:{tmp_path}"))
+
+
+def test_cifar10_python_batches_without_unsafe_unpickling(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        data, labels = _cifar_arrays(3, i)
+        (folder / name).write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=2))
+    loaded = load_dataset(DataSpec.parse(f"cifar10:{tmp_path}"))
+    assert loaded.train_x.shape == (15, 3, 32, 32)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [1]}))
+    with pytest.raises(JetsynthError, match="refusing to load builtins.print"):
+        load_dataset(DataSpec.parse(f"cifar10:{tmp_path}"))
+
+
+def test_stl10_binary_is_column_major(tmp_path):
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    image = np.zeros((3, 96, 96), dtype=np.uint8)
+    image[0, 5, 7] = 255  # channel 0, row 5, column 7
+    for split in ("train", "test"):
+        images = np.stack([image, image])
+        (folder / f"{split}_X.bin").write_bytes(images.transpose(0, 1, 3, 2).tobytes())
+        (folder / f"{split}_y.bin").write_bytes(bytes([1, 10]))
+    loaded = load_dataset(DataSpec.parse(f"stl10:{tmp_path}"))
+    assert loaded.train_y.tolist() == [0, 9]
+    raw = loaded.train_x[0, 0] * loaded.preprocessing["std"][0] + loaded.preprocessing["mean"][0]
+    assert tuple(torch.nonzero(raw > 0.5)[0].tolist()) == (5, 7)
+
+
+def test_real_mnist(mnist_dir):
+    data = load_dataset(DataSpec.parse(f"mnist:{mnist_dir}", subset=0.1))
+    assert len(data.test_x) == 10000 and abs(len(data.train_x) - 6000) <= 10
+    assert data.input_shape == (1, 28, 28)
+    assert data.preprocessing["mean"][0] == pytest.approx(0.1307, abs=0.003)

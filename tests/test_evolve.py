@@ -1,0 +1,103 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from jetsynth.errors import JetsynthError
+from jetsynth.evolve import EvolveConfig, RunDirectory, evolve
+from jetsynth.storage import read_jsonl
+
+SMALL = EvolveConfig(data="digits", subset=0.5, generations=3, population=2, ancestor_epochs=2,
+                     epochs=1, keep=0.6, seed=5)
+
+
+def _essence(records):
+    return [(r["id"], r["parents"], r["accuracy"], r["synapses"]) for r in records]
+
+
+def test_small_run_writes_every_member(tmp_path):
+    records = evolve(SMALL, tmp_path / "run")
+    assert [r["id"] for r in records] == ["g01-m00", "g02-m00", "g02-m01", "g03-m00", "g03-m01"]
+    run = RunDirectory(tmp_path / "run")
+    for record in records[1:]:
+        (parent_id,) = record["parents"]
+        assert parent_id.startswith(f"g{record['generation'] - 1:02d}")
+        child, parent = run.genome(record["id"]), run.genome(parent_id)
+        for name, mask in child.masks.items():
+            assert not (mask & ~parent.masks[name]).any()
+        assert record["synapses"] < run.record(parent_id)["synapses"]
+        assert record["synaptic_efficiency"] > 1.0
+    assert records[0]["synaptic_efficiency"] == 1.0
+    events = [e["event"] for e in read_jsonl(tmp_path / "run" / "events.jsonl")]
+    assert events[0] == "run_started" and events[-1] == "run_done"
+    assert events.count("member_done") == 5
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["config"]["epochs"] == 1 and "torch" in stored["versions"]
+
+
+def test_same_seed_same_run(tmp_path):
+    config = replace(SMALL, generations=2, population=1)
+    assert _essence(evolve(config, tmp_path / "a")) == _essence(evolve(config, tmp_path / "b"))
+
+
+def test_reinit_gives_newborns_the_same_structure(tmp_path):
+    config = replace(SMALL, generations=2, population=1)
+    plain = evolve(config, tmp_path / "a")
+    newborn = evolve(replace(config, reinit=True), tmp_path / "b")
+    assert plain[1]["synapses"] == newborn[1]["synapses"]
+    assert plain[1]["accuracy"] != newborn[1]["accuracy"]
+
+
+def test_existing_run_needs_resume_and_same_settings(tmp_path):
+    config = replace(SMALL, generations=2, population=1)
+    evolve(config, tmp_path / "run")
+    with pytest.raises(JetsynthError, match="add --resume"):
+        evolve(config, tmp_path / "run")
+    with pytest.raises(JetsynthError, match="other settings \\(keep\\)"):
+        evolve(replace(config, keep=0.5), tmp_path / "run", resume=True)
+    with pytest.raises(JetsynthError, match="nothing to resume"):
+        evolve(config, tmp_path / "empty", resume=True)
+
+
+def test_resume_extends_a_finished_run_without_retraining(tmp_path):
+    config = replace(SMALL, generations=2, population=1)
+    first = evolve(config, tmp_path / "run")
+    longer = evolve(replace(config, generations=3), tmp_path / "run", resume=True)
+    assert _essence(longer[:2]) == _essence(first)
+    done = [e["member"] for e in read_jsonl(tmp_path / "run" / "events.jsonl")
+            if e["event"] == "member_done"]
+    assert done == ["g01-m00", "g02-m00", "g03-m00"]
+
+
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
+    config = replace(SMALL, generations=5)
+    reference = evolve(config, tmp_path / "reference")
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "jetsynth", "evolve", "--run-dir", str(run_dir),
+               "--data", "digits", "--subset", "0.5", "--generations", "5", "--population", "2",
+               "--ancestor-epochs", "2", "--epochs", "1", "--keep", "0.6", "--seed", "5"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
+    events = run_dir / "events.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if any(e.get("member") == "g02-m00" for e in read_jsonl(events)):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = read_jsonl(events)
+    assert not any(e["event"] == "run_done" for e in before), "run finished before the kill"
+    resumed = evolve(config, run_dir, resume=True)
+    assert _essence(resumed) == _essence(reference)
+    done = [e["member"] for e in read_jsonl(events) if e["event"] == "member_done"]
+    assert sorted(done) == sorted(r["id"] for r in reference)
+    leftovers = [p for p in run_dir.rglob("*.tmp")]
+    assert leftovers == []

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from jetsynth.errors import JetsynthError
+from jetsynth.genome import Lineage, ancestor_genome, load_genome, save_genome
+
+
+def test_ancestor_tags_are_unique_per_cluster():
+    genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    tags = torch.cat([t.flatten() for t in genome.tags.values()])
+    assert len(tags) == 20 * 1 + 50 * 20 + 500 * 50 + 10 * 500
+    assert len(torch.unique(tags)) == len(tags)
+    assert all(m.all() for m in genome.masks.values())
+
+
+def test_save_load_round_trip(tmp_path):
+    genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    mask = genome.masks["0"].clone()
+    mask[0] = False
+    masks = {**genome.masks, "0": mask}
+    child = genome.with_masks(masks, Lineage("g02-m00", 2, 0, ("g01-m00",)))
+    save_genome(child, tmp_path / "g")
+    loaded = load_genome(tmp_path / "g")
+    assert loaded.lineage == child.lineage
+    assert loaded.layers == child.layers
+    for key in child.state:
+        assert torch.equal(loaded.state[key], child.state[key])
+    assert torch.equal(loaded.masks["0"], mask) and loaded.masks["0"].dtype == torch.bool
+    assert float(loaded.state["0.weight"][0].abs().sum()) == 0.0
+    assert float(loaded.state["0.bias"][0]) == 0.0
+
+
+def test_corrupt_genome_is_a_clear_error(tmp_path):
+    genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    save_genome(genome, tmp_path / "g")
+    (tmp_path / "g" / "genome.safetensors").write_bytes(b"garbage")
+    with pytest.raises(JetsynthError, match="unreadable safetensors"):
+        load_genome(tmp_path / "g")
+    with pytest.raises(JetsynthError, match="no saved genome"):
+        load_genome(tmp_path / "missing")

@@ -1,0 +1,47 @@
+import pytest
+
+from jetsynth.errors import JetsynthError
+from jetsynth.evolve import EvolveConfig, evolve
+from jetsynth.report import efficiency_table, layer_table, load_records, summary, write_plots
+
+REQUIRED = {"generation", "member", "parents", "accuracy", "synapses", "clusters",
+            "synaptic_efficiency", "cluster_efficiency", "macs", "fps"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("report") / "run"
+    evolve(EvolveConfig(data="digits", subset=0.3, generations=3, ancestor_epochs=1, epochs=1,
+                        keep=0.5), path)
+    return path
+
+
+def test_summary_has_the_contract_fields(run_dir):
+    data = summary(run_dir)
+    assert REQUIRED <= set(data["ancestor"])
+    assert len(data["members"]) == 3
+    for member in data["members"]:
+        assert REQUIRED <= set(member)
+    assert data["ancestor"]["synaptic_efficiency"] == 1.0
+    assert len(data["members"][-1]["layers"]) == 4
+
+
+def test_tables(run_dir):
+    _, records = load_records(run_dir)
+    rows = efficiency_table(records)
+    assert rows[0][:3] == ["1", "0", "1.00X"]
+    assert len(layer_table(records)[0]) == 2 + 4 + 1
+
+
+def test_plots_are_pngs(run_dir):
+    _, records = load_records(run_dir)
+    paths = write_plots(run_dir, records)
+    assert {p.name for p in paths} >= {"accuracy.png", "synaptic_efficiency.png",
+                                        "cluster_efficiency.png"}
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(JetsynthError, match="not a jetsynth run directory"):
+        summary(tmp_path)

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from jetsynth.errors import JetsynthError
+from jetsynth.genome import Lineage, ancestor_genome
+from jetsynth.synthesis import SynthesisConfig, sample_masks, synthesize
+
+CHILD = Lineage("g02-m00", 2, 0, ("g01-m00",))
+
+
+@pytest.fixture(scope="module")
+def parent():
+    return ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+
+
+def test_offspring_masks_are_a_subset_of_the_parent(parent):
+    child = synthesize(parent, SynthesisConfig(keep=0.5), torch.Generator().manual_seed(1), CHILD)
+    grandchild = synthesize(child, SynthesisConfig(keep=0.5), torch.Generator().manual_seed(2),
+                            CHILD)
+    for name in parent.masks:
+        assert not (child.masks[name] & ~parent.masks[name]).any()
+        assert not (grandchild.masks[name] & ~child.masks[name]).any()
+    for layer in parent.layers:
+        weight = grandchild.state[f"{layer.name}.weight"]
+        assert (weight[~grandchild.masks[layer.name]] == 0).all()
+
+
+def test_budget_is_met_in_expectation(parent):
+    for keep in (0.8, 0.5):
+        child = synthesize(parent, SynthesisConfig(keep=keep), torch.Generator().manual_seed(0),
+                           CHILD)
+        kept = sum(int(m.sum()) for m in child.masks.values()) / 430500
+        assert kept <= keep + 0.01
+        assert kept > keep - 0.05  # a few more die with dead units
+
+
+def test_same_seed_same_offspring(parent):
+    a = sample_masks(parent, SynthesisConfig(), torch.Generator().manual_seed(7))
+    b = sample_masks(parent, SynthesisConfig(), torch.Generator().manual_seed(7))
+    c = sample_masks(parent, SynthesisConfig(), torch.Generator().manual_seed(8))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_filter_clusters_remove_whole_filters(parent):
+    masks = sample_masks(parent, SynthesisConfig(cluster="filter", keep=0.3, balance=0.0),
+                         torch.Generator().manual_seed(0))
+    conv2 = masks["3"].reshape(50, -1)
+    alive_filters = conv2.any(dim=1)
+    assert alive_filters.sum() < 50
+    kept_share = conv2[alive_filters].float().mean()
+    assert kept_share > 0.3  # pressure lands on whole filters, not only scattered synapses
+
+
+def test_output_classes_survive(parent):
+    for seed in range(5):
+        child = synthesize(parent, SynthesisConfig(keep=0.02), torch.Generator().manual_seed(seed),
+                           CHILD)
+        assert child.masks["9"].any(dim=1).all()
+
+
+def test_stronger_synapses_survive_more_often(parent):
+    weights = parent.state["7.weight"]
+    masks = sample_masks(parent, SynthesisConfig(keep=0.5), torch.Generator().manual_seed(0))
+    ranked = weights.abs().flatten().sort().values
+    strong = weights.abs() > ranked[int(0.9 * len(ranked))]
+    weak = weights.abs() < ranked[int(0.1 * len(ranked))]
+    assert masks["7"][strong].float().mean() > masks["7"][weak].float().mean()
+
+
+def test_hopeless_parent_is_a_clear_error(parent):
+    masks = {k: torch.zeros_like(v) for k, v in parent.masks.items()}
+    masks["0"].view(20, -1)[0, 0] = True
+    empty = parent.with_masks(masks, parent.lineage)
+    with pytest.raises(JetsynthError, match="lost a whole layer"):
+        synthesize(empty, SynthesisConfig(), torch.Generator().manual_seed(0), CHILD)
