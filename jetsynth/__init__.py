@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .compact import Compacted, compact, expand_state, propagate_dead
-from .data import DataSpec, Dataset, load_dataset
+from .data import Dataset, DataSpec, load_dataset
 from .encoding import cluster_probability, synapse_probability, truncate
 from .environment import layer_factor, layer_targets
 from .errors import JetsynthError

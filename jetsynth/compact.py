@@ -38,7 +38,7 @@ def propagate_dead(masks: dict[str, torch.Tensor], layers: list[Layer]) -> dict[
                     grid[unread] = False
                     changed = True
     return {
-        layer.name: grid.reshape(masks[layer.name].shape) for layer, grid in zip(layers, grids)
+        layer.name: grid.reshape(masks[layer.name].shape) for layer, grid in zip(layers, grids, strict=False)
     }
 
 
@@ -99,7 +99,7 @@ def compact(model: nn.Module, masks: dict[str, torch.Tensor], layers: list[Layer
     outs = alive_outputs(masks, layers)
     compact_masks, out_index, in_index = {}, {}, {}
     previous = None
-    for layer, out_idx in zip(layers, outs):
+    for layer, out_idx in zip(layers, outs, strict=False):
         in_idx = previous if previous is not None else torch.arange(layer.in_units)
         old = net.get_submodule(layer.name)
         n_in = len(in_idx) * (layer.kernel if layer.kind == "linear" else 1)

@@ -31,12 +31,12 @@ def layer_targets(
 ) -> list[float]:
     """Expected live synapses allowed to each layer of the offspring (see module docstring)."""
     budget = keep * sum(alive)
-    lows = [min(n, f) for n, f in zip(alive, floors)]
+    lows = [min(n, f) for n, f in zip(alive, floors, strict=False)]
 
     def targets(scale: float) -> list[float]:
         return [
             min(float(n), max(float(lo), scale * n ** (1.0 - balance)))
-            for n, lo in zip(alive, lows)
+            for n, lo in zip(alive, lows, strict=False)
         ]
 
     if sum(lows) >= budget:

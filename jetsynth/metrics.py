@@ -18,7 +18,7 @@ def size_metrics(genome: Genome) -> dict:
     outs = alive_outputs(genome.masks, layers)
     per_layer = []
     previous = None
-    for layer, out_idx in zip(layers, outs):
+    for layer, out_idx in zip(layers, outs, strict=False):
         mask = genome.masks[layer.name]
         n_in = layer.in_units if previous is None else previous
         per_layer.append(
@@ -48,10 +48,10 @@ def efficiency(ancestor: dict, current: dict) -> dict:
         "mac_reduction": _ratio(ancestor["macs"], current["macs"]),
         "layer_cluster_efficiency": [
             _ratio(a["clusters"], c["clusters"])
-            for a, c in zip(ancestor["layers"], current["layers"])
+            for a, c in zip(ancestor["layers"], current["layers"], strict=False)
         ],
         "layer_synaptic_efficiency": [
             _ratio(a["synapses"], c["synapses"])
-            for a, c in zip(ancestor["layers"], current["layers"])
+            for a, c in zip(ancestor["layers"], current["layers"], strict=False)
         ],
     }

@@ -46,7 +46,7 @@ def summary(run_dir: Path) -> dict:
         out = {key: record.get(key) for key in SUMMARY_FIELDS}
         out["layers"] = [
             {**layer, "cluster_efficiency": eff}
-            for layer, eff in zip(record["layers"], record["layer_cluster_efficiency"])
+            for layer, eff in zip(record["layers"], record["layer_cluster_efficiency"], strict=False)
         ]
         return out
 

@@ -41,7 +41,7 @@ def sample_masks(
     floors = [layer.out_units for layer in layers]
     targets = layer_targets(alive, floors, config.keep, config.balance)
     masks = {}
-    for index, (layer, target) in enumerate(zip(layers, targets)):
+    for index, (layer, target) in enumerate(zip(layers, targets, strict=False)):
         mask = cluster_view(parent.masks[layer.name], layer, config.cluster)
         weights = cluster_view(parent.state[f"{layer.name}.weight"], layer, config.cluster)
         p_cluster, p_synapse = encode_clusters(weights, mask, config.truncation)

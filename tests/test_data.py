@@ -3,8 +3,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_idx_folder, write_idx
+
 from jetsynth.data import DataSpec, load_dataset, stratified_subset
 from jetsynth.errors import JetsynthError
 

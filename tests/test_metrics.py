@@ -1,6 +1,5 @@
 import pytest
 
-
 from jetsynth.genome import ancestor_genome
 from jetsynth.metrics import efficiency, size_metrics
 

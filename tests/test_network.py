@@ -8,7 +8,7 @@ from jetsynth.network import chain_layers, cluster_view, kernel_alive
 
 def test_lenet5_chain():
     layers = chain_layers(build_model("lenet5", (1, 28, 28), 10), (1, 28, 28))
-    summary = [(l.kind, l.out_units, l.in_units, l.kernel, l.out_positions) for l in layers]
+    summary = [(x.kind, x.out_units, x.in_units, x.kernel, x.out_positions) for x in layers]
     assert summary == [
         ("conv", 20, 1, 25, 576),
         ("conv", 50, 20, 25, 64),
@@ -19,7 +19,7 @@ def test_lenet5_chain():
 
 def test_batch_norms_are_attached():
     layers = chain_layers(build_model("user_models:tiny_bn", (1, 28, 28), 10), (1, 28, 28))
-    assert [l.norm for l in layers] == ["1", None, "9", None]
+    assert [x.norm for x in layers] == ["1", None, "9", None]
 
 
 def test_non_chain_model_is_refused():
