@@ -159,23 +159,28 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: f
 def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:
     from rich.table import Table
 
-    from .report import efficiency_table, layer_table, write_plots
+    from .report import (
+        TABLE1_HEADER,
+        efficiency_table,
+        layer_table,
+        table2_header,
+        write_markdown,
+        write_plots,
+    )
 
     table = Table(title="Architectural efficiency vs accuracy (seed 001, Table 1)")
-    for column in ("Gen.", "Member", "A-E (synapses)", "Clusters", "MACs", "Acc."):
+    for column in TABLE1_HEADER:
         table.add_column(column, justify="right")
     for row in efficiency_table(records):
         table.add_row(*row)
     console.print(table)
     layers = Table(title="Cluster efficiency per layer (seed 001, Table 2)")
-    for column in ["Gen.", "Acc."] + [
-        f"Layer {i + 1}" for i in range(len(records[0]["layers"]))
-    ] + ["E"]:
+    for column in table2_header(records):
         layers.add_column(column, justify="right")
     for row in layer_table(records):
         layers.add_row(*row)
     console.print(layers)
-    for path in write_plots(run_dir, records):
+    for path in [write_markdown(run_dir, records), *write_plots(run_dir, records)]:
         console.print(f"plot: {path}")
 
 
@@ -198,4 +203,13 @@ def report(run_dir: Path, as_json: bool) -> None:
 
 
 def main() -> None:
-    cli()
+    """Console entry point: usage errors (an unknown option, a nonsense value) also end with one
+    line and exit status 2."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        _fail(f"{exc.format_message()} (see jetsynth --help)")
+    sys.exit(code if isinstance(code, int) else 0)

@@ -269,7 +269,8 @@ def evolve(
         observer.member_started(ancestor_id)
         genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed)
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
-        trained = train_genome(genome, dataset, config.training(True), seed, observer.step)
+        trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
+                               run.member_dir(ancestor_id))
         ancestor = _finish(run, trained, genome.lineage, seed, None)
         observer.member_finished(ancestor)
     records = [ancestor]
@@ -288,7 +289,8 @@ def evolve(
                 child = synthesize(run.genome(parent_id), config.synthesis(), rng, lineage)
                 if config.reinit:
                     child = _newborn(child, seed)
-                trained = train_genome(child, dataset, config.training(False), seed, observer.step)
+                trained = train_genome(child, dataset, config.training(False), seed,
+                                       observer.step, run.member_dir(mid))
                 record = _finish(run, trained, lineage, seed, ancestor)
                 observer.member_finished(record)
             records.append(record)

@@ -95,6 +95,32 @@ def layer_table(records: list[dict]) -> list[list[str]]:
     ]
 
 
+TABLE1_HEADER = ["Gen.", "Member", "A-E (synapses)", "Clusters", "MACs", "Acc."]
+
+
+def table2_header(records: list[dict]) -> list[str]:
+    return ["Gen.", "Acc."] + [f"Layer {i + 1}" for i in range(len(records[0]["layers"]))] + ["E"]
+
+
+def write_markdown(run_dir: Path, records: list[dict]) -> Path:
+    """Both tables as Markdown in RUN/report/tables.md, to read without jetsynth."""
+
+    def markdown(header: list[str], rows: list[list[str]]) -> str:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+    path = Path(run_dir) / "report" / "tables.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "## Architectural efficiency vs accuracy (seed 001, Table 1)\n\n"
+        + markdown(TABLE1_HEADER, efficiency_table(records))
+        + "\n\n## Cluster efficiency per layer (seed 001, Table 2)\n\n"
+        + markdown(table2_header(records), layer_table(records))
+        + "\n"
+    )
+    return path
+
+
 def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
     """PNG plots of accuracy, synaptic and cluster efficiency vs generation (every member as a
     dot, the best per generation as a line), and per-layer cluster efficiency."""

@@ -7,13 +7,16 @@ what the ancestor was. Masks inside surviving filters are re-applied after every
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from .compact import compact, expand_state
 from .data import Dataset, DataSpec, load_dataset
 from .genome import Genome
@@ -64,9 +67,11 @@ def train_genome(
     config: TrainConfig,
     seed: int,
     on_step: Callable[[int, int], None] | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> TrainResult:
     """Train `genome` for `config.epochs` epochs and evaluate it on the whole test split.
-    `on_step(done, total)` is called after every optimiser step (for progress displays)."""
+    `on_step(done, total)` is called after every optimiser step (for progress displays). With
+    `checkpoint_dir`, each finished epoch is saved there and a matching checkpoint is resumed."""
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -77,27 +82,31 @@ def train_genome(
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(total, 1), eta_min=0.05 * config.lr
-    )
     order = torch.Generator().manual_seed(seed)
-    step = 0
+    key = {"member": genome.lineage.id, "seed": seed, "config": asdict(config)}
+    first_epoch = 0
+    if checkpoint_dir is not None:
+        first_epoch = load_checkpoint(checkpoint_dir, key, net, optimizer, order)
+    step = first_epoch * steps_per_epoch
     net.train()
-    for _ in range(config.epochs):
+    for epoch in range(first_epoch, config.epochs):
         permutation = torch.randperm(n, generator=order)
         for start in range(0, n, config.batch_size):
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(config.lr, step, total)
             batch = permutation[start : start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(net(dataset.train_x[batch]), dataset.train_y[batch])
             loss.backward()
             optimizer.step()
-            schedule.step()
             with torch.no_grad():
                 for weight, mask in masked:
                     weight.mul_(mask)
             step += 1
             if on_step is not None:
                 on_step(step, total)
+        if checkpoint_dir is not None and epoch + 1 < config.epochs:
+            save_checkpoint(checkpoint_dir, key, epoch + 1, net, optimizer, order)
     state = restrict_precision(expand_state(compacted, genome.layers, genome.state), config.precision)
     trained = replace(genome, state=state, precision=config.precision)
     evaluated = compact(trained.build(), trained.masks, trained.layers).model
@@ -108,4 +117,12 @@ def train_genome(
         "epochs": config.epochs,
         **size_metrics(trained),
     }
+    if checkpoint_dir is not None:
+        remove_checkpoint(checkpoint_dir)
     return TrainResult(trained, metrics)
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """Learning rate at `step` of `total`: a cosine from `base` down to 5 % of it."""
+    floor = 0.05 * base
+    return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * step / max(total, 1)))

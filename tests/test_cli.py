@@ -72,3 +72,25 @@ def test_no_traceback_in_a_real_process():
     assert process.stderr.strip().splitlines() == [
         "error: dataset folder not found: /no/such (check the path in --data)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evolve", "--cluster", "blob"], "'blob' is not one of 'kernel', 'filter'"),
+        (["evolve", "--generations", "many"], "'many' is not a valid integer"),
+        (["evolve", "--no-such-option"], "No such option: --no-such-option"),
+    ],
+)
+def test_usage_errors_are_one_line(args, message):
+    process = subprocess.run([sys.executable, "-m", "jetsynth", *args], capture_output=True,
+                             text=True, timeout=120)
+    assert process.returncode == 2
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_help_works_from_the_console_entry_point():
+    process = subprocess.run([sys.executable, "-m", "jetsynth", "--help"], capture_output=True,
+                             text=True, timeout=120)
+    assert process.returncode == 0 and "evolve" in process.stdout

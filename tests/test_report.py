@@ -2,7 +2,14 @@ import pytest
 
 from jetsynth.errors import JetsynthError
 from jetsynth.evolve import EvolveConfig, evolve
-from jetsynth.report import efficiency_table, layer_table, load_records, summary, write_plots
+from jetsynth.report import (
+    efficiency_table,
+    layer_table,
+    load_records,
+    summary,
+    write_markdown,
+    write_plots,
+)
 
 REQUIRED = {"generation", "member", "parents", "accuracy", "synapses", "clusters",
             "synaptic_efficiency", "cluster_efficiency", "macs", "fps"}
@@ -45,3 +52,9 @@ def test_plots_are_pngs(run_dir):
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(JetsynthError, match="not a jetsynth run directory"):
         summary(tmp_path)
+
+
+def test_markdown_tables(run_dir):
+    _, records = load_records(run_dir)
+    text = write_markdown(run_dir, records).read_text()
+    assert "seed 001, Table 1" in text and "| 1 | 0 | 1.00X |" in text
