@@ -113,6 +113,16 @@ def cli() -> None:
               show_default=True, help="fp16: restrict trained weights to half precision.")
 @click.option("--alignment", type=click.Choice(["tag", "position"]), default="tag",
               show_default=True, help="How parents' clusters are matched in mating.")
+@click.option("--mating", type=click.Choice(["sum", "product"]), default="sum", show_default=True,
+              help="Mating function: weighted sum (seed 000) or product over K_c (seed 002).")
+@click.option("--structure", type=click.Choice(["intersection", "union"]), default="intersection",
+              show_default=True, help="Offspring clusters: in all parents, or in any (tagged union).")
+@click.option("--alpha", "alphas", type=float, multiple=True,
+              help="Mating weight of each parent, once per parent [default: equal].")
+@click.option("--selection", type=click.Choice(["random", "fitness", "similarity"]),
+              default="random", show_default=True, help="Parent-selection policy.")
+@click.option("--overlap-band", type=(float, float), default=(0.5, 0.9), show_default=True,
+              help="similarity selection: preferred cluster overlap of mates with the first parent.")
 @click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -136,6 +146,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: f
     if resume and run_dir is None:
         _fail("--resume needs --run-dir DIR naming the run to continue")
     run_dir = run_dir or Path("runs") / time.strftime("evolve-%Y%m%d-%H%M%S")
+    options["alphas"] = tuple(options["alphas"]) or None
     given = {
         name: value
         for name, value in options.items()
@@ -163,9 +174,11 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         TABLE1_HEADER,
         efficiency_table,
         layer_table,
+        overlap_by_generation,
         table2_header,
         write_markdown,
         write_plots,
+        write_population_plots,
     )
 
     table = Table(title="Architectural efficiency vs accuracy (seed 001, Table 1)")
@@ -180,7 +193,17 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     for row in layer_table(records):
         layers.add_row(*row)
     console.print(layers)
-    for path in [write_markdown(run_dir, records), *write_plots(run_dir, records)]:
+    paths = [write_markdown(run_dir, records), *write_plots(run_dir, records)]
+    if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
+        overlap = Table(title="Average cluster overlap per generation (seed 002, Table 1)")
+        for column in ("Gen.", "Members", "Avg. overlap"):
+            overlap.add_column(column, justify="right")
+        for row in overlap_by_generation(run_dir, records, config["cluster"]):
+            overlap.add_row(str(row["generation"]), str(row["members"]),
+                            f"{100 * row['average_overlap']:.2f} %")
+        console.print(overlap)
+        paths += write_population_plots(run_dir, records, config["precision"])
+    for path in paths:
         console.print(f"plot: {path}")
 
 
@@ -200,6 +223,42 @@ def report(run_dir: Path, as_json: bool) -> None:
             _print_report(run_dir, *load_records(run_dir), Console())
     except JetsynthError as exc:
         _fail(str(exc))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--generation", "-g", type=int, required=True, help="Which generation to compare.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
+    """Pairwise cluster overlap |A∩B|/|A| of a generation (seed 002), with a heatmap PNG."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report import generation_similarity, load_records, write_similarity_heatmap
+    from .similarity import average_overlap
+
+    try:
+        config, _ = load_records(run_dir)
+        ids, matrix = generation_similarity(run_dir, generation, config["cluster"])
+    except JetsynthError as exc:
+        _fail(str(exc))
+    path = write_similarity_heatmap(run_dir, generation, ids, matrix)
+    if as_json:
+        click.echo(json.dumps({"generation": generation, "members": ids,
+                               "overlap": matrix.round(6).tolist(),
+                               "average_overlap": average_overlap(matrix),
+                               "heatmap": str(path)}, indent=2))
+        return
+    table = Table(title=f"Cluster overlap, generation {generation} (row A, column B: |A∩B|/|A|)")
+    table.add_column("A \\ B")
+    for mid in ids:
+        table.add_column(mid, justify="right")
+    for mid, row in zip(ids, matrix, strict=True):
+        table.add_row(mid, *[f"{100 * v:.1f} %" for v in row])
+    console = Console()
+    console.print(table)
+    console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")
+    console.print(f"heatmap: {path}")
 
 
 def main() -> None:

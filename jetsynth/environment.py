@@ -27,10 +27,13 @@ def _bisect(func, target: float, low: float, high: float, steps: int = 100) -> f
 
 
 def layer_targets(
-    alive: list[int], floors: list[int], keep: float, balance: float
+    alive: list[int], floors: list[int], keep: float, balance: float, base: float | None = None
 ) -> list[float]:
-    """Expected live synapses allowed to each layer of the offspring (see module docstring)."""
-    budget = keep * sum(alive)
+    """Expected live synapses allowed to each layer of the offspring (see module docstring).
+    `alive` caps each layer; the budget is `keep` × `base` (default: the sum of `alive`); with m
+    parents `base` is their mean size, so the intersection of their structures does not by
+    itself speed up sparsification."""
+    budget = keep * (sum(alive) if base is None else base)
     lows = [min(n, f) for n, f in zip(alive, floors, strict=False)]
 
     def targets(scale: float) -> list[float]:

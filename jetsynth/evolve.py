@@ -19,8 +19,11 @@ import torch
 from .data import DataSpec, load_dataset
 from .errors import JetsynthError
 from .genome import Genome, Lineage, ancestor_genome, load_genome, save_genome
+from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .metrics import efficiency
 from .network import CLUSTER_MODES
+from .selection import POLICIES, SelectionConfig, select_parents
+from .similarity import cluster_presence, overlap_matrix
 from .storage import append_jsonl, read_json, write_json
 from .synthesis import SynthesisConfig, synthesize
 from .train import PRECISIONS, TrainConfig, train_genome
@@ -55,6 +58,11 @@ class EvolveConfig:
     lr: float = 1e-3
     precision: str = "fp32"
     alignment: str = "tag"
+    mating: str = "sum"
+    structure: str = "intersection"
+    alphas: tuple[float, ...] | None = None
+    selection: str = "random"
+    overlap_band: tuple[float, float] = (0.5, 0.9)
     reinit: bool = False
     seed: int = 0
     executor: str = "local"
@@ -86,11 +94,18 @@ class EvolveConfig:
             (self.lr <= 0, "--lr must be positive"),
             (self.cluster not in CLUSTER_MODES, "--cluster must be kernel or filter"),
             (self.precision not in PRECISIONS, "--precision must be fp32 or fp16"),
-            (self.alignment not in ("tag", "position"), "--alignment must be tag or position"),
+            (self.alignment not in ALIGNMENTS, "--alignment must be tag or position"),
+            (self.mating not in MATING_FUNCTIONS, "--mating must be sum or product"),
+            (self.structure not in STRUCTURES, "--structure must be intersection or union"),
+            (self.selection not in POLICIES, "--selection must be random, fitness or similarity"),
+            (self.parents < 1, "--parents must be at least 1"),
             (
-                self.parents != 1,
-                "--parents other than 1 (m-parent mating) is not available in this version; "
-                "use --parents 1",
+                self.alphas is not None and len(self.alphas) != self.parents,
+                f"give one --alpha per parent ({self.parents}), or none for equal weights",
+            ),
+            (
+                not 0.0 <= self.overlap_band[0] <= self.overlap_band[1] <= 1.0,
+                "--overlap-band LOW HIGH must satisfy 0 <= LOW <= HIGH <= 1",
             ),
             (
                 self.executor != "local",
@@ -105,10 +120,25 @@ class EvolveConfig:
             if failed:
                 raise JetsynthError(message)
 
-    def synthesis(self) -> SynthesisConfig:
+    def synthesis(self, parents: int) -> SynthesisConfig:
+        """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
+        the previous generation is smaller, e.g. the ancestor alone)."""
+        alphas = self.alphas if self.alphas is not None and len(self.alphas) == parents else None
+        if self.alphas is not None and alphas is None:
+            alphas = tuple(a / sum(self.alphas[:parents]) for a in self.alphas[:parents])
         return SynthesisConfig(
-            cluster=self.cluster, keep=self.keep, balance=self.balance, truncation=self.truncation
+            cluster=self.cluster,
+            keep=self.keep,
+            balance=self.balance,
+            truncation=self.truncation,
+            mating=self.mating,
+            structure=self.structure,
+            alignment=self.alignment,
+            alphas=alphas,
         )
+
+    def selection_config(self) -> SelectionConfig:
+        return SelectionConfig(policy=self.selection, band=tuple(self.overlap_band))
 
     def training(self, ancestor: bool) -> TrainConfig:
         return TrainConfig(
@@ -187,7 +217,11 @@ class RunDirectory:
             return None
         stored = read_json(path)["config"]
         known = {f.name for f in fields(EvolveConfig)}
-        return EvolveConfig(**{k: v for k, v in stored.items() if k in known})
+        values = {k: v for k, v in stored.items() if k in known}
+        for key in ("alphas", "overlap_band"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return EvolveConfig(**values)
 
     def save(self, genome: Genome, record: dict) -> None:
         folder = self.member_dir(genome.lineage.id)
@@ -274,19 +308,28 @@ def evolve(
         ancestor = _finish(run, trained, genome.lineage, seed, None)
         observer.member_finished(ancestor)
     records = [ancestor]
-    previous = [ancestor_id]
+    previous = [ancestor]
     for generation in range(2, config.generations + 1):
         current = []
+        genomes = {r["id"]: run.genome(r["id"]) for r in previous}
+        overlaps = None
+        if config.selection == "similarity":
+            overlaps = overlap_matrix(
+                [cluster_presence(genomes[r["id"]], config.cluster) for r in previous]
+            )
         for index in range(config.population):
             mid = member_id(generation, index)
             record = run.record(mid)
             if record is None:
                 seed = member_seed(config.seed, generation, index)
                 rng = torch.Generator().manual_seed(seed)
-                parent_id = previous[int(torch.randint(len(previous), (1,), generator=rng))]
-                lineage = Lineage(mid, generation, index, (parent_id,))
+                chosen = select_parents(previous, config.parents, config.selection_config(), rng,
+                                        overlaps)
+                parent_ids = tuple(previous[i]["id"] for i in chosen)
+                lineage = Lineage(mid, generation, index, parent_ids)
                 observer.member_started(mid)
-                child = synthesize(run.genome(parent_id), config.synthesis(), rng, lineage)
+                child = synthesize([genomes[p] for p in parent_ids],
+                                   config.synthesis(len(parent_ids)), rng, lineage)
                 if config.reinit:
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,
@@ -294,7 +337,7 @@ def evolve(
                 record = _finish(run, trained, lineage, seed, ancestor)
                 observer.member_finished(record)
             records.append(record)
-            current.append(mid)
+            current.append(record)
         run.event("generation_done", generation=generation)
         previous = current
     run.event("run_done", members=len(records))

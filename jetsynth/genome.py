@@ -53,6 +53,9 @@ class Genome:
         model.load_state_dict(self.state)
         return model
 
+    def with_state(self, state: dict[str, torch.Tensor]) -> Genome:
+        return replace(self, state=state)
+
     def with_masks(self, masks: dict[str, torch.Tensor], lineage: Lineage) -> Genome:
         """A copy with new masks applied: pruned weights and dead units' biases set to zero."""
         state = {k: v.clone() for k, v in self.state.items()}

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from .errors import JetsynthError
 from .evolve import CONFIG_FILE, RunDirectory
+from .similarity import average_overlap, cluster_presence, overlap_matrix
 
 SUMMARY_FIELDS = (
     "id",
@@ -56,6 +59,7 @@ def summary(run_dir: Path) -> dict:
         "layers": layer_names,
         "ancestor": entry(records[0]),
         "members": [entry(r) for r in records],
+        "generations": overlap_by_generation(run_dir, records, config["cluster"]),
     }
 
 
@@ -95,6 +99,16 @@ def layer_table(records: list[dict]) -> list[list[str]]:
     ]
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 TABLE1_HEADER = ["Gen.", "Member", "A-E (synapses)", "Clusters", "MACs", "Acc."]
 
 
@@ -124,11 +138,7 @@ def write_markdown(run_dir: Path, records: list[dict]) -> Path:
 def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
     """PNG plots of accuracy, synaptic and cluster efficiency vs generation (every member as a
     dot, the best per generation as a line), and per-layer cluster efficiency."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     out_dir = Path(run_dir) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     best = _best_per_generation(records)
@@ -171,3 +181,91 @@ def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
     plt.close(fig)
     written.append(path)
     return written
+
+
+def generation_similarity(run_dir: Path, generation: int, mode: str) -> tuple[list[str], np.ndarray]:
+    """Member ids and the %overlap matrix (seed 002, eq. 4) of one generation."""
+    run = RunDirectory(Path(run_dir))
+    ids = [r["id"] for r in run.records() if r["generation"] == generation]
+    if not ids:
+        raise JetsynthError(f"{run_dir} has no finished member in generation {generation}")
+    return ids, overlap_matrix([cluster_presence(run.genome(i), mode) for i in ids])
+
+
+def overlap_by_generation(run_dir: Path, records: list[dict], mode: str) -> list[dict]:
+    """Seed 002 Table 1: the average pairwise overlap of each generation."""
+    generations = sorted({r["generation"] for r in records})
+    rows = []
+    for generation in generations:
+        ids, matrix = generation_similarity(run_dir, generation, mode)
+        rows.append({"generation": generation, "members": len(ids),
+                     "average_overlap": average_overlap(matrix)})
+    return rows
+
+
+def write_similarity_heatmap(run_dir: Path, generation: int, ids: list[str],
+                             matrix: np.ndarray) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(ids), 1.0 + 0.5 * len(ids)))
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
+    ax.set_xticks(range(len(ids)), ids, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(ids)), ids, fontsize=8)
+    for i in range(len(ids)):
+        for j in range(len(ids)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] < 0.6 else "black")
+    ax.set_title(f"cluster overlap |A∩B|/|A|, generation {generation} (row A, column B)",
+                 fontsize=9)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    path = Path(run_dir) / "report" / f"similarity_g{generation:02d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_population_plots(run_dir: Path, records: list[dict], precision: str) -> list[Path]:
+    """Seed 002 Fig. 1 (accuracy vs storage size, one colour per generation) and the family
+    tree (each member a node in its generation's row, an edge to each parent)."""
+    plt = _pyplot()
+    out_dir = Path(run_dir) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bytes_per_weight = 2 if precision == "fp16" else 4
+    fig, ax = plt.subplots(figsize=(6, 4))
+    points = ax.scatter([r["synapses"] * bytes_per_weight / 1024 for r in records],
+                        [r["accuracy"] for r in records],
+                        c=[r["generation"] for r in records], cmap="viridis", s=18)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"storage size of live weights (KiB, {precision})")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    fig.colorbar(points, ax=ax, label="generation")
+    fig.tight_layout()
+    storage = out_dir / "accuracy_vs_storage.png"
+    fig.savefig(storage, dpi=120)
+    plt.close(fig)
+
+    position = {r["id"]: (r["member"], -r["generation"]) for r in records}
+    fig, ax = plt.subplots(figsize=(2 + 0.6 * max(r["member"] + 1 for r in records),
+                                    1 + 0.45 * max(r["generation"] for r in records)))
+    for record in records:
+        x, y = position[record["id"]]
+        for parent in record["parents"]:
+            if parent in position:
+                px, py = position[parent]
+                ax.plot([px, x], [py, y], color="grey", alpha=0.4, linewidth=0.8)
+    nodes = ax.scatter([position[r["id"]][0] for r in records],
+                       [position[r["id"]][1] for r in records],
+                       c=[r["accuracy"] for r in records], cmap="plasma", s=40, zorder=3)
+    ax.set_yticks([-g for g in sorted({r["generation"] for r in records})],
+                  [str(g) for g in sorted({r["generation"] for r in records})])
+    ax.set_ylabel("generation")
+    ax.set_xlabel("member")
+    fig.colorbar(nodes, ax=ax, label="test accuracy")
+    ax.set_title("family tree (edges to parents)", fontsize=9)
+    fig.tight_layout()
+    tree = out_dir / "family_tree.png"
+    fig.savefig(tree, dpi=120)
+    plt.close(fig)
+    return [storage, tree]

@@ -1,5 +1,11 @@
-"""Single-parent offspring synthesis (seed 001, eq. 3): sample which clusters and synapses of the
-parent live on, under the environmental factors, then drop the units that died with them."""
+"""Offspring synthesis (seed 001 eq. 3; seed 000 eq. 3 for m parents): sample which clusters and
+synapses live on under the environmental factors, then drop the units that died with them.
+
+With one parent the probabilities come from its weights; with m parents from the mated strengths
+of the aligned parents (see `mating`), within the intersection (or tagged union) of their
+structures, and the offspring inherits the α-weighted mean of the weights of the parents that
+carry each synapse.
+"""
 
 from __future__ import annotations
 
@@ -13,43 +19,57 @@ from .encoding import encode_clusters
 from .environment import layer_factor, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
-from .network import cluster_view, synapse_grid
+from .mating import align, equal_alphas, mate, structure
+from .network import Layer, cluster_view, synapse_grid
 
 MAX_DRAWS = 20
 
 
 @dataclass(frozen=True)
 class SynthesisConfig:
-    """cluster: 'kernel' or 'filter'; keep: offspring's share of its parent's synapses;
+    """cluster: 'kernel' or 'filter'; keep: offspring's share of its parents' (mean) synapses;
     balance: how much the big layers carry the pressure (0 = equal rates, 1 = equal counts);
-    truncation: ⌊w⌋ threshold as a fraction of the layer's largest |w|."""
+    truncation: ⌊w⌋ threshold as a fraction of the layer's largest |w|; mating: 'sum' (seed 000)
+    or 'product' (seed 002); structure: 'intersection' or 'union' of the parents' clusters;
+    alignment: match clusters by 'tag' or by compacted 'position'; alphas: mating weights
+    (None: equal)."""
 
     cluster: str = "kernel"
     keep: float = 0.8
     balance: float = 0.5
     truncation: float = 0.1
+    mating: str = "sum"
+    structure: str = "intersection"
+    alignment: str = "tag"
+    alphas: tuple[float, ...] | None = None
 
 
 def sample_masks(
-    parent: Genome, config: SynthesisConfig, generator: torch.Generator
+    layers: list[Layer],
+    strengths: dict[str, torch.Tensor],
+    allowed: dict[str, torch.Tensor],
+    base: float,
+    config: SynthesisConfig,
+    generator: torch.Generator,
 ) -> dict[str, torch.Tensor]:
-    """One stochastic draw of the offspring's synapse masks (dead units already removed). The
-    output layer's neurons are the classes: they are not clusters that can be dropped, and a
-    class whose every synapse was drawn away keeps its most probable one."""
-    layers = parent.layers
-    alive = [int(parent.masks[layer.name].sum()) for layer in layers]
+    """One stochastic draw of the offspring's synapse masks (dead units already removed).
+    `strengths` are the (mated) synaptic strengths, `allowed` where synapses may exist, `base`
+    the synapse count the `keep` share applies to. The output layer's neurons are the classes:
+    they are not clusters that can be dropped, and a class whose every synapse was drawn away
+    keeps its most probable one."""
+    alive = [int(allowed[layer.name].sum()) for layer in layers]
     floors = [layer.out_units for layer in layers]
-    targets = layer_targets(alive, floors, config.keep, config.balance)
+    targets = layer_targets(alive, floors, config.keep, config.balance, base)
     masks = {}
-    for index, (layer, target) in enumerate(zip(layers, targets, strict=False)):
-        mask = cluster_view(parent.masks[layer.name], layer, config.cluster)
-        weights = cluster_view(parent.state[f"{layer.name}.weight"], layer, config.cluster)
+    for index, (layer, target) in enumerate(zip(layers, targets, strict=True)):
+        mask = cluster_view(allowed[layer.name], layer, config.cluster)
+        weights = cluster_view(strengths[layer.name], layer, config.cluster)
         p_cluster, p_synapse = encode_clusters(weights, mask, config.truncation)
         if index + 1 == len(layers):
             p_cluster = mask.any(dim=1).float()
         factor = layer_factor(p_cluster, p_synapse, target)
         if math.isinf(factor):
-            masks[layer.name] = parent.masks[layer.name].clone()
+            masks[layer.name] = allowed[layer.name].clone()
             continue
         root = math.sqrt(factor)
         keep_cluster = torch.rand(p_cluster.shape, generator=generator) < root * p_cluster
@@ -62,30 +82,66 @@ def sample_masks(
             lost = mask.any(dim=1) & ~child.any(dim=1)
             strongest = reachable.argmax(dim=1)
             child[lost, strongest[lost]] = True
-        masks[layer.name] = child.reshape(parent.masks[layer.name].shape)
+        masks[layer.name] = child.reshape(allowed[layer.name].shape)
     return propagate_dead(masks, layers)
 
 
-def _viable(parent: Genome, masks: dict[str, torch.Tensor]) -> bool:
-    """Every layer keeps a synapse and every class the parent could predict keeps one."""
-    last = parent.layers[-1].name
-    rows = parent.layers[-1].out_units
+def _viable(layers: list[Layer], allowed: dict, masks: dict) -> bool:
+    """Every layer keeps a synapse and every class the parents could predict keeps one."""
+    last = layers[-1]
+    rows = last.out_units
     classes_kept = torch.equal(
-        masks[last].reshape(rows, -1).any(dim=1), parent.masks[last].reshape(rows, -1).any(dim=1)
+        masks[last.name].reshape(rows, -1).any(dim=1), allowed[last.name].reshape(rows, -1).any(dim=1)
     )
-    return classes_kept and all(bool(masks[layer.name].any()) for layer in parent.layers)
+    return classes_kept and all(bool(masks[layer.name].any()) for layer in layers)
+
+
+def _inherited_state(parents: list[Genome], weights: dict, present: dict, alphas: torch.Tensor,
+                     alignment: str) -> dict[str, torch.Tensor]:
+    """The offspring's starting weights: per synapse the α-weighted mean over the parents that
+    carry it; biases likewise over the parents whose unit is alive (tag alignment), else the
+    first parent's. Other state (batch-norm statistics) comes from the first parent."""
+    state = {k: v.clone() for k, v in parents[0].state.items()}
+    for layer in parents[0].layers:
+        carried = present[layer.name].float()
+        share = alphas.reshape(-1, *([1] * (carried.dim() - 1))) * carried
+        total = share.sum(dim=0)
+        mean = (share * weights[layer.name]).sum(dim=0) / total.clamp_min(1e-12)
+        state[f"{layer.name}.weight"] = mean
+        bias_key = f"{layer.name}.bias"
+        if bias_key in state and alignment == "tag" and len(parents) > 1:
+            biases = torch.stack([p.state[bias_key] for p in parents])
+            unit_alive = torch.stack(
+                [p.masks[layer.name].reshape(layer.out_units, -1).any(dim=1) for p in parents]
+            ).float() * alphas[:, None]
+            state[bias_key] = (unit_alive * biases).sum(dim=0) / unit_alive.sum(dim=0).clamp_min(1e-12)
+    return state
 
 
 def synthesize(
-    parent: Genome, config: SynthesisConfig, generator: torch.Generator, lineage: Lineage
+    parents: Genome | list[Genome],
+    config: SynthesisConfig,
+    generator: torch.Generator,
+    lineage: Lineage,
 ) -> Genome:
-    """An offspring inheriting the parent's surviving weights. A draw that kills a whole layer
-    or a class is drawn again; masks only ever lose synapses."""
+    """An offspring of one or m parents. A draw that kills a whole layer or a class is drawn
+    again; the offspring's synapses always lie within its parents' structure."""
+    parents = [parents] if isinstance(parents, Genome) else list(parents)
+    m = len(parents)
+    alphas = torch.tensor(config.alphas, dtype=torch.float32) if config.alphas else equal_alphas(m)
+    if len(alphas) != m:
+        raise JetsynthError(f"{len(alphas)} mating weights (--alpha) for {m} parents")
+    layers = parents[0].layers
+    weights, present = align(parents, config.alignment)
+    strengths = {k: mate(w.abs(), present[k], alphas, config.mating) for k, w in weights.items()}
+    allowed = {k: structure(p, config.structure) for k, p in present.items()}
+    base = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
     for _ in range(MAX_DRAWS):
-        masks = sample_masks(parent, config, generator)
-        if _viable(parent, masks):
-            return parent.with_masks(masks, lineage)
+        masks = sample_masks(layers, strengths, allowed, base, config, generator)
+        if _viable(layers, allowed, masks):
+            state = _inherited_state(parents, weights, present, alphas, config.alignment)
+            return parents[0].with_state(state).with_masks(masks, lineage)
     raise JetsynthError(
-        f"every draw of offspring {lineage.id} lost a whole layer; the parent is too sparse "
-        "for more pressure: raise --keep or evolve fewer generations"
+        f"every draw of offspring {lineage.id} lost a whole layer; the parents are too sparse "
+        "(or too different) for more pressure: raise --keep or evolve fewer generations"
     )

@@ -101,3 +101,34 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     assert sorted(done) == sorted(r["id"] for r in reference)
     leftovers = [p for p in run_dir.rglob("*.tmp")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"selection": "random"},
+        {"selection": "fitness", "mating": "product"},
+        {"selection": "similarity", "alignment": "position"},
+        {"structure": "union", "alphas": (0.7, 0.3)},
+    ],
+)
+def test_two_parent_population(tmp_path, options):
+    config = replace(SMALL, generations=3, population=3, parents=2, subset=0.3, **options)
+    records = evolve(config, tmp_path / "run")
+    run = RunDirectory(tmp_path / "run")
+    for record in records:
+        if record["generation"] == 2:
+            assert record["parents"] == ["g01-m00"]
+        if record["generation"] == 3:
+            assert len(set(record["parents"])) == 2
+            child = run.genome(record["id"])
+            parents = [run.genome(p) for p in record["parents"]]
+            if config.structure == "intersection" and config.alignment == "tag":
+                for name, mask in child.masks.items():
+                    allowed = parents[0].masks[name] & parents[1].masks[name]
+                    assert not (mask & ~allowed).any()
+
+
+def test_alpha_count_must_match_parents():
+    with pytest.raises(JetsynthError, match="one --alpha per parent"):
+        replace(SMALL, parents=2, alphas=(1.0,)).resolved()

@@ -3,7 +3,7 @@ import torch
 
 from jetsynth.errors import JetsynthError
 from jetsynth.genome import Lineage, ancestor_genome
-from jetsynth.synthesis import SynthesisConfig, sample_masks, synthesize
+from jetsynth.synthesis import SynthesisConfig, synthesize
 
 CHILD = Lineage("g02-m00", 2, 0, ("g01-m00",))
 
@@ -35,16 +35,16 @@ def test_budget_is_met_in_expectation(parent):
 
 
 def test_same_seed_same_offspring(parent):
-    a = sample_masks(parent, SynthesisConfig(), torch.Generator().manual_seed(7))
-    b = sample_masks(parent, SynthesisConfig(), torch.Generator().manual_seed(7))
-    c = sample_masks(parent, SynthesisConfig(), torch.Generator().manual_seed(8))
+    a = synthesize(parent, SynthesisConfig(), torch.Generator().manual_seed(7), CHILD).masks
+    b = synthesize(parent, SynthesisConfig(), torch.Generator().manual_seed(7), CHILD).masks
+    c = synthesize(parent, SynthesisConfig(), torch.Generator().manual_seed(8), CHILD).masks
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_filter_clusters_remove_whole_filters(parent):
-    masks = sample_masks(parent, SynthesisConfig(cluster="filter", keep=0.3, balance=0.0),
-                         torch.Generator().manual_seed(0))
+    config = SynthesisConfig(cluster="filter", keep=0.3, balance=0.0)
+    masks = synthesize(parent, config, torch.Generator().manual_seed(0), CHILD).masks
     conv2 = masks["3"].reshape(50, -1)
     alive_filters = conv2.any(dim=1)
     assert alive_filters.sum() < 50
@@ -61,7 +61,7 @@ def test_output_classes_survive(parent):
 
 def test_stronger_synapses_survive_more_often(parent):
     weights = parent.state["7.weight"]
-    masks = sample_masks(parent, SynthesisConfig(keep=0.5), torch.Generator().manual_seed(0))
+    masks = synthesize(parent, SynthesisConfig(keep=0.5), torch.Generator().manual_seed(0), CHILD).masks
     ranked = weights.abs().flatten().sort().values
     strong = weights.abs() > ranked[int(0.9 * len(ranked))]
     weak = weights.abs() < ranked[int(0.1 * len(ranked))]

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+import torch
+
+from jetsynth.selection import SelectionConfig, fitness, select_parents
+
+RECORDS = [
+    {"accuracy": 0.90, "synaptic_efficiency": 1.0},
+    {"accuracy": 0.99, "synaptic_efficiency": 4.0},
+    {"accuracy": 0.95, "synaptic_efficiency": 128.0},
+    {"accuracy": 0.50, "synaptic_efficiency": 1.0},
+]
+
+
+def test_fitness_by_hand():
+    assert fitness(RECORDS[1], 0.01) == pytest.approx(0.99 + 0.02)
+    assert fitness(RECORDS[2], 0.01) == pytest.approx(0.95 + 0.07)
+
+
+def test_random_draws_distinct_parents():
+    for seed in range(20):
+        chosen = select_parents(RECORDS, 3, SelectionConfig(), torch.Generator().manual_seed(seed))
+        assert len(set(chosen)) == 3
+    assert select_parents(RECORDS, 9, SelectionConfig(), torch.Generator()) != []
+    assert len(select_parents(RECORDS, 9, SelectionConfig(), torch.Generator())) == 4
+
+
+def test_fitness_tournament_with_everyone_picks_the_best():
+    config = SelectionConfig(policy="fitness", tournament=4)
+    assert select_parents(RECORDS, 2, config, torch.Generator().manual_seed(0)) == [2, 1]
+
+
+def test_similarity_prefers_mates_in_the_band():
+    overlaps = np.array([
+        [1.0, 0.95, 0.7, 0.2],
+        [0.9, 1.0, 0.8, 0.1],
+        [0.6, 0.7, 1.0, 0.3],
+        [0.2, 0.2, 0.3, 1.0],
+    ])
+    config = SelectionConfig(policy="similarity", tournament=4, band=(0.5, 0.8))
+    chosen = select_parents(RECORDS, 2, config, torch.Generator().manual_seed(0), overlaps)
+    assert chosen[0] == 2  # the fittest
+    assert chosen[1] in (0, 1)  # overlaps 0.6 and 0.7 lie in the band, 0.3 does not
+    chosen = select_parents(RECORDS, 4, config, torch.Generator().manual_seed(0), overlaps)
+    assert sorted(chosen) == [0, 1, 2, 3]
