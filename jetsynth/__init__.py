@@ -5,7 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .compact import Compacted, compact, expand_state, propagate_dead
 from .data import Dataset, DataSpec, load_dataset
 from .encoding import cluster_probability, synapse_probability, truncate
-from .environment import layer_factor, layer_targets
+from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
 from .evolve import EvolveConfig, evolve
 from .genome import Genome, Lineage, ancestor_genome, load_genome, save_genome
@@ -43,7 +43,7 @@ __all__ = [
     "efficiency",
     "evolve",
     "expand_state",
-    "layer_factor",
+    "layer_factors",
     "layer_targets",
     "load_dataset",
     "load_genome",

@@ -103,6 +103,8 @@ def cli() -> None:
               help="0: every layer loses the same share; 1: big layers carry the pressure.")
 @click.option("--truncation", type=float, default=0.1, show_default=True,
               help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
+@click.option("--cluster-pressure", type=float, default=0.5, show_default=True,
+              help="Share of the pressure that removes whole clusters (1) rather than thinning them (0).")
 @click.option("--epochs", type=int, default=None,
               help="Training epochs per offspring [default: 5 on digits, else 2].")
 @click.option("--ancestor-epochs", type=int, default=None,

@@ -4,8 +4,9 @@ The offspring of a parent with N live synapses is allowed `keep`·N of them in e
 That global budget is spread over layers as targets T_l = clip(F · n_l^(1−balance), floor_l, n_l)
 with one F for the whole network: balance 0 gives every layer the same survival rate, balance 1
 the same number of survivors, so large layers carry most of the pressure and small layers are
-spared. Inside a layer the cluster and synapse factors are F_c = F_s = √f_l, with f_l chosen so
-that Σ_c min(1, F_c·p_c) · Σ_{i∈c} min(1, F_s·p_i) = T_l.
+spared. Inside a layer the cluster factor F_c and the synapse factor F_s are chosen so that
+Σ_c min(1, F_c·p_c) · Σ_{i∈c} min(1, F_s·p_i) = T_l, with a set share of the pressure falling on
+whole clusters (`layer_factors`).
 """
 
 from __future__ import annotations
@@ -48,18 +49,42 @@ def layer_targets(
     return targets(_bisect(lambda s: sum(targets(s)), budget, 0.0, high))
 
 
-def expected_survivors(p_cluster: torch.Tensor, p_synapse: torch.Tensor, factor: float) -> float:
-    root = math.sqrt(factor)
-    per_cluster = (root * p_synapse).clamp(max=1.0).sum(dim=1)
-    return float(((root * p_cluster).clamp(max=1.0) * per_cluster).sum())
+def _kept(probabilities: torch.Tensor, factor: float) -> torch.Tensor:
+    """min(1, F·p), with F = ∞ keeping everything that has p > 0."""
+    if math.isinf(factor):
+        return (probabilities > 0).float()
+    return (factor * probabilities).clamp(max=1.0)
 
 
-def layer_factor(p_cluster: torch.Tensor, p_synapse: torch.Tensor, target: float) -> float:
-    """f_l such that the expected number of survivors equals `target` (all survive if the
-    target is at least the number of live synapses)."""
-    live = int((p_synapse > 0).sum())
-    if target >= live:
+def expected_survivors(
+    p_cluster: torch.Tensor, p_synapse: torch.Tensor, f_cluster: float, f_synapse: float
+) -> float:
+    """E[live synapses] = Σ_c min(1, F_c·p_c) · Σ_{i∈c} min(1, F_s·p_i)."""
+    return float((_kept(p_cluster, f_cluster) * _kept(p_synapse, f_synapse).sum(dim=1)).sum())
+
+
+def _solve(func, target: float, probabilities: torch.Tensor) -> float:
+    """The factor F at which the increasing func(F) reaches `target` (∞ if only all does)."""
+    live = probabilities[probabilities > 0]
+    if live.numel() == 0 or func(math.inf) <= target:
         return math.inf
-    smallest = min(float(p_synapse[p_synapse > 0].min()), float(p_cluster[p_cluster > 0].min()))
-    high = 1.0 / max(smallest, 1e-12) ** 2
-    return _bisect(lambda f: expected_survivors(p_cluster, p_synapse, f), target, 0.0, high)
+    return _bisect(func, target, 0.0, 1.0 / max(float(live.min()), 1e-12))
+
+
+def layer_factors(
+    p_cluster: torch.Tensor, p_synapse: torch.Tensor, target: float, cluster_pressure: float
+) -> tuple[float, float]:
+    """Environmental factors (F_c, F_s) of one layer whose clusters are the rows of
+    `p_synapse`. A share `cluster_pressure` (a) of the pressure, on a log scale, acts on
+    clusters: F_c makes the synapses of the surviving clusters number n·(T/n)^a in
+    expectation, then F_s thins them to the target T. a = 1 removes whole clusters only; a = 0
+    thins synapses only (cluster probabilities still apply at F_c = 1)."""
+    sizes = (p_synapse > 0).sum(dim=1).float()
+    live = float(sizes.sum())
+    if live == 0 or target >= live:
+        return math.inf, math.inf
+    cluster_target = live * (target / live) ** cluster_pressure
+    f_cluster = _solve(lambda f: float((_kept(p_cluster, f) * sizes).sum()), cluster_target, p_cluster)
+    f_synapse = _solve(lambda f: expected_survivors(p_cluster, p_synapse, f_cluster, f), target,
+                       p_synapse)
+    return f_cluster, f_synapse

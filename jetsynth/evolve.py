@@ -19,8 +19,8 @@ import torch
 from .data import DataSpec, load_dataset
 from .errors import JetsynthError
 from .genome import Genome, Lineage, ancestor_genome, load_genome, save_genome
-from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
-from .metrics import efficiency
+from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES, rate_for_factor
+from .metrics import efficiency, size_metrics
 from .network import CLUSTER_MODES
 from .selection import POLICIES, SelectionConfig, select_parents
 from .similarity import cluster_presence, overlap_matrix
@@ -52,6 +52,7 @@ class EvolveConfig:
     keep: float = 0.8
     balance: float = 0.5
     truncation: float = 0.1
+    cluster_pressure: float = 0.5
     epochs: int | None = None
     ancestor_epochs: int | None = None
     batch_size: int = 128
@@ -89,6 +90,7 @@ class EvolveConfig:
             (not 0.0 < self.keep <= 1.0, "--keep must lie in (0, 1]"),
             (not 0.0 <= self.balance <= 1.0, "--balance must lie in [0, 1]"),
             (not 0.0 <= self.truncation < 1.0, "--truncation must lie in [0, 1)"),
+            (not 0.0 <= self.cluster_pressure <= 1.0, "--cluster-pressure must lie in [0, 1]"),
             ((self.epochs or 0) < 0 or (self.ancestor_epochs or 0) < 0, "epochs must be >= 0"),
             (self.batch_size < 1, "--batch-size must be at least 1"),
             (self.lr <= 0, "--lr must be positive"),
@@ -131,6 +133,7 @@ class EvolveConfig:
             keep=self.keep,
             balance=self.balance,
             truncation=self.truncation,
+            cluster_pressure=self.cluster_pressure,
             mating=self.mating,
             structure=self.structure,
             alignment=self.alignment,
@@ -258,8 +261,15 @@ def open_run(root: Path, config: EvolveConfig, resume: bool) -> RunDirectory:
     return run
 
 
-def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: dict | None):
-    metrics = trained.metrics
+def environment_record(keep: float, m: int) -> dict:
+    """Seed 000's environmental factor R = (1 − r)^m for this offspring: R is --keep (the same
+    for every m, as the paper tuned it) and r the per-parent rate that yields it."""
+    return {"m": m, "R": keep, "r": round(rate_for_factor(keep, m), 6)}
+
+
+def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: dict | None,
+            cluster: str, keep: float):
+    metrics = {**trained.metrics, **size_metrics(trained.genome, cluster)}
     base = ancestor if ancestor is not None else metrics
     record = {
         "id": lineage.id,
@@ -269,6 +279,7 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "seed": seed,
         **metrics,
         **efficiency(base, metrics),
+        "environment": environment_record(keep, max(1, len(lineage.parents))),
         "fps": None,
     }
     run.save(trained.genome, record)
@@ -305,7 +316,7 @@ def evolve(
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))
-        ancestor = _finish(run, trained, genome.lineage, seed, None)
+        ancestor = _finish(run, trained, genome.lineage, seed, None, config.cluster, 1.0)
         observer.member_finished(ancestor)
     records = [ancestor]
     previous = [ancestor]
@@ -334,7 +345,7 @@ def evolve(
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,
                                        observer.step, run.member_dir(mid))
-                record = _finish(run, trained, lineage, seed, ancestor)
+                record = _finish(run, trained, lineage, seed, ancestor, config.cluster, config.keep)
                 observer.member_finished(record)
             records.append(record)
             current.append(record)

@@ -1,19 +1,19 @@
 """Size figures of a genome and its efficiency relative to the ancestor (seed 001's tables).
 
-synapses: live conv/linear weights. clusters: live kernels of conv layers and live neurons of
-linear layers (the unit of seed 001's cluster efficiency, whatever the --cluster mode). units:
-live filters/neurons. macs: multiply-accumulates per image of the *compacted* dense network, the
-figure speed follows on a GPU without sparse kernels.
+synapses: live conv/linear weights. clusters: live clusters in the run's --cluster mode (conv
+kernels or filters; linear layers count neurons). kernels: live conv kernels and linear neurons
+(seed 001's unit, whatever the mode). units: live filters/neurons. macs: multiply-accumulates per
+image of the *compacted* dense network, the figure speed follows on a GPU without sparse kernels.
 """
 
 from __future__ import annotations
 
 from .compact import alive_outputs
 from .genome import Genome
-from .network import kernel_alive
+from .network import cluster_view
 
 
-def size_metrics(genome: Genome) -> dict:
+def size_metrics(genome: Genome, mode: str = "kernel") -> dict:
     layers = genome.layers
     outs = alive_outputs(genome.masks, layers)
     per_layer = []
@@ -25,14 +25,15 @@ def size_metrics(genome: Genome) -> dict:
             {
                 "name": layer.name,
                 "synapses": int(mask.sum()),
-                "clusters": int(kernel_alive(mask, layer).sum()),
+                "clusters": int(cluster_view(mask, layer, mode).any(dim=1).sum()),
+                "kernels": int(cluster_view(mask, layer, "kernel").any(dim=1).sum()),
                 "units": int(len(out_idx)),
                 "macs": int(len(out_idx) * n_in * layer.kernel * layer.out_positions),
             }
         )
         previous = len(out_idx)
     totals = {key: sum(entry[key] for entry in per_layer)
-              for key in ("synapses", "clusters", "units", "macs")}
+              for key in ("synapses", "clusters", "kernels", "units", "macs")}
     return {**totals, "layers": per_layer}
 
 

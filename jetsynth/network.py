@@ -136,11 +136,3 @@ def cluster_view(tensor: torch.Tensor, layer: Layer, mode: str) -> torch.Tensor:
         return tensor.reshape(layer.out_units * layer.in_units, layer.kernel)
     return tensor.reshape(layer.out_units, layer.in_units * layer.kernel)
 
-
-def kernel_alive(mask: torch.Tensor, layer: Layer) -> torch.Tensor:
-    """Which kernel-level clusters hold a live synapse: (out, in) kernels for a conv, output
-    neurons for a linear layer. This is the unit of seed 001's cluster efficiency."""
-    grid = synapse_grid(mask, layer)
-    if layer.kind == "conv":
-        return grid.any(dim=2)
-    return grid.flatten(1).any(dim=1)

@@ -19,6 +19,7 @@ SUMMARY_FIELDS = (
     "accuracy",
     "synapses",
     "clusters",
+    "kernels",
     "units",
     "synaptic_efficiency",
     "cluster_efficiency",

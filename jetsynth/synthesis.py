@@ -16,7 +16,7 @@ import torch
 
 from .compact import propagate_dead
 from .encoding import encode_clusters
-from .environment import layer_factor, layer_targets
+from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
 from .mating import align, equal_alphas, mate, structure
@@ -29,7 +29,8 @@ MAX_DRAWS = 20
 class SynthesisConfig:
     """cluster: 'kernel' or 'filter'; keep: offspring's share of its parents' (mean) synapses;
     balance: how much the big layers carry the pressure (0 = equal rates, 1 = equal counts);
-    truncation: ⌊w⌋ threshold as a fraction of the layer's largest |w|; mating: 'sum' (seed 000)
+    truncation: ⌊w⌋ threshold as a fraction of the layer's largest |w|; cluster_pressure: the
+    share of the pressure that removes whole clusters rather than thinning them; mating: 'sum' (seed 000)
     or 'product' (seed 002); structure: 'intersection' or 'union' of the parents' clusters;
     alignment: match clusters by 'tag' or by compacted 'position'; alphas: mating weights
     (None: equal)."""
@@ -38,6 +39,7 @@ class SynthesisConfig:
     keep: float = 0.8
     balance: float = 0.5
     truncation: float = 0.1
+    cluster_pressure: float = 0.5
     mating: str = "sum"
     structure: str = "intersection"
     alignment: str = "tag"
@@ -67,13 +69,12 @@ def sample_masks(
         p_cluster, p_synapse = encode_clusters(weights, mask, config.truncation)
         if index + 1 == len(layers):
             p_cluster = mask.any(dim=1).float()
-        factor = layer_factor(p_cluster, p_synapse, target)
-        if math.isinf(factor):
+        f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, target, config.cluster_pressure)
+        if math.isinf(f_cluster) and math.isinf(f_synapse):
             masks[layer.name] = allowed[layer.name].clone()
             continue
-        root = math.sqrt(factor)
-        keep_cluster = torch.rand(p_cluster.shape, generator=generator) < root * p_cluster
-        keep_synapse = torch.rand(p_synapse.shape, generator=generator) < root * p_synapse
+        keep_cluster = torch.rand(p_cluster.shape, generator=generator) < f_cluster * p_cluster
+        keep_synapse = torch.rand(p_synapse.shape, generator=generator) < f_synapse * p_synapse
         child = mask & keep_cluster[:, None] & keep_synapse
         if index + 1 == len(layers) and index > 0:
             previous = layers[index - 1]

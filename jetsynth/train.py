@@ -20,7 +20,6 @@ from .checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from .compact import compact, expand_state
 from .data import Dataset, DataSpec, load_dataset
 from .genome import Genome
-from .metrics import size_metrics
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -39,6 +38,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """The trained genome and its accuracy, wall time and epochs (size figures: `metrics`)."""
+
     genome: Genome
     metrics: dict
 
@@ -115,7 +116,6 @@ def train_genome(
         "accuracy": accuracy,
         "train_seconds": round(time.perf_counter() - started, 3),
         "epochs": config.epochs,
-        **size_metrics(trained),
     }
     if checkpoint_dir is not None:
         remove_checkpoint(checkpoint_dir)

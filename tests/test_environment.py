@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from jetsynth.environment import expected_survivors, layer_factor, layer_targets
+from jetsynth.environment import expected_survivors, layer_factors, layer_targets
 
 
 def test_equal_rates_when_balance_is_zero():
@@ -30,19 +30,30 @@ def test_floors_win_when_budget_is_too_small():
     assert layer_targets([10, 10], [8, 8], keep=0.1, balance=0.0) == [8.0, 8.0]
 
 
-def test_layer_factor_by_hand():
-    # for sqrt(F) <= 1: expected = sum_c sqrt(F)*1 * (2 * 0.5 sqrt(F)) = 2F -> F = 0.5 for 1
-    p_cluster = torch.tensor([1.0, 1.0])
+def test_layer_factors_by_hand():
+    # two clusters of two synapses; n = 4, T = 1, a = 0.5 -> cluster stage aims at 4*(1/4)^0.5 = 2:
+    # 2*min(1, F_c) + 2*min(1, 0.5 F_c) = 3 F_c = 2 -> F_c = 2/3; clusters survive at 2/3, 1/3;
+    # synapse stage: (2/3 + 1/3) * 2 * 0.5 F_s = 1 -> F_s = 1
+    p_cluster = torch.tensor([1.0, 0.5])
     p_synapse = torch.full((2, 2), 0.5)
-    factor = layer_factor(p_cluster, p_synapse, target=1.0)
-    assert factor == pytest.approx(0.5, rel=1e-6)
-    assert expected_survivors(p_cluster, p_synapse, factor) == pytest.approx(1.0)
+    f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, target=1.0, cluster_pressure=0.5)
+    assert f_cluster == pytest.approx(2 / 3, rel=1e-6)
+    assert f_synapse == pytest.approx(1.0, rel=1e-6)
+    assert expected_survivors(p_cluster, p_synapse, f_cluster, f_synapse) == pytest.approx(1.0)
 
 
-def test_layer_factor_saturates_and_can_exceed_one():
+def test_all_pressure_on_clusters_keeps_survivors_whole():
+    p_cluster = torch.tensor([1.0, 0.5])
+    p_synapse = torch.full((2, 2), 0.5)
+    f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, target=2.0, cluster_pressure=1.0)
+    # 3 F_c = 2 -> F_c = 2/3; then every synapse of a surviving cluster lives (F_s = inf)
+    assert f_cluster == pytest.approx(2 / 3, rel=1e-6)
+    assert math.isinf(f_synapse)
+
+
+def test_factors_saturate():
     p_cluster = torch.tensor([math.exp(-1), 1.0])
     p_synapse = torch.full((2, 3), math.exp(-1))
-    assert math.isinf(layer_factor(p_cluster, p_synapse, target=6))
-    factor = layer_factor(p_cluster, p_synapse, target=5)
-    assert factor > 1
-    assert expected_survivors(p_cluster, p_synapse, factor) == pytest.approx(5, rel=1e-6)
+    assert all(math.isinf(f) for f in layer_factors(p_cluster, p_synapse, 6, 0.5))
+    f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, 5, 0.5)
+    assert expected_survivors(p_cluster, p_synapse, f_cluster, f_synapse) == pytest.approx(5, rel=1e-6)

@@ -7,7 +7,9 @@ from jetsynth.metrics import efficiency, size_metrics
 def test_lenet5_ancestor_figures():
     metrics = size_metrics(ancestor_genome("lenet5", (1, 28, 28), 10, seed=0))
     assert metrics["synapses"] == 430500
-    assert metrics["clusters"] == 20 + 1000 + 500 + 10
+    assert metrics["clusters"] == metrics["kernels"] == 20 + 1000 + 500 + 10
+    assert size_metrics(ancestor_genome("lenet5", (1, 28, 28), 10, seed=0), "filter")[
+        "clusters"] == 20 + 50 + 500 + 10
     assert metrics["units"] == 580
     assert metrics["macs"] == 20 * 25 * 576 + 50 * 20 * 25 * 64 + 500 * 800 + 10 * 500
 

@@ -1,0 +1,82 @@
+"""Shared helpers of the benchmark scripts: run several evolutions side by side (one torch
+thread each, so two runs use the two cores better than one run with two threads), resume runs
+already on disk, and summarise records."""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+DEFAULT_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+
+
+def _run_one(args):
+    config, run_dir, threads = args
+    import torch
+
+    from jetsynth import evolve
+
+    torch.set_num_threads(threads)
+    records = evolve(config, run_dir, resume=(Path(run_dir) / "config.json").exists())
+    return str(run_dir), records
+
+
+def run_all(jobs: list[tuple], parallel: int) -> dict[str, list[dict]]:
+    """Run (config, run_dir) pairs, `parallel` at a time; return records by run directory."""
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    tasks = [(config, str(run_dir), threads) for config, run_dir in jobs]
+    if parallel == 1:
+        return dict(_run_one(task) for task in tasks)
+    with ProcessPoolExecutor(max_workers=parallel) as pool:
+        return dict(pool.map(_run_one, tasks))
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process and its finished children, MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def by_generation(records: list[dict]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for record in records:
+        out.setdefault(record["generation"], []).append(record)
+    return dict(sorted(out.items()))
+
+
+def generation_rows(records: list[dict], floor: float) -> list[dict]:
+    """Per generation: population means, and the most efficient member whose accuracy is at
+    least `floor` (None when no member is)."""
+    rows = []
+    for generation, members in by_generation(records).items():
+        viable = [r for r in members if r["accuracy"] >= floor]
+        best = max(viable, key=lambda r: r["synaptic_efficiency"], default=None)
+        rows.append({
+            "generation": generation,
+            "mean_accuracy": round(sum(r["accuracy"] for r in members) / len(members), 4),
+            "mean_synaptic_efficiency": round(
+                math.exp(sum(math.log(r["synaptic_efficiency"]) for r in members) / len(members)), 2),
+            "mean_cluster_efficiency": round(
+                math.exp(sum(math.log(r["cluster_efficiency"]) for r in members) / len(members)), 2),
+            "best": None if best is None else {
+                "id": best["id"],
+                "accuracy": best["accuracy"],
+                "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
+                "cluster_efficiency": round(best["cluster_efficiency"], 2),
+            },
+        })
+    return rows
+
+
+def pareto_front(records: list[dict]) -> list[dict]:
+    """Members no other member beats on both accuracy and synaptic efficiency."""
+    front = []
+    for r in sorted(records, key=lambda r: (-r["synaptic_efficiency"], -r["accuracy"])):
+        if not front or r["accuracy"] > front[-1]["accuracy"]:
+            front.append(r)
+    return [{"id": r["id"], "accuracy": r["accuracy"],
+             "synaptic_efficiency": round(r["synaptic_efficiency"], 2)} for r in front]
