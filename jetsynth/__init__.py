@@ -3,11 +3,12 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .compact import Compacted, compact, expand_state, propagate_dead
+from .config import EvolveConfig
 from .data import Dataset, DataSpec, load_dataset
 from .encoding import cluster_probability, synapse_probability, truncate
 from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
-from .evolve import EvolveConfig, evolve
+from .evolve import evolve
 from .genome import Genome, Lineage, ancestor_genome, load_genome, save_genome
 from .metrics import efficiency, size_metrics
 from .models import ARCHITECTURES, build_model

@@ -139,9 +139,10 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: f
     """Evolve generations of offspring networks from a trained ancestor."""
     from rich.console import Console
 
-    from .evolve import EvolveConfig, RunDirectory
+    from .config import EvolveConfig
     from .evolve import evolve as run_evolution
     from .report import load_records
+    from .rundir import RunDirectory
 
     if target_fps is not None:
         _fail("--target-fps needs measured speed (--bench), which this version does not have")

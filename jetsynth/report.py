@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import JetsynthError
-from .evolve import CONFIG_FILE, RunDirectory
+from .rundir import CONFIG_FILE, RunDirectory
 from .similarity import average_overlap, cluster_presence, overlap_matrix
 
 SUMMARY_FIELDS = (

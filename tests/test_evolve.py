@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
-from jetsynth.evolve import EvolveConfig, RunDirectory, evolve
+from jetsynth.evolve import evolve
+from jetsynth.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
 
 SMALL = EvolveConfig(data="digits", subset=0.5, generations=3, population=2, ancestor_epochs=2,

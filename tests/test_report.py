@@ -1,7 +1,8 @@
 import pytest
 
+from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
-from jetsynth.evolve import EvolveConfig, evolve
+from jetsynth.evolve import evolve
 from jetsynth.report import (
     efficiency_table,
     layer_table,

@@ -1,0 +1,134 @@
+"""Everything that determines an evolution run, checked in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .data import DataSpec
+from .errors import JetsynthError
+from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
+from .network import CLUSTER_MODES
+from .selection import POLICIES, SelectionConfig
+from .synthesis import SynthesisConfig
+from .train import PRECISIONS, TrainConfig
+
+DEFAULT_EPOCHS = {"digits": (20, 5)}
+FALLBACK_EPOCHS = (5, 2)
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    """Everything that determines a run. `generations` counts the ancestor as generation 1
+    (seed 001's numbering); `epochs`/`ancestor_epochs` of None pick the dataset's defaults."""
+
+    data: str = "digits"
+    subset: float = 1.0
+    arch: str = "lenet5"
+    generations: int = 6
+    population: int = 1
+    parents: int = 1
+    cluster: str = "kernel"
+    keep: float = 0.8
+    balance: float = 0.5
+    truncation: float = 0.1
+    cluster_pressure: float = 0.5
+    epochs: int | None = None
+    ancestor_epochs: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    precision: str = "fp32"
+    alignment: str = "tag"
+    mating: str = "sum"
+    structure: str = "intersection"
+    alphas: tuple[float, ...] | None = None
+    selection: str = "random"
+    overlap_band: tuple[float, float] = (0.5, 0.9)
+    reinit: bool = False
+    seed: int = 0
+    executor: str = "local"
+    bench: str = "none"
+
+    def resolved(self) -> EvolveConfig:
+        """The same configuration with dataset-dependent defaults filled in, checked."""
+        spec = DataSpec.parse(self.data, self.subset, self.seed)
+        ancestor_epochs, epochs = DEFAULT_EPOCHS.get(spec.kind, FALLBACK_EPOCHS)
+        config = replace(
+            self,
+            epochs=self.epochs if self.epochs is not None else epochs,
+            ancestor_epochs=(
+                self.ancestor_epochs if self.ancestor_epochs is not None else ancestor_epochs
+            ),
+        )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        problems = [
+            (self.generations < 1, "--generations must be at least 1"),
+            (self.population < 1, "--population must be at least 1"),
+            (not 0.0 < self.keep <= 1.0, "--keep must lie in (0, 1]"),
+            (not 0.0 <= self.balance <= 1.0, "--balance must lie in [0, 1]"),
+            (not 0.0 <= self.truncation < 1.0, "--truncation must lie in [0, 1)"),
+            (not 0.0 <= self.cluster_pressure <= 1.0, "--cluster-pressure must lie in [0, 1]"),
+            ((self.epochs or 0) < 0 or (self.ancestor_epochs or 0) < 0, "epochs must be >= 0"),
+            (self.batch_size < 1, "--batch-size must be at least 1"),
+            (self.lr <= 0, "--lr must be positive"),
+            (self.cluster not in CLUSTER_MODES, "--cluster must be kernel or filter"),
+            (self.precision not in PRECISIONS, "--precision must be fp32 or fp16"),
+            (self.alignment not in ALIGNMENTS, "--alignment must be tag or position"),
+            (self.mating not in MATING_FUNCTIONS, "--mating must be sum or product"),
+            (self.structure not in STRUCTURES, "--structure must be intersection or union"),
+            (self.selection not in POLICIES, "--selection must be random, fitness or similarity"),
+            (self.parents < 1, "--parents must be at least 1"),
+            (
+                self.alphas is not None and len(self.alphas) != self.parents,
+                f"give one --alpha per parent ({self.parents}), or none for equal weights",
+            ),
+            (
+                not 0.0 <= self.overlap_band[0] <= self.overlap_band[1] <= 1.0,
+                "--overlap-band LOW HIGH must satisfy 0 <= LOW <= HIGH <= 1",
+            ),
+            (
+                self.executor != "local",
+                f"--executor {self.executor} is not available in this version; use local",
+            ),
+            (
+                self.bench != "none",
+                f"--bench {self.bench} is not available in this version; use none",
+            ),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise JetsynthError(message)
+
+    def synthesis(self, parents: int) -> SynthesisConfig:
+        """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
+        the previous generation is smaller, e.g. the ancestor alone)."""
+        alphas = self.alphas if self.alphas is not None and len(self.alphas) == parents else None
+        if self.alphas is not None and alphas is None:
+            alphas = tuple(a / sum(self.alphas[:parents]) for a in self.alphas[:parents])
+        return SynthesisConfig(
+            cluster=self.cluster,
+            keep=self.keep,
+            balance=self.balance,
+            truncation=self.truncation,
+            cluster_pressure=self.cluster_pressure,
+            mating=self.mating,
+            structure=self.structure,
+            alignment=self.alignment,
+            alphas=alphas,
+        )
+
+    def selection_config(self) -> SelectionConfig:
+        return SelectionConfig(policy=self.selection, band=tuple(self.overlap_band))
+
+    def training(self, ancestor: bool) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.ancestor_epochs if ancestor else self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            precision=self.precision,
+        )
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec.parse(self.data, self.subset, self.seed)
