@@ -17,9 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_MNIST, generation_rows, peak_rss_mib, run_all
-
-from jetsynth import EvolveConfig
+from common import (
+    add_population_arguments,
+    generation_rows,
+    mnist_missing,
+    peak_rss_mib,
+    population_config,
+    run_all,
+    settings,
+)
 
 
 def plot(out: Path, results: dict, populations: list[int], ms: list[int]) -> list[str]:
@@ -56,21 +62,11 @@ def plot(out: Path, results: dict, populations: list[int], ms: list[int]) -> lis
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
-    parser.add_argument("--out", default="runs/seed000-grid")
+    add_population_arguments(parser, "runs/seed000-grid", generations=10)
     parser.add_argument("--ms", default="1,2,3,5")
     parser.add_argument("--populations", default="3,5,8")
-    parser.add_argument("--generations", type=int, default=10)
-    parser.add_argument("--subset", type=float, default=0.1)
-    parser.add_argument("--keep", type=float, default=0.55)
-    parser.add_argument("--cluster", default="filter")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--ancestor-epochs", type=int, default=10)
-    parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not Path(args.mnist).is_dir():
-        print(json.dumps({"error": f"MNIST folder not found: {args.mnist}"}))
+    if mnist_missing(args.mnist):
         return 2
     ms = [int(v) for v in args.ms.split(",")]
     populations = [int(v) for v in args.populations.split(",")]
@@ -79,12 +75,7 @@ def main() -> int:
     jobs = []
     for population in populations:
         for m in ms:
-            config = EvolveConfig(
-                data=f"mnist:{args.mnist}", subset=args.subset, arch="lenet5",
-                generations=args.generations, population=population, parents=m,
-                cluster=args.cluster, keep=args.keep, epochs=args.epochs,
-                ancestor_epochs=args.ancestor_epochs, seed=args.seed,
-            )
+            config = population_config(args, population=population, parents=m)
             jobs.append((config, out / f"m{m}-n{population}"))
     # biggest runs first so the two workers finish together
     jobs.sort(key=lambda job: -job[0].population * job[0].parents)
@@ -99,8 +90,7 @@ def main() -> int:
     pngs = plot(out, results, populations, ms)
     print(json.dumps({
         "benchmark": "seed000-grid",
-        "settings": {k: getattr(args, k) for k in ("generations", "subset", "keep", "cluster",
-                                                   "epochs", "ancestor_epochs", "seed")},
+        "settings": settings(args),
         "ancestor_accuracy": runs[str(jobs[0][1])][0]["accuracy"],
         "runs": [{"m": m, "population": n, "generations": results[(m, n)]}
                  for n in populations for m in ms],

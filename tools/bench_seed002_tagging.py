@@ -16,37 +16,31 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_MNIST, generation_rows, peak_rss_mib, run_all
+from common import (
+    add_population_arguments,
+    generation_rows,
+    mnist_missing,
+    peak_rss_mib,
+    population_config,
+    run_all,
+    settings,
+)
 
-from jetsynth import EvolveConfig
 from jetsynth.report import overlap_by_generation, write_population_plots
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
-    parser.add_argument("--out", default="runs/seed002-tagging")
-    parser.add_argument("--generations", type=int, default=7)
+    add_population_arguments(parser, "runs/seed002-tagging", generations=7)
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--parents", type=int, default=5)
-    parser.add_argument("--subset", type=float, default=0.1)
-    parser.add_argument("--keep", type=float, default=0.55)
-    parser.add_argument("--cluster", default="filter")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--ancestor-epochs", type=int, default=10)
-    parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not Path(args.mnist).is_dir():
-        print(json.dumps({"error": f"MNIST folder not found: {args.mnist}"}))
+    if mnist_missing(args.mnist):
         return 2
     out = Path(args.out)
     jobs = [
-        (EvolveConfig(data=f"mnist:{args.mnist}", subset=args.subset, generations=args.generations,
-                      population=args.population, parents=args.parents, cluster=args.cluster,
-                      keep=args.keep, epochs=args.epochs, ancestor_epochs=args.ancestor_epochs,
-                      alignment=alignment, seed=args.seed),
-         out / alignment)
+        (population_config(args, population=args.population, parents=args.parents,
+                           alignment=alignment), out / alignment)
         for alignment in ("tag", "position")
     ]
     started = time.perf_counter()
@@ -64,8 +58,7 @@ def main() -> int:
         table[config.alignment] = rows
     print(json.dumps({
         "benchmark": "seed002-table1",
-        "settings": {k: getattr(args, k) for k in ("generations", "population", "parents",
-                                                   "subset", "keep", "cluster", "epochs")},
+        "settings": settings(args, "population", "parents"),
         "with_tagging": table["tag"],
         "without_tagging": table["position"],
         "wall_seconds": round(wall, 1),

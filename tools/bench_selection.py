@@ -15,9 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import DEFAULT_MNIST, pareto_front, peak_rss_mib, run_all
-
-from jetsynth import EvolveConfig
+from common import (
+    add_population_arguments,
+    mnist_missing,
+    pareto_front,
+    peak_rss_mib,
+    population_config,
+    run_all,
+    settings,
+)
 
 POLICIES = ("random", "fitness", "similarity")
 
@@ -34,29 +40,16 @@ def best_within(records: list[dict], floor: float) -> dict | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
-    parser.add_argument("--out", default="runs/selection")
-    parser.add_argument("--generations", type=int, default=8)
+    add_population_arguments(parser, "runs/selection", generations=8)
     parser.add_argument("--population", type=int, default=5)
     parser.add_argument("--parents", type=int, default=2)
-    parser.add_argument("--subset", type=float, default=0.1)
-    parser.add_argument("--keep", type=float, default=0.55)
-    parser.add_argument("--cluster", default="filter")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--ancestor-epochs", type=int, default=10)
-    parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not Path(args.mnist).is_dir():
-        print(json.dumps({"error": f"MNIST folder not found: {args.mnist}"}))
+    if mnist_missing(args.mnist):
         return 2
     out = Path(args.out)
     jobs = [
-        (EvolveConfig(data=f"mnist:{args.mnist}", subset=args.subset, generations=args.generations,
-                      population=args.population, parents=args.parents, cluster=args.cluster,
-                      keep=args.keep, epochs=args.epochs, ancestor_epochs=args.ancestor_epochs,
-                      selection=policy, seed=args.seed),
-         out / policy)
+        (population_config(args, population=args.population, parents=args.parents,
+                           selection=policy), out / policy)
         for policy in POLICIES
     ]
     started = time.perf_counter()
@@ -73,8 +66,7 @@ def main() -> int:
         }
     print(json.dumps({
         "benchmark": "parent-selection",
-        "settings": {k: getattr(args, k) for k in ("generations", "population", "parents",
-                                                   "subset", "keep", "cluster", "epochs")},
+        "settings": settings(args, "population", "parents"),
         "ancestor_accuracy": runs[str(jobs[0][1])][0]["accuracy"],
         "policies": result,
         "wall_seconds": round(wall, 1),

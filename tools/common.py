@@ -4,6 +4,7 @@ already on disk, and summarise records."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
@@ -80,3 +81,44 @@ def pareto_front(records: list[dict]) -> list[dict]:
             front.append(r)
     return [{"id": r["id"], "accuracy": r["accuracy"],
              "synaptic_efficiency": round(r["synaptic_efficiency"], 2)} for r in front]
+
+
+def add_population_arguments(parser, out: str, generations: int) -> None:
+    """The options every population benchmark shares (seed 000's 10 % MNIST setting)."""
+    parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--generations", type=int, default=generations)
+    parser.add_argument("--subset", type=float, default=0.1)
+    parser.add_argument("--keep", type=float, default=0.55)
+    parser.add_argument("--cluster", default="kernel")
+    parser.add_argument("--cluster-pressure", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--ancestor-epochs", type=int, default=10)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+SHARED_SETTINGS = ("generations", "subset", "keep", "cluster", "cluster_pressure", "epochs",
+                   "ancestor_epochs", "seed")
+
+
+def population_config(args, **fields):
+    """An EvolveConfig from the shared options plus the benchmark's own `fields`."""
+    from jetsynth import EvolveConfig
+
+    return EvolveConfig(
+        data=f"mnist:{args.mnist}", arch="lenet5",
+        **{name: getattr(args, name) for name in SHARED_SETTINGS}, **fields,
+    )
+
+
+def settings(args, *extra: str) -> dict:
+    return {name: getattr(args, name) for name in SHARED_SETTINGS + extra}
+
+
+def mnist_missing(path: str) -> bool:
+    """Print the benchmark's JSON error and say so when the MNIST folder is absent."""
+    if Path(path).is_dir():
+        return False
+    print(json.dumps({"error": f"MNIST folder not found: {path}"}))
+    return True
