@@ -16,6 +16,7 @@ import torch
 
 from .config import EvolveConfig
 from .data import load_dataset
+from .errors import JetsynthError
 from .genome import Genome, Lineage, ancestor_genome
 from .mating import rate_for_factor
 from .metrics import efficiency, size_metrics
@@ -79,6 +80,27 @@ def _newborn(offspring: Genome, seed: int) -> Genome:
     return replace(offspring, state=fresh.state).with_masks(offspring.masks, offspring.lineage)
 
 
+MATINGS = 5
+
+
+def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
+                      overlaps, rng: torch.Generator, generation: int, index: int) -> Genome:
+    """Select parents and synthesise; parents whose structures leave no viable offspring (a
+    whole layer or a class lost in every draw) are replaced by another selection."""
+    mid = member_id(generation, index)
+    failure = None
+    for _ in range(MATINGS):
+        chosen = select_parents(previous, config.parents, config.selection_config(), rng, overlaps)
+        parent_ids = tuple(previous[i]["id"] for i in chosen)
+        lineage = Lineage(mid, generation, index, parent_ids)
+        try:
+            return synthesize([genomes[p] for p in parent_ids], config.synthesis(len(parent_ids)),
+                              rng, lineage)
+        except JetsynthError as exc:
+            failure = exc
+    raise failure
+
+
 def evolve(
     config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None
 ) -> list[dict]:
@@ -119,13 +141,9 @@ def evolve(
             if record is None:
                 seed = member_seed(config.seed, generation, index)
                 rng = torch.Generator().manual_seed(seed)
-                chosen = select_parents(previous, config.parents, config.selection_config(), rng,
-                                        overlaps)
-                parent_ids = tuple(previous[i]["id"] for i in chosen)
-                lineage = Lineage(mid, generation, index, parent_ids)
                 observer.member_started(mid)
-                child = synthesize([genomes[p] for p in parent_ids],
-                                   config.synthesis(len(parent_ids)), rng, lineage)
+                child = _viable_offspring(config, previous, genomes, overlaps, rng, generation, index)
+                lineage = child.lineage
                 if config.reinit:
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,

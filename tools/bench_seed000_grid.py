@@ -80,7 +80,7 @@ def main() -> int:
     # biggest runs first so the two workers finish together
     jobs.sort(key=lambda job: -job[0].population * job[0].parents)
     started = time.perf_counter()
-    runs = run_all(jobs, args.parallel)
+    runs = run_all(jobs, args.parallel, args.threads)
     wall = time.perf_counter() - started
     results = {}
     for config, run_dir in jobs:

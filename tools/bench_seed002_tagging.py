@@ -44,7 +44,7 @@ def main() -> int:
         for alignment in ("tag", "position")
     ]
     started = time.perf_counter()
-    runs = run_all(jobs, args.parallel)
+    runs = run_all(jobs, args.parallel, args.threads)
     wall = time.perf_counter() - started
     table = {}
     for config, run_dir in jobs:

@@ -53,7 +53,7 @@ def main() -> int:
         for policy in POLICIES
     ]
     started = time.perf_counter()
-    runs = run_all(jobs, args.parallel)
+    runs = run_all(jobs, args.parallel, args.threads)
     wall = time.perf_counter() - started
     result = {}
     for config, run_dir in jobs:

@@ -25,9 +25,10 @@ def _run_one(args):
     return str(run_dir), records
 
 
-def run_all(jobs: list[tuple], parallel: int) -> dict[str, list[dict]]:
-    """Run (config, run_dir) pairs, `parallel` at a time; return records by run directory."""
-    threads = max(1, (os.cpu_count() or 1) // parallel)
+def run_all(jobs: list[tuple], parallel: int, threads: int = 0) -> dict[str, list[dict]]:
+    """Run (config, run_dir) pairs, `parallel` at a time, each with `threads` torch threads
+    (0: the cores shared out); return records by run directory."""
+    threads = threads or max(1, (os.cpu_count() or 1) // parallel)
     tasks = [(config, str(run_dir), threads) for config, run_dir in jobs]
     if parallel == 1:
         return dict(_run_one(task) for task in tasks)
@@ -95,6 +96,7 @@ def add_population_arguments(parser, out: str, generations: int) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--ancestor-epochs", type=int, default=10)
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: auto)")
     parser.add_argument("--seed", type=int, default=0)
 
 
