@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--keep", type=float, default=0.66)
     parser.add_argument("--balance", type=float, default=0.5)
     parser.add_argument("--cluster", default="kernel")
+    parser.add_argument("--cluster-pressure", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--ancestor-epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -44,6 +45,7 @@ def main() -> int:
         keep=args.keep,
         balance=args.balance,
         cluster=args.cluster,
+        cluster_pressure=args.cluster_pressure,
         epochs=args.epochs,
         ancestor_epochs=args.ancestor_epochs,
         seed=args.seed,
@@ -56,7 +58,8 @@ def main() -> int:
     print(json.dumps({
         "benchmark": "seed001-mnist-lenet5",
         "config": {k: getattr(config, k) for k in ("generations", "keep", "balance", "cluster",
-                                                    "epochs", "ancestor_epochs", "seed")},
+                                                    "cluster_pressure", "epochs",
+                                                    "ancestor_epochs", "seed")},
         "run_dir": str(run_dir),
         "table": [
             {
