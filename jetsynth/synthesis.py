@@ -23,6 +23,8 @@ from .mating import align, equal_alphas, mate, structure
 from .network import Layer, cluster_view, synapse_grid
 
 MAX_DRAWS = 20
+MAX_CORRECTIONS = 3
+BUDGET_TOLERANCE = 0.97
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,16 @@ def sample_masks(
     base: float,
     config: SynthesisConfig,
     generator: torch.Generator,
+    scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """One stochastic draw of the offspring's synapse masks (dead units already removed).
-    `strengths` are the (mated) synaptic strengths, `allowed` where synapses may exist, `base`
-    the synapse count the `keep` share applies to. The output layer's neurons are the classes:
-    they are not clusters that can be dropped, and a class whose every synapse was drawn away
-    keeps its most probable one."""
+    `strengths` are the (mated) synaptic strengths, `allowed` where synapses may exist,
+    `base` the synapse count the `keep` share applies to, `scale` a correction of that share.
+    The output layer's neurons are the classes: they are not clusters that can be dropped, and a
+    class whose every synapse was drawn away keeps its most probable one."""
     alive = [int(allowed[layer.name].sum()) for layer in layers]
     floors = [layer.out_units for layer in layers]
-    targets = layer_targets(alive, floors, config.keep, config.balance, base)
+    targets = layer_targets(alive, floors, min(1.0, config.keep * scale), config.balance, base)
     masks = {}
     for index, (layer, target) in enumerate(zip(layers, targets, strict=True)):
         mask = cluster_view(allowed[layer.name], layer, config.cluster)
@@ -126,7 +129,10 @@ def synthesize(
     lineage: Lineage,
 ) -> Genome:
     """An offspring of one or m parents. A draw that kills a whole layer or a class is drawn
-    again; the offspring's synapses always lie within its parents' structure."""
+    again; the offspring's synapses always lie within its parents' structure. Units that die
+    with their inputs or readers take synapses beyond the budget with them, so a draw that ends
+    more than 3 % under `keep` × the parents' size is drawn again with the share raised by the
+    shortfall (at most 3 times): the budget holds for the offspring as it will be trained."""
     parents = [parents] if isinstance(parents, Genome) else list(parents)
     m = len(parents)
     alphas = torch.tensor(config.alphas, dtype=torch.float32) if config.alphas else equal_alphas(m)
@@ -137,11 +143,21 @@ def synthesize(
     strengths = {k: mate(w.abs(), present[k], alphas, config.mating) for k, w in weights.items()}
     allowed = {k: structure(p, config.structure) for k, p in present.items()}
     base = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
+    wanted = min(config.keep * base, sum(float(a.sum()) for a in allowed.values()))
+    scale, corrections, chosen = 1.0, 0, None
     for _ in range(MAX_DRAWS):
-        masks = sample_masks(layers, strengths, allowed, base, config, generator)
-        if _viable(layers, allowed, masks):
-            state = _inherited_state(parents, weights, present, alphas, config.alignment)
-            return parents[0].with_state(state).with_masks(masks, lineage)
+        masks = sample_masks(layers, strengths, allowed, base, config, generator, scale)
+        if not _viable(layers, allowed, masks):
+            continue
+        chosen = masks
+        realized = sum(float(mask.sum()) for mask in masks.values())
+        if realized >= BUDGET_TOLERANCE * wanted or corrections == MAX_CORRECTIONS:
+            break
+        scale *= wanted / max(realized, 1.0)
+        corrections += 1
+    if chosen is not None:
+        state = _inherited_state(parents, weights, present, alphas, config.alignment)
+        return parents[0].with_state(state).with_masks(chosen, lineage)
     raise JetsynthError(
         f"every draw of offspring {lineage.id} lost a whole layer; the parents are too sparse "
         "(or too different) for more pressure: raise --keep or evolve fewer generations"
