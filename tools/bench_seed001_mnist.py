@@ -4,7 +4,7 @@ Prints one JSON object: the per-generation table (synaptic/cluster efficiency, a
 wall time and the peak resident memory. Usage:
 
     python tools/bench_seed001_mnist.py [--mnist ../shared/datasets/mnist] [--run-dir DIR]
-        [--generations 13] [--keep 0.66] [--epochs 3] [--ancestor-epochs 5]
+        [--generations 13] [--keep 0.645] [--epochs 4] [--ancestor-epochs 5]
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ def main() -> int:
                                                / "shared" / "datasets" / "mnist"))
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--generations", type=int, default=13)
-    parser.add_argument("--keep", type=float, default=0.66)
+    parser.add_argument("--keep", type=float, default=0.645)
     parser.add_argument("--balance", type=float, default=0.5)
     parser.add_argument("--cluster", default="kernel")
     parser.add_argument("--cluster-pressure", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--ancestor-epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
