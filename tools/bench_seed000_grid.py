@@ -12,16 +12,15 @@ the wall time and peak memory. Runs already in --out are resumed, not redone.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from common import (
     add_population_arguments,
+    emit,
     generation_rows,
     mnist_missing,
-    peak_rss_mib,
     population_config,
     run_all,
     settings,
@@ -88,16 +87,13 @@ def main() -> int:
         floor = records[0]["accuracy"] - 0.02
         results[(config.parents, config.population)] = generation_rows(records, floor)
     pngs = plot(out, results, populations, ms)
-    print(json.dumps({
-        "benchmark": "seed000-grid",
+    emit("seed000-grid", {
         "settings": settings(args),
         "ancestor_accuracy": runs[str(jobs[0][1])][0]["accuracy"],
         "runs": [{"m": m, "population": n, "generations": results[(m, n)]}
                  for n in populations for m in ms],
         "plots": pngs,
-        "wall_seconds": round(wall, 1),
-        "peak_rss_mib": peak_rss_mib(),
-    }, indent=1))
+    }, wall)
     return 0
 
 

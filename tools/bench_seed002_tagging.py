@@ -11,16 +11,15 @@ storage plot of each run under its run directory.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from common import (
     add_population_arguments,
+    emit,
     generation_rows,
     mnist_missing,
-    peak_rss_mib,
     population_config,
     run_all,
     settings,
@@ -31,9 +30,8 @@ from jetsynth.report import overlap_by_generation, write_population_plots
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_population_arguments(parser, "runs/seed002-tagging", generations=7)
-    parser.add_argument("--population", type=int, default=8)
-    parser.add_argument("--parents", type=int, default=5)
+    add_population_arguments(parser, "runs/seed002-tagging", generations=7, population=8,
+                             parents=5)
     args = parser.parse_args()
     if mnist_missing(args.mnist):
         return 2
@@ -56,14 +54,11 @@ def main() -> int:
             row["average_overlap"] = round(overlaps[row["generation"]], 4)
         write_population_plots(run_dir, records, config.precision)
         table[config.alignment] = rows
-    print(json.dumps({
-        "benchmark": "seed002-table1",
+    emit("seed002-table1", {
         "settings": settings(args, "population", "parents"),
         "with_tagging": table["tag"],
         "without_tagging": table["position"],
-        "wall_seconds": round(wall, 1),
-        "peak_rss_mib": peak_rss_mib(),
-    }, indent=1))
+    }, wall)
     return 0
 
 

@@ -10,16 +10,15 @@ efficiency), the most efficient member within 1 and 2 points of the ancestor, an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from common import (
     add_population_arguments,
+    emit,
     mnist_missing,
     pareto_front,
-    peak_rss_mib,
     population_config,
     run_all,
     settings,
@@ -40,9 +39,7 @@ def best_within(records: list[dict], floor: float) -> dict | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_population_arguments(parser, "runs/selection", generations=8)
-    parser.add_argument("--population", type=int, default=5)
-    parser.add_argument("--parents", type=int, default=2)
+    add_population_arguments(parser, "runs/selection", generations=8, population=5, parents=2)
     args = parser.parse_args()
     if mnist_missing(args.mnist):
         return 2
@@ -64,14 +61,11 @@ def main() -> int:
             "best_within_2_points": best_within(records, ancestor - 0.02),
             "pareto_front": pareto_front(records),
         }
-    print(json.dumps({
-        "benchmark": "parent-selection",
+    emit("parent-selection", {
         "settings": settings(args, "population", "parents"),
         "ancestor_accuracy": runs[str(jobs[0][1])][0]["accuracy"],
         "policies": result,
-        "wall_seconds": round(wall, 1),
-        "peak_rss_mib": peak_rss_mib(),
-    }, indent=1))
+    }, wall)
     return 0
 
 

@@ -84,8 +84,13 @@ def pareto_front(records: list[dict]) -> list[dict]:
              "synaptic_efficiency": round(r["synaptic_efficiency"], 2)} for r in front]
 
 
-def add_population_arguments(parser, out: str, generations: int) -> None:
-    """The options every population benchmark shares (seed 000's 10 % MNIST setting)."""
+def add_population_arguments(parser, out: str, generations: int, population: int | None = None,
+                             parents: int | None = None) -> None:
+    """The options every population benchmark shares (seed 000's 10 % MNIST setting), with
+    --population and --parents where the benchmark has one of each."""
+    if population is not None:
+        parser.add_argument("--population", type=int, default=population)
+        parser.add_argument("--parents", type=int, default=parents)
     parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
     parser.add_argument("--out", default=out)
     parser.add_argument("--generations", type=int, default=generations)
@@ -116,6 +121,12 @@ def population_config(args, **fields):
 
 def settings(args, *extra: str) -> dict:
     return {name: getattr(args, name) for name in SHARED_SETTINGS + extra}
+
+
+def emit(benchmark: str, body: dict, wall: float) -> None:
+    """Print the benchmark's one JSON object, with its wall time and peak memory."""
+    print(json.dumps({"benchmark": benchmark, **body, "wall_seconds": round(wall, 1),
+                      "peak_rss_mib": peak_rss_mib()}, indent=1))
 
 
 def mnist_missing(path: str) -> bool:
