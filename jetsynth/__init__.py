@@ -10,10 +10,13 @@ from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
 from .evolve import evolve
 from .genome import Genome, Lineage, ancestor_genome, load_genome, save_genome
+from .mating import align, environmental_factor, mate_product, mate_sum, rate_for_factor
 from .metrics import efficiency, size_metrics
 from .models import ARCHITECTURES, build_model
 from .network import Layer, chain_layers
 from .report import summary
+from .selection import SelectionConfig, select_parents
+from .similarity import average_overlap, cluster_presence, overlap, overlap_matrix
 from .synthesis import SynthesisConfig, synthesize
 from .train import TrainConfig, TrainResult, train_genome
 
@@ -32,24 +35,35 @@ __all__ = [
     "JetsynthError",
     "Layer",
     "Lineage",
+    "SelectionConfig",
     "SynthesisConfig",
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "align",
     "ancestor_genome",
+    "average_overlap",
     "build_model",
     "chain_layers",
+    "cluster_presence",
     "cluster_probability",
     "compact",
     "efficiency",
+    "environmental_factor",
     "evolve",
     "expand_state",
     "layer_factors",
     "layer_targets",
     "load_dataset",
     "load_genome",
+    "mate_product",
+    "mate_sum",
+    "overlap",
+    "overlap_matrix",
     "propagate_dead",
+    "rate_for_factor",
     "save_genome",
+    "select_parents",
     "size_metrics",
     "summary",
     "synapse_probability",
