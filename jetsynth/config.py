@@ -50,7 +50,7 @@ class EvolveConfig:
 
     def resolved(self) -> EvolveConfig:
         """The same configuration with dataset-dependent defaults filled in, checked."""
-        spec = DataSpec.parse(self.data, self.subset, self.seed)
+        spec = self.data_spec()
         ancestor_epochs, epochs = DEFAULT_EPOCHS.get(spec.kind, FALLBACK_EPOCHS)
         config = replace(
             self,
