@@ -68,9 +68,47 @@ def alexnet_cifar(input_shape: tuple[int, int, int], num_classes: int) -> nn.Mod
     )
 
 
+class _BasicBlock(nn.Module):
+    """Two 3×3 convs with batch norm and an identity shortcut (a 1×1 conv where the shape
+    changes): the residual coupling the export-time compactor must respect."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def resnet_small(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """A small ResNet (stem 16 → blocks 16, 32, 64 → global pool → classes). Not a chain, so
+    it does not evolve yet; it is the residual case for compaction and export."""
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        _BasicBlock(16, 16, 1),
+        _BasicBlock(16, 32, 2),
+        _BasicBlock(32, 64, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, num_classes),
+    )
+
+
 ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
     "lenet5": lenet5,
     "alexnet-cifar": alexnet_cifar,
+    "resnet-small": resnet_small,
 }
 
 
