@@ -131,7 +131,11 @@ def cli() -> None:
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
 @click.option("--executor", default="local", show_default=True, help="Where members train.")
-@click.option("--bench", default="none", show_default=True, help="How offspring speed is measured.")
+@click.option("--bench", default="none", show_default=True,
+              help="Time every member: none | ort (onnxruntime CPU) | ort-cuda | ort-trt.")
+@click.option("--bench-batch", type=int, default=1, show_default=True, help="--bench: images per query.")
+@click.option("--bench-seconds", type=float, default=0.5, show_default=True,
+              help="--bench: minimum timed seconds per member.")
 @click.option("--target-fps", type=float, default=None, help="Stop once a member reaches this FPS.")
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: float | None,
@@ -174,10 +178,10 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     from rich.table import Table
 
     from .report import (
-        TABLE1_HEADER,
         efficiency_table,
         layer_table,
         overlap_by_generation,
+        table1_header,
         table2_header,
         write_markdown,
         write_plots,
@@ -185,7 +189,7 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     )
 
     table = Table(title="Architectural efficiency vs accuracy (seed 001, Table 1)")
-    for column in TABLE1_HEADER:
+    for column in table1_header(records):
         table.add_column(column, justify="right")
     for row in efficiency_table(records):
         table.add_row(*row)
@@ -262,6 +266,110 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     console.print(table)
     console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")
     console.print(f"heatmap: {path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--generation", "-g", type=int, default=None, help="Generation of the member (ancestor: 1).")
+@click.option("--member", "-m", type=int, default=None, help="Member index within the generation.")
+@click.option("--best", is_flag=True,
+              help="The fastest member within --max-drop of the ancestor's accuracy [default].")
+@click.option("--max-drop", type=float, default=0.01, show_default=True,
+              help="--best: largest accuracy loss allowed, as a fraction (0.01 = one point).")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="Weights and compute of the exported model.")
+@click.option("--io-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="Type of the input and output tensors.")
+@click.option("--opset", type=int, default=13, show_default=True,
+              help="ONNX opset; TensorRT 8.2 (Jetson TX1) parses up to 13.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .onnx file to write.")
+@click.option("--parity/--no-parity", default=True, show_default=True,
+              help="Compare onnxruntime's outputs with torch's on the run's test split.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
+           precision: str, io_precision: str, opset: int, output: Path, parity: bool,
+           as_json: bool) -> None:
+    """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
+    from .export import export_member
+
+    if best and (generation is not None or member is not None):
+        _fail("--best picks the member itself: drop --generation/--member, or drop --best")
+    try:
+        result, record = export_member(run_dir, output, generation, member, max_drop, precision,
+                                       io_precision, opset, parity)
+    except JetsynthError as exc:
+        _fail(str(exc))
+    summary = {
+        "path": str(result.path), "member": record["id"], "accuracy": record["accuracy"],
+        "synaptic_efficiency": record["synaptic_efficiency"], "precision": result.precision,
+        "io_precision": result.io_precision, "opset": result.opset, "bytes": result.bytes,
+        "macs": result.macs, "params": result.params, "parity": result.parity,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{result.path}: member {record['id']} (accuracy {record['accuracy']:.4f}, "
+               f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
+    click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
+               f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")
+    if opset > 13:
+        click.echo("  note: TensorRT 8.2 (Jetson TX1) parses opset 13 at most")
+    if result.parity:
+        p = result.parity
+        click.echo(f"  parity vs torch on {p['images']} test images: max abs {p['max_abs_diff']:.3g}, "
+                   f"max rel {p['max_rel_diff']:.3g}, top-1 agreement {100 * p['top1_agreement']:.2f} %")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--backend", type=click.Choice(["ort-cpu", "ort-cuda", "ort-trt", "torch-cpu", "torch-cuda"]),
+              default=None, help="[default: ort-cpu for .onnx files, torch-cpu for member folders]")
+@click.option("--batch", type=int, default=1, show_default=True, help="Images per query.")
+@click.option("--duration", type=float, default=2.0, show_default=True,
+              help="Minimum seconds of timed queries.")
+@click.option("--iterations", type=int, default=50, show_default=True, help="Minimum timed queries.")
+@click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
+@click.option("--threads", type=int, default=0, show_default=True,
+              help="CPU threads (0: the backend's default).")
+@click.option("--half", is_flag=True, help="torch backends: run in half precision.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
+          warmup: float, threads: int, half: bool, as_json: bool) -> None:
+    """Time MODEL on this machine: an ONNX file, or a run's member folder (torch)."""
+    from .bench import TorchRunner, measure, onnx_runner
+
+    try:
+        if model.is_dir():
+            from .export import compact_genome
+            from .genome import load_genome
+
+            backend = backend or "torch-cpu"
+            if not backend.startswith("torch"):
+                raise JetsynthError(f"{model} is a member folder: time it with --backend torch-cpu or "
+                                    "torch-cuda, or export it to ONNX first")
+            genome = load_genome(model)
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+            runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half)
+        else:
+            if model.suffix in (".engine", ".plan", ".trt"):
+                raise JetsynthError(f"{model} is a TensorRT engine: engines are timed on the device that "
+                                    "built them (jetsynth deploy)")
+            runner = onnx_runner(model, backend or "ort-cpu", threads)
+        result = measure(runner, batch, warmup, duration, iterations)
+    except JetsynthError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"model": str(model), **result.as_dict()}, indent=2))
+        return
+    lat = result.latency_ms
+    click.echo(f"{model} on {result.backend}, batch {result.batch}: {result.fps:,.1f} images/s "
+               f"({result.throughput_qps:,.1f} queries/s over {result.queries} queries)")
+    click.echo(f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}, "
+               f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
 
 
 def main() -> None:

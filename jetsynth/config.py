@@ -12,6 +12,7 @@ from .selection import POLICIES, SelectionConfig
 from .synthesis import SynthesisConfig
 from .train import PRECISIONS, TrainConfig
 
+BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
 DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
 
@@ -47,6 +48,8 @@ class EvolveConfig:
     seed: int = 0
     executor: str = "local"
     bench: str = "none"
+    bench_batch: int = 1
+    bench_seconds: float = 0.5
 
     def resolved(self) -> EvolveConfig:
         """The same configuration with dataset-dependent defaults filled in, checked."""
@@ -93,9 +96,12 @@ class EvolveConfig:
                 f"--executor {self.executor} is not available in this version; use local",
             ),
             (
-                self.bench != "none",
-                f"--bench {self.bench} is not available in this version; use none",
+                self.bench not in BENCH_CHOICES,
+                f"--bench {self.bench} is not available in this version; use one of "
+                + ", ".join(BENCH_CHOICES),
             ),
+            (self.bench_batch < 1, "--bench-batch must be at least 1"),
+            (self.bench_seconds <= 0, "--bench-seconds must be positive"),
         ]
         for failed, message in problems:
             if failed:
@@ -129,6 +135,12 @@ class EvolveConfig:
             lr=self.lr,
             precision=self.precision,
         )
+
+    def bench_backend(self) -> str | None:
+        """The runner that times each offspring (None: not measured); 'ort' is onnxruntime's CPU."""
+        if self.bench == "none":
+            return None
+        return "ort-cpu" if self.bench == "ort" else self.bench
 
     def data_spec(self) -> DataSpec:
         return DataSpec.parse(self.data, self.subset, self.seed)

@@ -54,8 +54,8 @@ def environment_record(keep: float, m: int) -> dict:
 
 
 def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: dict | None,
-            cluster: str, keep: float):
-    metrics = {**trained.metrics, **size_metrics(trained.genome, cluster)}
+            config: EvolveConfig, keep: float):
+    metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
     base = ancestor if ancestor is not None else metrics
     record = {
         "id": lineage.id,
@@ -68,6 +68,12 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "environment": environment_record(keep, max(1, len(lineage.parents))),
         "fps": None,
     }
+    backend = config.bench_backend()
+    if backend is not None:
+        from .bench import bench_genome
+
+        record.update(bench_genome(trained.genome, run.member_dir(lineage.id), backend,
+                                   config.precision, config.bench_batch, config.bench_seconds))
     run.save(trained.genome, record)
     run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
               synapses=metrics["synapses"])
@@ -123,7 +129,7 @@ def evolve(
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))
-        ancestor = _finish(run, trained, genome.lineage, seed, None, config.cluster, 1.0)
+        ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0)
         observer.member_finished(ancestor)
     records = [ancestor]
     previous = [ancestor]
@@ -148,7 +154,7 @@ def evolve(
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,
                                        observer.step, run.member_dir(mid))
-                record = _finish(run, trained, lineage, seed, ancestor, config.cluster, config.keep)
+                record = _finish(run, trained, lineage, seed, ancestor, config, config.keep)
                 observer.member_finished(record)
             records.append(record)
             current.append(record)

@@ -73,9 +73,32 @@ def _best_per_generation(records: list[dict]) -> list[dict]:
     return [best[g] for g in sorted(best)]
 
 
+def pick_member(records: list[dict], generation: int | None = None, member: int | None = None,
+                max_drop: float = 0.01) -> dict:
+    """One member's record: the given generation/member (the ancestor is generation 1, member 0),
+    or by default the deployment pick: among members within `max_drop` (a fraction: 0.01 = one
+    point) of the ancestor's accuracy, the fastest (highest measured fps where every candidate
+    has one, else fewest multiply-accumulates, then fewest synapses)."""
+    if generation is not None or member is not None:
+        generation = 1 if generation is None else generation
+        member = 0 if member is None else member
+        for record in records:
+            if record["generation"] == generation and record["member"] == member:
+                return record
+        raise JetsynthError(
+            f"no finished member {member} in generation {generation}; see `jetsynth report`"
+        )
+    floor = records[0]["accuracy"] - max_drop
+    candidates = [r for r in records if r["accuracy"] >= floor]
+    if all(r.get("fps") for r in candidates):
+        return max(candidates, key=lambda r: (r["fps"], -r["generation"]))
+    return min(candidates, key=lambda r: (r["macs"], r["synapses"], -r["accuracy"]))
+
+
 def efficiency_table(records: list[dict]) -> list[list[str]]:
     """Seed 001 Table 1: generation, member, architectural (synaptic) efficiency, cluster
     efficiency, MAC reduction, accuracy."""
+    measured = has_fps(records)
     return [
         [
             str(r["generation"]),
@@ -85,8 +108,18 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
             f"{r['mac_reduction']:.2f}X",
             f"{r['accuracy']:.4f}",
         ]
+        + ([f"{r['fps']:,.0f}" if r.get("fps") else "-"] if measured else [])
         for r in records
     ]
+
+
+def has_fps(records: list[dict]) -> bool:
+    """Whether any member's speed was measured (`evolve --bench`)."""
+    return any(r.get("fps") for r in records)
+
+
+def table1_header(records: list[dict]) -> list[str]:
+    return TABLE1_HEADER + (["FPS"] if has_fps(records) else [])
 
 
 def layer_table(records: list[dict]) -> list[list[str]]:
@@ -128,7 +161,7 @@ def write_markdown(run_dir: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "## Architectural efficiency vs accuracy (seed 001, Table 1)\n\n"
-        + markdown(TABLE1_HEADER, efficiency_table(records))
+        + markdown(table1_header(records), efficiency_table(records))
         + "\n\n## Cluster efficiency per layer (seed 001, Table 2)\n\n"
         + markdown(table2_header(records), layer_table(records))
         + "\n"
@@ -149,11 +182,15 @@ def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
         ("synaptic_efficiency", "synaptic efficiency (×, ancestor / offspring)", True),
         ("cluster_efficiency", "cluster efficiency (×, ancestor / offspring)", True),
     ]
+    if has_fps(records):
+        panels.append(("fps", "measured throughput (images/s)", True))
     for key, label, log in panels:
+        dots = [r for r in records if r.get(key) is not None]
+        line = [r for r in best if r.get(key) is not None]
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.scatter([r["generation"] for r in records], [r[key] for r in records],
+        ax.scatter([r["generation"] for r in dots], [r[key] for r in dots],
                    s=14, alpha=0.5, label="members")
-        ax.plot([r["generation"] for r in best], [r[key] for r in best], marker="o",
+        ax.plot([r["generation"] for r in line], [r[key] for r in line], marker="o",
                 label="most accurate member")
         if log:
             ax.set_yscale("log")

@@ -1,0 +1,244 @@
+"""Timing a model on this machine: runners for onnxruntime (CPU, CUDA and TensorRT execution
+providers) and torch (CPU, CUDA) behind one interface, and one measuring loop.
+
+The statistics follow trtexec's definitions: throughput is queries over the wall time of the
+timed loop (a query = one batch of B images; FPS = throughput × B); latency percentiles are over
+the per-query latencies, nearest-rank. A warm-up runs first and is not counted; the timed loop
+runs until both a minimum duration and a minimum number of queries are reached.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import JetsynthError
+
+ORT_PROVIDERS = {
+    "ort-cpu": "CPUExecutionProvider",
+    "ort-cuda": "CUDAExecutionProvider",
+    "ort-trt": "TensorrtExecutionProvider",
+}
+TORCH_DEVICES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}
+BACKENDS = (*ORT_PROVIDERS, *TORCH_DEVICES)
+
+
+class Runner(Protocol):
+    """What the measuring loop needs: a name, the per-image input shape and dtype, and a
+    blocking `infer` of one batch."""
+
+    name: str
+    image_shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def infer(self, batch: np.ndarray) -> None: ...
+
+
+def _onnx_proto(path: Path):
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf decode errors have no common public type
+        raise JetsynthError(
+            f"{path} is not a readable ONNX model ({type(exc).__name__}); export one with "
+            "`jetsynth export`"
+        ) from None
+
+
+class OrtRunner:
+    """An onnxruntime session on one execution provider."""
+
+    def __init__(self, path: Path, backend: str = "ort-cpu", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        from .export import onnx_session
+
+        provider = ORT_PROVIDERS[backend]
+        if provider not in ort.get_available_providers():
+            raise JetsynthError(
+                f"onnxruntime here has no {provider}; install onnxruntime-gpu "
+                "(pip install 'jetsynth[gpu]') or use --backend ort-cpu"
+            )
+        _onnx_proto(Path(path))
+        self.name = backend
+        self.session = onnx_session(Path(path), threads, (provider,))
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise JetsynthError(f"{path} has {len(inputs)} inputs; bench feeds models with one image input")
+        spec = inputs[0]
+        self.input_name = spec.name
+        rest = spec.shape[1:]
+        if not rest or not all(isinstance(d, int) and d > 0 for d in rest):
+            raise JetsynthError(
+                f"{path}: input '{spec.name}' has shape {spec.shape}; bench needs fixed dimensions "
+                "after the batch axis"
+            )
+        self.fixed_batch = spec.shape[0] if isinstance(spec.shape[0], int) else None
+        self.image_shape = tuple(rest)
+        if spec.type not in ("tensor(float)", "tensor(float16)"):
+            raise JetsynthError(f"{path}: input type {spec.type}; bench feeds float or float16 images")
+        self.dtype = np.dtype(np.float16 if spec.type == "tensor(float16)" else np.float32)
+
+    def infer(self, batch: np.ndarray) -> None:
+        if self.fixed_batch is not None and len(batch) != self.fixed_batch:
+            raise JetsynthError(f"the model's batch size is fixed at {self.fixed_batch}: use --batch "
+                                f"{self.fixed_batch}")
+        self.session.run(None, {self.input_name: batch})
+
+
+class TorchRunner:
+    """A torch module in eval mode on the CPU or a CUDA device, optionally in half precision."""
+
+    def __init__(self, model: nn.Module, image_shape: tuple[int, ...], backend: str = "torch-cpu",
+                 half: bool = False) -> None:
+        device = TORCH_DEVICES[backend]
+        if device == "cuda" and not torch.cuda.is_available():
+            raise JetsynthError("torch sees no CUDA device here; use --backend torch-cpu")
+        self.name = backend
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        if half:
+            self.model = self.model.half()
+        self.image_shape = tuple(image_shape)
+        self.dtype = np.dtype(np.float16 if half else np.float32)
+
+    def infer(self, batch: np.ndarray) -> None:
+        with torch.inference_mode():
+            self.model(torch.from_numpy(batch).to(self.device))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+
+@dataclass
+class BenchResult:
+    """One measurement. Latencies in milliseconds per query (one batch); throughput in queries
+    per second; fps in images per second."""
+
+    backend: str
+    batch: int
+    queries: int
+    wall_seconds: float
+    throughput_qps: float
+    fps: float
+    latency_ms: dict
+    host: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def nearest_rank(sorted_values: list[float], percent: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least `percent` % of the values
+    at or below it."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = max(1, math.ceil(percent / 100.0 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def host_info() -> dict:
+    """What the numbers were measured on."""
+    import onnxruntime as ort
+
+    info = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "ort_providers": ort.get_available_providers(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_seconds: float = 1.0,
+            min_queries: int = 20, seed: int = 0) -> BenchResult:
+    """Time `runner` on random inputs of `batch` images."""
+    if batch < 1:
+        raise JetsynthError(f"--batch must be at least 1, not {batch}")
+    data = np.random.default_rng(seed).standard_normal((batch, *runner.image_shape))
+    data = data.astype(runner.dtype)
+    started = time.perf_counter()
+    runner.infer(data)
+    while time.perf_counter() - started < warmup_seconds:
+        runner.infer(data)
+    latencies = []
+    loop_start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        runner.infer(data)
+        t1 = time.perf_counter()
+        latencies.append((t1 - t0) * 1000.0)
+        if t1 - loop_start >= min_seconds and len(latencies) >= min_queries:
+            break
+    wall = time.perf_counter() - loop_start
+    ordered = sorted(latencies)
+    qps = len(latencies) / wall
+    return BenchResult(
+        backend=runner.name,
+        batch=batch,
+        queries=len(latencies),
+        wall_seconds=round(wall, 4),
+        throughput_qps=qps,
+        fps=qps * batch,
+        latency_ms={
+            "mean": float(np.mean(latencies)),
+            "min": ordered[0],
+            "p50": nearest_rank(ordered, 50),
+            "p90": nearest_rank(ordered, 90),
+            "p99": nearest_rank(ordered, 99),
+            "max": ordered[-1],
+        },
+        host=host_info(),
+    )
+
+
+def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = 0) -> OrtRunner:
+    """A runner for an ONNX file, with a clear error for missing or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise JetsynthError(f"{path}: no such file; export a model with `jetsynth export`")
+    if backend not in ORT_PROVIDERS:
+        raise JetsynthError(
+            f"--backend {backend} cannot run an ONNX file; use one of {', '.join(ORT_PROVIDERS)}"
+        )
+    return OrtRunner(path, backend, threads)
+
+
+MEMBER_MODEL = "model.onnx"
+
+
+def bench_genome(genome, folder: Path, backend: str = "ort-cpu", precision: str = "fp32",
+                 batch: int = 1, seconds: float = 0.5) -> dict:
+    """Export `genome` (compacted, in `precision`) to `folder`/model.onnx and time it: the
+    figures evolution records for each offspring (fps in images per second)."""
+    from .export import export_genome
+
+    exported = export_genome(genome, Path(folder) / MEMBER_MODEL, precision)
+    result = measure(onnx_runner(exported.path, backend), batch, warmup_seconds=0.1,
+                     min_seconds=seconds, min_queries=10)
+    return {
+        "fps": result.fps,
+        "bench": {
+            "backend": backend,
+            "precision": precision,
+            "batch": batch,
+            "latency_ms": result.latency_ms,
+            "onnx_bytes": exported.bytes,
+            "onnx_macs": exported.macs,
+        },
+    }
