@@ -51,3 +51,15 @@ def mnist_dir() -> Path:
     if not MNIST_DIR.is_dir():
         pytest.skip(f"real MNIST not found at {MNIST_DIR} (shared datasets folder absent)")
     return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def benched_run(tmp_path_factory) -> Path:
+    """A three-generation digits run whose members were exported and timed (--bench ort)."""
+    from jetsynth.config import EvolveConfig
+    from jetsynth.evolve import evolve
+
+    path = tmp_path_factory.mktemp("benched") / "run"
+    evolve(EvolveConfig(data="digits", subset=0.3, generations=3, ancestor_epochs=2, epochs=1,
+                        keep=0.5, bench="ort", bench_seconds=0.05), path)
+    return path

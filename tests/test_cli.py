@@ -114,3 +114,49 @@ def test_help_works_from_the_console_entry_point():
     process = subprocess.run([sys.executable, "-m", "jetsynth", "--help"], capture_output=True,
                              text=True, timeout=120)
     assert process.returncode == 0 and "evolve" in process.stdout
+
+
+def test_export_and_bench_from_the_command_line(tmp_path, benched_run):
+    out = tmp_path / "net.onnx"
+    result = _run("export", str(benched_run), "--best", "--max-drop", "1", "-o", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    exported = json.loads(result.output)
+    assert exported["opset"] == 13 and exported["precision"] == "fp16"
+    assert exported["parity"]["top1_agreement"] >= 0.99 and out.is_file()
+    result = _run("bench", str(out), "--batch", "4", "--duration", "0.05", "--iterations", "3",
+                  "--warmup", "0", "--json")
+    assert result.exit_code == 0, result.output
+    timing = json.loads(result.output)
+    assert timing["backend"] == "ort-cpu" and timing["batch"] == 4 and timing["fps"] > 0
+    result = _run("bench", str(out), "--duration", "0.05", "--warmup", "0")
+    assert result.exit_code == 0 and "images/s" in result.output and "p99" in result.output
+    member = benched_run / "members" / "g02-m00"
+    result = _run("bench", str(member), "--duration", "0.05", "--iterations", "2", "--warmup", "0")
+    assert result.exit_code == 0 and "torch-cpu" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", "RUN", "--best", "-g", "2", "-o", "x.onnx"], "--best picks the member itself"),
+        (["export", "RUN", "-g", "9", "-o", "x.onnx"], "no finished member 0 in generation 9"),
+        (["export", "RUN", "--opset", "3", "-o", "x.onnx"], "outside 7"),
+        (["bench", "GARBAGE"], "not a readable ONNX model"),
+        (["bench", "RUN/members/g02-m00", "--backend", "ort-cpu"], "is a member folder"),
+        (["bench", "ENGINE"], "is a TensorRT engine"),
+        (["bench", "/no/such.onnx"], "does not exist"),
+    ],
+)
+def test_export_and_bench_bad_input(tmp_path, benched_run, args, message):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_text("not onnx")
+    engine = tmp_path / "net.engine"
+    engine.write_bytes(b"\0" * 16)
+    args = [a.replace("RUN", str(benched_run)).replace("GARBAGE", str(garbage))
+            .replace("ENGINE", str(engine)) for a in args]
+    if args[-1] == "x.onnx":
+        args[-1] = str(tmp_path / "x.onnx")
+    result = subprocess.run([sys.executable, "-m", "jetsynth", *args], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr

@@ -134,3 +134,14 @@ def test_two_parent_population(tmp_path, options):
 def test_alpha_count_must_match_parents():
     with pytest.raises(JetsynthError, match="one --alpha per parent"):
         replace(SMALL, parents=2, alphas=(1.0,)).resolved()
+
+
+def test_bench_ort_records_each_members_speed(benched_run):
+    from jetsynth.report import summary
+
+    data = summary(benched_run)
+    assert all(m["fps"] > 0 for m in data["members"])
+    member = benched_run / "members" / "g03-m00"
+    assert (member / "model.onnx").is_file()
+    record = json.loads((member / "member.json").read_text())
+    assert record["bench"]["backend"] == "ort-cpu" and record["bench"]["onnx_bytes"] > 0

@@ -59,3 +59,29 @@ def test_markdown_tables(run_dir):
     _, records = load_records(run_dir)
     text = write_markdown(run_dir, records).read_text()
     assert "seed 001, Table 1" in text and "| 1 | 0 | 1.00X |" in text
+
+
+def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
+    _, records = load_records(benched_run)
+    assert efficiency_table(records)[0][-1] != "-"
+    target = tmp_path / "copy"
+    paths = write_plots(target, records)
+    assert target / "report" / "fps.png" in paths
+    assert "| FPS |" in write_markdown(target, records).read_text()
+
+
+def test_pick_member_by_hand():
+    from jetsynth.report import pick_member
+
+    records = [
+        {"id": "a", "generation": 1, "member": 0, "accuracy": 0.99, "macs": 100, "synapses": 10, "fps": 10},
+        {"id": "b", "generation": 2, "member": 0, "accuracy": 0.985, "macs": 50, "synapses": 5, "fps": 30},
+        {"id": "c", "generation": 3, "member": 0, "accuracy": 0.95, "macs": 10, "synapses": 1, "fps": 90},
+    ]
+    assert pick_member(records)["id"] == "b"  # c is 4 points down
+    assert pick_member(records, max_drop=0.05)["id"] == "c"
+    assert pick_member(records, generation=3, member=0)["id"] == "c"
+    unmeasured = [{**r, "fps": None} for r in records]
+    assert pick_member(unmeasured)["id"] == "b"  # fewest MACs within one point
+    with pytest.raises(JetsynthError, match="no finished member"):
+        pick_member(records, generation=4)
