@@ -144,3 +144,19 @@ def test_missing_accelerators_are_clear_errors(tmp_path, benched_run):
             TorchRunner(torch.nn.Identity(), (1, 2, 2), "torch-cuda")
     with pytest.raises(JetsynthError, match="cannot run an ONNX file"):
         onnx_runner(model, "torch-cpu")
+
+
+def test_onnxruntime_refusals_read_as_one_plain_line(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "future",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
+    path = tmp_path / "future.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=99),
+              str(path))
+    with pytest.raises(JetsynthError) as caught:
+        onnx_runner(path)
+    message = str(caught.value)
+    assert message.startswith("onnxruntime cannot load the model: ")
+    assert "IR version" in message and ".cc:" not in message and "\n" not in message
