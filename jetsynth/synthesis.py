@@ -132,7 +132,10 @@ def synthesize(
     again; the offspring's synapses always lie within its parents' structure. Units that die
     with their inputs or readers take synapses beyond the budget with them, so a draw that ends
     more than 3 % under `keep` × the parents' size is drawn again with the share raised by the
-    shortfall (at most 3 times): the budget holds for the offspring as it will be trained."""
+    shortfall (at most 3 times), and the draw closest to the budget is kept. The raised share
+    never exceeds √keep: with few large clusters (filters) one draw's shortfall is mostly chance
+    and coupling between layers, and correcting it fully would let an offspring keep
+    everything."""
     parents = [parents] if isinstance(parents, Genome) else list(parents)
     m = len(parents)
     alphas = torch.tensor(config.alphas, dtype=torch.float32) if config.alphas else equal_alphas(m)
@@ -144,16 +147,19 @@ def synthesize(
     allowed = {k: structure(p, config.structure) for k, p in present.items()}
     base = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
     wanted = min(config.keep * base, sum(float(a.sum()) for a in allowed.values()))
-    scale, corrections, chosen = 1.0, 0, None
+    ceiling = 1.0 / math.sqrt(config.keep)
+    scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
         masks = sample_masks(layers, strengths, allowed, base, config, generator, scale)
         if not _viable(layers, allowed, masks):
             continue
-        chosen = masks
         realized = sum(float(mask.sum()) for mask in masks.values())
+        distance = abs(math.log(max(realized, 1.0) / max(wanted, 1.0)))
+        if distance < miss:
+            chosen, miss = masks, distance
         if realized >= BUDGET_TOLERANCE * wanted or corrections == MAX_CORRECTIONS:
             break
-        scale *= wanted / max(realized, 1.0)
+        scale = min(ceiling, scale * wanted / max(realized, 1.0))
         corrections += 1
     if chosen is not None:
         state = _inherited_state(parents, weights, present, alphas, config.alignment)

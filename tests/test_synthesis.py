@@ -74,3 +74,13 @@ def test_hopeless_parent_is_a_clear_error(parent):
     empty = parent.with_masks(masks, parent.lineage)
     with pytest.raises(JetsynthError, match="lost a whole layer"):
         synthesize(empty, SynthesisConfig(), torch.Generator().manual_seed(0), CHILD)
+
+
+def test_filter_draws_stay_near_the_budget_and_never_keep_everything(parent):
+    """With few large clusters one draw can fall far under the budget; the correction must not
+    swing the next draw to keeping every synapse."""
+    config = SynthesisConfig(cluster="filter", keep=0.75, balance=0.0, cluster_pressure=0.9)
+    for seed in range(6):
+        child = synthesize(parent, config, torch.Generator().manual_seed(seed), CHILD)
+        kept = sum(int(m.sum()) for m in child.masks.values()) / 430500
+        assert 0.6 < kept <= 0.75 ** 0.5 + 0.01, (seed, kept)
