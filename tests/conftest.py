@@ -55,11 +55,12 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def benched_run(tmp_path_factory) -> Path:
-    """A three-generation digits run whose members were exported and timed (--bench ort)."""
+    """A three-generation digits run under the fp16 restriction whose members were exported and
+    timed (`jetsynth evolve --precision fp16 --bench ort`)."""
     from jetsynth.config import EvolveConfig
     from jetsynth.evolve import evolve
 
     path = tmp_path_factory.mktemp("benched") / "run"
     evolve(EvolveConfig(data="digits", subset=0.3, generations=3, ancestor_epochs=2, epochs=1,
-                        keep=0.5, bench="ort", bench_seconds=0.05), path)
+                        keep=0.5, precision="fp16", bench="ort", bench_seconds=0.05), path)
     return path

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
@@ -145,3 +146,9 @@ def test_bench_ort_records_each_members_speed(benched_run):
     assert (member / "model.onnx").is_file()
     record = json.loads((member / "member.json").read_text())
     assert record["bench"]["backend"] == "ort-cpu" and record["bench"]["onnx_bytes"] > 0
+    assert record["bench"]["precision"] == "fp16"
+    genome = RunDirectory(benched_run).genome("g03-m00")
+    assert genome.precision == "fp16"
+    for value in genome.state.values():
+        if value.is_floating_point():
+            assert torch.equal(value, value.half().float())  # the next generation inherits fp16 weights
