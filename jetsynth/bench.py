@@ -97,13 +97,16 @@ class OrtRunner:
 
 
 class TorchRunner:
-    """A torch module in eval mode on the CPU or a CUDA device, optionally in half precision."""
+    """A torch module in eval mode on the CPU or a CUDA device, optionally in half precision;
+    `threads` > 0 sets torch's CPU threads (process-wide, as torch has no per-model setting)."""
 
     def __init__(self, model: nn.Module, image_shape: tuple[int, ...], backend: str = "torch-cpu",
-                 half: bool = False) -> None:
+                 half: bool = False, threads: int = 0) -> None:
         device = TORCH_DEVICES[backend]
         if device == "cuda" and not torch.cuda.is_available():
             raise JetsynthError("torch sees no CUDA device here; use --backend torch-cpu")
+        if threads:
+            torch.set_num_threads(threads)
         self.name = backend
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)

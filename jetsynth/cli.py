@@ -349,11 +349,8 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 raise JetsynthError(f"{model} is a member folder: time it with --backend torch-cpu or "
                                     "torch-cuda, or export it to ONNX first")
             genome = load_genome(model)
-            if threads:
-                import torch
-
-                torch.set_num_threads(threads)
-            runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half)
+            runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half,
+                                 threads)
         else:
             if model.suffix in (".engine", ".plan", ".trt"):
                 raise JetsynthError(f"{model} is a TensorRT engine: engines are timed on the device that "

@@ -119,9 +119,9 @@ def _silence(producers: list, readers: list, dead: torch.Tensor) -> bool:
 
 
 @torch.no_grad()
-def settle(model: nn.Module, masks: dict[str, torch.Tensor], example: torch.Tensor) -> nn.Module:
-    """A full-size copy of `model` with `masks` (module name → bool mask of its weight) applied
-    and every dead channel silenced everywhere, repeated until nothing changes."""
+def _settled(model: nn.Module, masks: dict[str, torch.Tensor], example: torch.Tensor):
+    """The settled copy (see `settle`) with its dependency graph and kept output layers, so
+    that compaction prunes on the graph it settled with."""
     net = copy.deepcopy(model).eval()
     modules = dict(net.named_modules())
     for name, mask in masks.items():
@@ -143,7 +143,13 @@ def settle(model: nn.Module, masks: dict[str, torch.Tensor], example: torch.Tens
             if readers:
                 dead = _dead_channels(producers, readers, _root_channels(group))
                 changed |= _silence(producers, readers, dead)
-    return net
+    return net, graph, keep
+
+
+def settle(model: nn.Module, masks: dict[str, torch.Tensor], example: torch.Tensor) -> nn.Module:
+    """A full-size copy of `model` with `masks` (module name → bool mask of its weight) applied
+    and every dead channel silenced everywhere, repeated until nothing changes."""
+    return _settled(model, masks, example)[0]
 
 
 def _size(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
@@ -160,10 +166,8 @@ def compact_graph(
     """The settled network with its dead channels removed. `example` is one input batch
     (N, C, H, W) used to trace the graph. A group whose every channel is dead keeps one channel
     (all zero) so the layers stay well-formed."""
-    net = settle(model, masks, example)
+    net, graph, keep = _settled(model, masks, example)
     macs_before, params_before = _size(net, example)
-    graph = _graph(net, example)
-    keep = _output_layers(net, example)
     names = {module: name for name, module in net.named_modules()}
     removed: dict[str, int] = {}
     for group in _groups(graph, keep):

@@ -8,6 +8,7 @@ is `(pixel / 255 · pixel_scale − mean) / std` per channel, in the stated layo
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -98,8 +99,6 @@ def to_onnx(model: nn.Module, input_shape: tuple[int, ...], precision: str = "fp
 
 
 def _export_copy(model: nn.Module, precision: str, io_precision: str) -> nn.Module:
-    import copy
-
     net = copy.deepcopy(model).eval().float()
     if precision == "fp32":
         return net
