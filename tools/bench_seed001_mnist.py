@@ -10,20 +10,19 @@ wall time and the peak resident memory. Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import DEFAULT_MNIST, emit, mnist_missing
 
 from jetsynth import EvolveConfig, evolve
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default=str(Path(__file__).resolve().parents[1].parent
-                                               / "shared" / "datasets" / "mnist"))
+    parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--generations", type=int, default=13)
     parser.add_argument("--keep", type=float, default=0.645)
@@ -34,8 +33,7 @@ def main() -> int:
     parser.add_argument("--ancestor-epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not Path(args.mnist).is_dir():
-        print(json.dumps({"error": f"MNIST folder not found: {args.mnist}"}))
+    if mnist_missing(args.mnist):
         return 2
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="seed001-mnist-"))
     config = EvolveConfig(
@@ -55,8 +53,7 @@ def main() -> int:
     wall = time.perf_counter() - started
     ancestor = records[0]
     last = records[-1]
-    print(json.dumps({
-        "benchmark": "seed001-mnist-lenet5",
+    emit("seed001-mnist-lenet5", {
         "config": {k: getattr(config, k) for k in ("generations", "keep", "balance", "cluster",
                                                     "cluster_pressure", "epochs",
                                                     "ancestor_epochs", "seed")},
@@ -78,9 +75,7 @@ def main() -> int:
             "synaptic_efficiency": round(last["synaptic_efficiency"], 2),
             "accuracy_drop_points": round(100 * (ancestor["accuracy"] - last["accuracy"]), 2),
         },
-        "wall_seconds": round(wall, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }, indent=2))
+    }, wall)
     return 0
 
 

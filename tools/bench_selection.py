@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import (
     add_population_arguments,
+    best_within,
     emit,
     mnist_missing,
     pareto_front,
@@ -25,16 +26,6 @@ from common import (
 )
 
 POLICIES = ("random", "fitness", "similarity")
-
-
-def best_within(records: list[dict], floor: float) -> dict | None:
-    viable = [r for r in records if r["accuracy"] >= floor]
-    if not viable:
-        return None
-    best = max(viable, key=lambda r: r["synaptic_efficiency"])
-    return {"id": best["id"], "accuracy": best["accuracy"],
-            "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
-            "cluster_efficiency": round(best["cluster_efficiency"], 2)}
 
 
 def main() -> int:

@@ -50,13 +50,22 @@ def by_generation(records: list[dict]) -> dict[int, list[dict]]:
     return dict(sorted(out.items()))
 
 
+def best_within(records: list[dict], floor: float) -> dict | None:
+    """The most efficient member whose accuracy is at least `floor` (None when no member is)."""
+    viable = [r for r in records if r["accuracy"] >= floor]
+    if not viable:
+        return None
+    best = max(viable, key=lambda r: r["synaptic_efficiency"])
+    return {"id": best["id"], "accuracy": best["accuracy"],
+            "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
+            "cluster_efficiency": round(best["cluster_efficiency"], 2)}
+
+
 def generation_rows(records: list[dict], floor: float) -> list[dict]:
     """Per generation: population means, and the most efficient member whose accuracy is at
     least `floor` (None when no member is)."""
     rows = []
     for generation, members in by_generation(records).items():
-        viable = [r for r in members if r["accuracy"] >= floor]
-        best = max(viable, key=lambda r: r["synaptic_efficiency"], default=None)
         rows.append({
             "generation": generation,
             "mean_accuracy": round(sum(r["accuracy"] for r in members) / len(members), 4),
@@ -64,12 +73,7 @@ def generation_rows(records: list[dict], floor: float) -> list[dict]:
                 math.exp(sum(math.log(r["synaptic_efficiency"]) for r in members) / len(members)), 2),
             "mean_cluster_efficiency": round(
                 math.exp(sum(math.log(r["cluster_efficiency"]) for r in members) / len(members)), 2),
-            "best": None if best is None else {
-                "id": best["id"],
-                "accuracy": best["accuracy"],
-                "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
-                "cluster_efficiency": round(best["cluster_efficiency"], 2),
-            },
+            "best": best_within(members, floor),
         })
     return rows
 
