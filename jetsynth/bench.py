@@ -4,15 +4,14 @@ providers) and torch (CPU, CUDA) behind one interface, and one measuring loop.
 The statistics follow trtexec's definitions: throughput is queries over the wall time of the
 timed loop (a query = one batch of B images; FPS = throughput × B); latency percentiles are over
 the per-query latencies, nearest-rank. A warm-up runs first and is not counted; the timed loop
-runs until both a minimum duration and a minimum number of queries are reached.
+runs until both a minimum duration and a minimum number of queries are reached. The loop and the
+statistics are the device agent's own, so a host measurement and a device one follow one rule.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import platform
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device_agent import summarize, time_queries
 from .errors import JetsynthError
 
 ORT_PROVIDERS = {
@@ -140,15 +140,6 @@ class BenchResult:
         return asdict(self)
 
 
-def nearest_rank(sorted_values: list[float], percent: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least `percent` % of the values
-    at or below it."""
-    if not sorted_values:
-        raise ValueError("no values")
-    rank = max(1, math.ceil(percent / 100.0 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 def host_info() -> dict:
     """What the numbers were measured on."""
     import onnxruntime as ort
@@ -175,39 +166,9 @@ def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_sec
         raise JetsynthError(f"--batch must be at least 1, not {batch}")
     data = np.random.default_rng(seed).standard_normal((batch, *runner.image_shape))
     data = data.astype(runner.dtype)
-    started = time.perf_counter()
-    runner.infer(data)
-    while time.perf_counter() - started < warmup_seconds:
-        runner.infer(data)
-    latencies = []
-    loop_start = time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
-        runner.infer(data)
-        t1 = time.perf_counter()
-        latencies.append((t1 - t0) * 1000.0)
-        if t1 - loop_start >= min_seconds and len(latencies) >= min_queries:
-            break
-    wall = time.perf_counter() - loop_start
-    ordered = sorted(latencies)
-    qps = len(latencies) / wall
-    return BenchResult(
-        backend=runner.name,
-        batch=batch,
-        queries=len(latencies),
-        wall_seconds=round(wall, 4),
-        throughput_qps=qps,
-        fps=qps * batch,
-        latency_ms={
-            "mean": float(np.mean(latencies)),
-            "min": ordered[0],
-            "p50": nearest_rank(ordered, 50),
-            "p90": nearest_rank(ordered, 90),
-            "p99": nearest_rank(ordered, 99),
-            "max": ordered[-1],
-        },
-        host=host_info(),
-    )
+    latencies, wall = time_queries(lambda: runner.infer(data), warmup_seconds, min_seconds, min_queries)
+    stats = summarize(latencies, wall, batch)
+    return BenchResult(backend=runner.name, batch=batch, host=host_info(), **stats)
 
 
 def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = 0) -> OrtRunner:

@@ -64,3 +64,9 @@ def benched_run(tmp_path_factory) -> Path:
     evolve(EvolveConfig(data="digits", subset=0.3, generations=3, ancestor_epochs=2, epochs=1,
                         keep=0.5, precision="fp16", bench="ort", bench_seconds=0.05), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def member_onnx(benched_run) -> Path:
+    """One exported fp16 member of `benched_run` (dynamic batch, one 1×8×8 image input)."""
+    return sorted(benched_run.glob("members/*/model.onnx"))[-1]

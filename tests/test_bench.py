@@ -10,21 +10,11 @@ from jetsynth.bench import (
     TorchRunner,
     bench_genome,
     measure,
-    nearest_rank,
     onnx_runner,
 )
 from jetsynth.errors import JetsynthError
 from jetsynth.export import compact_genome
 from jetsynth.rundir import RunDirectory
-
-
-def test_nearest_rank_percentiles_by_hand():
-    values = [float(v) for v in range(1, 11)]
-    assert nearest_rank(values, 50) == 5.0
-    assert nearest_rank(values, 90) == 9.0
-    assert nearest_rank(values, 99) == 10.0
-    assert nearest_rank(values, 0) == 1.0
-    assert nearest_rank([3.0], 99) == 3.0
 
 
 class _Sleeper:

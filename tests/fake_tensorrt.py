@@ -1,0 +1,130 @@
+"""A stand-in for the `tensorrt` module's builder API (this machine has no GPU and no TensorRT).
+
+Only what `device_agent.build_engine` touches, with the calls that differ between TensorRT 8.x and
+10.x: 8.x accepts `max_workspace_size` and needs the EXPLICIT_BATCH flag; 10.x has only memory
+pool limits. Every setting lands in `calls` so a test can read what the builder was told.
+"""
+
+from types import SimpleNamespace
+
+
+class _Flag:
+    def __init__(self, name):
+        self.name = name
+
+    def __int__(self):
+        return 0
+
+    def __repr__(self):
+        return self.name
+
+
+class _Tensor:
+    def __init__(self, name, shape):
+        self.name = name
+        self.shape = shape
+
+
+class _Cache:
+    def __init__(self, blob):
+        self.blob = blob
+
+    def serialize(self):
+        return self.blob + b"+timed"
+
+
+def make_tensorrt(version="8.2.1.8", fast_fp16=True, tf32=False, input_shape=(-1, 1, 28, 28),
+                  parse_ok=True, build_ok=True):
+    """A module-like namespace imitating TensorRT `version`."""
+    major = int(version.split(".")[0])
+    calls = {}
+
+    class Config:
+        def __init__(self):
+            self.flags = []
+
+        def set_flag(self, flag):
+            self.flags.append(flag.name)
+            calls["flags"] = self.flags
+
+        def create_timing_cache(self, blob):
+            calls["cache_in"] = blob
+            return _Cache(blob)
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            self.cache = cache
+
+        def get_timing_cache(self):
+            return self.cache
+
+        def add_optimization_profile(self, profile):
+            calls["profile"] = profile.shapes
+
+        def __setattr__(self, name, value):
+            if name == "max_workspace_size" and major >= 10:
+                raise AttributeError("TensorRT 10 has no max_workspace_size")
+            if name == "max_workspace_size":
+                calls["max_workspace_size"] = value
+            object.__setattr__(self, name, value)
+
+    if major >= 10 or version >= "8.4":
+        def set_memory_pool_limit(self, pool, size):
+            calls["memory_pool_limit"] = (pool, size)
+
+        Config.set_memory_pool_limit = set_memory_pool_limit
+
+    class Profile:
+        def set_shape(self, name, low, opt, high):
+            self.shapes = (name, low, opt, high)
+
+    class Network:
+        num_inputs = 1
+
+        def get_input(self, index):
+            return _Tensor("image", input_shape)
+
+    class Builder:
+        platform_has_fast_fp16 = fast_fp16
+        platform_has_tf32 = tf32
+
+        def __init__(self, logger):
+            pass
+
+        def create_network(self, flags):
+            calls["network_flags"] = flags
+            return Network()
+
+        def create_builder_config(self):
+            return Config()
+
+        def create_optimization_profile(self):
+            return Profile()
+
+        def build_serialized_network(self, network, config):
+            return b"ENGINE" if build_ok else None
+
+    class Parser:
+        num_errors = 0 if parse_ok else 1
+
+        def __init__(self, network, logger):
+            pass
+
+        def parse(self, data):
+            calls["parsed_bytes"] = len(data)
+            return parse_ok
+
+        def get_error(self, index):
+            return "In node 3 (importConv): unsupported operator Foo"
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            pass
+
+    return SimpleNamespace(
+        __version__=version, calls=calls, Builder=Builder, OnnxParser=Parser, Logger=Logger,
+        NetworkDefinitionCreationFlag=SimpleNamespace(EXPLICIT_BATCH=_Flag("EXPLICIT_BATCH")),
+        BuilderFlag=SimpleNamespace(FP16=_Flag("FP16"), SPARSE_WEIGHTS=_Flag("SPARSE_WEIGHTS")),
+        MemoryPoolType=SimpleNamespace(WORKSPACE="WORKSPACE"),
+    )
