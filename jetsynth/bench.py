@@ -66,8 +66,8 @@ class OrtRunner:
         provider = ORT_PROVIDERS[backend]
         if provider not in ort.get_available_providers():
             raise JetsynthError(
-                f"onnxruntime here has no {provider}; install onnxruntime-gpu "
-                "(pip install 'jetsynth[gpu]') or use --backend ort-cpu"
+                f"onnxruntime here has no {provider}; replace onnxruntime with onnxruntime-gpu "
+                "(pip uninstall onnxruntime && pip install onnxruntime-gpu) or use --backend ort-cpu"
             )
         _onnx_proto(Path(path))
         self.name = backend

@@ -793,7 +793,8 @@ def _json_value(text):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="jetsynth_agent.py", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("facts", help="print the device's facts as JSON")
+    facts = commands.add_parser("facts", help="print the device's facts as JSON")
+    facts.add_argument("--workdir", default=None, help="where free disk space is measured")
     timing = commands.add_parser("run", help="build and time one ONNX model, print JSON")
     timing.add_argument("model")
     timing.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto")
@@ -823,7 +824,10 @@ def parse_args(argv):
 def main(argv=None):
     options = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        output = device_facts(tempfile.gettempdir()) if options.command == "facts" else run(options)
+        if options.command == "facts":
+            output = device_facts(options.workdir or tempfile.gettempdir())
+        else:
+            output = run(options)
     except AgentError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

@@ -68,5 +68,26 @@ def benched_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def member_onnx(benched_run) -> Path:
-    """One exported fp16 member of `benched_run` (dynamic batch, one 1×8×8 image input)."""
+    """One exported fp16 member of `benched_run` (dynamic batch, one 1×28×28 image input)."""
     return sorted(benched_run.glob("members/*/model.onnx"))[-1]
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 with throw-away keys (see tests/sshd_server.py)."""
+    from sshd_server import LocalSshd, find_sshd
+
+    if find_sshd() is None:
+        pytest.skip("no sshd on this machine (apt-get install openssh-server; .ci/run does)")
+    with LocalSshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture
+def local_device(sshd, tmp_path):
+    """A jetsynth Device that reaches `sshd` with its own known_hosts and a fresh remote_dir."""
+    from jetsynth.devices import Device
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    return Device(name="local", remote_dir=str(remote), **sshd.device_fields())

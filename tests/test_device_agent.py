@@ -204,12 +204,12 @@ def test_agent_trtexec_path_builds_then_times(member_onnx, tmp_path):
     (tmp_path / "summary.txt").write_text(TRTEXEC_82)
     env = {**os.environ, "PATH": f"{program.parent}{os.pathsep}{os.environ['PATH']}"}
     code, result = _agent("run", str(member_onnx), "--backend", "trtexec", "--batch", "4",
-                          "--input-name", "image", "--input-shape", "1x8x8", "--workdir", str(tmp_path),
+                          "--input-name", "image", "--input-shape", "1x28x28", "--workdir", str(tmp_path),
                           env=env)
     assert code == 0, result
     assert result["fps"] == 1602.0 and result["precision"] == "fp16" and result["engine_bytes"] == 7
     calls = log.read_text().splitlines()
     build = calls[1].split()
     assert "--buildOnly" in build and "--fp16" in build and "--workspace=256" in build
-    assert "--optShapes=image:4x1x8x8" in build and "--minShapes=image:1x1x8x8" in build
-    assert calls[2].split()[0].startswith("--loadEngine=") and "--shapes=image:4x1x8x8" in calls[2]
+    assert "--optShapes=image:4x1x28x28" in build and "--minShapes=image:1x1x28x28" in build
+    assert calls[2].split()[0].startswith("--loadEngine=") and "--shapes=image:4x1x28x28" in calls[2]

@@ -1,0 +1,210 @@
+"""Deploying a model to a device: copy the ONNX file and the agent over SSH, build and time there,
+bring back one JSON result, leave nothing behind.
+
+Engines are not portable (DESIGN §2): the host ships ONNX and the device builds its own engine.
+Each deployment works in a fresh `mktemp -d` directory under the device's remote_dir, checks free
+space first, verifies both files by sha256 after the copy and removes the directory at the end,
+whatever happened. Only TensorRT's timing cache is kept on the device between deployments, so a
+second build of a similar network is faster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import device_agent
+from .devices import Device
+from .errors import JetsynthError
+from .profiles import disagreements, get_profile
+from .ssh import Ssh, SshOptions
+
+AGENT_NAME = "jetsynth_agent.py"
+REMOTE_MODEL = "model.onnx"
+TIMING_CACHE = "jetsynth-timing.cache"
+WORKDIR_PREFIX = "jetsynth."
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the agent is asked to do. `fp16` None: the device profile decides (fp16 on every
+    Jetson profile); seconds for `duration`/`warmup`; `min_free_mib` is the headroom the device
+    must have beyond the two files (TensorRT writes the engine and scratch files there)."""
+
+    backend: str = "auto"
+    batch: int = 1
+    fp16: bool | None = None
+    duration: float = 3.0
+    warmup: float = 0.5
+    min_queries: int = 50
+    workspace_mib: int = 256
+    threads: int = 0
+    ort_provider: str = "auto"
+    min_free_mib: int = 64
+
+
+def model_facts(path: Path) -> dict:
+    """Check on the host that `path` is an ONNX model with one image input, and read what the
+    agent needs (input name and per-image shape) and the file's sha256."""
+    from .bench import _onnx_proto
+
+    path = Path(path)
+    if not path.is_file():
+        raise JetsynthError(f"{path}: no such file; export a model with `jetsynth export`")
+    proto = _onnx_proto(path)
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise JetsynthError(f"{path} has {len(inputs)} inputs; deploy times models with one image input")
+    dims = inputs[0].type.tensor_type.shape.dim
+    image = [d.dim_value for d in dims[1:]]
+    if not image or not all(v > 0 for v in image):
+        raise JetsynthError(f"{path}: input '{inputs[0].name}' needs fixed dimensions after the batch axis")
+    data = path.read_bytes()
+    return {"path": str(path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "input_name": inputs[0].name, "input_shape": image}
+
+
+def agent_source() -> bytes:
+    return Path(device_agent.__file__).read_bytes()
+
+
+def _free_mib(df_output: str) -> float:
+    """Available MiB from `df -Pk DIR` (POSIX format: the 4th field of the second line)."""
+    lines = df_output.strip().splitlines()
+    return int(lines[-1].split()[3]) / 1024.0
+
+
+def _agent_argv(device: Device, options: DeployOptions, model: dict, workdir: str) -> list[str]:
+    profile = get_profile(device.profile)
+    fp16 = options.fp16 if options.fp16 is not None else (profile.fp16 if profile else True)
+    argv = [device.python, f"{workdir}/{AGENT_NAME}", "run", f"{workdir}/{REMOTE_MODEL}",
+            "--workdir", workdir, "--backend", options.backend, "--batch", str(options.batch),
+            "--duration", str(options.duration), "--warmup", str(options.warmup),
+            "--min-queries", str(options.min_queries), "--workspace-mib", str(options.workspace_mib),
+            "--threads", str(options.threads), "--ort-provider", options.ort_provider,
+            "--input-name", model["input_name"], "--input-shape", "x".join(map(str, model["input_shape"])),
+            "--timing-cache", f"{device.remote_dir.rstrip('/')}/{TIMING_CACHE}",
+            "--fp16" if fp16 else "--no-fp16"]
+    return argv
+
+
+def _agent_result(device: Device, done, python: str) -> dict:
+    """The agent's JSON, or one line saying why there is none."""
+    out = done.stdout.decode("utf-8", "replace").strip()
+    err = done.stderr.decode("utf-8", "replace").strip()
+    try:
+        result = json.loads(out.splitlines()[-1]) if out else None
+    except ValueError:
+        result = None
+    if isinstance(result, dict) and "error" in result:
+        raise JetsynthError(f"{device.label}: {result['error']}")
+    if done.returncode == 127 or (done.returncode != 0 and "No such file" in err and python in err):
+        raise JetsynthError(f"{device.label}: there is no Python at {python} on the device; set the right "
+                            f"one with `jetsynth devices add {device.name} --python PATH --replace`")
+    if done.returncode != 0 or not isinstance(result, dict):
+        last = (err or out or "no output").splitlines()[-1]
+        raise JetsynthError(f"{device.label}: the agent failed (exit {done.returncode}): {last}")
+    return result
+
+
+def deploy(model: Path, device: Device, options: DeployOptions | None = None,
+           ssh_options: SshOptions | None = None) -> dict:
+    """Copy, build, time on `device`; the agent's result plus host-side timings in seconds
+    (`prepare`, `copy`, `agent`, `cleanup`, `total`) and any profile disagreements."""
+    options = options or DeployOptions()
+    if options.batch < 1:
+        raise JetsynthError(f"--batch must be at least 1, not {options.batch}")
+    facts = model_facts(model)
+    agent = agent_source()
+    timings = {}
+    started = time.perf_counter()
+    with Ssh(device, ssh_options) as ssh:
+        timings["connect"] = time.perf_counter() - started
+        result = _deploy_over(ssh, device, options, facts, agent, timings)
+    timings["total"] = time.perf_counter() - started
+    profile = get_profile(device.profile)
+    result.update({
+        "target": {"name": device.name, "destination": device.destination, "port": device.port,
+                   "profile": profile.as_dict() if profile else None},
+        "model": facts,
+        "host_seconds": timings,
+        "warnings": disagreements(profile, result.get("device", {})) if profile else [],
+    })
+    return result
+
+
+def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, facts: dict, agent: bytes,
+                 timings: dict) -> dict:
+    """The steps of one deployment on an open connection; fills `timings` (seconds)."""
+    started = time.perf_counter()
+    base = device.remote_dir.rstrip("/") or "/"
+    prepared = ssh.run(["sh", "-c", 'd=$(mktemp -d "$1/' + WORKDIR_PREFIX + 'XXXXXXXX") && echo "$d" && '
+                        'df -Pk "$d"', "sh", base], what="preparing a work directory")
+    if prepared.returncode != 0:
+        message = prepared.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise JetsynthError(f"{device.label}: cannot make a work directory in {base}: "
+                            f"{message[-1] if message else 'unknown error'}; choose another --remote-dir")
+    lines = prepared.stdout.decode().splitlines()
+    workdir = lines[0].strip()
+    if not workdir.startswith(f"{base.rstrip('/')}/{WORKDIR_PREFIX}"):
+        raise JetsynthError(f"{device.label}: unexpected work directory '{workdir}' from mktemp")
+    timings["prepare"] = time.perf_counter() - started
+    try:
+        free = _free_mib("\n".join(lines[1:]))
+        needed = (facts["bytes"] + len(agent)) / 2**20 + options.min_free_mib
+        if free < needed:
+            raise JetsynthError(f"{device.label}: only {free:.1f} MiB free in {base}, deploy needs "
+                                f"{needed:.1f} MiB (model, agent, engine); free space there or choose "
+                                "another --remote-dir")
+        t0 = time.perf_counter()
+        ssh.put(agent, f"{workdir}/{AGENT_NAME}")
+        ssh.put(Path(facts["path"]).read_bytes(), f"{workdir}/{REMOTE_MODEL}")
+        digests = ssh.run(["sha256sum", "--", f"{workdir}/{AGENT_NAME}", f"{workdir}/{REMOTE_MODEL}"],
+                          what="checking the copy").stdout.decode().split()
+        expected = [hashlib.sha256(agent).hexdigest(), facts["sha256"]]
+        if digests[0::2] != expected:
+            raise JetsynthError(f"{device.label}: the copied files do not match (sha256); the transfer was "
+                                "corrupted or the disk is failing")
+        timings["copy"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        done = ssh.run(_agent_argv(device, options, facts, workdir), what="the agent")
+        timings["agent"] = time.perf_counter() - t0
+        result = _agent_result(device, done, device.python)
+    finally:
+        t0 = time.perf_counter()
+        ssh.run(["rm", "-rf", "--", workdir], what="cleaning up")
+        timings["cleanup"] = time.perf_counter() - t0
+    return result
+
+
+def deploy_many(model: Path, devices: list[Device], options: DeployOptions | None = None,
+                ssh_options: SshOptions | None = None) -> list[dict]:
+    """Deploy to several devices at once. Each entry is the device's result, or
+    {"target": name, "error": line} when that device failed; the others still finish."""
+    model_facts(model)
+
+    def one(device: Device) -> dict:
+        try:
+            return deploy(model, device, options, ssh_options)
+        except JetsynthError as exc:
+            return {"target": {"name": device.name, "destination": device.destination}, "error": str(exc)}
+
+    with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
+        return list(pool.map(one, devices))
+
+
+def probe(device: Device, ssh_options: SshOptions | None = None) -> dict:
+    """The device's facts (JetPack/L4T, TensorRT, CUDA, GPU, power mode, free disk in its
+    remote_dir): the agent is streamed to the device's Python on stdin, nothing is written."""
+    ssh = Ssh(device, ssh_options)
+    done = ssh.run([device.python, "-", "facts", "--workdir", device.remote_dir], stdin=agent_source(),
+                   what="the probe")
+    facts = _agent_result(device, done, device.python)
+    profile = get_profile(device.profile)
+    facts["warnings"] = disagreements(profile, facts) if profile else []
+    return facts

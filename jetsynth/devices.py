@@ -1,0 +1,148 @@
+"""The device inventory: named SSH targets stored as TOML in the user's config directory
+(`$XDG_CONFIG_HOME/jetsynth/devices.toml` on Linux), and ad-hoc `user@host[:port]` targets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .errors import JetsynthError
+from .profiles import get_profile
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
+_USER = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One SSH-reachable device. `python` is the interpreter that runs the agent there;
+    `remote_dir` is where per-deployment work directories are made; `known_hosts` overrides
+    OpenSSH's own file (None: ~/.ssh/known_hosts and ~/.ssh/config apply)."""
+
+    name: str
+    host: str
+    user: str | None = None
+    port: int = 22
+    identity: str | None = None
+    python: str = "python3"
+    profile: str | None = None
+    known_hosts: str | None = None
+    remote_dir: str = "/tmp"
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise JetsynthError(f"device name '{self.name}' must be letters, digits, '.', '_' or '-'")
+        if not _HOST.match(self.host) or self.host.startswith("-"):
+            raise JetsynthError(f"'{self.host}' is not a host name or address")
+        if self.user is not None and not _USER.match(self.user):
+            raise JetsynthError(f"'{self.user}' is not a user name")
+        if not 0 < int(self.port) < 65536:
+            raise JetsynthError(f"port {self.port} is out of range (1-65535)")
+        if not self.remote_dir.startswith("/"):
+            raise JetsynthError(f"--remote-dir must be an absolute path on the device, not "
+                                f"'{self.remote_dir}'")
+        get_profile(self.profile)
+
+    @property
+    def destination(self) -> str:
+        """What ssh connects to: user@host, or host where ~/.ssh/config names the user."""
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def split_destination(text: str) -> tuple[str | None, str, int | None]:
+    """'user@host[:port]' (or 'host', '[v6]:port') -> (user, host, port)."""
+    user, _, rest = text.rpartition("@")
+    port = None
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        if tail.startswith(":") and tail[1:].isdigit():
+            port = int(tail[1:])
+    elif rest.count(":") == 1 and rest.split(":")[1].isdigit():
+        host, port = rest.split(":")[0], int(rest.split(":")[1])
+    else:
+        host = rest
+    if not host:
+        raise JetsynthError(f"'{text}' names no host; write user@host[:port]")
+    return user or None, host, port
+
+
+def inventory_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("jetsynth")) / "devices.toml"
+
+
+def load_devices(path: Path | None = None) -> dict[str, Device]:
+    """The stored devices by name; an absent file is an empty inventory."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    path = path or inventory_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise JetsynthError(f"{path} is not valid TOML ({exc}); fix or delete it") from None
+    known = {f.name for f in fields(Device)}
+    devices = {}
+    for name, entry in data.get("devices", {}).items():
+        unknown = set(entry) - known
+        if unknown:
+            raise JetsynthError(f"{path}: device '{name}' has unknown keys {sorted(unknown)}")
+        devices[name] = Device(name=name, **{k: v for k, v in entry.items() if k != "name"})
+    return devices
+
+
+def save_devices(devices: dict[str, Device], path: Path | None = None) -> Path:
+    """Write the inventory atomically (a crash leaves the old file or the new one)."""
+    import tomli_w
+
+    path = path or inventory_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = {"devices": {name: {k: v for k, v in d.as_dict().items() if k != "name"}
+                         for name, d in sorted(devices.items())}}
+    partial = path.with_suffix(".toml.partial")
+    partial.write_text(tomli_w.dumps(table))
+    partial.replace(path)
+    return path
+
+
+def add_device(device: Device, path: Path | None = None, replace: bool = False) -> Path:
+    devices = load_devices(path)
+    if device.name in devices and not replace:
+        raise JetsynthError(f"a device named '{device.name}' exists; pass --replace to overwrite it")
+    devices[device.name] = device
+    return save_devices(devices, path)
+
+
+def remove_device(name: str, path: Path | None = None) -> Path:
+    devices = load_devices(path)
+    if name not in devices:
+        raise JetsynthError(f"no device named '{name}'; `jetsynth devices list` shows the stored ones")
+    del devices[name]
+    return save_devices(devices, path)
+
+
+def resolve_device(target: str, path: Path | None = None) -> Device:
+    """A stored device by name, or an ad-hoc `user@host[:port]` target."""
+    devices = load_devices(path)
+    if target in devices:
+        return devices[target]
+    if "@" in target:
+        user, host, port = split_destination(target)
+        return Device(name=re.sub(r"[^A-Za-z0-9_.-]", "_", host) or "device", host=host, user=user,
+                      port=port or 22)
+    raise JetsynthError(f"no device named '{target}'; add it with `jetsynth devices add {target} --host "
+                        "user@address` or give user@host[:port]")

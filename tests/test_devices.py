@@ -1,0 +1,78 @@
+import pytest
+
+from jetsynth.devices import (
+    Device,
+    add_device,
+    inventory_path,
+    load_devices,
+    remove_device,
+    resolve_device,
+    split_destination,
+)
+from jetsynth.errors import JetsynthError
+from jetsynth.profiles import PROFILES, disagreements, get_profile
+
+
+def test_split_destination_forms():
+    assert split_destination("ubuntu@192.168.55.1") == ("ubuntu", "192.168.55.1", None)
+    assert split_destination("ubuntu@tx1.local:2222") == ("ubuntu", "tx1.local", 2222)
+    assert split_destination("nano") == (None, "nano", None)
+    assert split_destination("me@[fe80::1]:22") == ("me", "fe80::1", 22)
+    with pytest.raises(JetsynthError, match="names no host"):
+        split_destination("me@")
+
+
+def test_inventory_round_trip_in_the_user_config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert inventory_path() == tmp_path / "jetsynth" / "devices.toml"
+    tx1 = Device(name="tx1", host="192.168.55.1", user="ubuntu", identity="~/.ssh/id_ed25519",
+                 python="/usr/bin/python3", profile="tx1")
+    add_device(tx1)
+    add_device(Device(name="nano", host="nano.local", port=2222))
+    assert load_devices() == {"tx1": tx1, "nano": Device(name="nano", host="nano.local", port=2222)}
+    text = inventory_path().read_text()
+    assert "[devices.tx1]" in text and 'profile = "tx1"' in text
+    with pytest.raises(JetsynthError, match="--replace"):
+        add_device(tx1)
+    remove_device("nano")
+    assert list(load_devices()) == ["tx1"]
+    with pytest.raises(JetsynthError, match="no device named 'nano'"):
+        remove_device("nano")
+
+
+def test_resolve_by_name_or_destination(tmp_path):
+    path = tmp_path / "devices.toml"
+    add_device(Device(name="tx1", host="10.0.0.5", user="ubuntu"), path)
+    assert resolve_device("tx1", path).host == "10.0.0.5"
+    adhoc = resolve_device("nvidia@10.0.0.9:2200", path)
+    assert (adhoc.user, adhoc.host, adhoc.port) == ("nvidia", "10.0.0.9", 2200)
+    with pytest.raises(JetsynthError, match="jetsynth devices add orin"):
+        resolve_device("orin", path)
+
+
+def test_bad_entries_are_refused(tmp_path):
+    with pytest.raises(JetsynthError, match="not a host"):
+        Device(name="x", host="-oProxyCommand=evil")
+    with pytest.raises(JetsynthError, match="out of range"):
+        Device(name="x", host="h", port=70000)
+    with pytest.raises(JetsynthError, match="known profiles: tx1, nano"):
+        Device(name="x", host="h", profile="tx2")
+    with pytest.raises(JetsynthError, match="absolute path"):
+        Device(name="x", host="h", remote_dir="tmp")
+    broken = tmp_path / "devices.toml"
+    broken.write_text("[devices.tx1\n")
+    with pytest.raises(JetsynthError, match="not valid TOML"):
+        load_devices(broken)
+    broken.write_text('[devices.tx1]\nhost = "h"\ncolour = "red"\n')
+    with pytest.raises(JetsynthError, match="unknown keys"):
+        load_devices(broken)
+
+
+def test_profiles_carry_the_hard_facts():
+    tx1 = get_profile("tx1")
+    assert tx1.compute_capability == (5, 3) and tx1.fp16 and not tx1.int8 and not tx1.sparse
+    assert tx1.tensorrt_major == 8 and tx1.python == "3.6"
+    assert get_profile("orin-nano").sparse and set(PROFILES) == {"tx1", "nano", "xavier-nx", "orin-nano"}
+    assert disagreements(tx1, {"tensorrt": "8.2.1.8", "gpu": {"compute_capability": "5.3"}}) == []
+    warnings = disagreements(tx1, {"tensorrt": "10.3.0", "gpu": {"compute_capability": "8.7"}})
+    assert len(warnings) == 2 and "TensorRT 8.x" in warnings[0]
