@@ -14,12 +14,9 @@ from pathlib import Path
 
 import click
 
+from .cli_common import fail as _fail
+from .cli_deploy import build, deploy, devices
 from .errors import JetsynthError
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 class _RichObserver:
@@ -367,6 +364,11 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                f"({result.throughput_qps:,.1f} queries/s over {result.queries} queries)")
     click.echo(f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}, "
                f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
+
+
+cli.add_command(devices)
+cli.add_command(deploy)
+cli.add_command(build)
 
 
 def main() -> None:

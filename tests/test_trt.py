@@ -1,0 +1,29 @@
+import json
+import sys
+
+import pytest
+from fake_tensorrt import make_tensorrt
+
+from jetsynth.errors import JetsynthError
+from jetsynth.trt import build, import_tensorrt, sidecar_path
+
+
+def test_build_writes_the_engine_and_its_facts(member_onnx, tmp_path):
+    trt = make_tensorrt("8.2.1.8", fast_fp16=True)
+    engine = tmp_path / "out" / "net.engine"
+    facts = build(member_onnx, engine, fp16=True, sparse=True, batch=2, timing_cache=tmp_path / "t.cache",
+                  trt=trt)
+    stored = json.loads(sidecar_path(engine).read_text())
+    assert stored == facts and engine.read_bytes() == b"ENGINE"
+    assert stored["precision"] == "fp16" and stored["tensorrt"] == "8.2.1.8"
+    assert stored["sparse_requested"] and not stored["sparse_applied"] and "Ampere" in stored["sparse_note"]
+    assert stored["model"]["path"] == str(member_onnx) and stored["portable"] is False
+    assert trt.calls["profile"][2][0] == 2
+
+
+def test_build_refusals(member_onnx, tmp_path, monkeypatch):
+    with pytest.raises(JetsynthError, match="cannot parse"):
+        build(member_onnx, tmp_path / "e", trt=make_tensorrt(parse_ok=False))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(JetsynthError, match="TensorRT is not installed here.*jetsynth deploy"):
+        import_tensorrt()
