@@ -5,6 +5,8 @@ from importlib.metadata import PackageNotFoundError, version
 from .compact import Compacted, compact, expand_state, propagate_dead
 from .config import EvolveConfig
 from .data import Dataset, DataSpec, load_dataset
+from .deploy import DeployOptions, deploy, deploy_many, probe
+from .devices import Device, load_devices, resolve_device
 from .encoding import cluster_probability, synapse_probability, truncate
 from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
@@ -14,11 +16,14 @@ from .mating import align, environmental_factor, mate_product, mate_sum, rate_fo
 from .metrics import efficiency, size_metrics
 from .models import ARCHITECTURES, build_model
 from .network import Layer, chain_layers
+from .profiles import PROFILES, DeviceProfile
 from .report import summary
 from .selection import SelectionConfig, select_parents
 from .similarity import average_overlap, cluster_presence, overlap, overlap_matrix
+from .ssh import SshOptions
 from .synthesis import SynthesisConfig, synthesize
 from .train import TrainConfig, TrainResult, train_genome
+from .trt import build as build_engine
 
 try:
     __version__ = version("jetsynth")
@@ -30,12 +35,17 @@ __all__ = [
     "Compacted",
     "DataSpec",
     "Dataset",
+    "DeployOptions",
+    "Device",
+    "DeviceProfile",
     "EvolveConfig",
     "Genome",
     "JetsynthError",
     "Layer",
     "Lineage",
+    "PROFILES",
     "SelectionConfig",
+    "SshOptions",
     "SynthesisConfig",
     "TrainConfig",
     "TrainResult",
@@ -43,11 +53,14 @@ __all__ = [
     "align",
     "ancestor_genome",
     "average_overlap",
+    "build_engine",
     "build_model",
     "chain_layers",
     "cluster_presence",
     "cluster_probability",
     "compact",
+    "deploy",
+    "deploy_many",
     "efficiency",
     "environmental_factor",
     "evolve",
@@ -55,13 +68,16 @@ __all__ = [
     "layer_factors",
     "layer_targets",
     "load_dataset",
+    "load_devices",
     "load_genome",
     "mate_product",
     "mate_sum",
     "overlap",
     "overlap_matrix",
+    "probe",
     "propagate_dead",
     "rate_for_factor",
+    "resolve_device",
     "save_genome",
     "select_parents",
     "size_metrics",

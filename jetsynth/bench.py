@@ -183,6 +183,32 @@ def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = 0) -> OrtRu
     return OrtRunner(path, backend, threads)
 
 
+class EngineRunner:
+    """A TensorRT engine built on this machine (`jetsynth build`), timed through the device
+    agent's runner: one query = copy in, execute, copy out, synchronise."""
+
+    def __init__(self, path: Path, batch: int = 1) -> None:
+        from . import device_agent
+        from .trt import import_tensorrt
+
+        trt = import_tensorrt()
+        buffers = device_agent.cuda_buffers()
+        if buffers is None:
+            raise JetsynthError("timing an engine needs pycuda or cuda-python for GPU buffers: "
+                                "pip install pycuda")
+        try:
+            self.runner = device_agent.TrtRunner(trt, Path(path).read_bytes(), batch, buffers)
+        except device_agent.AgentError as exc:
+            raise JetsynthError(f"{path}: {exc}") from None
+        self.name = "trt"
+        self.image_shape = self.runner.image_shape
+        self.dtype = np.dtype(np.float32)
+
+    def infer(self, batch: np.ndarray) -> None:
+        self.runner.infer()
+
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 MEMBER_MODEL = "model.onnx"
 
 

@@ -320,8 +320,10 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
 
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.option("--backend", type=click.Choice(["ort-cpu", "ort-cuda", "ort-trt", "torch-cpu", "torch-cuda"]),
-              default=None, help="[default: ort-cpu for .onnx files, torch-cpu for member folders]")
+@click.option("--backend", type=click.Choice(["ort-cpu", "ort-cuda", "ort-trt", "torch-cpu", "torch-cuda",
+                                              "trt"]), default=None,
+              help="[default: ort-cpu for .onnx files, torch-cpu for member folders, trt for engines "
+                   "built here]")
 @click.option("--batch", type=int, default=1, show_default=True, help="Images per query.")
 @click.option("--duration", type=float, default=2.0, show_default=True,
               help="Minimum seconds of timed queries.")
@@ -333,8 +335,9 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
           warmup: float, threads: int, half: bool, as_json: bool) -> None:
-    """Time MODEL on this machine: an ONNX file, or a run's member folder (torch)."""
-    from .bench import TorchRunner, measure, onnx_runner
+    """Time MODEL on this machine: an ONNX file, a run's member folder (torch) or a TensorRT
+    engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
+    from .bench import ENGINE_SUFFIXES, EngineRunner, TorchRunner, measure, onnx_runner
 
     try:
         if model.is_dir():
@@ -349,10 +352,12 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
             runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half,
                                  threads)
         else:
-            if model.suffix in (".engine", ".plan", ".trt"):
-                raise JetsynthError(f"{model} is a TensorRT engine: engines are timed on the device that "
-                                    "built them (jetsynth deploy)")
-            runner = onnx_runner(model, backend or "ort-cpu", threads)
+            if model.suffix in ENGINE_SUFFIXES:
+                if backend not in (None, "trt"):
+                    raise JetsynthError(f"{model} is a TensorRT engine: time it with --backend trt")
+                runner = EngineRunner(model, batch)
+            else:
+                runner = onnx_runner(model, backend or "ort-cpu", threads)
         result = measure(runner, batch, warmup, duration, iterations)
     except JetsynthError as exc:
         _fail(str(exc))

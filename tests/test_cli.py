@@ -143,7 +143,8 @@ def test_export_and_bench_from_the_command_line(tmp_path, benched_run):
         (["export", "RUN", "--opset", "3", "-o", "x.onnx"], "outside 7"),
         (["bench", "GARBAGE"], "not a readable ONNX model"),
         (["bench", "RUN/members/g02-m00", "--backend", "ort-cpu"], "is a member folder"),
-        (["bench", "ENGINE"], "is a TensorRT engine"),
+        (["bench", "ENGINE"], "TensorRT is not installed here"),
+        (["bench", "ENGINE", "--backend", "ort-cpu"], "time it with --backend trt"),
         (["bench", "/no/such.onnx"], "does not exist"),
     ],
 )
