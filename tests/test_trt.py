@@ -4,6 +4,7 @@ import sys
 import pytest
 from fake_tensorrt import make_tensorrt
 
+from jetsynth.device_agent import gpu_info
 from jetsynth.errors import JetsynthError
 from jetsynth.trt import build, import_tensorrt, sidecar_path
 
@@ -27,3 +28,17 @@ def test_build_refusals(member_onnx, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(JetsynthError, match="TensorRT is not installed here.*jetsynth deploy"):
         import_tensorrt()
+
+
+def test_real_tensorrt_builds_and_times_an_engine(member_onnx, tmp_path):
+    """Runs only where TensorRT, a CUDA binding and a GPU exist (a lent GPU machine, a Jetson)."""
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed here (no GPU machine)")
+    from jetsynth.bench import EngineRunner, measure
+
+    gpu = gpu_info()
+    if gpu is None:
+        pytest.skip("no CUDA binding (pycuda or cuda-python) or no GPU here")
+    facts = build(member_onnx, tmp_path / "net.engine", fp16=True, batch=4, trt=trt)
+    assert facts["engine_bytes"] > 0 and facts["gpu"] == gpu
+    result = measure(EngineRunner(tmp_path / "net.engine", 4), 4, 0.1, 0.3, 10)
+    assert result.fps > 0 and result.batch == 4
