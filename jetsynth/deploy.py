@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,8 +177,14 @@ def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, facts: dict, 
         timings["agent"] = time.perf_counter() - t0
         result = _agent_result(device, done, device.python)
     finally:
+        failing = sys.exc_info()[1]
         t0 = time.perf_counter()
-        ssh.run(["rm", "-rf", "--", workdir], what="cleaning up")
+        try:
+            ssh.run(["rm", "-rf", "--", workdir], what="cleaning up")
+        except JetsynthError:
+            if failing is None:
+                raise
+            # else the step that failed first is the error worth reporting
         timings["cleanup"] = time.perf_counter() - t0
     return result
 
