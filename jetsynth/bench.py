@@ -210,25 +210,3 @@ class EngineRunner:
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 MEMBER_MODEL = "model.onnx"
-
-
-def bench_genome(genome, folder: Path, backend: str = "ort-cpu", precision: str = "fp32",
-                 batch: int = 1, seconds: float = 0.5) -> dict:
-    """Export `genome` (compacted, in `precision`) to `folder`/model.onnx and time it: the
-    figures evolution records for each offspring (fps in images per second)."""
-    from .export import export_genome
-
-    exported = export_genome(genome, Path(folder) / MEMBER_MODEL, precision)
-    result = measure(onnx_runner(exported.path, backend), batch, warmup_seconds=0.1,
-                     min_seconds=seconds, min_queries=10)
-    return {
-        "fps": result.fps,
-        "bench": {
-            "backend": backend,
-            "precision": precision,
-            "batch": batch,
-            "latency_ms": result.latency_ms,
-            "onnx_bytes": exported.bytes,
-            "onnx_macs": exported.macs,
-        },
-    }

@@ -129,14 +129,17 @@ def cli() -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
 @click.option("--executor", default="local", show_default=True, help="Where members train.")
 @click.option("--bench", default="none", show_default=True,
-              help="Time every member: none | ort (onnxruntime CPU) | ort-cuda | ort-trt.")
+              help="Time every member: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
+                   "(a stored name or user@host[:port]; see `jetsynth devices`).")
 @click.option("--bench-batch", type=int, default=1, show_default=True, help="--bench: images per query.")
 @click.option("--bench-seconds", type=float, default=0.5, show_default=True,
               help="--bench: minimum timed seconds per member.")
-@click.option("--target-fps", type=float, default=None, help="Stop once a member reaches this FPS.")
+@click.option("--target-fps", type=float, default=None,
+              help="Stop after the generation in which a member reaches this FPS (needs --bench).")
+@click.option("--accuracy-floor", type=float, default=None,
+              help="--target-fps: accuracy the fast member must keep [default: ancestor's - 0.01].")
 @click.pass_context
-def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: float | None,
-           **options) -> None:
+def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""
     from rich.console import Console
 
@@ -145,8 +148,6 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, target_fps: f
     from .report import load_records
     from .rundir import RunDirectory
 
-    if target_fps is not None:
-        _fail("--target-fps needs measured speed (--bench), which this version does not have")
     if resume and run_dir is None:
         _fail("--resume needs --run-dir DIR naming the run to continue")
     run_dir = run_dir or Path("runs") / time.strftime("evolve-%Y%m%d-%H%M%S")

@@ -50,6 +50,8 @@ class EvolveConfig:
     bench: str = "none"
     bench_batch: int = 1
     bench_seconds: float = 0.5
+    target_fps: float | None = None
+    accuracy_floor: float | None = None
 
     def resolved(self) -> EvolveConfig:
         """The same configuration with dataset-dependent defaults filled in, checked."""
@@ -95,17 +97,22 @@ class EvolveConfig:
                 self.executor != "local",
                 f"--executor {self.executor} is not available in this version; use local",
             ),
-            (
-                self.bench not in BENCH_CHOICES,
-                f"--bench {self.bench} is not available in this version; use one of "
-                + ", ".join(BENCH_CHOICES),
-            ),
             (self.bench_batch < 1, "--bench-batch must be at least 1"),
             (self.bench_seconds <= 0, "--bench-seconds must be positive"),
+            (self.target_fps is not None and self.target_fps <= 0, "--target-fps must be positive"),
+            (
+                self.target_fps is not None and self.bench == "none",
+                "--target-fps needs measured speed: add --bench ort or --bench DEVICE",
+            ),
+            (
+                self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
+                "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",
+            ),
         ]
         for failed, message in problems:
             if failed:
                 raise JetsynthError(message)
+        self.bench_target()
 
     def synthesis(self, parents: int) -> SynthesisConfig:
         """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
@@ -136,11 +143,21 @@ class EvolveConfig:
             precision=self.precision,
         )
 
-    def bench_backend(self) -> str | None:
-        """The runner that times each offspring (None: not measured); 'ort' is onnxruntime's CPU."""
+    def bench_target(self):
+        """Where each member is timed: None (not measured), an onnxruntime backend name ('ort' is
+        onnxruntime's CPU) or a Device from the inventory (or user@host[:port])."""
         if self.bench == "none":
             return None
-        return "ort-cpu" if self.bench == "ort" else self.bench
+        if self.bench in BENCH_CHOICES:
+            return "ort-cpu" if self.bench == "ort" else self.bench
+        from .devices import resolve_device
+
+        return resolve_device(self.bench)
+
+    def floor(self, ancestor_accuracy: float) -> float:
+        """The accuracy a fast member must keep: --accuracy-floor, else one point under the
+        ancestor's."""
+        return self.accuracy_floor if self.accuracy_floor is not None else ancestor_accuracy - 0.01
 
     def data_spec(self) -> DataSpec:
         return DataSpec.parse(self.data, self.subset, self.seed)

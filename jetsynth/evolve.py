@@ -19,6 +19,7 @@ from .data import load_dataset
 from .errors import JetsynthError
 from .genome import Genome, Lineage, ancestor_genome
 from .mating import rate_for_factor
+from .measurement import CACHE_FILE, MeasurementCache, measure_member
 from .metrics import efficiency, size_metrics
 from .rundir import RunDirectory, open_run
 from .selection import select_parents
@@ -54,7 +55,7 @@ def environment_record(keep: float, m: int) -> dict:
 
 
 def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: dict | None,
-            config: EvolveConfig, keep: float):
+            config: EvolveConfig, keep: float, target, cache: MeasurementCache | None):
     metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
     base = ancestor if ancestor is not None else metrics
     record = {
@@ -68,12 +69,9 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "environment": environment_record(keep, max(1, len(lineage.parents))),
         "fps": None,
     }
-    backend = config.bench_backend()
-    if backend is not None:
-        from .bench import bench_genome
-
-        record.update(bench_genome(trained.genome, run.member_dir(lineage.id), backend,
-                                   config.precision, config.bench_batch, config.bench_seconds))
+    if target is not None:
+        record.update(measure_member(trained.genome, run.member_dir(lineage.id), target,
+                                     config.precision, config.bench_batch, config.bench_seconds, cache))
     run.save(trained.genome, record)
     run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
               synapses=metrics["synapses"])
@@ -107,14 +105,24 @@ def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[
     raise failure
 
 
+def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float) -> bool:
+    """Whether `record` meets --target-fps (measured FPS) at or above the accuracy floor."""
+    return (config.target_fps is not None and record.get("fps") is not None
+            and record["fps"] >= config.target_fps
+            and record["accuracy"] >= config.floor(ancestor_accuracy))
+
+
 def evolve(
     config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None
 ) -> list[dict]:
-    """Run (or resume) an evolution and return every member's record, ancestor first."""
+    """Run (or resume) an evolution and return every member's record, ancestor first. With
+    --target-fps, the run stops after the generation in which a member reached the target."""
     config = config.resolved()
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
     run = open_run(Path(run_dir), config, resume)
+    target = config.bench_target()
+    cache = MeasurementCache(run.root / CACHE_FILE) if target is not None else None
     total = 1 + (config.generations - 1) * config.population
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
@@ -129,11 +137,13 @@ def evolve(
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))
-        ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0)
+        ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, target, cache)
         observer.member_finished(ancestor)
     records = [ancestor]
     previous = [ancestor]
     for generation in range(2, config.generations + 1):
+        if _target_reached(run, previous, config, ancestor["accuracy"]):
+            break
         current = []
         genomes = {r["id"]: run.genome(r["id"]) for r in previous}
         overlaps = None
@@ -154,11 +164,25 @@ def evolve(
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,
                                        observer.step, run.member_dir(mid))
-                record = _finish(run, trained, lineage, seed, ancestor, config, config.keep)
+                record = _finish(run, trained, lineage, seed, ancestor, config, config.keep, target,
+                                 cache)
                 observer.member_finished(record)
             records.append(record)
             current.append(record)
         run.event("generation_done", generation=generation)
         previous = current
+    else:
+        _target_reached(run, previous, config, ancestor["accuracy"])
     run.event("run_done", members=len(records))
     return records
+
+
+def _target_reached(run: RunDirectory, generation: list[dict], config: EvolveConfig,
+                    ancestor_accuracy: float) -> bool:
+    """Log (once per check) and return whether a member of `generation` met the target."""
+    hits = [r for r in generation if reaches_target(r, config, ancestor_accuracy)]
+    if hits:
+        best = max(hits, key=lambda r: r["fps"])
+        run.event("target_reached", member=best["id"], fps=best["fps"], accuracy=best["accuracy"],
+                  target_fps=config.target_fps, accuracy_floor=config.floor(ancestor_accuracy))
+    return bool(hits)

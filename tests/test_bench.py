@@ -8,7 +8,6 @@ from onnx import TensorProto, helper
 from jetsynth.bench import (
     OrtRunner,
     TorchRunner,
-    bench_genome,
     measure,
     onnx_runner,
 )
@@ -63,14 +62,6 @@ def test_torch_runner_on_a_compacted_member(benched_run):
     genome = RunDirectory(benched_run).genome("g02-m00")
     runner = TorchRunner(compact_genome(genome).model, genome.input_shape)
     assert measure(runner, batch=2, warmup_seconds=0.0, min_seconds=0.02, min_queries=3).fps > 0
-
-
-def test_bench_genome_writes_the_model_and_times_it(tmp_path, benched_run):
-    genome = RunDirectory(benched_run).genome("g03-m00")
-    figures = bench_genome(genome, tmp_path, precision="fp16", batch=2, seconds=0.02)
-    assert (tmp_path / "model.onnx").is_file()
-    assert figures["fps"] > 0 and figures["bench"]["batch"] == 2
-    assert figures["bench"]["precision"] == "fp16"
 
 
 def _save(tmp_path, graph) -> str:
