@@ -164,12 +164,30 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, **options) ->
         with _RichObserver(Console(stderr=True)) as observer:
             run_evolution(config, run_dir, resume=resume, observer=observer)
         _print_report(run_dir, *load_records(run_dir), Console())
+        if config.target_fps is not None:
+            click.echo(_target_outcome(config, load_records(run_dir)[1]))
     except JetsynthError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: continue with  jetsynth evolve --run-dir {run_dir} --resume",
                    err=True)
         sys.exit(130)
+
+
+def _target_outcome(config, records: list[dict]) -> str:
+    """One line: which member reached --target-fps at the accuracy floor, or the fastest that
+    kept the floor when none did."""
+    from .evolve import reaches_target
+
+    floor = config.floor(records[0]["accuracy"])
+    hits = [r for r in records if reaches_target(r, config, records[0]["accuracy"])]
+    if hits:
+        best = max(hits, key=lambda r: r["fps"])
+        return (f"target reached: {best['id']} runs at {best['fps']:,.0f} images/s (target "
+                f"{config.target_fps:,.0f}) with accuracy {best['accuracy']:.4f} (floor {floor:.4f})")
+    kept = [r["fps"] for r in records if r.get("fps") and r["accuracy"] >= floor]
+    fastest = f"; fastest above the floor: {max(kept):,.0f} images/s" if kept else ""
+    return f"target {config.target_fps:,.0f} images/s at accuracy >= {floor:.4f} not reached{fastest}"
 
 
 def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:

@@ -161,3 +161,12 @@ def test_export_and_bench_bad_input(tmp_path, benched_run, args, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_evolve_reports_whether_the_target_fps_was_reached(tmp_path):
+    common = ["evolve", "--generations", "2", "--epochs", "1", "--ancestor-epochs", "1", "--subset", "0.2",
+              "--bench", "ort", "--bench-seconds", "0.05", "--accuracy-floor", "0"]
+    reached = CliRunner().invoke(cli, [*common, "--target-fps", "1", "--run-dir", str(tmp_path / "a")])
+    assert reached.exit_code == 0 and "target reached: g01-m00 runs at" in reached.output
+    missed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b")])
+    assert missed.exit_code == 0 and "not reached; fastest above the floor:" in missed.output

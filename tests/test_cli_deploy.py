@@ -74,3 +74,4 @@ def test_bad_deploy_input_is_one_line_through_the_real_program(member_onnx, tmp_
                               env=env)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and expected in done.stderr, done.stderr
+
