@@ -674,10 +674,15 @@ def ort_session(onnx_path, provider, threads):
     try:
         return ort.InferenceSession(onnx_path, sess_options=options, providers=[chosen])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if ".cc:" in text and ") " in text:
-            text = text.rsplit(") ", 1)[1]
-        raise AgentError(f"onnxruntime {ort.__version__} cannot load the model: {text}") from None
+        raise AgentError(f"onnxruntime {ort.__version__} cannot load the model: {ort_reason(exc)}") from None
+
+
+def ort_reason(exc):
+    """The readable end of an onnxruntime error (its C++ source location and signature cut)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if ".cc:" in text and ") " in text:
+        text = text.rsplit(") ", 1)[1]
+    return text
 
 
 def ort_infer(session, batch):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .compact_graph import GraphCompaction, compact_graph
+from .device_agent import ort_reason
 from .errors import JetsynthError
 from .genome import Genome
 from .storage import atomic_write
@@ -162,15 +163,7 @@ def onnx_session(source, threads: int = 0, providers: tuple[str, ...] = ("CPUExe
         return ort.InferenceSession(str(source) if isinstance(source, Path) else source,
                                     sess_options=options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise JetsynthError(f"onnxruntime cannot load the model: {_ort_reason(exc)}") from None
-
-
-def _ort_reason(exc: Exception) -> str:
-    """The readable end of an onnxruntime error (its C++ source location and signature cut)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if ".cc:" in text and ") " in text:
-        text = text.rsplit(") ", 1)[1]
-    return text
+        raise JetsynthError(f"onnxruntime cannot load the model: {ort_reason(exc)}") from None
 
 
 def parity(session, reference: nn.Module, images: torch.Tensor, batch: int = 256) -> dict:
