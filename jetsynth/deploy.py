@@ -51,6 +51,10 @@ class DeployOptions:
 def model_facts(path: Path) -> dict:
     """Check on the host that `path` is an ONNX model with one image input, and read what the
     agent needs (input name and per-image shape) and the file's sha256."""
+    return _read_model(path)[0]
+
+
+def _read_model(path: Path) -> tuple[dict, bytes]:
     from .bench import _onnx_proto
 
     path = Path(path)
@@ -66,8 +70,23 @@ def model_facts(path: Path) -> dict:
     if not image or not all(v > 0 for v in image):
         raise JetsynthError(f"{path}: input '{inputs[0].name}' needs fixed dimensions after the batch axis")
     data = path.read_bytes()
-    return {"path": str(path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "input_name": inputs[0].name, "input_shape": image}
+    facts = {"path": str(path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+             "input_name": inputs[0].name, "input_shape": image}
+    return facts, data
+
+
+@dataclass(frozen=True)
+class _Shipment:
+    """What every device of one deployment receives, read and checked once."""
+
+    facts: dict
+    model: bytes
+    agent: bytes
+
+
+def _shipment(model: Path) -> _Shipment:
+    facts, data = _read_model(model)
+    return _Shipment(facts, data, agent_source())
 
 
 def agent_source() -> bytes:
@@ -117,29 +136,32 @@ def deploy(model: Path, device: Device, options: DeployOptions | None = None,
            ssh_options: SshOptions | None = None) -> dict:
     """Copy, build, time on `device`; the agent's result plus host-side timings in seconds
     (`prepare`, `copy`, `agent`, `cleanup`, `total`) and any profile disagreements."""
+    return _deploy(_shipment(model), device, options, ssh_options)
+
+
+def _deploy(shipment: _Shipment, device: Device, options: DeployOptions | None,
+            ssh_options: SshOptions | None) -> dict:
     options = options or DeployOptions()
     if options.batch < 1:
         raise JetsynthError(f"--batch must be at least 1, not {options.batch}")
-    facts = model_facts(model)
-    agent = agent_source()
     timings = {}
     started = time.perf_counter()
     with Ssh(device, ssh_options) as ssh:
         timings["connect"] = time.perf_counter() - started
-        result = _deploy_over(ssh, device, options, facts, agent, timings)
+        result = _deploy_over(ssh, device, options, shipment, timings)
     timings["total"] = time.perf_counter() - started
     profile = get_profile(device.profile)
     result.update({
         "target": {"name": device.name, "destination": device.destination, "port": device.port,
                    "profile": profile.as_dict() if profile else None},
-        "model": facts,
+        "model": shipment.facts,
         "host_seconds": timings,
         "warnings": disagreements(profile, result.get("device", {})) if profile else [],
     })
     return result
 
 
-def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, facts: dict, agent: bytes,
+def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, shipment: _Shipment,
                  timings: dict) -> dict:
     """The steps of one deployment on an open connection; fills `timings` (seconds)."""
     started = time.perf_counter()
@@ -157,23 +179,23 @@ def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, facts: dict, 
     timings["prepare"] = time.perf_counter() - started
     try:
         free = _free_mib("\n".join(lines[1:]))
-        needed = (facts["bytes"] + len(agent)) / 2**20 + options.min_free_mib
+        needed = (len(shipment.model) + len(shipment.agent)) / 2**20 + options.min_free_mib
         if free < needed:
             raise JetsynthError(f"{device.label}: only {free:.1f} MiB free in {base}, deploy needs "
                                 f"{needed:.1f} MiB (model, agent, engine); free space there or choose "
                                 "another --remote-dir")
         t0 = time.perf_counter()
-        ssh.put(agent, f"{workdir}/{AGENT_NAME}")
-        ssh.put(Path(facts["path"]).read_bytes(), f"{workdir}/{REMOTE_MODEL}")
+        ssh.put(shipment.agent, f"{workdir}/{AGENT_NAME}")
+        ssh.put(shipment.model, f"{workdir}/{REMOTE_MODEL}")
         digests = ssh.run(["sha256sum", "--", f"{workdir}/{AGENT_NAME}", f"{workdir}/{REMOTE_MODEL}"],
                           what="checking the copy").stdout.decode().split()
-        expected = [hashlib.sha256(agent).hexdigest(), facts["sha256"]]
+        expected = [hashlib.sha256(shipment.agent).hexdigest(), shipment.facts["sha256"]]
         if digests[0::2] != expected:
             raise JetsynthError(f"{device.label}: the copied files do not match (sha256); the transfer was "
                                 "corrupted or the disk is failing")
         timings["copy"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        done = ssh.run(_agent_argv(device, options, facts, workdir), what="the agent")
+        done = ssh.run(_agent_argv(device, options, shipment.facts, workdir), what="the agent")
         timings["agent"] = time.perf_counter() - t0
         result = _agent_result(device, done, device.python)
     finally:
@@ -193,11 +215,11 @@ def deploy_many(model: Path, devices: list[Device], options: DeployOptions | Non
                 ssh_options: SshOptions | None = None) -> list[dict]:
     """Deploy to several devices at once. Each entry is the device's result, or
     {"target": name, "error": line} when that device failed; the others still finish."""
-    model_facts(model)
+    shipment = _shipment(model)
 
     def one(device: Device) -> dict:
         try:
-            return deploy(model, device, options, ssh_options)
+            return _deploy(shipment, device, options, ssh_options)
         except JetsynthError as exc:
             return {"target": {"name": device.name, "destination": device.destination}, "error": str(exc)}
 
