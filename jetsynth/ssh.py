@@ -73,8 +73,7 @@ class Ssh:
 
     def __enter__(self) -> Ssh:
         self.control_dir = tempfile.mkdtemp(prefix="jetsynth-ssh.")
-        master = self.argv([])[:-1]
-        master[1:1] = ["-M", "-N", "-f", "-o", "ControlMaster=yes"]
+        master = ["ssh", "-M", "-N", "-f", *self._options(master=True), "--", self.device.destination]
         with tempfile.TemporaryFile() as errors:
             # stdout/stderr go to a file: the backgrounded master keeps them open for its lifetime
             try:
@@ -105,19 +104,25 @@ class Ssh:
 
     def argv(self, remote: list[str]) -> list[str]:
         """The local ssh command line for one remote argument list."""
+        return ["ssh", *self._options(), "--", self.device.destination, shlex.join(remote)]
+
+    def _options(self, master: bool = False) -> list[str]:
+        """ssh's options for this device; with a shared connection open (or being opened, when
+        `master`), the control socket too."""
         opts = self.options
-        argv = ["ssh", "-o", "BatchMode=yes",
+        argv = ["-o", "BatchMode=yes",
                 "-o", f"StrictHostKeyChecking={'accept-new' if opts.accept_new_host_key else 'yes'}",
                 "-o", f"ConnectTimeout={int(opts.connect_timeout)}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
                 "-o", "LogLevel=ERROR", "-p", str(self.device.port)]
         if self.control_dir is not None:
-            argv += ["-o", f"ControlPath={self._control_path()}", "-o", "ControlMaster=no"]
+            argv += ["-o", f"ControlPath={self._control_path()}",
+                     "-o", f"ControlMaster={'yes' if master else 'no'}"]
         if self.device.identity:
             argv += ["-i", str(Path(self.device.identity).expanduser()), "-o", "IdentitiesOnly=yes"]
         if self.device.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={Path(self.device.known_hosts).expanduser()}"]
-        return [*argv, "--", self.device.destination, shlex.join(remote)]
+        return argv
 
     def run(self, remote: list[str], stdin: bytes | None = None, timeout: float | None = None,
             what: str | None = None) -> subprocess.CompletedProcess:
