@@ -19,6 +19,9 @@ from common import DEFAULT_MNIST, emit, mnist_missing
 
 from jetsynth import EvolveConfig, evolve
 
+SETTINGS = ("generations", "keep", "balance", "cluster", "cluster_pressure", "epochs", "ancestor_epochs",
+            "seed")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,27 +39,15 @@ def main() -> int:
     if mnist_missing(args.mnist):
         return 2
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="seed001-mnist-"))
-    config = EvolveConfig(
-        data=f"mnist:{args.mnist}",
-        arch="lenet5",
-        generations=args.generations,
-        keep=args.keep,
-        balance=args.balance,
-        cluster=args.cluster,
-        cluster_pressure=args.cluster_pressure,
-        epochs=args.epochs,
-        ancestor_epochs=args.ancestor_epochs,
-        seed=args.seed,
-    )
+    config = EvolveConfig(data=f"mnist:{args.mnist}", arch="lenet5",
+                          **{name: getattr(args, name) for name in SETTINGS})
     started = time.perf_counter()
     records = evolve(config, run_dir, resume=(run_dir / "config.json").exists())
     wall = time.perf_counter() - started
     ancestor = records[0]
     last = records[-1]
     emit("seed001-mnist-lenet5", {
-        "config": {k: getattr(config, k) for k in ("generations", "keep", "balance", "cluster",
-                                                    "cluster_pressure", "epochs",
-                                                    "ancestor_epochs", "seed")},
+        "config": {name: getattr(config, name) for name in SETTINGS},
         "run_dir": str(run_dir),
         "table": [
             {
