@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .calibration.profiles import PROFILES, DeviceProfile
 from .compact import Compacted, compact, expand_state, propagate_dead
 from .config import EvolveConfig
 from .data import Dataset, DataSpec, load_dataset
@@ -16,7 +17,6 @@ from .mating import align, environmental_factor, mate_product, mate_sum, rate_fo
 from .metrics import efficiency, size_metrics
 from .models import ARCHITECTURES, build_model
 from .network import Layer, chain_layers
-from .profiles import PROFILES, DeviceProfile
 from .report import summary
 from .selection import SelectionConfig, select_parents
 from .similarity import average_overlap, cluster_presence, overlap, overlap_matrix

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from .cli_calibrate import calibrate
 from .cli_common import fail as _fail
 from .cli_deploy import build, deploy, devices
 from .errors import JetsynthError
@@ -393,6 +394,7 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
 cli.add_command(devices)
 cli.add_command(deploy)
 cli.add_command(build)
+cli.add_command(calibrate)
 
 
 def main() -> None:

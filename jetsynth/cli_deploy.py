@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from .calibration.profiles import PROFILES
 from .cli_common import fail
 from .errors import JetsynthError
-from .profiles import PROFILES
 
 _SSH_OPTIONS = [
     click.option("--accept-new-host-key", is_flag=True,

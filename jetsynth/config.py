@@ -17,6 +17,16 @@ DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
 
 
+def resolve_bench(name: str):
+    """A bench target: an onnxruntime backend name ('ort' is onnxruntime's CPU) or a Device from
+    the inventory (or user@host[:port])."""
+    if name in BENCH_CHOICES and name != "none":
+        return "ort-cpu" if name == "ort" else name
+    from .devices import resolve_device
+
+    return resolve_device(name)
+
+
 @dataclass(frozen=True)
 class EvolveConfig:
     """Everything that determines a run. `generations` counts the ancestor as generation 1
@@ -144,15 +154,8 @@ class EvolveConfig:
         )
 
     def bench_target(self):
-        """Where each member is timed: None (not measured), an onnxruntime backend name ('ort' is
-        onnxruntime's CPU) or a Device from the inventory (or user@host[:port])."""
-        if self.bench == "none":
-            return None
-        if self.bench in BENCH_CHOICES:
-            return "ort-cpu" if self.bench == "ort" else self.bench
-        from .devices import resolve_device
-
-        return resolve_device(self.bench)
+        """Where each member is timed (see `resolve_bench`); None when not measured."""
+        return None if self.bench == "none" else resolve_bench(self.bench)
 
     def floor(self, ancestor_accuracy: float) -> float:
         """The accuracy a fast member must keep: --accuracy-floor, else one point under the

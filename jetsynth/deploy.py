@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import device_agent
+from .calibration.profiles import disagreements, get_profile
 from .devices import Device
 from .errors import JetsynthError
-from .profiles import disagreements, get_profile
 from .ssh import Ssh, SshOptions
 
 AGENT_NAME = "jetsynth_agent.py"

@@ -7,8 +7,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .calibration.profiles import get_profile
 from .errors import JetsynthError
-from .profiles import get_profile
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")

@@ -19,6 +19,9 @@ from .errors import JetsynthError
 CACHE_FILE = "measurements.jsonl"
 DEVICE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 2.0
+ORT_THREADS = 1
+"""onnxruntime here times with one intra-op thread: small networks on a shared thread pool vary
+by tens of percent from run to run, which would drown the differences evolution selects on."""
 
 
 def architecture_hash(proto) -> str:
@@ -64,15 +67,15 @@ class MeasurementCache:
             handle.write(json.dumps({"key": key, "value": value}) + "\n")
 
 
-def _time_here(path: Path, backend: str, batch: int, seconds: float) -> dict:
+def time_here(path: Path, backend: str, batch: int, seconds: float) -> dict:
     from .bench import measure, onnx_runner
 
-    result = measure(onnx_runner(path, backend), batch, warmup_seconds=0.1, min_seconds=seconds,
+    result = measure(onnx_runner(path, backend, ORT_THREADS), batch, warmup_seconds=0.1, min_seconds=seconds,
                      min_queries=10)
     return {"fps": result.fps, "backend": backend, "latency_ms": result.latency_ms}
 
 
-def _time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
+def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
     from .deploy import DeployOptions, deploy
 
     options = DeployOptions(batch=batch, duration=seconds, warmup=0.2, min_queries=10, min_free_mib=16)
@@ -92,31 +95,120 @@ def _time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
     return {"fps": None, "backend": device.name, "error": failure, "attempts": DEVICE_ATTEMPTS}
 
 
+def target_label(target) -> str:
+    """How a bench target is named in cache keys and files: the backend ('ort-cpu') or the
+    device's name."""
+    return target if isinstance(target, str) else target.name
+
+
+def measurement_key(proto, target, precision: str, batch: int) -> str:
+    where = target if isinstance(target, str) else f"device:{target.name}"
+    return f"{architecture_hash(proto)}:{where}:{precision}:b{batch}"
+
+
+def timed(path: Path, key: str, target, batch: int, seconds: float, cache: MeasurementCache) -> dict:
+    """The timing of the ONNX file at `path` from the cache, else measured (and cached when it
+    succeeded); `cached` marks a reuse, fps None a device that could not time it."""
+    cached = cache.get(key)
+    if cached is not None:
+        return {**cached, "cached": True}
+    if isinstance(target, str):
+        timing = time_here(path, target, batch, seconds)
+    else:
+        timing = time_on_device(path, target, batch, seconds)
+    if timing["fps"] is not None:
+        cache.put(key, timing)
+    return timing
+
+
+class Speedometer:
+    """Each member's speed during evolution, measured or predicted.
+
+    Every `measure_every`-th member (counting the ancestor as 0), every member whose
+    architecture is already in the cache (free), and every member that is predicted to meet
+    the target while keeping the accuracy floor (a prediction never ends a run unconfirmed) is
+    timed; the rest are predicted by `model` (a calibrated latency model), else by a model fitted
+    on this run's own measurements once there are enough of them, else timed. `samples` are the
+    run's earlier measurements as (feature vector, seconds per query)."""
+
+    def __init__(self, target, precision: str, batch: int, seconds: float, cache: MeasurementCache,
+                 model=None, measure_every: int = 1, samples: list | None = None) -> None:
+        self.target = target
+        self.precision = precision
+        self.batch = batch
+        self.seconds = seconds
+        self.cache = cache
+        self.model = model
+        self.measure_every = measure_every
+        self.samples = list(samples or [])
+        self._online = None
+        self._online_size = 0
+
+    def predictor(self):
+        """The calibrated model, else one fitted on the samples so far (None while too few)."""
+        from .calibration.model import MIN_SAMPLES, fit
+
+        if self.model is not None:
+            return self.model
+        if len(self.samples) >= MIN_SAMPLES and len(self.samples) != self._online_size:
+            vectors, seconds = zip(*self.samples, strict=True)
+            self._online = fit(vectors, seconds, target_label(self.target), "online", self.precision,
+                               self.batch)
+            self._online_size = len(self.samples)
+        return self._online
+
+    def assess(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
+               keeps_floor: bool = False) -> dict:
+        """Export `genome` compacted to `folder`/model.onnx and measure or predict its speed;
+        the fields evolution records (fps: measured images per second, or None; fps_predicted)."""
+        import onnx
+
+        from .bench import MEMBER_MODEL
+        from .calibration.features import features, layer_work
+        from .export import export_genome
+
+        exported = export_genome(genome, Path(folder) / MEMBER_MODEL, self.precision)
+        proto = onnx.load(str(exported.path))
+        layers = layer_work(proto)
+        vector = features(layers, self.batch)
+        predictor = self.predictor()
+        predicted = predictor.fps(layers, self.batch) if predictor is not None else None
+        key = measurement_key(proto, self.target, self.precision, self.batch)
+        confirm = (predicted is not None and target_fps is not None and keeps_floor
+                   and predicted >= target_fps)
+        if (predictor is None or ordinal % self.measure_every == 0 or confirm
+                or self.cache.get(key) is not None):
+            timing = timed(exported.path, key, self.target, self.batch, self.seconds, self.cache)
+            source = "cached" if timing.get("cached") else "measured"
+            if timing["fps"] is None:
+                source = "failed"
+            else:
+                self.samples.append((vector, self.batch / timing["fps"]))
+        else:
+            timing = {"fps": None, "backend": target_label(self.target)}
+            source = "predicted"
+        return {
+            "fps": timing["fps"],
+            "fps_predicted": predicted,
+            "bench": {**{k: v for k, v in timing.items() if k != "fps"}, "source": source,
+                      "predictor": None if predictor is None else predictor.backend,
+                      "precision": self.precision, "batch": self.batch, "onnx_bytes": exported.bytes,
+                      "onnx_macs": exported.macs, "architecture": key.split(":")[0],
+                      "features": [float(v) for v in vector]},
+        }
+
+
 def measure_member(genome, folder: Path, target, precision: str, batch: int, seconds: float,
                    cache: MeasurementCache) -> dict:
     """Export `genome` compacted to `folder`/model.onnx and time it on `target` (an onnxruntime
     backend name, or a Device); the fields evolution records (fps in images per second)."""
-    import onnx
+    return Speedometer(target, precision, batch, seconds, cache).assess(genome, folder, 0)
 
-    from .bench import MEMBER_MODEL
-    from .export import export_genome
 
-    exported = export_genome(genome, Path(folder) / MEMBER_MODEL, precision)
-    where = target if isinstance(target, str) else f"device:{target.name}"
-    key = f"{architecture_hash(onnx.load(str(exported.path)))}:{where}:{precision}:b{batch}"
-    cached = cache.get(key)
-    if cached is None:
-        if isinstance(target, str):
-            timing = _time_here(exported.path, target, batch, seconds)
-        else:
-            timing = _time_on_device(exported.path, target, batch, seconds)
-        if timing["fps"] is not None:
-            cache.put(key, timing)
-    else:
-        timing = {**cached, "cached": True}
-    return {
-        "fps": timing["fps"],
-        "bench": {**{k: v for k, v in timing.items() if k != "fps"}, "precision": precision,
-                  "batch": batch, "onnx_bytes": exported.bytes, "onnx_macs": exported.macs,
-                  "architecture": key.split(":")[0]},
-    }
+def run_samples(records: list[dict]) -> list[tuple]:
+    """(feature vector, seconds per query) of every member of a run that was timed, for the
+    online latency model of a resumed run."""
+    import numpy as np
+
+    return [(np.array(r["bench"]["features"]), r["bench"]["batch"] / r["fps"])
+            for r in records if r.get("fps") and "features" in (r.get("bench") or {})]

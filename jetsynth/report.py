@@ -133,7 +133,7 @@ def layer_table(records: list[dict]) -> list[list[str]]:
     ]
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
@@ -172,7 +172,7 @@ def write_markdown(run_dir: Path, records: list[dict]) -> Path:
 def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
     """PNG plots of accuracy, synaptic and cluster efficiency vs generation (every member as a
     dot, the best per generation as a line), and per-layer cluster efficiency."""
-    plt = _pyplot()
+    plt = pyplot()
     out_dir = Path(run_dir) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     best = _best_per_generation(records)
@@ -243,7 +243,7 @@ def overlap_by_generation(run_dir: Path, records: list[dict], mode: str) -> list
 
 def write_similarity_heatmap(run_dir: Path, generation: int, ids: list[str],
                              matrix: np.ndarray) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(ids), 1.0 + 0.5 * len(ids)))
     image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
     ax.set_xticks(range(len(ids)), ids, rotation=45, ha="right", fontsize=8)
@@ -266,7 +266,7 @@ def write_similarity_heatmap(run_dir: Path, generation: int, ids: list[str],
 def write_population_plots(run_dir: Path, records: list[dict], precision: str) -> list[Path]:
     """Seed 002 Fig. 1 (accuracy vs storage size, one colour per generation) and the family
     tree (each member a node in its generation's row, an edge to each parent)."""
-    plt = _pyplot()
+    plt = pyplot()
     out_dir = Path(run_dir) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     bytes_per_weight = 2 if precision == "fp16" else 4

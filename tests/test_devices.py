@@ -1,5 +1,6 @@
 import pytest
 
+from jetsynth.calibration.profiles import PROFILES, disagreements, get_profile
 from jetsynth.devices import (
     Device,
     add_device,
@@ -10,7 +11,6 @@ from jetsynth.devices import (
     split_destination,
 )
 from jetsynth.errors import JetsynthError
-from jetsynth.profiles import PROFILES, disagreements, get_profile
 
 
 def test_split_destination_forms():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .errors import JetsynthError
+from ..errors import JetsynthError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""`jetsynth calibrate`: fit a device's latency model from a sweep of timed networks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli_common import fail
+
+
+@click.command()
+@click.argument("device")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="Precision the networks are exported at (evolve's --precision must match).")
+@click.option("--batch", type=int, default=1, show_default=True,
+              help="Images per query (evolve's --bench-batch must match).")
+@click.option("--seconds", type=float, default=0.5, show_default=True,
+              help="Minimum timed seconds per network.")
+@click.option("--variants", type=int, default=24, show_default=True,
+              help="Networks per architecture in the sweep (the first is the full ancestor).")
+@click.option("--arch", "archs", multiple=True, default=("lenet5", "alexnet-cifar"), show_default=True,
+              help="Architectures whose compacted variants are timed (repeat the option).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which random widths the sweep draws.")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("calibration"), show_default=True,
+              help="Where the model, its measurements, networks and plot are kept.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The model file [default: DIR/DEVICE.json].")
+@click.option("--json", "as_json", is_flag=True, help="Print the model as one JSON object.")
+def calibrate(device: str, precision: str, batch: int, seconds: float, variants: int,
+              archs: tuple[str, ...], seed: int, folder: Path, output: Path | None,
+              as_json: bool) -> None:
+    """Time a sweep of compacted networks on DEVICE and fit its latency model.
+
+    DEVICE is ort (onnxruntime CPU here), ort-cuda, ort-trt, a stored device name or
+    user@host[:port]. Evolution with --bench DEVICE --measure-every K predicts the members it
+    does not time with DIR/DEVICE.json."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .calibration.calibrate import calibrate as run_calibration
+    from .calibration.plot import write_calibration_plot
+    from .config import resolve_bench
+    from .errors import JetsynthError
+
+    if batch < 1 or seconds <= 0:
+        fail("--batch must be at least 1 and --seconds positive")
+    if device == "none":
+        fail("calibrate needs somewhere to time networks: ort, ort-cuda, ort-trt or a device")
+    collected = []
+    try:
+        target = resolve_bench(device)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=Console(stderr=True)) as progress:
+            task = progress.add_task(f"timing networks on {device}", total=None)
+
+            def advance(sample, done, total):
+                collected.append(sample)
+                progress.update(task, completed=done, total=total)
+
+            model, path = run_calibration(target, precision, batch, seconds, tuple(archs), variants, seed,
+                                          folder, output, advance)
+        plot = write_calibration_plot(collected, model, path.with_suffix(".png"))
+    except JetsynthError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({**model.as_dict(), "path": str(path), "plot": str(plot)}, indent=2))
+        return
+    failed = sum(1 for s in collected if s.fps is None)
+    click.echo(f"timed {model.samples} networks on {device}" + (f" ({failed} failed)" if failed else ""))
+    for label, key in (("held-out", "holdout"), ("all samples", "all")):
+        if key in model.error:
+            error = model.error[key]
+            click.echo(f"{label} error: median {100 * error['median']:.1f} %, max {100 * error['max']:.1f} % "
+                       f"({error['count']} networks)")
+    click.echo(f"latency model: {path}")
+    click.echo(f"plot: {plot}")
