@@ -93,8 +93,9 @@ def cli() -> None:
 @click.option("--population", type=int, default=1, show_default=True,
               help="Offspring per generation.")
 @click.option("--parents", type=int, default=1, show_default=True, help="Parents per offspring.")
-@click.option("--cluster", type=click.Choice(["kernel", "filter"]), default="kernel",
-              show_default=True, help="What a synaptic cluster is in conv layers.")
+@click.option("--cluster", type=click.Choice(["kernel", "filter"]), default=None,
+              help="What a synaptic cluster is in conv layers [default: filter with --target-fps, "
+                   "else kernel].")
 @click.option("--keep", type=float, default=0.8, show_default=True,
               help="Offspring's share of its parent's synapses (environmental pressure).")
 @click.option("--balance", type=float, default=0.5, show_default=True,
@@ -119,8 +120,8 @@ def cli() -> None:
               show_default=True, help="Offspring clusters: in all parents, or in any (tagged union).")
 @click.option("--alpha", "alphas", type=float, multiple=True,
               help="Mating weight of each parent, once per parent [default: equal].")
-@click.option("--selection", type=click.Choice(["random", "fitness", "similarity"]),
-              default="random", show_default=True, help="Parent-selection policy.")
+@click.option("--selection", type=click.Choice(["random", "fitness", "fps", "similarity"]), default=None,
+              help="Parent-selection policy [default: fps with --target-fps, else random].")
 @click.option("--overlap-band", type=(float, float), default=(0.5, 0.9), show_default=True,
               help="similarity selection: preferred cluster overlap of mates with the first parent.")
 @click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
@@ -130,7 +131,7 @@ def cli() -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
 @click.option("--executor", default="local", show_default=True, help="Where members train.")
 @click.option("--bench", default="none", show_default=True,
-              help="Time every member: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
+              help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                    "(a stored name or user@host[:port]; see `jetsynth devices`).")
 @click.option("--bench-batch", type=int, default=1, show_default=True, help="--bench: images per query.")
 @click.option("--bench-seconds", type=float, default=0.5, show_default=True,
@@ -139,6 +140,14 @@ def cli() -> None:
               help="Stop after the generation in which a member reaches this FPS (needs --bench).")
 @click.option("--accuracy-floor", type=float, default=None,
               help="--target-fps: accuracy the fast member must keep [default: ancestor's - 0.01].")
+@click.option("--pressure", type=click.Choice(["fixed", "adaptive"]), default=None,
+              help="adaptive: tighter while below --target-fps, relaxed near the accuracy floor "
+                   "[default: adaptive with --target-fps, else fixed].")
+@click.option("--measure-every", type=int, default=1, show_default=True,
+              help="--bench: time every K-th member and predict the rest with the latency model.")
+@click.option("--latency-model", type=click.Path(dir_okay=False), default=None,
+              help="--bench: a model from `jetsynth calibrate` [default: calibration/DEVICE.json if "
+                   "present, else one fitted on the run's own measurements].")
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""
@@ -194,12 +203,17 @@ def _target_outcome(config, records: list[dict]) -> str:
 def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:
     from rich.table import Table
 
+    from .frontier import frontier_rows
     from .report import (
+        FRONTIER_HEADER,
         efficiency_table,
+        frontier_table,
         layer_table,
         overlap_by_generation,
+        run_floor,
         table1_header,
         table2_header,
+        write_frontier_plot,
         write_markdown,
         write_plots,
         write_population_plots,
@@ -217,7 +231,17 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     for row in layer_table(records):
         layers.add_row(*row)
     console.print(layers)
-    paths = [write_markdown(run_dir, records), *write_plots(run_dir, records)]
+    floor = run_floor(config, records)
+    frontier = frontier_rows(records, floor, config.get("target_fps"))
+    paths = [write_markdown(run_dir, records, frontier), *write_plots(run_dir, records)]
+    if any(row["front"] for row in frontier):
+        table = Table(title=f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)")
+        for column in FRONTIER_HEADER:
+            table.add_column(column, justify="right")
+        for row in frontier_table(frontier):
+            table.add_row(*row)
+        console.print(table)
+        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps")))
     if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
         overlap = Table(title="Average cluster overlap per generation (seed 002, Table 1)")
         for column in ("Gen.", "Members", "Avg. overlap"):

@@ -13,6 +13,7 @@ from .synthesis import SynthesisConfig
 from .train import PRECISIONS, TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
+PRESSURES = ("fixed", "adaptive")
 DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
 
@@ -38,7 +39,7 @@ class EvolveConfig:
     generations: int = 6
     population: int = 1
     parents: int = 1
-    cluster: str = "kernel"
+    cluster: str | None = None
     keep: float = 0.8
     balance: float = 0.5
     truncation: float = 0.1
@@ -52,7 +53,7 @@ class EvolveConfig:
     mating: str = "sum"
     structure: str = "intersection"
     alphas: tuple[float, ...] | None = None
-    selection: str = "random"
+    selection: str | None = None
     overlap_band: tuple[float, float] = (0.5, 0.9)
     reinit: bool = False
     seed: int = 0
@@ -62,13 +63,29 @@ class EvolveConfig:
     bench_seconds: float = 0.5
     target_fps: float | None = None
     accuracy_floor: float | None = None
+    measure_every: int = 1
+    latency_model: str | None = None
+    pressure: str | None = None
+
+    def with_policies(self) -> EvolveConfig:
+        """Clusters, selection and pressure filled in where left open: with --target-fps the
+        closed loop (whole filters as clusters, since only removed filters make a dense network
+        faster; fps selection; adaptive pressure), else seed 001's kernels, seed 000's random
+        mates and fixed pressure."""
+        closed = self.target_fps is not None
+        return replace(
+            self,
+            cluster=self.cluster or ("filter" if closed else "kernel"),
+            selection=self.selection or ("fps" if closed else "random"),
+            pressure=self.pressure or ("adaptive" if closed else "fixed"),
+        )
 
     def resolved(self) -> EvolveConfig:
         """The same configuration with dataset-dependent defaults filled in, checked."""
         spec = self.data_spec()
         ancestor_epochs, epochs = DEFAULT_EPOCHS.get(spec.kind, FALLBACK_EPOCHS)
         config = replace(
-            self,
+            self.with_policies(),
             epochs=self.epochs if self.epochs is not None else epochs,
             ancestor_epochs=(
                 self.ancestor_epochs if self.ancestor_epochs is not None else ancestor_epochs
@@ -93,7 +110,8 @@ class EvolveConfig:
             (self.alignment not in ALIGNMENTS, "--alignment must be tag or position"),
             (self.mating not in MATING_FUNCTIONS, "--mating must be sum or product"),
             (self.structure not in STRUCTURES, "--structure must be intersection or union"),
-            (self.selection not in POLICIES, "--selection must be random, fitness or similarity"),
+            (self.selection not in POLICIES, f"--selection must be one of {', '.join(POLICIES)}"),
+            (self.pressure not in PRESSURES, "--pressure must be fixed or adaptive"),
             (self.parents < 1, "--parents must be at least 1"),
             (
                 self.alphas is not None and len(self.alphas) != self.parents,
@@ -114,6 +132,17 @@ class EvolveConfig:
                 self.target_fps is not None and self.bench == "none",
                 "--target-fps needs measured speed: add --bench ort or --bench DEVICE",
             ),
+            (self.measure_every < 1, "--measure-every must be at least 1"),
+            (
+                self.bench == "none" and (self.selection == "fps" or self.measure_every > 1
+                                          or self.latency_model is not None),
+                "--selection fps, --measure-every and --latency-model need speed: add --bench ort or "
+                "--bench DEVICE",
+            ),
+            (
+                self.pressure == "adaptive" and self.target_fps is None,
+                "--pressure adaptive steers toward --target-fps: give one, or use --pressure fixed",
+            ),
             (
                 self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
                 "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",
@@ -124,15 +153,16 @@ class EvolveConfig:
                 raise JetsynthError(message)
         self.bench_target()
 
-    def synthesis(self, parents: int) -> SynthesisConfig:
+    def synthesis(self, parents: int, keep: float | None = None) -> SynthesisConfig:
         """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
-        the previous generation is smaller, e.g. the ancestor alone)."""
+        the previous generation is smaller, e.g. the ancestor alone); `keep` overrides --keep
+        (the adaptive pressure's share for this generation)."""
         alphas = self.alphas if self.alphas is not None and len(self.alphas) == parents else None
         if self.alphas is not None and alphas is None:
             alphas = tuple(a / sum(self.alphas[:parents]) for a in self.alphas[:parents])
         return SynthesisConfig(
             cluster=self.cluster,
-            keep=self.keep,
+            keep=self.keep if keep is None else keep,
             balance=self.balance,
             truncation=self.truncation,
             cluster_pressure=self.cluster_pressure,
@@ -142,8 +172,9 @@ class EvolveConfig:
             alphas=alphas,
         )
 
-    def selection_config(self) -> SelectionConfig:
-        return SelectionConfig(policy=self.selection, band=tuple(self.overlap_band))
+    def selection_config(self, floor: float = 0.0) -> SelectionConfig:
+        """Parent selection; `floor` is the accuracy the fps policy asks members to keep."""
+        return SelectionConfig(policy=self.selection, band=tuple(self.overlap_band), floor=floor)
 
     def training(self, ancestor: bool) -> TrainConfig:
         return TrainConfig(

@@ -16,13 +16,14 @@ import torch
 
 from .config import EvolveConfig
 from .data import load_dataset
+from .environment import adaptive_keep
 from .errors import JetsynthError
 from .genome import Genome, Lineage, ancestor_genome
 from .mating import rate_for_factor
-from .measurement import CACHE_FILE, MeasurementCache, measure_member
+from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .metrics import efficiency, size_metrics
 from .rundir import RunDirectory, open_run
-from .selection import select_parents
+from .selection import select_parents, speed
 from .similarity import cluster_presence, overlap_matrix
 from .synthesis import synthesize
 from .train import train_genome
@@ -55,7 +56,7 @@ def environment_record(keep: float, m: int) -> dict:
 
 
 def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: dict | None,
-            config: EvolveConfig, keep: float, target, cache: MeasurementCache | None):
+            config: EvolveConfig, keep: float, speedometer: Speedometer | None, ordinal: int):
     metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
     base = ancestor if ancestor is not None else metrics
     record = {
@@ -69,13 +70,56 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "environment": environment_record(keep, max(1, len(lineage.parents))),
         "fps": None,
     }
-    if target is not None:
-        record.update(measure_member(trained.genome, run.member_dir(lineage.id), target,
-                                     config.precision, config.bench_batch, config.bench_seconds, cache))
+    if speedometer is not None:
+        floor = config.floor(base["accuracy"])
+        record.update(speedometer.assess(trained.genome, run.member_dir(lineage.id), ordinal,
+                                         config.target_fps, metrics["accuracy"] >= floor))
     run.save(trained.genome, record)
     run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
               synapses=metrics["synapses"])
     return record
+
+
+LATENCY_MODEL_FILE = "latency-model.json"
+
+
+def _latency_model(config: EvolveConfig, run: RunDirectory, target):
+    """The calibrated latency model this run predicts with, kept in the run directory so that a
+    resumed run predicts with the same one: --latency-model FILE, else calibration/NAME.json when
+    it exists and matches the run's precision and batch, else None (the run fits its own)."""
+    from .calibration.model import default_path, load_model
+
+    kept = run.root / LATENCY_MODEL_FILE
+    if kept.is_file():
+        return load_model(kept)
+    if config.latency_model is not None:
+        model = load_model(Path(config.latency_model))
+        model.check_matches(config.precision, config.bench_batch, config.latency_model)
+    else:
+        found = default_path(target_label(target))
+        if not found.is_file():
+            return None
+        model = load_model(found)
+        try:
+            model.check_matches(config.precision, config.bench_batch, str(found))
+        except JetsynthError as exc:
+            run.event("latency_model_ignored", path=str(found), reason=str(exc))
+            return None
+        run.event("latency_model", path=str(found))
+    model.save(kept)
+    return model
+
+
+def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict) -> tuple[float, dict]:
+    """The environmental pressure (keep share) for the generation after `previous`: --keep, or
+    with --pressure adaptive, `adaptive_keep` of the fastest member that keeps the floor and the
+    best accuracy of `previous`."""
+    if config.pressure != "adaptive":
+        return config.keep, {"keep": config.keep}
+    floor = config.floor(ancestor["accuracy"])
+    speeds = [speed(r) for r in previous if r["accuracy"] >= floor and speed(r)]
+    return adaptive_keep(config.keep, max(speeds, default=None), config.target_fps,
+                         max(r["accuracy"] for r in previous), floor, ancestor["accuracy"])
 
 
 def _newborn(offspring: Genome, seed: int) -> Genome:
@@ -88,21 +132,26 @@ MATINGS = 5
 
 
 def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
-                      overlaps, rng: torch.Generator, generation: int, index: int) -> Genome:
+                      overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
+                      floor: float) -> Genome:
     """Select parents and synthesise; parents whose structures leave no viable offspring (a
     whole layer or a class lost in every draw) are replaced by another selection."""
     mid = member_id(generation, index)
     failure = None
     for _ in range(MATINGS):
-        chosen = select_parents(previous, config.parents, config.selection_config(), rng, overlaps)
+        chosen = select_parents(previous, config.parents, config.selection_config(floor), rng, overlaps)
         parent_ids = tuple(previous[i]["id"] for i in chosen)
         lineage = Lineage(mid, generation, index, parent_ids)
         try:
-            return synthesize([genomes[p] for p in parent_ids], config.synthesis(len(parent_ids)),
+            return synthesize([genomes[p] for p in parent_ids], config.synthesis(len(parent_ids), keep),
                               rng, lineage)
         except JetsynthError as exc:
             failure = exc
     raise failure
+
+
+def _order(record: dict) -> tuple[int, int]:
+    return record["generation"], record["member"]
 
 
 def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float) -> bool:
@@ -122,7 +171,12 @@ def evolve(
     dataset = load_dataset(config.data_spec())
     run = open_run(Path(run_dir), config, resume)
     target = config.bench_target()
-    cache = MeasurementCache(run.root / CACHE_FILE) if target is not None else None
+    speedometer = None
+    if target is not None:
+        speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
+                                  MeasurementCache(run.root / CACHE_FILE),
+                                  _latency_model(config, run, target), config.measure_every,
+                                  run_samples(sorted(run.records(), key=_order)))
     total = 1 + (config.generations - 1) * config.population
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
@@ -137,7 +191,7 @@ def evolve(
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))
-        ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, target, cache)
+        ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, speedometer, 0)
         observer.member_finished(ancestor)
     records = [ancestor]
     previous = [ancestor]
@@ -145,6 +199,10 @@ def evolve(
         if _target_reached(run, previous, config, ancestor["accuracy"]):
             break
         current = []
+        keep, terms = generation_keep(config, previous, ancestor)
+        if config.pressure == "adaptive":
+            run.event("pressure", generation=generation, **terms)
+        floor = config.floor(ancestor["accuracy"])
         genomes = {r["id"]: run.genome(r["id"]) for r in previous}
         overlaps = None
         if config.selection == "similarity":
@@ -158,14 +216,16 @@ def evolve(
                 seed = member_seed(config.seed, generation, index)
                 rng = torch.Generator().manual_seed(seed)
                 observer.member_started(mid)
-                child = _viable_offspring(config, previous, genomes, overlaps, rng, generation, index)
+                child = _viable_offspring(config, previous, genomes, overlaps, rng, generation, index,
+                                          keep, floor)
                 lineage = child.lineage
                 if config.reinit:
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,
                                        observer.step, run.member_dir(mid))
-                record = _finish(run, trained, lineage, seed, ancestor, config, config.keep, target,
-                                 cache)
+                ordinal = (generation - 2) * config.population + index + 1
+                record = _finish(run, trained, lineage, seed, ancestor, config, keep, speedometer,
+                                 ordinal)
                 observer.member_finished(record)
             records.append(record)
             current.append(record)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import JetsynthError
+from .frontier import frontier_rows, pareto_front, source
 from .rundir import CONFIG_FILE, RunDirectory
 from .similarity import average_overlap, cluster_presence, overlap_matrix
 
@@ -26,6 +27,7 @@ SUMMARY_FIELDS = (
     "macs",
     "mac_reduction",
     "fps",
+    "fps_predicted",
 )
 
 
@@ -48,6 +50,7 @@ def summary(run_dir: Path) -> dict:
 
     def entry(record: dict) -> dict:
         out = {key: record.get(key) for key in SUMMARY_FIELDS}
+        out["fps_source"] = source(record)
         out["layers"] = [
             {**layer, "cluster_efficiency": eff}
             for layer, eff in zip(record["layers"], record["layer_cluster_efficiency"], strict=False)
@@ -61,7 +64,16 @@ def summary(run_dir: Path) -> dict:
         "ancestor": entry(records[0]),
         "members": [entry(r) for r in records],
         "generations": overlap_by_generation(run_dir, records, config["cluster"]),
+        "accuracy_floor": run_floor(config, records),
+        "frontier": frontier_rows(records, run_floor(config, records), config.get("target_fps")),
     }
+
+
+def run_floor(config: dict, records: list[dict]) -> float:
+    """The run's accuracy floor: --accuracy-floor, else one point under the ancestor."""
+    from .config import EvolveConfig
+
+    return EvolveConfig.floor(EvolveConfig(**config), records[0]["accuracy"])
 
 
 def _best_per_generation(records: list[dict]) -> list[dict]:
@@ -99,6 +111,7 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
     """Seed 001 Table 1: generation, member, architectural (synaptic) efficiency, cluster
     efficiency, MAC reduction, accuracy."""
     measured = has_fps(records)
+    predicted = has_predictions(records)
     return [
         [
             str(r["generation"]),
@@ -108,9 +121,19 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
             f"{r['mac_reduction']:.2f}X",
             f"{r['accuracy']:.4f}",
         ]
-        + ([f"{r['fps']:,.0f}" if r.get("fps") else "-"] if measured else [])
+        + ([_fps(r.get("fps"))] if measured else [])
+        + ([_fps(r.get("fps_predicted"))] if predicted else [])
         for r in records
     ]
+
+
+def _fps(value: float | None) -> str:
+    return f"{value:,.0f}" if value else "-"
+
+
+def has_predictions(records: list[dict]) -> bool:
+    """Whether a latency model predicted any member's speed (`evolve --bench`)."""
+    return any(r.get("fps_predicted") for r in records)
 
 
 def has_fps(records: list[dict]) -> bool:
@@ -119,7 +142,28 @@ def has_fps(records: list[dict]) -> bool:
 
 
 def table1_header(records: list[dict]) -> list[str]:
-    return TABLE1_HEADER + (["FPS"] if has_fps(records) else [])
+    return (TABLE1_HEADER + (["FPS"] if has_fps(records) else [])
+            + (["Pred. FPS"] if has_predictions(records) else []))
+
+
+FRONTIER_HEADER = ["Gen.", "Best acc.", "Fastest >= floor", "Acc.", "FPS", "Pred. FPS", "On front"]
+
+
+def frontier_table(rows: list[dict]) -> list[list[str]]:
+    """The FPS/accuracy frontier per generation (see `frontier.frontier_rows`) as text cells;
+    the FPS of a member that meets the target is starred."""
+    return [
+        [
+            str(row["generation"]),
+            f"{row['best_accuracy']:.4f}",
+            row["fastest"] or "-",
+            f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-",
+            _fps(row["fps"]) + (" *" if row["meets_target"] else ""),
+            _fps(row["fps_predicted"]),
+            str(len(row["front"])),
+        ]
+        for row in rows
+    ]
 
 
 def layer_table(records: list[dict]) -> list[list[str]]:
@@ -150,8 +194,9 @@ def table2_header(records: list[dict]) -> list[str]:
     return ["Gen.", "Acc."] + [f"Layer {i + 1}" for i in range(len(records[0]["layers"]))] + ["E"]
 
 
-def write_markdown(run_dir: Path, records: list[dict]) -> Path:
-    """Both tables as Markdown in RUN/report/tables.md, to read without jetsynth."""
+def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | None = None) -> Path:
+    """The tables as Markdown in RUN/report/tables.md, to read without jetsynth (the frontier
+    when members were timed)."""
 
     def markdown(header: list[str], rows: list[list[str]]) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -165,6 +210,11 @@ def write_markdown(run_dir: Path, records: list[dict]) -> Path:
         + "\n\n## Cluster efficiency per layer (seed 001, Table 2)\n\n"
         + markdown(table2_header(records), layer_table(records))
         + "\n"
+        + (
+            "\n## FPS/accuracy frontier per generation (* meets --target-fps)\n\n"
+            + markdown(FRONTIER_HEADER, frontier_table(frontier)) + "\n"
+            if frontier and any(row["front"] for row in frontier) else ""
+        )
     )
     return path
 
@@ -307,3 +357,43 @@ def write_population_plots(run_dir: Path, records: list[dict], precision: str) -
     fig.savefig(tree, dpi=120)
     plt.close(fig)
     return [storage, tree]
+
+
+def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
+                        target_fps: float | None = None) -> Path:
+    """Accuracy vs speed of every member (colour: generation; hollow: predicted, not measured),
+    the Pareto front of the run as a step line, the accuracy floor and the target FPS."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    timed = [r for r in records if r.get("fps") or r.get("fps_predicted")]
+    generations = [r["generation"] for r in timed]
+    low, high = min(generations), max(generations)
+    colours = plt.get_cmap("viridis")
+    for measured in (True, False):
+        chosen = [r for r in timed if bool(r.get("fps")) == measured]
+        if not chosen:
+            continue
+        shades = [colours((r["generation"] - low) / max(high - low, 1)) for r in chosen]
+        ax.scatter([r.get("fps") or r["fps_predicted"] for r in chosen], [r["accuracy"] for r in chosen],
+                   s=26, facecolors=shades if measured else "none", edgecolors=shades,
+                   label="measured" if measured else "predicted")
+    front = pareto_front(records)
+    ax.step([r.get("fps") or r["fps_predicted"] for r in front], [r["accuracy"] for r in front],
+            where="post", color="black", linewidth=1, label="frontier")
+    ax.axhline(floor, color="red", linestyle="--", linewidth=0.8, label=f"accuracy floor {floor:.4f}")
+    if target_fps:
+        ax.axvline(target_fps, color="green", linestyle="--", linewidth=0.8,
+                   label=f"target {target_fps:,.0f} FPS")
+    mappable = plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(low, high))
+    fig.colorbar(mappable, ax=ax, label="generation")
+    ax.set_xscale("log")
+    ax.set_xlabel("images per second")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    path = Path(run_dir) / "report" / "frontier.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -84,6 +84,8 @@ def open_run(root: Path, config: EvolveConfig, resume: bool) -> RunDirectory:
     configuration (only --generations may grow)."""
     run = RunDirectory(root)
     stored = run.stored_config()
+    if stored is not None:
+        stored = stored.with_policies()
     if resume:
         if stored is None:
             raise JetsynthError(f"nothing to resume in {root}: no {CONFIG_FILE}; drop --resume")

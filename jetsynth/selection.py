@@ -4,6 +4,9 @@
 - `fitness`: each parent won by a tournament of `tournament` candidates on fitness =
   accuracy + weight · log2(synaptic efficiency) (so, by default, halving the synapses is worth
   one point of accuracy);
+- `fps` (the closed loop): tournaments on speed among members that keep the accuracy floor;
+  a member below the floor loses to any member above it, and among themselves such members
+  compete on accuracy (speed: measured FPS, else the latency model's prediction);
 - `similarity`: the first parent by tournament, the mates among those whose cluster overlap with
   it lies in [low, high] (closest to the band when too few do), which keeps mates compatible
   without making them clones.
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-POLICIES = ("random", "fitness", "similarity")
+POLICIES = ("random", "fitness", "fps", "similarity")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,20 @@ class SelectionConfig:
     tournament: int = 3
     efficiency_weight: float = 0.01
     band: tuple[float, float] = (0.5, 0.9)
+    floor: float = 0.0
+
+
+def speed(record: dict) -> float | None:
+    """A member's images per second: measured, else predicted, else None."""
+    return record.get("fps") or record.get("fps_predicted")
+
+
+def fps_score(record: dict, floor: float) -> tuple[int, float]:
+    """(1, speed) for a member at or above the accuracy floor, (0, accuracy) below it: compared
+    as tuples, any member that keeps the floor beats any that does not."""
+    if record["accuracy"] >= floor:
+        return 1, float(speed(record) or 0.0)
+    return 0, record["accuracy"]
 
 
 def fitness(record: dict, efficiency_weight: float) -> float:
@@ -37,7 +54,7 @@ def _pick(count: int, pool: list[int], generator: torch.Generator) -> list[int]:
     return [pool[int(i)] for i in order]
 
 
-def _tournament(pool: list[int], scores: list[float], size: int, generator: torch.Generator) -> int:
+def _tournament(pool: list[int], scores: list, size: int, generator: torch.Generator) -> int:
     entrants = _pick(min(size, len(pool)), pool, generator)
     return max(entrants, key=lambda i: scores[i])
 
@@ -55,11 +72,14 @@ def select_parents(
     pool = list(range(len(records)))
     if config.policy == "random":
         return _pick(m, pool, generator)
-    scores = [fitness(r, config.efficiency_weight) for r in records]
+    if config.policy == "fps":
+        scores = [fps_score(r, config.floor) for r in records]
+    else:
+        scores = [fitness(r, config.efficiency_weight) for r in records]
     first = _tournament(pool, scores, config.tournament, generator)
     chosen = [first]
     pool.remove(first)
-    if config.policy == "fitness":
+    if config.policy in ("fitness", "fps"):
         while len(chosen) < m:
             winner = _tournament(pool, scores, config.tournament, generator)
             chosen.append(winner)
