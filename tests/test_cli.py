@@ -170,3 +170,5 @@ def test_evolve_reports_whether_the_target_fps_was_reached(tmp_path):
     assert reached.exit_code == 0 and "target reached: g01-m00 runs at" in reached.output
     missed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b")])
     assert missed.exit_code == 0 and "not reached; fastest above the floor:" in missed.output
+    assert "FPS/accuracy frontier per generation" in missed.output
+    assert (tmp_path / "b" / "report" / "frontier.png").is_file()

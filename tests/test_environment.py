@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from jetsynth.environment import expected_survivors, layer_factors, layer_targets
+from jetsynth.environment import adaptive_keep, expected_survivors, layer_factors, layer_targets
 
 
 def test_equal_rates_when_balance_is_zero():
@@ -57,3 +57,19 @@ def test_factors_saturate():
     assert all(math.isinf(f) for f in layer_factors(p_cluster, p_synapse, 6, 0.5))
     f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, 5, 0.5)
     assert expected_survivors(p_cluster, p_synapse, f_cluster, f_synapse) == pytest.approx(5, rel=1e-6)
+
+
+def test_adaptive_keep_by_hand():
+    # half-way between floor and ancestor: a = 1/4 + 3/4 · 1/2 = 0.625; 200 of 400 FPS: s = 2
+    keep, terms = adaptive_keep(0.8, 200.0, 400.0, 0.985, 0.98, 0.99)
+    assert terms["speed_term"] == 2.0 and terms["accuracy_term"] == pytest.approx(0.625)
+    assert keep == pytest.approx(0.8**1.25) == pytest.approx(0.75659, abs=1e-5)
+
+
+def test_adaptive_keep_limits():
+    assert adaptive_keep(0.8, 10.0, 400.0, 0.99, 0.98, 0.99)[1]["speed_term"] == 2.0
+    assert adaptive_keep(0.8, 500.0, 400.0, 0.99, 0.98, 0.99)[0] == pytest.approx(0.8)
+    at_floor, terms = adaptive_keep(0.8, 300.0, 400.0, 0.97, 0.98, 0.99)
+    assert terms["accuracy_term"] == 0.25 and at_floor == pytest.approx(0.8 ** (0.25 * 4 / 3))
+    assert adaptive_keep(0.8, None, 400.0, 0.99, 0.98, 0.99)[1]["speed_term"] == 1.0
+    assert adaptive_keep(0.8, 100.0, 400.0, 0.99, 0.995, 0.99)[1]["accuracy_term"] == 0.25

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jetsynth import measurement
 from jetsynth.devices import Device
-from jetsynth.measurement import CACHE_FILE, MeasurementCache, architecture_hash, measure_member
+from jetsynth.measurement import CACHE_FILE, MeasurementCache, Speedometer, architecture_hash, measure_member
 from jetsynth.rundir import RunDirectory
 
 
@@ -109,3 +110,116 @@ def test_bad_bench_and_target_options_are_refused(tmp_path, monkeypatch):
         EvolveConfig(target_fps=100.0).resolved()
     with pytest.raises(JetsynthError, match="--accuracy-floor is a fraction"):
         EvolveConfig(bench="ort", target_fps=100.0, accuracy_floor=98.5).resolved()
+
+
+def _model(seconds_per_query: float, batch: int = 1, precision: str = "fp16"):
+    from jetsynth.calibration.features import FEATURES
+    from jetsynth.calibration.model import LatencyModel
+
+    coefficients = (seconds_per_query,) + (0.0,) * (len(FEATURES) - 1)
+    return LatencyModel("ort-cpu", "ort-cpu", precision, batch, coefficients, 10, {})
+
+
+def test_speedometer_measures_every_kth_member_and_predicts_the_rest(benched_run, tmp_path):
+    genome = RunDirectory(benched_run).genome("g03-m00")
+    meter = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE), _model(1e-4),
+                        measure_every=3)
+    predicted = meter.assess(genome, tmp_path / "a", ordinal=1)
+    assert predicted["fps"] is None and predicted["fps_predicted"] == pytest.approx(10_000.0)
+    assert predicted["bench"]["source"] == "predicted" and len(predicted["bench"]["features"]) == 7
+    measured = meter.assess(genome, tmp_path / "b", ordinal=3)
+    assert measured["fps"] > 0 and measured["bench"]["source"] == "measured"
+    assert measured["fps_predicted"] == pytest.approx(10_000.0)
+    # once timed, the same architecture costs nothing to measure again
+    assert meter.assess(genome, tmp_path / "c", ordinal=4)["bench"]["source"] == "cached"
+
+
+def test_a_predicted_hit_is_confirmed_by_a_measurement(benched_run, tmp_path):
+    genome = RunDirectory(benched_run).genome("g02-m00")
+    meter = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE), _model(1e-4),
+                        measure_every=100)
+    below_floor = meter.assess(genome, tmp_path / "a", 1, target_fps=5000.0, keeps_floor=False)
+    assert below_floor["bench"]["source"] == "predicted"
+    hit = meter.assess(genome, tmp_path / "b", 1, target_fps=5000.0, keeps_floor=True)
+    assert hit["bench"]["source"] == "measured" and hit["fps"] > 0
+
+
+def test_without_a_calibration_the_run_fits_its_own_model(tmp_path):
+    from jetsynth.calibration.model import MIN_SAMPLES
+
+    rng = np.random.default_rng(0)
+    truth = np.array([1e-5, 1e-7, 0, 2e-11, 1e-11, 0, 1e-10])
+    vectors = [np.concatenate([[1.0], rng.uniform(1, 1e5, 6)]) for _ in range(MIN_SAMPLES)]
+    meter = Speedometer("ort-cpu", "fp32", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE),
+                        samples=[(v, float(v @ truth)) for v in vectors[:-1]])
+    assert meter.predictor() is None
+    meter.samples.append((vectors[-1], float(vectors[-1] @ truth)))
+    online = meter.predictor()
+    assert online.backend == "online" and online.seconds(vectors[0]) == pytest.approx(vectors[0] @ truth)
+
+
+def test_a_dropped_device_leaves_the_prediction(benched_run, local_device, tmp_path, monkeypatch):
+    from sshd_server import free_port
+
+    monkeypatch.setattr(measurement, "RETRY_PAUSE_SECONDS", 0.0)
+    dead = Device(**{**local_device.as_dict(), "port": free_port()})
+    genome = RunDirectory(benched_run).genome("g02-m00")
+    meter = Speedometer(dead, "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE), _model(2e-4))
+    figures = meter.assess(genome, tmp_path, ordinal=0)
+    assert figures["fps"] is None and figures["bench"]["source"] == "failed"
+    assert figures["fps_predicted"] == pytest.approx(5000.0)
+
+
+def _events(run_dir):
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_evolve_predicts_between_measurements_with_a_calibration(tmp_path, monkeypatch):
+    from jetsynth.config import EvolveConfig
+    from jetsynth.evolve import LATENCY_MODEL_FILE, evolve
+
+    monkeypatch.chdir(tmp_path)
+    _model(1e-4, precision="fp32").save(tmp_path / "calibration" / "ort-cpu.json")
+    config = EvolveConfig(data="digits", subset=0.2, generations=3, population=2, ancestor_epochs=1,
+                          epochs=1, bench="ort", bench_seconds=0.05, measure_every=2, target_fps=1e9)
+    records = evolve(config, tmp_path / "run")
+    sources = [r["bench"]["source"] for r in records]
+    assert sources[0] == "measured" and "predicted" in sources
+    assert all(r["fps_predicted"] == pytest.approx(10_000.0) for r in records)
+    assert (tmp_path / "run" / LATENCY_MODEL_FILE).is_file()
+    pressure = [e for e in _events(tmp_path / "run") if e["event"] == "pressure"]
+    assert [e["generation"] for e in pressure] == [2, 3] and all(e["keep"] < 0.8 for e in pressure)
+    assert records[1]["environment"]["R"] == pytest.approx(pressure[0]["keep"])
+
+
+def test_a_calibration_for_other_settings_is_refused_or_skipped(tmp_path, monkeypatch):
+    from jetsynth.config import EvolveConfig
+    from jetsynth.errors import JetsynthError
+    from jetsynth.evolve import evolve
+
+    monkeypatch.chdir(tmp_path)
+    path = _model(1e-4, batch=8, precision="fp32").save(tmp_path / "calibration" / "ort-cpu.json")
+    config = EvolveConfig(data="digits", subset=0.2, generations=1, ancestor_epochs=1, bench="ort",
+                          bench_seconds=0.05)
+    with pytest.raises(JetsynthError, match="calibrated at fp32, batch 8"):
+        evolve(replace(config, latency_model=str(path)), tmp_path / "given")
+    evolve(config, tmp_path / "found")
+    assert [e for e in _events(tmp_path / "found") if e["event"] == "latency_model_ignored"]
+
+
+def test_closed_loop_defaults_and_their_errors():
+    from jetsynth.config import EvolveConfig
+    from jetsynth.errors import JetsynthError
+
+    closed = EvolveConfig(bench="ort", target_fps=100.0).resolved()
+    assert (closed.selection, closed.pressure, closed.cluster) == ("fps", "adaptive", "filter")
+    plain = EvolveConfig().resolved()
+    assert (plain.selection, plain.pressure, plain.cluster) == ("random", "fixed", "kernel")
+    for options, message in [
+        ({"selection": "fps"}, "need speed"),
+        ({"measure_every": 3}, "need speed"),
+        ({"bench": "ort", "measure_every": 0}, "--measure-every must be at least 1"),
+        ({"bench": "ort", "pressure": "adaptive"}, "--pressure adaptive steers toward --target-fps"),
+    ]:
+        with pytest.raises(JetsynthError, match=message):
+            EvolveConfig(**options).resolved()

@@ -85,3 +85,18 @@ def test_pick_member_by_hand():
     assert pick_member(unmeasured)["id"] == "b"  # fewest MACs within one point
     with pytest.raises(JetsynthError, match="no finished member"):
         pick_member(records, generation=4)
+
+
+def test_timed_runs_report_their_frontier(tmp_path, benched_run):
+    from jetsynth.report import summary, write_frontier_plot
+
+    report = summary(benched_run)
+    assert report["accuracy_floor"] == pytest.approx(report["ancestor"]["accuracy"] - 0.01)
+    assert [row["generation"] for row in report["frontier"]] == [1, 2, 3]
+    assert report["frontier"][0]["fastest"] == "g01-m00" and report["frontier"][0]["source"] == "measured"
+    assert all(m["fps_source"] == "measured" and "fps_predicted" in m for m in report["members"])
+    _, records = load_records(benched_run)
+    path = write_frontier_plot(tmp_path, records, report["accuracy_floor"], target_fps=1000.0)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = write_markdown(tmp_path, records, report["frontier"]).read_text()
+    assert "FPS/accuracy frontier per generation" in text

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from jetsynth.selection import SelectionConfig, fitness, select_parents
+from jetsynth.selection import SelectionConfig, fitness, fps_score, select_parents, speed
 
 RECORDS = [
     {"accuracy": 0.90, "synaptic_efficiency": 1.0},
@@ -43,3 +43,25 @@ def test_similarity_prefers_mates_in_the_band():
     assert chosen[1] in (0, 1)  # overlaps 0.6 and 0.7 lie in the band, 0.3 does not
     chosen = select_parents(RECORDS, 4, config, torch.Generator().manual_seed(0), overlaps)
     assert sorted(chosen) == [0, 1, 2, 3]
+
+
+FAST = [
+    {"accuracy": 0.99, "fps": 100.0},
+    {"accuracy": 0.97, "fps": 900.0},
+    {"accuracy": 0.985, "fps": None, "fps_predicted": 400.0},
+    {"accuracy": 0.98, "fps": 300.0},
+]
+
+
+def test_fps_score_by_hand():
+    assert fps_score(FAST[1], 0.98) == (0, 0.97)
+    assert fps_score(FAST[2], 0.98) == (1, 400.0)
+    assert speed(FAST[2]) == 400.0 and speed({"accuracy": 0.5}) is None
+
+
+def test_fps_tournament_prefers_speed_above_the_floor():
+    config = SelectionConfig(policy="fps", tournament=4, floor=0.98)
+    # 900 FPS lies below the floor; of the rest, the predicted 400 beats the measured 300 and 100
+    assert select_parents(FAST, 3, config, torch.Generator().manual_seed(0)) == [2, 3, 0]
+    without_floor = SelectionConfig(policy="fps", tournament=4, floor=0.0)
+    assert select_parents(FAST, 1, without_floor, torch.Generator().manual_seed(0)) == [1]
