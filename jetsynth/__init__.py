@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .calibration import LatencyModel, calibrate, load_model
 from .calibration.profiles import PROFILES, DeviceProfile
 from .compact import Compacted, compact, expand_state, propagate_dead
 from .config import EvolveConfig
@@ -9,9 +10,10 @@ from .data import Dataset, DataSpec, load_dataset
 from .deploy import DeployOptions, deploy, deploy_many, probe
 from .devices import Device, load_devices, resolve_device
 from .encoding import cluster_probability, synapse_probability, truncate
-from .environment import layer_factors, layer_targets
+from .environment import adaptive_keep, layer_factors, layer_targets
 from .errors import JetsynthError
 from .evolve import evolve
+from .frontier import frontier_rows, pareto_front
 from .genome import Genome, Lineage, ancestor_genome, load_genome, save_genome
 from .mating import align, environmental_factor, mate_product, mate_sum, rate_for_factor
 from .metrics import efficiency, size_metrics
@@ -41,6 +43,7 @@ __all__ = [
     "EvolveConfig",
     "Genome",
     "JetsynthError",
+    "LatencyModel",
     "Layer",
     "Lineage",
     "PROFILES",
@@ -50,11 +53,13 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "adaptive_keep",
     "align",
     "ancestor_genome",
     "average_overlap",
     "build_engine",
     "build_model",
+    "calibrate",
     "chain_layers",
     "cluster_presence",
     "cluster_probability",
@@ -65,15 +70,18 @@ __all__ = [
     "environmental_factor",
     "evolve",
     "expand_state",
+    "frontier_rows",
     "layer_factors",
     "layer_targets",
     "load_dataset",
     "load_devices",
     "load_genome",
+    "load_model",
     "mate_product",
     "mate_sum",
     "overlap",
     "overlap_matrix",
+    "pareto_front",
     "probe",
     "propagate_dead",
     "rate_for_factor",

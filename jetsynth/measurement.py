@@ -1,10 +1,11 @@
-"""Measuring each member's speed during evolution: on onnxruntime here (`--bench ort`) or on a
-device through the deploy path (`--bench DEVICE`), cached by architecture.
+"""Each member's speed during evolution: timed on onnxruntime here (`--bench ort`) or on a
+device through the deploy path (`--bench DEVICE`), or predicted by a latency model
+(`--measure-every`), with timings cached by architecture.
 
 A dense network's speed does not depend on its weight values, so the cache key is the compacted
 graph's *architecture* (operators, attributes, tensor shapes; not weights, not metadata) with the
 backend, batch and precision: an architecture is never timed twice in a run. A device that drops
-out is retried, then the member is recorded without FPS and the run goes on.
+out is retried, then the member keeps its prediction (if any) and the run goes on.
 """
 
 from __future__ import annotations

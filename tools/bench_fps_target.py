@@ -1,0 +1,89 @@
+"""Does measured speed steer evolution? LeNet-5 on MNIST with onnxruntime CPU as the device,
+three runs with the same budget (generations × population × epochs):
+
+- `targeted`: --target-fps and --accuracy-floor, so the closed loop's defaults apply (filter
+  clusters, fps selection above the floor, adaptive pressure); it stops once a member reaches the
+  target;
+- `plain`: the same run without a target (kernel clusters, random mates, fixed --keep), timed
+  only to be compared;
+- `plain-filter`: the plain run with filter clusters, which separates the effect of selection
+  and adaptive pressure from that of the cluster choice.
+
+Reported per run: the highest measured FPS at or above the accuracy floor, the member and
+generation that has it, whether and when the target was reached, members trained and wall
+seconds. Usage:
+
+    python tools/bench_fps_target.py [--mnist DIR] [--target-fps 40000] [--accuracy-floor 0.98]
+        [--generations 8] [--population 2] [--epochs 1] [--ancestor-epochs 3] [--subset 1.0]
+        [--run-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from common import DEFAULT_MNIST, emit, mnist_missing, run_all
+
+from jetsynth import EvolveConfig
+
+
+def outcome(records: list[dict], floor: float, target: float) -> dict:
+    kept = [r for r in records if r["accuracy"] >= floor and r.get("fps")]
+    best = max(kept, key=lambda r: r["fps"], default=None)
+    reached = [r for r in kept if r["fps"] >= target]
+    return {
+        "members_trained": len(records),
+        "generations": max(r["generation"] for r in records),
+        "ancestor": {"accuracy": records[0]["accuracy"], "fps": round(records[0]["fps"], 1)},
+        "fps_at_floor": round(best["fps"], 1) if best else None,
+        "speedup_at_floor": round(best["fps"] / records[0]["fps"], 2) if best else None,
+        "member": best["id"] if best else None,
+        "accuracy": best["accuracy"] if best else None,
+        "mac_reduction": round(best["mac_reduction"], 2) if best else None,
+        "target_reached_in_generation": min((r["generation"] for r in reached), default=None),
+        "measured_members": sum(1 for r in records if r["bench"]["source"] in ("measured", "cached")),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default=str(DEFAULT_MNIST))
+    parser.add_argument("--subset", type=float, default=1.0)
+    parser.add_argument("--target-fps", type=float, default=40_000.0)
+    parser.add_argument("--accuracy-floor", type=float, default=0.98)
+    parser.add_argument("--generations", type=int, default=8)
+    parser.add_argument("--population", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--ancestor-epochs", type=int, default=3)
+    parser.add_argument("--measure-every", type=int, default=1)
+    parser.add_argument("--run-dir", default=None)
+    args = parser.parse_args()
+    if mnist_missing(args.mnist):
+        return 2
+    root = Path(args.run_dir or tempfile.mkdtemp(prefix="fps-target-"))
+    plain = EvolveConfig(data=f"mnist:{args.mnist}", subset=args.subset, arch="lenet5",
+                         generations=args.generations, population=args.population,
+                         epochs=args.epochs, ancestor_epochs=args.ancestor_epochs, precision="fp16",
+                         bench="ort", bench_seconds=0.3, measure_every=args.measure_every)
+    configs = {
+        "targeted": replace(plain, target_fps=args.target_fps, accuracy_floor=args.accuracy_floor),
+        "plain": plain,
+        "plain-filter": replace(plain, cluster="filter"),
+    }
+    started = time.perf_counter()
+    results = run_all([(config, root / name) for name, config in configs.items()], parallel=2)
+    emit("fps-target-mnist-lenet5", {
+        "settings": {**vars(args), "bench": "ort-cpu, fp16, batch 1, 1 thread"},
+        "run_dir": str(root),
+        "runs": {name: outcome(results[str(root / name)], args.accuracy_floor, args.target_fps)
+                 for name in configs},
+    }, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
