@@ -71,8 +71,17 @@ class _RichObserver:
             f"{record['id']}: accuracy {record['accuracy']:.4f}, "
             f"{record['synapses']} synapses ({record['synaptic_efficiency']:.2f}X), "
             f"{record['clusters']} clusters ({record['cluster_efficiency']:.2f}X), "
-            f"{record['train_seconds']:.1f} s"
+            f"{record['train_seconds']:.1f} s{_speed_note(record)}"
         )
+
+
+def _speed_note(record: dict) -> str:
+    """', 12,345 FPS' when measured, ', ~12,345 FPS predicted' when only predicted, else ''."""
+    if record.get("fps"):
+        return f", {record['fps']:,.0f} FPS"
+    if record.get("fps_predicted"):
+        return f", ~{record['fps_predicted']:,.0f} FPS predicted"
+    return ""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,8 @@ three runs with the same budget (generations × population × epochs):
 
 Reported per run: the highest measured FPS at or above the accuracy floor, the member and
 generation that has it, whether and when the target was reached, members trained and wall
-seconds. Usage:
+seconds; how far the run's own latency model (fitted on its measurements) predicted the members
+it then measured. Usage:
 
     python tools/bench_fps_target.py [--mnist DIR] [--target-fps 40000] [--accuracy-floor 0.98]
         [--generations 8] [--population 2] [--epochs 1] [--ancestor-epochs 3] [--subset 1.0]
@@ -21,6 +22,7 @@ seconds. Usage:
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -29,6 +31,16 @@ from pathlib import Path
 from common import DEFAULT_MNIST, emit, mnist_missing, run_all
 
 from jetsynth import EvolveConfig
+
+
+def prediction_error(records: list[dict]) -> dict | None:
+    """|predicted − measured| / measured over members that have both (the run's own latency
+    model predicts once it has 8 measurements)."""
+    errors = sorted(abs(r["fps_predicted"] - r["fps"]) / r["fps"] for r in records
+                    if r.get("fps") and r.get("fps_predicted"))
+    if not errors:
+        return None
+    return {"median": round(statistics.median(errors), 4), "max": round(errors[-1], 4), "count": len(errors)}
 
 
 def outcome(records: list[dict], floor: float, target: float) -> dict:
@@ -46,6 +58,7 @@ def outcome(records: list[dict], floor: float, target: float) -> dict:
         "mac_reduction": round(best["mac_reduction"], 2) if best else None,
         "target_reached_in_generation": min((r["generation"] for r in reached), default=None),
         "measured_members": sum(1 for r in records if r["bench"]["source"] in ("measured", "cached")),
+        "online_prediction_error": prediction_error(records),
     }
 
 

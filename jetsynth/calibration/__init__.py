@@ -1,7 +1,7 @@
 """Device latency calibration: what jetsynth knows about each board (profiles), what it reads of
 a network (per-layer work), and the fitted model that predicts a network's latency on a device."""
 
-from .calibrate import Sample, calibrate, sweep
+from .procedure import Sample, calibrate, sweep
 from .features import FEATURES, LayerWork, features, layer_work, model_work
 from .model import LatencyModel, default_path, fit, load_model
 from .profiles import PROFILES, DeviceProfile, disagreements, get_profile

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import Sample
+from .procedure import Sample
 from .model import LatencyModel
 
 
