@@ -40,8 +40,8 @@ def calibrate(device: str, precision: str, batch: int, seconds: float, variants:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .calibration.procedure import calibrate as run_calibration
     from .calibration.plot import write_calibration_plot
+    from .calibration.procedure import calibrate as run_calibration
     from .config import resolve_bench
     from .errors import JetsynthError
 

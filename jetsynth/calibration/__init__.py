@@ -1,9 +1,9 @@
 """Device latency calibration: what jetsynth knows about each board (profiles), what it reads of
 a network (per-layer work), and the fitted model that predicts a network's latency on a device."""
 
-from .procedure import Sample, calibrate, sweep
 from .features import FEATURES, LayerWork, features, layer_work, model_work
 from .model import LatencyModel, default_path, fit, load_model
+from .procedure import Sample, calibrate, sweep
 from .profiles import PROFILES, DeviceProfile, disagreements, get_profile
 from .sweep import Variant, export_variant, variant_genome, variants
 

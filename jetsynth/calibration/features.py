@@ -44,14 +44,14 @@ class LayerWork:
 
 
 def _dims(value) -> list[int] | None:
-    """Static dims of a tensor type, the batch axis (symbolic or not) as 1."""
-    shape = value.type.tensor_type.shape
+    """Static dims of a tensor type, a symbolic batch axis (the first) as 1; None when any other
+    axis is symbolic."""
     if not value.type.tensor_type.HasField("shape"):
         return None
     dims = []
-    for index, dim in enumerate(shape.dim):
+    for index, dim in enumerate(value.type.tensor_type.shape.dim):
         if dim.HasField("dim_value"):
-            dims.append(1 if index == 0 else int(dim.dim_value))
+            dims.append(int(dim.dim_value))
         elif index == 0:
             dims.append(1)
         else:
@@ -74,6 +74,11 @@ def _shapes(proto) -> dict[str, list[int]]:
             shapes[value.name] = dims
     for tensor in graph.initializer:
         shapes[tensor.name] = list(tensor.dims)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                shapes[node.output[0]] = list(value.dims)
     return shapes
 
 
@@ -92,6 +97,7 @@ def layer_work(proto) -> list[LayerWork]:
     """Each operator's work per image, in graph order (Constant and Identity nodes left out)."""
     shapes = _shapes(proto)
     initializers = {t.name for t in proto.graph.initializer}
+    initializers |= {n.output[0] for n in proto.graph.node if n.op_type == "Constant" and n.output}
     layers = []
     for index, node in enumerate(proto.graph.node):
         if node.op_type in SHAPELESS:
@@ -100,9 +106,9 @@ def layer_work(proto) -> list[LayerWork]:
         outputs = _size(out)
         weights = sum(_size(shapes.get(name)) for name in node.input if name in initializers)
         macs = im2col = cin = cout = 0
-        if node.op_type == "Conv" and out and len(node.input) > 1:
+        if node.op_type == "Conv" and len(node.input) > 1:
             weight = shapes.get(node.input[1])
-            if weight is None or len(out) < 3:
+            if weight is None or out is None or len(out) < 3:
                 raise JetsynthError(f"convolution {node.name or index} has no static shape; export "
                                     "the model with fixed image dimensions")
             positions = _size(out[2:])
@@ -150,4 +156,7 @@ def model_work(path: Path) -> list[LayerWork]:
     except Exception as exc:  # protobuf decoding errors
         raise JetsynthError(f"{path} is not an ONNX model ({exc.__class__.__name__}); export it "
                             "again") from None
+    if not proto.graph.node:
+        raise JetsynthError(f"{path} is not an ONNX model (no graph; an empty or truncated file?); "
+                            "export it again")
     return layer_work(proto)

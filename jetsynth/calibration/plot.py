@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .procedure import Sample
 from .model import LatencyModel
+from .procedure import Sample
 
 
 def write_calibration_plot(samples: list[Sample], model: LatencyModel, path: Path) -> Path:

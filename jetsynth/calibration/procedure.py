@@ -52,12 +52,15 @@ def calibrate(target, precision: str = "fp16", batch: int = 1, seconds: float = 
     latency model (default calibration/NAME.json). Returns the model and where it went."""
     import onnx
 
+    chosen = sweep(tuple(archs), count, seed)
+    if len(chosen) < MIN_SAMPLES:
+        raise JetsynthError(f"a latency model needs at least {MIN_SAMPLES} networks; the sweep has "
+                            f"{count} per architecture × {len(archs)}: raise --variants")
     name = target_label(target)
     folder = Path(folder)
     work = folder / f"{name}-networks"
     work.mkdir(parents=True, exist_ok=True)
     cache = MeasurementCache(folder / f"{name}.measurements.jsonl")
-    chosen = sweep(tuple(archs), count, seed)
     samples = []
     for index, variant in enumerate(chosen):
         path = export_variant(variant, work, precision)
@@ -71,9 +74,10 @@ def calibrate(target, precision: str = "fp16", batch: int = 1, seconds: float = 
             progress(sample, index + 1, len(chosen))
     timed_ok = [s for s in samples if s.seconds is not None]
     if len(timed_ok) < MIN_SAMPLES:
+        hint = (f"check the device with `jetsynth devices probe {name}`" if not isinstance(target, str)
+                else "see `jetsynth bench` on one of the networks in " + str(work))
         raise JetsynthError(f"only {len(timed_ok)} of {len(samples)} networks could be timed on {name}; "
-                            f"a latency model needs {MIN_SAMPLES}: check the device with "
-                            f"`jetsynth devices probe {name}`")
+                            f"a latency model needs {MIN_SAMPLES}: {hint}")
     vectors = np.array([features(s.layers, batch) for s in timed_ok])
     latencies = np.array([s.seconds for s in timed_ok])
     backend = target if isinstance(target, str) else f"{name}:deploy"
