@@ -107,12 +107,14 @@ def cli() -> None:
                    "else kernel].")
 @click.option("--keep", type=float, default=0.8, show_default=True,
               help="Offspring's share of its parent's synapses (environmental pressure).")
-@click.option("--balance", type=float, default=0.5, show_default=True,
-              help="0: every layer loses the same share; 1: big layers carry the pressure.")
+@click.option("--balance", type=float, default=None,
+              help="0: every layer loses the same share; 1: big layers carry the pressure "
+                   "[default: 0 with --target-fps, else 0.5].")
 @click.option("--truncation", type=float, default=0.1, show_default=True,
               help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
-@click.option("--cluster-pressure", type=float, default=0.5, show_default=True,
-              help="Share of the pressure that removes whole clusters (1) rather than thinning them (0).")
+@click.option("--cluster-pressure", type=float, default=None,
+              help="Share of the pressure that removes whole clusters (1) rather than thinning them (0) "
+                   "[default: 0.9 with --target-fps, else 0.5].")
 @click.option("--epochs", type=int, default=None,
               help="Training epochs per offspring [default: 5 on digits, else 2].")
 @click.option("--ancestor-epochs", type=int, default=None,

@@ -41,9 +41,9 @@ class EvolveConfig:
     parents: int = 1
     cluster: str | None = None
     keep: float = 0.8
-    balance: float = 0.5
+    balance: float | None = None
     truncation: float = 0.1
-    cluster_pressure: float = 0.5
+    cluster_pressure: float | None = None
     epochs: int | None = None
     ancestor_epochs: int | None = None
     batch_size: int = 128
@@ -68,14 +68,20 @@ class EvolveConfig:
     pressure: str | None = None
 
     def with_policies(self) -> EvolveConfig:
-        """Clusters, selection and pressure filled in where left open: with --target-fps the
-        closed loop (whole filters as clusters, since only removed filters make a dense network
-        faster; fps selection; adaptive pressure), else seed 001's kernels, seed 000's random
-        mates and fixed pressure."""
+        """Clusters, selection and pressure filled in where left open. With --target-fps, the
+        closed loop: only removed filters make a dense network faster, so clusters are whole
+        filters, nearly all of the pressure removes clusters (0.9) and every layer loses the same
+        share (balance 0; otherwise the big fully-connected layers, which cost few
+        multiply-accumulates, would carry it); fps selection; adaptive pressure. Otherwise seed
+        001's kernels with balance 0.5 and cluster pressure 0.5, seed 000's random mates and
+        fixed pressure."""
         closed = self.target_fps is not None
         return replace(
             self,
             cluster=self.cluster or ("filter" if closed else "kernel"),
+            balance=self.balance if self.balance is not None else (0.0 if closed else 0.5),
+            cluster_pressure=(self.cluster_pressure if self.cluster_pressure is not None
+                              else (0.9 if closed else 0.5)),
             selection=self.selection or ("fps" if closed else "random"),
             pressure=self.pressure or ("adaptive" if closed else "fixed"),
         )

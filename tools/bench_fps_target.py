@@ -2,12 +2,14 @@
 three runs with the same budget (generations × population × epochs):
 
 - `targeted`: --target-fps and --accuracy-floor, so the closed loop's defaults apply (filter
-  clusters, fps selection above the floor, adaptive pressure); it stops once a member reaches the
-  target;
-- `plain`: the same run without a target (kernel clusters, random mates, fixed --keep), timed
-  only to be compared;
-- `plain-filter`: the plain run with filter clusters, which separates the effect of selection
-  and adaptive pressure from that of the cluster choice.
+  clusters, cluster pressure 0.9, balance 0, fps selection above the floor, adaptive pressure);
+  it stops once a member reaches the target;
+- `plain`: the same run without a target (seed 001's kernel clusters, balance 0.5, cluster
+  pressure 0.5, random mates, fixed --keep), timed only to be compared;
+- `plain-filter`: the plain run with the targeted run's clusters, balance and cluster pressure,
+  which separates the effect of fps selection and adaptive pressure from that of the structure.
+
+The runs go one after another so that no training competes with a timing.
 
 Reported per run: the highest measured FPS at or above the accuracy floor, the member and
 generation that has it, whether and when the target was reached, members trained and wall
@@ -85,10 +87,10 @@ def main() -> int:
     configs = {
         "targeted": replace(plain, target_fps=args.target_fps, accuracy_floor=args.accuracy_floor),
         "plain": plain,
-        "plain-filter": replace(plain, cluster="filter"),
+        "plain-filter": replace(plain, cluster="filter", balance=0.0, cluster_pressure=0.9),
     }
     started = time.perf_counter()
-    results = run_all([(config, root / name) for name, config in configs.items()], parallel=2)
+    results = run_all([(config, root / name) for name, config in configs.items()], parallel=1)
     emit("fps-target-mnist-lenet5", {
         "settings": {**vars(args), "bench": "ort-cpu, fp16, batch 1, 1 thread"},
         "run_dir": str(root),
