@@ -65,6 +65,9 @@ class _RichObserver:
     def step(self, done, total):
         self.progress.update(self.member_task, completed=done, total=total)
 
+    def notice(self, text):
+        self.progress.console.print(text)
+
     def member_finished(self, record):
         self.progress.advance(self.run_task)
         self.progress.console.print(
@@ -157,8 +160,8 @@ def cli() -> None:
 @click.option("--measure-every", type=int, default=1, show_default=True,
               help="--bench: time every K-th member and predict the rest with the latency model.")
 @click.option("--latency-model", type=click.Path(dir_okay=False), default=None,
-              help="--bench: a model from `jetsynth calibrate` [default: calibration/DEVICE.json if "
-                   "present, else one fitted on the run's own measurements].")
+              help="--bench: a model from `jetsynth calibrate`, or none for one fitted on the run's own "
+                   "measurements [default: calibration/DEVICE.json if present, else none].")
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from .data import DataSpec
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
+from .measurement import BenchTarget
 from .network import CLUSTER_MODES
 from .selection import POLICIES, SelectionConfig
 from .synthesis import SynthesisConfig
@@ -18,7 +19,7 @@ DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
 
 
-def resolve_bench(name: str):
+def resolve_bench(name: str) -> BenchTarget:
     """A bench target: an onnxruntime backend name ('ort' is onnxruntime's CPU) or a Device from
     the inventory (or user@host[:port])."""
     if name in BENCH_CHOICES and name != "none":
@@ -190,7 +191,7 @@ class EvolveConfig:
             precision=self.precision,
         )
 
-    def bench_target(self):
+    def bench_target(self) -> BenchTarget | None:
         """Where each member is timed (see `resolve_bench`); None when not measured."""
         return None if self.bench == "none" else resolve_bench(self.bench)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration.model import LatencyModel, default_path, load_model
 from .config import EvolveConfig
 from .data import load_dataset
 from .environment import adaptive_keep
@@ -25,6 +26,7 @@ from .metrics import efficiency, size_metrics
 from .rundir import RunDirectory, open_run
 from .selection import select_parents, speed
 from .similarity import cluster_presence, overlap_matrix
+from .storage import read_json, write_json
 from .synthesis import synthesize
 from .train import train_genome
 
@@ -39,6 +41,9 @@ class Observer:
     def step(self, done: int, total: int) -> None: ...
 
     def member_finished(self, record: dict) -> None: ...
+
+    def notice(self, text: str) -> None:
+        """A one-line remark the user should see (e.g. a calibration that was skipped)."""
 
 
 def member_id(generation: int, member: int) -> str:
@@ -81,32 +86,48 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
 
 
 LATENCY_MODEL_FILE = "latency-model.json"
+OWN_MODEL = "none"
 
 
-def _latency_model(config: EvolveConfig, run: RunDirectory, target):
-    """The calibrated latency model this run predicts with, kept in the run directory so that a
-    resumed run predicts with the same one: --latency-model FILE, else calibration/NAME.json when
-    it exists and matches the run's precision and batch, else None (the run fits its own)."""
-    from .calibration.model import default_path, load_model
+def given_latency_model(config: EvolveConfig, target) -> LatencyModel | None:
+    """--latency-model FILE loaded and checked against the run (None for none or 'none'), before
+    anything is written, so a wrong file leaves no half-made run directory."""
+    if config.latency_model in (None, OWN_MODEL):
+        return None
+    model = load_model(Path(config.latency_model))
+    model.check_matches(target_label(target), config.precision, config.bench_batch, config.latency_model)
+    return model
 
+
+def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: LatencyModel | None,
+                   observer: Observer) -> LatencyModel | None:
+    """The calibrated latency model this run predicts with: --latency-model FILE, else
+    calibration/NAME.json when it exists and matches the device, precision and batch, else None
+    (the run fits its own; --latency-model none asks for that). The choice is made once and kept
+    in RUN/latency-model.json, so a resumed run predicts as the uninterrupted one would."""
     kept = run.root / LATENCY_MODEL_FILE
     if kept.is_file():
-        return load_model(kept)
-    if config.latency_model is not None:
-        model = load_model(Path(config.latency_model))
-        model.check_matches(config.precision, config.bench_batch, config.latency_model)
-    else:
+        stored = read_json(kept)
+        return None if stored.get("own") else load_model(kept)
+    model = given
+    if model is None and config.latency_model is None:
         found = default_path(target_label(target))
-        if not found.is_file():
-            return None
-        model = load_model(found)
-        try:
-            model.check_matches(config.precision, config.bench_batch, str(found))
-        except JetsynthError as exc:
-            run.event("latency_model_ignored", path=str(found), reason=str(exc))
-            return None
-        run.event("latency_model", path=str(found))
-    model.save(kept)
+        if found.is_file():
+            model = load_model(found)
+            try:
+                model.check_matches(target_label(target), config.precision, config.bench_batch,
+                                    str(found))
+            except JetsynthError as exc:
+                run.event("latency_model_ignored", path=str(found), reason=str(exc))
+                observer.notice(f"not predicting with {found}: {exc}")
+                model = None
+            else:
+                run.event("latency_model", path=str(found))
+                observer.notice(f"predicting unmeasured members with {found}")
+    if model is None:
+        write_json(kept, {"own": True})
+    else:
+        model.save(kept)
     return model
 
 
@@ -169,14 +190,15 @@ def evolve(
     config = config.resolved()
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
-    run = open_run(Path(run_dir), config, resume)
     target = config.bench_target()
+    given = given_latency_model(config, target) if target is not None else None
+    run = open_run(Path(run_dir), config, resume)
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
                                   MeasurementCache(run.root / CACHE_FILE),
-                                  _latency_model(config, run, target), config.measure_every,
-                                  run_samples(sorted(run.records(), key=_order)))
+                                  _latency_model(config, run, target, given, observer),
+                                  config.measure_every, run_samples(sorted(run.records(), key=_order)))
     total = 1 + (config.generations - 1) * config.population
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)

@@ -14,8 +14,18 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from .errors import JetsynthError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .calibration.model import LatencyModel
+    from .devices import Device
+
+BenchTarget = Union[str, "Device"]
+"""Where a network is timed: an onnxruntime backend name here ('ort-cpu', ...) or a Device."""
 
 CACHE_FILE = "measurements.jsonl"
 DEVICE_ATTEMPTS = 3
@@ -96,18 +106,19 @@ def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
     return {"fps": None, "backend": device.name, "error": failure, "attempts": DEVICE_ATTEMPTS}
 
 
-def target_label(target) -> str:
+def target_label(target: BenchTarget) -> str:
     """How a bench target is named in cache keys and files: the backend ('ort-cpu') or the
     device's name."""
     return target if isinstance(target, str) else target.name
 
 
-def measurement_key(proto, target, precision: str, batch: int) -> str:
+def measurement_key(proto: onnx.ModelProto, target: BenchTarget, precision: str, batch: int) -> str:
     where = target if isinstance(target, str) else f"device:{target.name}"
     return f"{architecture_hash(proto)}:{where}:{precision}:b{batch}"
 
 
-def timed(path: Path, key: str, target, batch: int, seconds: float, cache: MeasurementCache) -> dict:
+def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
+          cache: MeasurementCache) -> dict:
     """The timing of the ONNX file at `path` from the cache, else measured (and cached when it
     succeeded); `cached` marks a reuse, fps None a device that could not time it."""
     cached = cache.get(key)
@@ -132,8 +143,9 @@ class Speedometer:
     on this run's own measurements once there are enough of them, else timed. `samples` are the
     run's earlier measurements as (feature vector, seconds per query)."""
 
-    def __init__(self, target, precision: str, batch: int, seconds: float, cache: MeasurementCache,
-                 model=None, measure_every: int = 1, samples: list | None = None) -> None:
+    def __init__(self, target: BenchTarget, precision: str, batch: int, seconds: float,
+                 cache: MeasurementCache, model: LatencyModel | None = None, measure_every: int = 1,
+                 samples: list | None = None) -> None:
         self.target = target
         self.precision = precision
         self.batch = batch
@@ -145,7 +157,7 @@ class Speedometer:
         self._online = None
         self._online_size = 0
 
-    def predictor(self):
+    def predictor(self) -> LatencyModel | None:
         """The calibrated model, else one fitted on the samples so far (None while too few)."""
         from .calibration.model import MIN_SAMPLES, fit
 
@@ -183,7 +195,7 @@ class Speedometer:
             source = "cached" if timing.get("cached") else "measured"
             if timing["fps"] is None:
                 source = "failed"
-            else:
+            elif source == "measured":
                 self.samples.append((vector, self.batch / timing["fps"]))
         else:
             timing = {"fps": None, "backend": target_label(self.target)}
@@ -199,17 +211,11 @@ class Speedometer:
         }
 
 
-def measure_member(genome, folder: Path, target, precision: str, batch: int, seconds: float,
-                   cache: MeasurementCache) -> dict:
-    """Export `genome` compacted to `folder`/model.onnx and time it on `target` (an onnxruntime
-    backend name, or a Device); the fields evolution records (fps in images per second)."""
-    return Speedometer(target, precision, batch, seconds, cache).assess(genome, folder, 0)
-
-
 def run_samples(records: list[dict]) -> list[tuple]:
     """(feature vector, seconds per query) of every member of a run that was timed, for the
     online latency model of a resumed run."""
     import numpy as np
 
     return [(np.array(r["bench"]["features"]), r["bench"]["batch"] / r["fps"])
-            for r in records if r.get("fps") and "features" in (r.get("bench") or {})]
+            for r in records
+            if r.get("fps") and "features" in (r.get("bench") or {}) and r["bench"]["source"] == "measured"]

@@ -10,6 +10,7 @@ import numpy as np
 from .errors import JetsynthError
 from .frontier import frontier_rows, pareto_front, source
 from .rundir import CONFIG_FILE, RunDirectory
+from .selection import speed
 from .similarity import average_overlap, cluster_presence, overlap_matrix
 
 SUMMARY_FIELDS = (
@@ -374,11 +375,11 @@ def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
         if not chosen:
             continue
         shades = [colours((r["generation"] - low) / max(high - low, 1)) for r in chosen]
-        ax.scatter([r.get("fps") or r["fps_predicted"] for r in chosen], [r["accuracy"] for r in chosen],
+        ax.scatter([speed(r) for r in chosen], [r["accuracy"] for r in chosen],
                    s=26, facecolors=shades if measured else "none", edgecolors=shades,
                    label="measured" if measured else "predicted")
     front = pareto_front(records)
-    ax.step([r.get("fps") or r["fps_predicted"] for r in front], [r["accuracy"] for r in front],
+    ax.step([speed(r) for r in front], [r["accuracy"] for r in front],
             where="post", color="black", linewidth=1, label="frontier")
     ax.axhline(floor, color="red", linestyle="--", linewidth=0.8, label=f"accuracy floor {floor:.4f}")
     if target_fps:

@@ -68,6 +68,7 @@ class RunDirectory:
         stored = read_json(path)["config"]
         known = {f.name for f in fields(EvolveConfig)}
         values = {k: v for k, v in stored.items() if k in known}
+        values.setdefault("pressure", "fixed")
         for key in ("alphas", "overlap_band"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])

@@ -152,3 +152,17 @@ def test_bench_ort_records_each_members_speed(benched_run):
     for value in genome.state.values():
         if value.is_floating_point():
             assert torch.equal(value, value.half().float())  # the next generation inherits fp16 weights
+
+
+def test_a_run_from_before_adaptive_pressure_resumes_with_fixed_pressure(tmp_path):
+    from dataclasses import asdict
+
+    from jetsynth.storage import write_json
+
+    stored = asdict(EvolveConfig(bench="ort", target_fps=100.0).resolved())
+    for newer in ("pressure", "measure_every", "latency_model"):
+        del stored[newer]
+    write_json(tmp_path / "config.json", {"config": stored})
+    config = RunDirectory(tmp_path).stored_config()
+    assert (config.pressure, config.measure_every, config.latency_model) == ("fixed", 1, None)
+    assert config.with_policies().pressure == "fixed"

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jetsynth import measurement
 from jetsynth.devices import Device
-from jetsynth.measurement import CACHE_FILE, MeasurementCache, Speedometer, architecture_hash, measure_member
+from jetsynth.measurement import CACHE_FILE, MeasurementCache, Speedometer, architecture_hash
 from jetsynth.rundir import RunDirectory
 
 
@@ -36,6 +36,10 @@ def test_cache_survives_a_restart_and_a_torn_last_line(tmp_path):
         handle.write('{"key": "b", "val')
     again = MeasurementCache(tmp_path / CACHE_FILE)
     assert again.get("a:ort-cpu:fp16:b1") == {"fps": 10.0} and again.get("b") is None
+
+
+def measure_member(genome, folder, target, precision, batch, seconds, cache):
+    return Speedometer(target, precision, batch, seconds, cache).assess(genome, folder, 0)
 
 
 def test_an_architecture_is_timed_once(benched_run, tmp_path):
@@ -203,8 +207,14 @@ def test_a_calibration_for_other_settings_is_refused_or_skipped(tmp_path, monkey
                           bench_seconds=0.05)
     with pytest.raises(JetsynthError, match="calibrated at fp32, batch 8"):
         evolve(replace(config, latency_model=str(path)), tmp_path / "given")
+    assert not (tmp_path / "given").exists()
     evolve(config, tmp_path / "found")
     assert [e for e in _events(tmp_path / "found") if e["event"] == "latency_model_ignored"]
+    assert json.loads((tmp_path / "found" / "latency-model.json").read_text()) == {"own": True}
+    # a calibration that appears later does not change what a resumed run predicts with
+    _model(1e-4, precision="fp32").save(path)
+    evolve(replace(config, generations=2), tmp_path / "found", resume=True)
+    assert json.loads((tmp_path / "found" / "latency-model.json").read_text()) == {"own": True}
 
 
 def test_closed_loop_defaults_and_their_errors():

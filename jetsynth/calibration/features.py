@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import JetsynthError
+
+if TYPE_CHECKING:
+    import onnx
 
 FEATURES = ("query", "operators", "weights", "conv_macs", "gemm_macs", "im2col", "activations")
 """Names of the feature vector's entries, in order: 1 per query; operators per query; weight
@@ -65,7 +69,9 @@ def _shapes(proto) -> dict[str, list[int]]:
     try:
         inferred = onnx.shape_inference.infer_shapes(proto)
     except Exception as exc:  # onnx raises its own error types for malformed graphs
-        raise JetsynthError(f"cannot infer the model's tensor shapes: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise JetsynthError(f"cannot infer the model's tensor shapes ({reason}); check it with "
+                            "onnx.checker or export it again") from None
     graph = inferred.graph
     shapes = {}
     for value in (*graph.input, *graph.value_info, *graph.output):
@@ -93,7 +99,7 @@ def _matmul_weight(node, shapes: dict, initializers: set[str]) -> list[int] | No
     return None
 
 
-def layer_work(proto) -> list[LayerWork]:
+def layer_work(proto: onnx.ModelProto) -> list[LayerWork]:
     """Each operator's work per image, in graph order (Constant and Identity nodes left out)."""
     shapes = _shapes(proto)
     initializers = {t.name for t in proto.graph.initializer}

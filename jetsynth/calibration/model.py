@@ -55,8 +55,12 @@ class LatencyModel:
         batch = self.batch if batch is None else batch
         return batch / max(self.seconds(features(layers, batch)), 1e-12)
 
-    def check_matches(self, precision: str, batch: int, source: str) -> None:
-        """A clear error when this model was calibrated for other settings than a run uses."""
+    def check_matches(self, device: str, precision: str, batch: int, source: str) -> None:
+        """A clear error when this model was calibrated on another device or for other settings
+        than a run uses."""
+        if device != self.device:
+            raise JetsynthError(f"{source} was calibrated on {self.device}, not {device}: run "
+                                f"`jetsynth calibrate {device}` or give --latency-model none")
         if precision != self.precision or batch != self.batch:
             raise JetsynthError(
                 f"{source} was calibrated at {self.precision}, batch {self.batch}; this run times "
@@ -114,7 +118,8 @@ def fit_coefficients(vectors: np.ndarray, seconds: np.ndarray) -> np.ndarray:
         raise JetsynthError(f"a latency model needs at least {MIN_SAMPLES} measured networks, "
                             f"got {len(seconds)}")
     if np.any(seconds <= 0):
-        raise JetsynthError("measured latencies must be positive")
+        raise JetsynthError("a measured latency is not positive (a broken timing?); time the networks "
+                            "again")
     scale = vectors.max(axis=0)
     scale[scale == 0] = 1.0
     model = LinearRegression(positive=True, fit_intercept=False)

@@ -1,5 +1,5 @@
 """The picture of a calibration: predicted against measured FPS for every network of the sweep,
-held-out ones marked, so a glance shows where the latency model can be trusted."""
+so a glance shows where the latency model can be trusted."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..genome import Lineage, ancestor_genome
+from ..genome import Genome, Lineage, ancestor_genome
 
 ARCH_INPUTS = {"lenet5": ((1, 28, 28), 10), "alexnet-cifar": ((3, 32, 32), 10)}
 """The input shape and classes each built-in ancestor is calibrated at (MNIST, CIFAR-10)."""
@@ -52,7 +52,7 @@ def variants(arch: str, count: int, seed: int) -> list[Variant]:
     return out
 
 
-def variant_genome(variant: Variant):
+def variant_genome(variant: Variant) -> Genome:
     """The ancestor genome with, in each hidden layer, all but round(width × units) units dead
     (at least one survives)."""
     input_shape, classes = ARCH_INPUTS[variant.arch]

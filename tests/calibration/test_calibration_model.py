@@ -106,7 +106,7 @@ def test_non_positive_latencies_are_refused():
     vectors = synthetic_vectors(10)
     seconds = vectors @ TRUE_COEFFICIENTS
     seconds[4] = 0.0
-    with pytest.raises(JetsynthError, match="must be positive"):
+    with pytest.raises(JetsynthError, match="a measured latency is not positive.*time the networks again"):
         fit_coefficients(vectors, seconds)
 
 
@@ -121,13 +121,18 @@ def test_seconds_and_fps_by_hand():
 
 
 def test_check_matches_accepts_the_calibrated_settings():
-    hand_model().check_matches("fp16", 4, "calibration/jetson.json")
+    hand_model().check_matches("jetson", "fp16", 4, "calibration/jetson.json")
+
+
+def test_check_matches_refuses_another_device():
+    with pytest.raises(JetsynthError, match="calibrated on jetson, not ort-cpu.*--latency-model none"):
+        hand_model().check_matches("ort-cpu", "fp16", 4, "calibration/jetson.json")
 
 
 @pytest.mark.parametrize(("precision", "batch"), [("fp32", 4), ("fp16", 1)])
 def test_check_matches_refuses_other_settings(precision, batch):
     with pytest.raises(JetsynthError) as caught:
-        hand_model().check_matches(precision, batch, "calibration/jetson.json")
+        hand_model().check_matches("jetson", precision, batch, "calibration/jetson.json")
     message = str(caught.value)
     assert message.startswith("calibration/jetson.json was calibrated at fp16, batch 4")
     assert f"`jetsynth calibrate jetson --precision {precision} --batch {batch}`" in message
