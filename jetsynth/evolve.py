@@ -19,6 +19,7 @@ from .config import EvolveConfig
 from .data import load_dataset
 from .environment import adaptive_keep
 from .errors import JetsynthError
+from .frontier import meets_target
 from .genome import Genome, Lineage, ancestor_genome
 from .mating import rate_for_factor
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
@@ -177,9 +178,7 @@ def _order(record: dict) -> tuple[int, int]:
 
 def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float) -> bool:
     """Whether `record` meets --target-fps (measured FPS) at or above the accuracy floor."""
-    return (config.target_fps is not None and record.get("fps") is not None
-            and record["fps"] >= config.target_fps
-            and record["accuracy"] >= config.floor(ancestor_accuracy))
+    return meets_target(record, config.target_fps, config.floor(ancestor_accuracy))
 
 
 def evolve(

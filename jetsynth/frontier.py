@@ -21,6 +21,13 @@ def pareto_front(records: list[dict]) -> list[dict]:
     return front
 
 
+def meets_target(record: dict, target_fps: float | None, floor: float) -> bool:
+    """Whether `record` reached `target_fps` by measurement (a prediction never counts) with
+    accuracy at or above `floor`."""
+    return (target_fps is not None and bool(record.get("fps")) and record["fps"] >= target_fps
+            and record["accuracy"] >= floor)
+
+
 def source(record: dict) -> str:
     """'measured' when the member was timed, 'predicted' when only the model spoke, '-' else."""
     if record.get("fps"):
@@ -46,8 +53,7 @@ def frontier_rows(records: list[dict], floor: float, target_fps: float | None = 
             "fps": fastest.get("fps") if fastest else None,
             "fps_predicted": fastest.get("fps_predicted") if fastest else None,
             "source": source(fastest) if fastest else "-",
-            "meets_target": bool(target_fps) and any(
-                r.get("fps") and r["fps"] >= target_fps and r["accuracy"] >= floor for r in members),
+            "meets_target": any(meets_target(r, target_fps, floor) for r in members),
             "front": [r["id"] for r in pareto_front([r for r in records if r["generation"] <= generation])],
         })
     return rows

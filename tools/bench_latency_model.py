@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import emit
 
-from jetsynth.calibration import calibrate, export_variant, model_work, sweep
+from jetsynth.calibration import calibrate, export_variant, layer_work, sweep
 from jetsynth.measurement import MeasurementCache, measurement_key, timed
 
 
@@ -49,9 +49,10 @@ def main() -> int:
     rows = []
     for variant in sweep(("lenet5", "alexnet-cifar"), args.test_variants, seed=1)[2:]:
         onnx_path = export_variant(variant, folder / "test-networks", args.precision)
-        key = measurement_key(onnx.load(str(onnx_path)), "ort-cpu", args.precision, args.batch)
+        proto = onnx.load(str(onnx_path))
+        key = measurement_key(proto, "ort-cpu", args.precision, args.batch)
         fps = timed(onnx_path, key, "ort-cpu", args.batch, args.seconds, cache)["fps"]
-        predicted = model.fps(model_work(onnx_path))
+        predicted = model.fps(layer_work(proto))
         rows.append({"network": variant.name, "arch": variant.arch, "fps": round(fps, 1),
                      "predicted": round(predicted, 1), "error": abs(predicted - fps) / fps})
     emit("latency-model-ort-cpu", {

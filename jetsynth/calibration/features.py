@@ -92,13 +92,6 @@ def _size(dims: list[int] | None) -> int:
     return int(np.prod(dims)) if dims else 0
 
 
-def _matmul_weight(node, shapes: dict, initializers: set[str]) -> list[int] | None:
-    for name in node.input[1:2]:
-        if name in initializers or name in shapes:
-            return shapes.get(name)
-    return None
-
-
 def layer_work(proto: onnx.ModelProto) -> list[LayerWork]:
     """Each operator's work per image, in graph order (Constant and Identity nodes left out)."""
     shapes = _shapes(proto)
@@ -125,7 +118,7 @@ def layer_work(proto: onnx.ModelProto) -> list[LayerWork]:
             macs = cout * positions * per_output
             im2col = positions * per_output * groups
         elif node.op_type in ("Gemm", "MatMul") and out:
-            weight = _matmul_weight(node, shapes, initializers)
+            weight = shapes.get(node.input[1]) if len(node.input) > 1 else None
             if weight and len(weight) == 2:
                 transposed = any(a.name == "transB" and a.i for a in node.attribute)
                 cout, cin = (weight[0], weight[1]) if transposed else (weight[1], weight[0])

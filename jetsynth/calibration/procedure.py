@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import JetsynthError
 from ..measurement import MeasurementCache, measurement_key, target_label, timed
-from .features import LayerWork, features, model_work
+from .features import LayerWork, features, layer_work
 from .model import DEFAULT_DIR, MIN_SAMPLES, LatencyModel, default_path, fit
 from .sweep import ARCH_INPUTS, Variant, export_variant, variants
 
@@ -64,10 +64,11 @@ def calibrate(target, precision: str = "fp16", batch: int = 1, seconds: float = 
     samples = []
     for index, variant in enumerate(chosen):
         path = export_variant(variant, work, precision)
-        key = measurement_key(onnx.load(str(path)), target, precision, batch)
-        timing = timed(path, key, target, batch, seconds, cache)
+        proto = onnx.load(str(path))
+        timing = timed(path, measurement_key(proto, target, precision, batch), target, batch, seconds,
+                       cache)
         fps = timing["fps"]
-        sample = Sample(variant, model_work(path), batch / fps if fps else None, fps,
+        sample = Sample(variant, layer_work(proto), batch / fps if fps else None, fps,
                         bool(timing.get("cached")))
         samples.append(sample)
         if progress is not None:
