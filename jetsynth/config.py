@@ -177,6 +177,7 @@ class EvolveConfig:
             structure=self.structure,
             alignment=self.alignment,
             alphas=alphas,
+            mates=self.parents,
         )
 
     def selection_config(self, floor: float = 0.0) -> SelectionConfig:

@@ -19,7 +19,7 @@ from .encoding import encode_clusters
 from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
-from .mating import align, equal_alphas, mate, structure
+from .mating import align, equal_alphas, mate, rate_for_factor, structure
 from .network import Layer, cluster_view, synapse_grid
 
 MAX_DRAWS = 20
@@ -29,13 +29,14 @@ BUDGET_TOLERANCE = 0.97
 
 @dataclass(frozen=True)
 class SynthesisConfig:
-    """cluster: 'kernel' or 'filter'; keep: offspring's share of its parents' (mean) synapses;
+    """cluster: 'kernel' or 'filter'; keep: seed 000's environmental factor R, the share of
+    synapses a generation keeps (see `share`);
     balance: how much the big layers carry the pressure (0 = equal rates, 1 = equal counts);
     truncation: ⌊w⌋ threshold as a fraction of the layer's largest |w|; cluster_pressure: the
     share of the pressure that removes whole clusters rather than thinning them; mating: 'sum' (seed 000)
     or 'product' (seed 002); structure: 'intersection' or 'union' of the parents' clusters;
     alignment: match clusters by 'tag' or by compacted 'position'; alphas: mating weights
-    (None: equal)."""
+    (None: equal); mates: the run's m, how many siblings a later offspring intersects."""
 
     cluster: str = "kernel"
     keep: float = 0.8
@@ -46,6 +47,15 @@ class SynthesisConfig:
     structure: str = "intersection"
     alignment: str = "tag"
     alphas: tuple[float, ...] | None = None
+    mates: int = 1
+
+    @property
+    def share(self) -> float:
+        """1 − r of seed 000 eq. 6: the share of its parents' common structure one offspring
+        keeps, keep^(1/m). Siblings draw independently, so the m of them a later offspring
+        intersects keep about (1 − r)^m = R = keep between them: the pressure per generation is
+        alike for every m, and the intersection keeps the clusters all m parents agree on."""
+        return 1.0 - rate_for_factor(self.keep, self.mates)
 
 
 def sample_masks(
@@ -59,12 +69,12 @@ def sample_masks(
 ) -> dict[str, torch.Tensor]:
     """One stochastic draw of the offspring's synapse masks (dead units already removed).
     `strengths` are the (mated) synaptic strengths, `allowed` where synapses may exist,
-    `base` the synapse count the `keep` share applies to, `scale` a correction of that share.
+    `base` the synapse count the `share` applies to, `scale` a correction of that share.
     The output layer's neurons are the classes: they are not clusters that can be dropped, and a
     class whose every synapse was drawn away keeps its most probable one."""
     alive = [int(allowed[layer.name].sum()) for layer in layers]
     floors = [layer.out_units for layer in layers]
-    targets = layer_targets(alive, floors, min(1.0, config.keep * scale), config.balance, base)
+    targets = layer_targets(alive, floors, min(1.0, config.share * scale), config.balance, base)
     masks = {}
     for index, (layer, target) in enumerate(zip(layers, targets, strict=True)):
         mask = cluster_view(allowed[layer.name], layer, config.cluster)
@@ -100,6 +110,20 @@ def _viable(layers: list[Layer], allowed: dict, masks: dict) -> bool:
     return classes_kept and all(bool(masks[layer.name].any()) for layer in layers)
 
 
+def _keep_classes(present: torch.Tensor, allowed: torch.Tensor, layer: Layer) -> torch.Tensor:
+    """The output layer's allowed synapses, with the union of the parents' for any class the
+    intersection left without one: parents that each read a class through different synapses
+    must not breed an offspring that cannot predict it."""
+    rows = layer.out_units
+    orphaned = ~allowed.reshape(rows, -1).any(dim=1)
+    if not orphaned.any():
+        return allowed
+    union = present.any(dim=0).reshape(rows, -1)
+    widened = allowed.reshape(rows, -1).clone()
+    widened[orphaned] = union[orphaned]
+    return widened.reshape(allowed.shape)
+
+
 def _inherited_state(parents: list[Genome], weights: dict, present: dict, alphas: torch.Tensor,
                      alignment: str) -> dict[str, torch.Tensor]:
     """The offspring's starting weights: per synapse the α-weighted mean over the parents that
@@ -131,9 +155,10 @@ def synthesize(
     """An offspring of one or m parents. A draw that kills a whole layer or a class is drawn
     again; the offspring's synapses always lie within its parents' structure. Units that die
     with their inputs or readers take synapses beyond the budget with them, so a draw that ends
-    more than 3 % under `keep` × the parents' size is drawn again with the share raised by the
-    shortfall (at most 3 times), and the draw closest to the budget is kept. The raised share
-    never exceeds √keep: with few large clusters (filters) one draw's shortfall is mostly chance
+    more than 3 % under `share` × the parents' common structure (their intersection; with a
+    union, their mean size) is drawn again with the share raised by the shortfall (at most 3
+    times), and the draw closest to the budget is kept. The raised share never exceeds
+    √share: with few large clusters (filters) one draw's shortfall is mostly chance
     and coupling between layers, and correcting it fully would let an offspring keep
     everything."""
     parents = [parents] if isinstance(parents, Genome) else list(parents)
@@ -145,9 +170,12 @@ def synthesize(
     weights, present = align(parents, config.alignment)
     strengths = {k: mate(w.abs(), present[k], alphas, config.mating) for k, w in weights.items()}
     allowed = {k: structure(p, config.structure) for k, p in present.items()}
-    base = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
-    wanted = min(config.keep * base, sum(float(a.sum()) for a in allowed.values()))
-    ceiling = 1.0 / math.sqrt(config.keep)
+    allowed[layers[-1].name] = _keep_classes(present[layers[-1].name], allowed[layers[-1].name],
+                                             layers[-1])
+    mean_size = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
+    base = min(mean_size, sum(float(a.sum()) for a in allowed.values()))
+    wanted = config.share * base
+    ceiling = 1.0 / math.sqrt(config.share)
     scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
         masks = sample_masks(layers, strengths, allowed, base, config, generator, scale)

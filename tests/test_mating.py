@@ -45,6 +45,45 @@ def test_environmental_factor_by_hand():
     assert environmental_factor(r, 2) == pytest.approx(0.64)
 
 
+def test_each_offspring_keeps_one_mth_root_of_the_factor():
+    """Seed 000 eq. 6 by hand: R = 0.64 with m = 2 gives 1 − r = 0.8 per synthesis, so two
+    siblings drawn independently at 0.8 intersect to 0.64; m = 1 keeps R itself."""
+    assert SynthesisConfig(keep=0.64, mates=2).share == pytest.approx(0.8)
+    assert SynthesisConfig(keep=0.64).share == pytest.approx(0.64)
+    assert SynthesisConfig(keep=0.125, mates=3).share == pytest.approx(0.5)
+
+
+def _two_parents_with_halved_fc1():
+    """Parents that each keep half of fc1's neurons, a different half but for a quarter they
+    share: their intersection is far smaller than either."""
+    base = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    masks_a = {k: v.clone() for k, v in base.masks.items()}
+    masks_b = {k: v.clone() for k, v in base.masks.items()}
+    masks_a["7"][250:] = False
+    masks_b["7"][:125] = False
+    masks_b["7"][375:] = False
+    masks_a["9"][:, 250:] = False
+    masks_b["9"][:, :125] = False
+    masks_b["9"][:, 375:] = False
+    return (base.with_masks(masks_a, Lineage("a", 2, 0, ())),
+            base.with_masks(masks_b, Lineage("b", 2, 1, ())))
+
+
+def test_m_parent_offspring_keeps_its_share_of_the_intersection():
+    """The budget applies to the parents' common structure, not to their mean size: with
+    R = 0.81 and m = 2 the offspring keeps about 0.9 of the intersection."""
+    a, b = _two_parents_with_halved_fc1()
+    common = sum(int(v.sum()) for v in structure_of([a, b]).values())
+    child = synthesize([a, b], SynthesisConfig(keep=0.81, mates=2, balance=0.0),
+                       torch.Generator().manual_seed(0), CHILD)
+    kept = sum(int(v.sum()) for v in child.masks.values())
+    assert 0.84 * common < kept < 0.96 * common  # the mean size would have kept it all
+
+
+def structure_of(parents) -> dict:
+    return {k: structure(p, "intersection") for k, p in align(parents, "tag")[1].items()}
+
+
 def _two_parents_with_shifted_units():
     """Parents whose live conv1 filters differ: A keeps filters {0, 2, ...}, B {1, 2, ...}, so
     their compacted position 0 holds different ancestor filters."""
@@ -113,3 +152,19 @@ def test_single_parent_mating_is_the_single_parent_synthesis():
     assert all(torch.equal(one.masks[k], listed.masks[k]) for k in one.masks)
     assert math.isclose(float(one.state["7.weight"].abs().sum()),
                         float(listed.state["7.weight"].abs().sum()), rel_tol=1e-6)
+
+
+def test_a_class_the_intersection_drops_is_read_through_either_parent():
+    """Parents that read class 0 through disjoint fc1 neurons: the intersection has no synapse
+    for it, yet the offspring still predicts class 0."""
+    base = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    masks_a = {k: v.clone() for k, v in base.masks.items()}
+    masks_b = {k: v.clone() for k, v in base.masks.items()}
+    masks_a["9"][0, 250:] = False
+    masks_b["9"][0, :250] = False
+    a = base.with_masks(masks_a, Lineage("a", 2, 0, ()))
+    b = base.with_masks(masks_b, Lineage("b", 2, 1, ()))
+    assert not structure_of([a, b])["9"][0].any()
+    child = synthesize([a, b], SynthesisConfig(keep=0.5, mates=2), torch.Generator().manual_seed(0),
+                       CHILD)
+    assert child.masks["9"].any(dim=1).all()

@@ -102,6 +102,8 @@ def add_population_arguments(parser, out: str, generations: int, population: int
     parser.add_argument("--keep", type=float, default=0.7)
     parser.add_argument("--cluster", default="kernel")
     parser.add_argument("--cluster-pressure", type=float, default=0.7)
+    parser.add_argument("--balance", type=float, default=None,
+                        help="share of the pressure big layers carry (default: evolve's)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--ancestor-epochs", type=int, default=8)
     parser.add_argument("--parallel", type=int, default=2)
@@ -109,7 +111,7 @@ def add_population_arguments(parser, out: str, generations: int, population: int
     parser.add_argument("--seed", type=int, default=0)
 
 
-SHARED_SETTINGS = ("generations", "subset", "keep", "cluster", "cluster_pressure", "epochs",
+SHARED_SETTINGS = ("generations", "subset", "keep", "cluster", "cluster_pressure", "balance", "epochs",
                    "ancestor_epochs", "seed")
 
 
