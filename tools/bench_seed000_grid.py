@@ -7,6 +7,9 @@ geometric-mean efficiencies, and the most efficient member within 2 points of th
 the wall time and peak memory. Runs already in --out are resumed, not redone.
 
     python tools/bench_seed000_grid.py --out runs/seed000 [--parallel 2]
+
+Cluster efficiency is the paper's: the ancestor's kernels (and fully-connected neurons) over the
+member's, whatever unit --cluster makes the synthesis drop.
 """
 
 from __future__ import annotations

@@ -46,10 +46,10 @@ def main() -> int:
     result = {}
     for config, run_dir in jobs:
         records = runs[str(run_dir)]
-        ancestor = records[0]["accuracy"]
+        ancestor = records[0]
         result[config.selection] = {
-            "best_within_1_point": best_within(records, ancestor - 0.01),
-            "best_within_2_points": best_within(records, ancestor - 0.02),
+            "best_within_1_point": best_within(records, ancestor["accuracy"] - 0.01, ancestor),
+            "best_within_2_points": best_within(records, ancestor["accuracy"] - 0.02, ancestor),
             "pareto_front": pareto_front(records),
         }
     emit("parent-selection", {

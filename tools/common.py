@@ -50,7 +50,13 @@ def by_generation(records: list[dict]) -> dict[int, list[dict]]:
     return dict(sorted(out.items()))
 
 
-def best_within(records: list[dict], floor: float) -> dict | None:
+def kernel_efficiency(record: dict, ancestor: dict) -> float:
+    """Seed 000's cluster efficiency: the ancestor's kernels (conv kernels and fully-connected
+    neurons) over the member's, whatever unit the run's synthesis clustered by."""
+    return ancestor["kernels"] / max(record["kernels"], 1)
+
+
+def best_within(records: list[dict], floor: float, ancestor: dict) -> dict | None:
     """The most efficient member whose accuracy is at least `floor` (None when no member is)."""
     viable = [r for r in records if r["accuracy"] >= floor]
     if not viable:
@@ -58,22 +64,28 @@ def best_within(records: list[dict], floor: float) -> dict | None:
     best = max(viable, key=lambda r: r["synaptic_efficiency"])
     return {"id": best["id"], "accuracy": best["accuracy"],
             "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
-            "cluster_efficiency": round(best["cluster_efficiency"], 2)}
+            "cluster_efficiency": round(kernel_efficiency(best, ancestor), 2)}
+
+
+def _geometric_mean(values: list[float]) -> float:
+    return round(math.exp(sum(math.log(v) for v in values) / len(values)), 2)
 
 
 def generation_rows(records: list[dict], floor: float) -> list[dict]:
-    """Per generation: population means, and the most efficient member whose accuracy is at
-    least `floor` (None when no member is)."""
+    """Per generation: population means (geometric for efficiencies; cluster efficiency in
+    kernels, see `kernel_efficiency`), and the most efficient member whose accuracy is at least
+    `floor` (None when no member is)."""
+    generations = by_generation(records)
+    ancestor = generations[min(generations)][0]
     rows = []
-    for generation, members in by_generation(records).items():
+    for generation, members in generations.items():
         rows.append({
             "generation": generation,
             "mean_accuracy": round(sum(r["accuracy"] for r in members) / len(members), 4),
-            "mean_synaptic_efficiency": round(
-                math.exp(sum(math.log(r["synaptic_efficiency"]) for r in members) / len(members)), 2),
-            "mean_cluster_efficiency": round(
-                math.exp(sum(math.log(r["cluster_efficiency"]) for r in members) / len(members)), 2),
-            "best": best_within(members, floor),
+            "mean_synaptic_efficiency": _geometric_mean([r["synaptic_efficiency"] for r in members]),
+            "mean_cluster_efficiency": _geometric_mean([kernel_efficiency(r, ancestor)
+                                                        for r in members]),
+            "best": best_within(members, floor, ancestor),
         })
     return rows
 
