@@ -31,9 +31,8 @@ def layer_targets(
     alive: list[int], floors: list[int], keep: float, balance: float, base: float | None = None
 ) -> list[float]:
     """Expected live synapses allowed to each layer of the offspring (see module docstring).
-    `alive` caps each layer; the budget is `keep` × `base` (default: the sum of `alive`); with m
-    parents `base` is their mean size, so the intersection of their structures does not by
-    itself speed up sparsification."""
+    `alive` caps each layer; the budget is `keep` × `base` (default: the sum of `alive`, the
+    parents' common structure; with a union of m parents, their mean size)."""
     budget = keep * (sum(alive) if base is None else base)
     lows = [min(n, f) for n, f in zip(alive, floors, strict=False)]
 
