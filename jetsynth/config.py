@@ -177,8 +177,14 @@ class EvolveConfig:
             structure=self.structure,
             alignment=self.alignment,
             alphas=alphas,
-            mates=self.parents,
+            mates=self.mates,
         )
+
+    @property
+    def mates(self) -> int:
+        """Seed 000's m as the intersection sees it: how many parents an offspring of a full
+        generation has, --parents but never more than the population it is drawn from."""
+        return min(self.parents, self.population)
 
     def selection_config(self, floor: float = 0.0) -> SelectionConfig:
         """Parent selection; `floor` is the accuracy the fps policy asks members to keep."""

@@ -73,7 +73,7 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "seed": seed,
         **metrics,
         **efficiency(base, metrics),
-        "environment": environment_record(keep, config.parents),
+        "environment": environment_record(keep, config.mates),
         "fps": None,
     }
     if speedometer is not None:

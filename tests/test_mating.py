@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from jetsynth.config import EvolveConfig
 from jetsynth.genome import Lineage, ancestor_genome
 from jetsynth.mating import (
     align,
@@ -51,6 +52,12 @@ def test_each_offspring_keeps_one_mth_root_of_the_factor():
     assert SynthesisConfig(keep=0.64, mates=2).share == pytest.approx(0.8)
     assert SynthesisConfig(keep=0.64).share == pytest.approx(0.64)
     assert SynthesisConfig(keep=0.125, mates=3).share == pytest.approx(0.5)
+
+
+def test_the_share_counts_only_the_parents_a_population_can_give():
+    """--parents 5 in a population of 3 intersects three siblings, so each keeps R^(1/3)."""
+    assert EvolveConfig(population=3, parents=5).synthesis(3, keep=0.125).share == pytest.approx(0.5)
+    assert EvolveConfig(population=8, parents=5).synthesis(1, keep=0.5).mates == 5
 
 
 def _two_parents_with_halved_fc1():
