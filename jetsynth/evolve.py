@@ -156,19 +156,24 @@ MATINGS = 5
 def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
                       overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
                       floor: float) -> Genome:
-    """Select parents and synthesise; parents whose structures leave no viable offspring (a
-    whole layer or a class lost in every draw) are replaced by another selection."""
+    """Select parents and synthesise. Parents whose structures leave no viable offspring (a
+    whole layer or a class lost in every draw) are replaced by another selection; after MATINGS
+    selections the offspring is mated from one parent fewer, down to one. Under strong pressure
+    m sparse siblings can share no live layer at all, and a run should go on rather than stop;
+    the offspring's lineage records the parents it had, and the pressure stays the run's
+    (`mates` is --parents whatever this offspring got)."""
     mid = member_id(generation, index)
     failure = None
-    for _ in range(MATINGS):
-        chosen = select_parents(previous, config.parents, config.selection_config(floor), rng, overlaps)
-        parent_ids = tuple(previous[i]["id"] for i in chosen)
-        lineage = Lineage(mid, generation, index, parent_ids)
-        try:
-            return synthesize([genomes[p] for p in parent_ids], config.synthesis(len(parent_ids), keep),
-                              rng, lineage)
-        except JetsynthError as exc:
-            failure = exc
+    for count in range(min(config.parents, len(previous)), 0, -1):
+        for _ in range(MATINGS):
+            chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
+            parent_ids = tuple(previous[i]["id"] for i in chosen)
+            lineage = Lineage(mid, generation, index, parent_ids)
+            try:
+                return synthesize([genomes[p] for p in parent_ids],
+                                  config.synthesis(len(parent_ids), keep), rng, lineage)
+            except JetsynthError as exc:
+                failure = exc
     raise failure
 
 
@@ -240,6 +245,12 @@ def evolve(
                 child = _viable_offspring(config, previous, genomes, overlaps, rng, generation, index,
                                           keep, floor)
                 lineage = child.lineage
+                wanted = min(config.parents, len(previous))
+                if len(lineage.parents) < wanted:
+                    run.event("fewer_parents", member=mid, parents=len(lineage.parents),
+                              wanted=wanted)
+                    observer.notice(f"{mid}: no {wanted} parents left a viable offspring; "
+                                    f"mated from {len(lineage.parents)}")
                 if config.reinit:
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,

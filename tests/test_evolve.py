@@ -12,7 +12,8 @@ import torch
 
 from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
-from jetsynth.evolve import evolve
+from jetsynth.evolve import _viable_offspring, evolve
+from jetsynth.genome import Lineage, ancestor_genome
 from jetsynth.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
 
@@ -130,6 +131,34 @@ def test_two_parent_population(tmp_path, options):
                 for name, mask in child.masks.items():
                     allowed = parents[0].masks[name] & parents[1].masks[name]
                     assert not (mask & ~allowed).any()
+
+
+def _parents_with_disjoint_fc1(count: int) -> dict:
+    """`count` parents that each keep a different slice of fc1: any two share no fc1 neuron."""
+    base = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    parents = {}
+    for index in range(count):
+        masks = {k: v.clone() for k, v in base.masks.items()}
+        own = torch.zeros(500, dtype=torch.bool)
+        own[index * 100:(index + 1) * 100] = True
+        masks["7"] &= own[:, None]
+        masks["9"] &= own[None, :]
+        parents[f"p{index}"] = base.with_masks(masks, Lineage(f"p{index}", 2, index, ()))
+    return parents
+
+
+def test_parents_that_share_no_live_layer_mate_from_fewer():
+    """Three parents of which no two share an fc1 neuron cannot breed together; the offspring
+    is mated from one of them instead of stopping the run."""
+    genomes = _parents_with_disjoint_fc1(3)
+    previous = [{"id": key} for key in genomes]
+    config = replace(SMALL, population=3, parents=3, keep=0.8).resolved()
+    child = _viable_offspring(config, previous, genomes, None, torch.Generator().manual_seed(0),
+                              3, 0, 0.8, 0.0)
+    assert len(child.lineage.parents) == 1
+    parent = genomes[child.lineage.parents[0]]
+    for name, mask in child.masks.items():
+        assert mask.any() and not (mask & ~parent.masks[name]).any()
 
 
 def test_alpha_count_must_match_parents():
