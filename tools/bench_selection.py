@@ -30,7 +30,7 @@ POLICIES = ("random", "fitness", "similarity")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_population_arguments(parser, "runs/selection", generations=8, population=5, parents=2)
+    add_population_arguments(parser, "runs/selection", generations=8, population=8, parents=5)
     args = parser.parse_args()
     if mnist_missing(args.mnist):
         return 2
