@@ -155,23 +155,26 @@ MATINGS = 5
 
 def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
                       overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
-                      floor: float) -> Genome:
-    """Select parents and synthesise. Parents whose structures leave no viable offspring (a
-    whole layer or a class lost in every draw) are replaced by another selection; after MATINGS
-    selections the offspring is mated from one parent fewer, down to one. Under strong pressure
-    m sparse siblings can share no live layer at all, and a run should go on rather than stop;
-    the offspring's lineage records the parents it had, and the pressure stays the run's
-    (`mates` is --parents whatever this offspring got)."""
+                      floor: float) -> tuple[Genome, float]:
+    """Select parents and synthesise; returns the offspring and the keep share it was drawn
+    under. Parents whose structures leave no viable offspring (a whole layer or a class lost in
+    every draw) are replaced by another selection; after MATINGS selections the offspring is
+    mated from one parent fewer, down to one. Under strong pressure m sparse siblings can share
+    no live layer, and a parent pressed to one synapse per class loses a class with almost any
+    unit it loses; then, last, the offspring inherits one parent's structure whole (keep 1).
+    A run goes on rather than stop; the lineage records the parents the offspring had, and the
+    pressure stays the run's (`mates` is --parents whatever this offspring got)."""
     mid = member_id(generation, index)
     failure = None
-    for count in range(min(config.parents, len(previous)), 0, -1):
+    attempts = [(count, keep) for count in range(min(config.parents, len(previous)), 0, -1)]
+    for count, share in [*attempts, (1, 1.0)]:
         for _ in range(MATINGS):
             chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
             parent_ids = tuple(previous[i]["id"] for i in chosen)
             lineage = Lineage(mid, generation, index, parent_ids)
             try:
                 return synthesize([genomes[p] for p in parent_ids],
-                                  config.synthesis(len(parent_ids), keep), rng, lineage)
+                                  config.synthesis(len(parent_ids), share), rng, lineage), share
             except JetsynthError as exc:
                 failure = exc
     raise failure
@@ -242,11 +245,15 @@ def evolve(
                 seed = member_seed(config.seed, generation, index)
                 rng = torch.Generator().manual_seed(seed)
                 observer.member_started(mid)
-                child = _viable_offspring(config, previous, genomes, overlaps, rng, generation, index,
-                                          keep, floor)
+                child, drawn_keep = _viable_offspring(config, previous, genomes, overlaps, rng,
+                                                      generation, index, keep, floor)
                 lineage = child.lineage
                 wanted = min(config.parents, len(previous))
-                if len(lineage.parents) < wanted:
+                if drawn_keep != keep:
+                    run.event("pressure_lifted", member=mid, parent=lineage.parents[0])
+                    observer.notice(f"{mid}: no parent left a viable offspring under --keep "
+                                    f"{keep:g}; it inherits {lineage.parents[0]}'s structure")
+                elif len(lineage.parents) < wanted:
                     run.event("fewer_parents", member=mid, parents=len(lineage.parents),
                               wanted=wanted)
                     observer.notice(f"{mid}: no {wanted} parents left a viable offspring; "
@@ -256,7 +263,7 @@ def evolve(
                 trained = train_genome(child, dataset, config.training(False), seed,
                                        observer.step, run.member_dir(mid))
                 ordinal = (generation - 2) * config.population + index + 1
-                record = _finish(run, trained, lineage, seed, ancestor, config, keep, speedometer,
+                record = _finish(run, trained, lineage, seed, ancestor, config, drawn_keep, speedometer,
                                  ordinal)
                 observer.member_finished(record)
             records.append(record)

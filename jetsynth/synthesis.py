@@ -90,14 +90,21 @@ def sample_masks(
         keep_synapse = torch.rand(p_synapse.shape, generator=generator) < f_synapse * p_synapse
         child = mask & keep_cluster[:, None] & keep_synapse
         if index + 1 == len(layers) and index > 0:
-            previous = layers[index - 1]
-            fed = synapse_grid(masks[previous.name], previous).flatten(1).any(dim=1)
-            reachable = p_synapse * fed.repeat_interleave(layer.kernel)
-            lost = mask.any(dim=1) & ~child.any(dim=1)
+            fed = _live_units(masks, layers[:index])
+            live = fed.repeat_interleave(layer.kernel)
+            reachable = p_synapse * live
+            lost = mask.any(dim=1) & ~(child & live).any(dim=1)
             strongest = reachable.argmax(dim=1)
             child[lost, strongest[lost]] = True
         masks[layer.name] = child.reshape(allowed[layer.name].shape)
     return propagate_dead(masks, layers)
+
+
+def _live_units(masks: dict[str, torch.Tensor], layers: list[Layer]) -> torch.Tensor:
+    """Which output units of the last of `layers` stay alive once the units that lost all their
+    inputs have died: a class rescued onto a unit that dies with its inputs is lost after all."""
+    settled = propagate_dead({layer.name: masks[layer.name] for layer in layers}, layers)
+    return synapse_grid(settled[layers[-1].name], layers[-1]).flatten(1).any(dim=1)
 
 
 def _viable(layers: list[Layer], allowed: dict, masks: dict) -> bool:

@@ -153,12 +153,36 @@ def test_parents_that_share_no_live_layer_mate_from_fewer():
     genomes = _parents_with_disjoint_fc1(3)
     previous = [{"id": key} for key in genomes]
     config = replace(SMALL, population=3, parents=3, keep=0.8).resolved()
-    child = _viable_offspring(config, previous, genomes, None, torch.Generator().manual_seed(0),
-                              3, 0, 0.8, 0.0)
-    assert len(child.lineage.parents) == 1
+    child, keep = _viable_offspring(config, previous, genomes, None,
+                                    torch.Generator().manual_seed(0), 3, 0, 0.8, 0.0)
+    assert len(child.lineage.parents) == 1 and keep == 0.8
     parent = genomes[child.lineage.parents[0]]
     for name, mask in child.masks.items():
         assert mask.any() and not (mask & ~parent.masks[name]).any()
+
+
+def _parent_with_one_reader_per_class():
+    """Ten fc1 neurons reading everything, each the only reader of one class: a draw that
+    drops any of them loses a class."""
+    base = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    masks = {k: v.clone() for k, v in base.masks.items()}
+    masks["7"][10:] = False
+    masks["9"][:] = False
+    masks["9"][torch.arange(10), torch.arange(10)] = True
+    return base.with_masks(masks, Lineage("p0", 2, 0, ()))
+
+
+def test_a_parent_no_draw_can_press_passes_its_structure_on_whole():
+    """At keep 0.01 fc1 may keep about 500 of its 8000 synapses, under one neuron of the ten
+    every class needs: no draw is viable, so the offspring inherits the structure at keep 1."""
+    parent = _parent_with_one_reader_per_class()
+    config = replace(SMALL, population=1, parents=1, keep=0.01, cluster_pressure=1.0,
+                     balance=0.0).resolved()
+    child, keep = _viable_offspring(config, [{"id": "p0"}], {"p0": parent}, None,
+                                    torch.Generator().manual_seed(0), 3, 0, 0.01, 0.0)
+    assert keep == 1.0 and child.lineage.parents == ("p0",)
+    for name, mask in child.masks.items():
+        assert torch.equal(mask, parent.masks[name])
 
 
 def test_alpha_count_must_match_parents():

@@ -3,7 +3,7 @@ import torch
 
 from jetsynth.errors import JetsynthError
 from jetsynth.genome import Lineage, ancestor_genome
-from jetsynth.synthesis import SynthesisConfig, synthesize
+from jetsynth.synthesis import SynthesisConfig, _live_units, synthesize
 
 CHILD = Lineage("g02-m00", 2, 0, ("g01-m00",))
 
@@ -84,3 +84,18 @@ def test_filter_draws_stay_near_the_budget_and_never_keep_everything(parent):
         child = synthesize(parent, config, torch.Generator().manual_seed(seed), CHILD)
         kept = sum(int(m.sum()) for m in child.masks.values()) / 430500
         assert 0.6 < kept <= 0.75 ** 0.5 + 0.01, (seed, kept)
+
+
+def test_a_class_is_rescued_only_onto_a_unit_that_keeps_its_inputs(parent):
+    """fc1 neuron 0 reads only conv2 filter 0, whose kernels are all gone: it still has
+    synapses of its own but dies with its inputs, so it cannot carry a class; neuron 1 reads
+    filter 1 and lives."""
+    masks = {k: v.clone() for k, v in parent.masks.items()}
+    masks["3"][0] = False
+    masks["7"][0] = False
+    masks["7"][0, :16] = True
+    masks["7"][1] = False
+    masks["7"][1, 16:32] = True
+    live = _live_units(masks, parent.layers[:3])
+    assert live[:2].tolist() == [False, True]
+    assert int(live.sum()) == 499

@@ -4,7 +4,8 @@ per generation, on a 10 % subset of MNIST, with one PNG per panel of the paper's
 
 Prints one JSON object: per (m, population) and generation the population's mean accuracy and
 geometric-mean efficiencies, and the most efficient member within 2 points of the ancestor;
-the wall time and peak memory. Runs already in --out are resumed, not redone.
+how many offspring per run had to be mated from fewer parents; the wall time and peak memory.
+Runs already in --out are resumed, not redone.
 
     python tools/bench_seed000_grid.py --out runs/seed000 [--parallel 2]
 
@@ -28,6 +29,8 @@ from common import (
     run_all,
     settings,
 )
+
+from jetsynth.storage import read_jsonl
 
 
 def plot(out: Path, results: dict, populations: list[int], ms: list[int]) -> list[str]:
@@ -62,6 +65,13 @@ def plot(out: Path, results: dict, populations: list[int], ms: list[int]) -> lis
     return written
 
 
+def fewer_parents(run_dir: Path) -> int:
+    """How many offspring of a run were mated from fewer than m parents because no m parents
+    drawn for them left a viable offspring."""
+    events = read_jsonl(run_dir / "events.jsonl")
+    return sum(1 for event in events if event["event"] == "fewer_parents")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_population_arguments(parser, "runs/seed000-grid", generations=10)
@@ -93,7 +103,8 @@ def main() -> int:
     emit("seed000-grid", {
         "settings": settings(args),
         "ancestor_accuracy": runs[str(jobs[0][1])][0]["accuracy"],
-        "runs": [{"m": m, "population": n, "generations": results[(m, n)]}
+        "runs": [{"m": m, "population": n, "generations": results[(m, n)],
+                  "fewer_parents": fewer_parents(out / f"m{m}-n{n}")}
                  for n in populations for m in ms],
         "plots": pngs,
     }, wall)
