@@ -341,10 +341,13 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               help="The .onnx file to write.")
 @click.option("--parity/--no-parity", default=True, show_default=True,
               help="Compare onnxruntime's outputs with torch's on the run's test split.")
+@click.option("--finetune-epochs", type=int, default=0, show_default=True,
+              help="Train the member this many epochs more on the run's data first, its "
+                   "structure fixed (evolution retrains each offspring only briefly).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
-           as_json: bool) -> None:
+           finetune_epochs: int, as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
     from .export import export_member
 
@@ -352,11 +355,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")
     try:
         result, record = export_member(run_dir, output, generation, member, max_drop, precision,
-                                       io_precision, opset, parity)
+                                       io_precision, opset, parity, finetune_epochs)
     except JetsynthError as exc:
         _fail(str(exc))
     summary = {
         "path": str(result.path), "member": record["id"], "accuracy": record["accuracy"],
+        "finetune": record.get("finetune"),
         "synaptic_efficiency": record["synaptic_efficiency"], "precision": result.precision,
         "io_precision": result.io_precision, "opset": result.opset, "bytes": result.bytes,
         "macs": result.macs, "params": result.params, "parity": result.parity,
@@ -366,6 +370,10 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         return
     click.echo(f"{result.path}: member {record['id']} (accuracy {record['accuracy']:.4f}, "
                f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
+    if record.get("finetune"):
+        tuned = record["finetune"]
+        click.echo(f"  trained {tuned['epochs']} epochs more: accuracy {tuned['accuracy_before']:.4f} "
+                   f"→ {record['accuracy']:.4f}")
     click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
                f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")
     if opset > 13:

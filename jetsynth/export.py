@@ -140,6 +140,7 @@ def genome_metadata(genome: Genome, record: dict | None, run_dir: Path | None) -
         "member_index": genome.lineage.member,
         "parents": list(genome.lineage.parents),
         "accuracy": record.get("accuracy"),
+        "finetune": record.get("finetune", {}),
         "synapses": record.get("synapses"),
         "synaptic_efficiency": record.get("synaptic_efficiency"),
         "arch": genome.arch,
@@ -236,23 +237,48 @@ def export_member(
     io_precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     check_parity: bool = True,
+    finetune_epochs: int = 0,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `report.pick_member`), with parity measured on the run's test split. Returns the result
-    and the member's record."""
+    and the member's record. With `finetune_epochs`, the member is first trained that many
+    epochs more on the run's data, its structure fixed: evolution retrains each offspring
+    briefly, and the one network that ships is worth a longer training (the record then holds
+    the new accuracy, and `finetune` the epochs and the accuracy before)."""
     from .data import DataSpec, load_dataset
     from .report import load_records, pick_member
     from .rundir import RunDirectory
 
+    if finetune_epochs < 0:
+        raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
     record = pick_member(records, generation, member, max_drop)
     genome = RunDirectory(Path(run_dir)).genome(record["id"])
-    images = None
-    if check_parity:
+    dataset = None
+    if check_parity or finetune_epochs:
         try:
-            images = load_dataset(DataSpec.parse(config["data"], config["subset"], config["seed"])).test_x
+            dataset = load_dataset(DataSpec.parse(config["data"], config["subset"], config["seed"]))
         except JetsynthError as exc:
-            raise JetsynthError(f"{exc} (needed for the parity check; add --no-parity to skip it)") from None
+            need = ("--finetune-epochs" if finetune_epochs
+                    else "the parity check; add --no-parity to skip it")
+            raise JetsynthError(f"{exc} (needed for {need})") from None
+    if finetune_epochs:
+        genome, record = _finetuned(genome, record, dataset, config, finetune_epochs)
+    images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
                            genome_metadata(genome, record, Path(run_dir)), images)
     return result, record
+
+
+def _finetuned(genome: Genome, record: dict, dataset, config: dict, epochs: int) -> tuple[Genome, dict]:
+    """The member trained `epochs` more with the run's batch size, learning rate and precision,
+    and its record with the new accuracy."""
+    from .train import TrainConfig, train_genome
+
+    training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
+                           precision=config["precision"])
+    result = train_genome(genome, dataset, training, config["seed"])
+    accuracy = result.metrics["accuracy"]
+    return result.genome, {**record, "accuracy": accuracy,
+                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}
+

@@ -104,3 +104,17 @@ def test_trained_member_exports_with_parity(tmp_path, benched_run, digits):
     result = export_genome(genome, tmp_path / "g2.onnx", "fp16", parity_images=digits.test_x)
     assert result.parity["top1_agreement"] >= 0.99
     assert result.macs < compact_genome(RunDirectory(benched_run).genome("g01-m00")).macs_after
+
+
+def test_a_member_trained_longer_before_export_keeps_its_structure(tmp_path, benched_run):
+    plain, record = export_member(benched_run, tmp_path / "p.onnx", generation=3, member=0)
+    tuned, tuned_record = export_member(benched_run, tmp_path / "t.onnx", generation=3, member=0,
+                                        finetune_epochs=2)
+    assert tuned.params == plain.params and tuned.macs == plain.macs
+    assert tuned_record["finetune"] == {"epochs": 2, "accuracy_before": record["accuracy"]}
+    meta = read_metadata(onnx.load(str(tuned.path)))
+    assert meta["accuracy"] == pytest.approx(tuned_record["accuracy"])
+    assert meta["finetune"]["epochs"] == 2
+    assert tuned.parity["top1_agreement"] >= 0.99
+    with pytest.raises(JetsynthError, match="--finetune-epochs must be 0 or more"):
+        export_member(benched_run, tmp_path / "x.onnx", generation=3, member=0, finetune_epochs=-1)
