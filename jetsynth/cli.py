@@ -372,7 +372,8 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
     if record.get("finetune"):
         tuned = record["finetune"]
-        click.echo(f"  trained {tuned['epochs']} epochs more: accuracy {tuned['accuracy_before']:.4f} "
+        epochs = f"{tuned['epochs']} more epoch" + ("s" if tuned["epochs"] != 1 else "")
+        click.echo(f"  trained {epochs}: accuracy {tuned['accuracy_before']:.4f} "
                    f"→ {record['accuracy']:.4f}")
     click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
                f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")

@@ -123,6 +123,11 @@ def test_export_and_bench_from_the_command_line(tmp_path, benched_run):
     exported = json.loads(result.output)
     assert exported["opset"] == 13 and exported["precision"] == "fp16"
     assert exported["parity"]["top1_agreement"] >= 0.99 and out.is_file()
+    assert exported["finetune"] is None
+    result = _run("export", str(benched_run), "-g", "2", "--finetune-epochs", "1", "--no-parity",
+                  "-o", str(tmp_path / "tuned.onnx"))
+    assert result.exit_code == 0, result.output
+    assert "trained 1 more epoch: accuracy" in result.output
     result = _run("bench", str(out), "--batch", "4", "--duration", "0.05", "--iterations", "3",
                   "--warmup", "0", "--json")
     assert result.exit_code == 0, result.output
@@ -141,6 +146,7 @@ def test_export_and_bench_from_the_command_line(tmp_path, benched_run):
         (["export", "RUN", "--best", "-g", "2", "-o", "x.onnx"], "--best picks the member itself"),
         (["export", "RUN", "-g", "9", "-o", "x.onnx"], "no finished member 0 in generation 9"),
         (["export", "RUN", "--opset", "3", "-o", "x.onnx"], "outside 7"),
+        (["export", "RUN", "--finetune-epochs", "-2", "-o", "x.onnx"], "must be 0 or more"),
         (["bench", "GARBAGE"], "not a readable ONNX model"),
         (["bench", "RUN/members/g02-m00", "--backend", "ort-cpu"], "is a member folder"),
         (["bench", "ENGINE"], "TensorRT is not installed here"),
