@@ -281,4 +281,3 @@ def _finetuned(genome: Genome, record: dict, dataset, config: dict, epochs: int)
     accuracy = result.metrics["accuracy"]
     return result.genome, {**record, "accuracy": accuracy,
                            "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}
-
