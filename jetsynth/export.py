@@ -263,16 +263,17 @@ def export_member(
                     else "the parity check; add --no-parity to skip it")
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
-        genome, record = _finetuned(genome, record, dataset, config, finetune_epochs)
+        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs)
     images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
                            genome_metadata(genome, record, Path(run_dir)), images)
     return result, record
 
 
-def _finetuned(genome: Genome, record: dict, dataset, config: dict, epochs: int) -> tuple[Genome, dict]:
-    """The member trained `epochs` more with the run's batch size, learning rate and precision,
-    and its record with the new accuracy."""
+def finetune_member(genome: Genome, record: dict, dataset, config: dict,
+                    epochs: int) -> tuple[Genome, dict]:
+    """The member trained `epochs` more with the run's batch size, learning rate, precision and
+    seed (`config`: the run's settings as a dict), and its record with the new accuracy."""
     from .train import TrainConfig, train_genome
 
     training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],

@@ -4,7 +4,9 @@ it had after the run's per-generation retraining.
 
 Evolution retrains each offspring for a few epochs so that a generation is cheap; a network
 pressed to a few dozen kernels has lost capacity the short retraining does not recover, and
-longer training of the one network a user ships often does. The run itself is not touched.
+longer training of the one network a user ships often does. The training is the one
+`jetsynth export --finetune-epochs` gives, with the run's settings and seed; the run itself is
+not touched.
 
 Prints one JSON object: per member its synaptic and cluster efficiency (kernels, seed 000's
 count), accuracy before and after, and the drop from the ancestor; wall time and peak memory.
@@ -17,14 +19,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from common import emit, kernel_efficiency
 
-from jetsynth.data import load_dataset
+from jetsynth.data import DataSpec, load_dataset
+from jetsynth.errors import JetsynthError
+from jetsynth.export import finetune_member
+from jetsynth.report import load_records
 from jetsynth.rundir import RunDirectory
-from jetsynth.train import train_genome
 
 
 def main() -> int:
@@ -32,38 +35,35 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--generation", type=int, required=True)
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    run = RunDirectory(args.run_dir)
-    config = run.stored_config()
-    if config is None:
-        print(f"error: {args.run_dir} is not a jetsynth run (no config.json)", file=sys.stderr)
+    try:
+        config, records = load_records(args.run_dir)
+    except JetsynthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    config = config.resolved()
-    records = [r for r in run.records() if r["generation"] == args.generation]
-    if not records:
+    ancestor = records[0]
+    chosen = [r for r in records if r["generation"] == args.generation]
+    if not chosen:
         print(f"error: {args.run_dir} has no generation {args.generation}", file=sys.stderr)
         return 2
-    ancestor = run.record("g01-m00")
-    dataset = load_dataset(config.data_spec())
-    training = replace(config.training(False), epochs=args.epochs)
+    dataset = load_dataset(DataSpec.parse(config["data"], config["subset"], config["seed"]))
+    run = RunDirectory(args.run_dir)
     started = time.perf_counter()
     members = []
-    for record in sorted(records, key=lambda r: r["member"]):
-        result = train_genome(run.genome(record["id"]), dataset, training, args.seed)
-        after = result.metrics["accuracy"]
+    for record in chosen:
+        _, tuned = finetune_member(run.genome(record["id"]), record, dataset, config, args.epochs)
         members.append({
             "id": record["id"],
             "synaptic_efficiency": round(record["synaptic_efficiency"], 1),
             "cluster_efficiency": round(kernel_efficiency(record, ancestor), 1),
             "accuracy_before": record["accuracy"],
-            "accuracy_after": round(after, 4),
-            "drop_after_points": round(100 * (ancestor["accuracy"] - after), 2),
+            "accuracy_after": round(tuned["accuracy"], 4),
+            "drop_after_points": round(100 * (ancestor["accuracy"] - tuned["accuracy"]), 2),
         })
     emit("finetune", {
         "run": str(args.run_dir), "generation": args.generation, "epochs": args.epochs,
