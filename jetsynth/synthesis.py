@@ -90,8 +90,7 @@ def sample_masks(
         keep_synapse = torch.rand(p_synapse.shape, generator=generator) < f_synapse * p_synapse
         child = mask & keep_cluster[:, None] & keep_synapse
         if index + 1 == len(layers) and index > 0:
-            fed = _live_units(masks, layers[:index])
-            live = fed.repeat_interleave(layer.kernel)
+            live = _live_units(masks, layers[:index]).repeat_interleave(layer.kernel)
             reachable = p_synapse * live
             lost = mask.any(dim=1) & ~(child & live).any(dim=1)
             strongest = reachable.argmax(dim=1)
@@ -103,7 +102,7 @@ def sample_masks(
 def _live_units(masks: dict[str, torch.Tensor], layers: list[Layer]) -> torch.Tensor:
     """Which output units of the last of `layers` stay alive once the units that lost all their
     inputs have died: a class rescued onto a unit that dies with its inputs is lost after all."""
-    settled = propagate_dead({layer.name: masks[layer.name] for layer in layers}, layers)
+    settled = propagate_dead(masks, layers)
     return synapse_grid(settled[layers[-1].name], layers[-1]).flatten(1).any(dim=1)
 
 
