@@ -1,153 +1,161 @@
-"""Dead units and physical compaction of chain networks.
+"""The one compactor: a network without its dead units, for training and for export alike.
 
-A unit (filter or neuron) is dead when no live synapse feeds it or no live synapse reads it;
-its synapses are then removed everywhere (`propagate_dead`). `compact` rebuilds the network
-without dead units so training and inference cost what the survivors compute; kernel-level
-masks inside surviving filters stay masks. `expand_state` writes a trained compact network back
-into the ancestor's coordinates, where the position of a unit is its gene tag.
+Given an ancestor-shaped network carrying masked weights, the masks are settled (see
+`structure.settle`), each channel space keeps the channels some producer still writes, and
+Torch-Pruning's pruning functions remove the rest from every module the space couples (convs,
+linears, batch norms, layer norms, ...), residual streams, concatenations and depthwise convs
+included. Kernel-level masks inside surviving filters stay masks. The compaction keeps, per
+module, the ancestor indices of the rows and columns it kept, so a trained compact network can
+be written back into ancestor coordinates (`expand_state`), where an index is a gene tag.
+
+A dead channel's constant part (a bias or a norm's shift, which a filter without live weights
+still emits) goes with it: no live synapse reads it, so the network computes the same.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .network import Layer, synapse_grid
-
-
-def propagate_dead(masks: dict[str, torch.Tensor], layers: list[Layer]) -> dict[str, torch.Tensor]:
-    """New masks with every synapse of a dead unit removed, iterated to a fixed point. The last
-    layer's outputs are the classes and never die."""
-    grids = [synapse_grid(masks[layer.name].clone(), layer) for layer in layers]
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(layers)):
-            grid = grids[i]
-            if i > 0:
-                dead_in = ~grids[i - 1].flatten(1).any(dim=1)
-                if grid[:, dead_in].any():
-                    grid[:, dead_in] = False
-                    changed = True
-            if i + 1 < len(layers):
-                unread = ~grids[i + 1].transpose(0, 1).flatten(1).any(dim=1)
-                if grid[unread].any():
-                    grid[unread] = False
-                    changed = True
-    return {
-        layer.name: grid.reshape(masks[layer.name].shape) for layer, grid in zip(layers, grids, strict=False)
-    }
-
-
-def alive_outputs(masks: dict[str, torch.Tensor], layers: list[Layer]) -> list[torch.Tensor]:
-    """Indices of the live output units of each layer (all classes for the last layer)."""
-    out = []
-    for i, layer in enumerate(layers):
-        if i + 1 == len(layers):
-            out.append(torch.arange(layer.out_units))
-        else:
-            out.append(synapse_grid(masks[layer.name], layer).flatten(1).any(dim=1).nonzero()[:, 0])
-    return out
+from .errors import JetsynthError
+from .structure import PRUNABLE, Topology, grid, is_depthwise, kept_channels, macs, settle
 
 
 @dataclass
 class Compacted:
-    """A compacted network, its masks in compact coordinates, and for each layer the ancestor
-    indices of the output and input units it kept."""
+    """A compacted network, its masks in compact coordinates, and per module the ancestor
+    indices kept along its output (dim 0) and input (dim 1) dimensions where they shrank;
+    `macs`: multiply-accumulates per image (see `structure.macs`)."""
 
     model: nn.Module
     masks: dict[str, torch.Tensor]
-    out_index: dict[str, torch.Tensor]
-    in_index: dict[str, torch.Tensor]
+    kept_out: dict[str, torch.Tensor]
+    kept_in: dict[str, torch.Tensor]
+    macs: int
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+def _pruner(module: nn.Module):
+    from torch_pruning import ops
+    from torch_pruning.pruner.function import PrunerBox
+
+    pruner = PrunerBox.get(ops.module2type(module))
+    if pruner is None:
+        raise JetsynthError(f"torch-pruning cannot shrink a {type(module).__name__}")
+    return pruner
 
 
-def _shrunk_layer(old: nn.Module, n_in: int, n_out: int) -> nn.Module:
-    if isinstance(old, nn.Conv2d):
-        return nn.Conv2d(
-            n_in,
-            n_out,
-            old.kernel_size,
-            stride=old.stride,
-            padding=old.padding,
-            dilation=old.dilation,
-            bias=old.bias is not None,
-            padding_mode=old.padding_mode,
-        )
-    return nn.Linear(n_in, n_out, bias=old.bias is not None)
+def _removals(topology: Topology, kept: list[torch.Tensor]) -> dict[tuple[str, str], list[int]]:
+    """Per (module, role), the indices to remove, in the ancestor's coordinates; a module read
+    from several spaces (a concatenation) gathers them all, so it is shrunk once."""
+    removals: dict[tuple[str, str], set[int]] = defaultdict(set)
+    layers = topology.by_name
+    for space, flags in zip(topology.spaces, kept, strict=True):
+        dead = ~flags
+        if not dead.any():
+            continue
+        for member in space.members:
+            roots = torch.tensor(member.roots, dtype=torch.long)
+            idxs = torch.tensor(member.idxs, dtype=torch.long)
+            role = member.role if member.module in layers else "out"
+            removals[(member.module, role)].update(idxs[dead[roots]].tolist())
+    return {key: sorted(value) for key, value in removals.items() if value}
 
 
-def _shrunk_norm(old: nn.modules.batchnorm._BatchNorm, index: torch.Tensor) -> nn.Module:
-    new = type(old)(len(index), eps=old.eps, momentum=old.momentum, affine=old.affine,
-                    track_running_stats=old.track_running_stats)
-    new.load_state_dict(
-        {k: (v[index] if v.dim() else v) for k, v in old.state_dict().items()}
-    )
-    return new
+def _kept(size: int, removed: list[int]) -> torch.Tensor:
+    flags = torch.ones(size, dtype=torch.bool)
+    flags[removed] = False
+    return flags.nonzero()[:, 0]
 
 
-def compact(model: nn.Module, masks: dict[str, torch.Tensor], layers: list[Layer]) -> Compacted:
-    """A copy of `model` (ancestor-shaped, masked weights) without its dead units."""
+@torch.no_grad()
+def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor]) -> Compacted:
+    """A copy of `model` (ancestor-shaped, its weights already masked) without the channels no
+    live synapse writes or reads."""
+    settled = settle(topology, masks)
     net = copy.deepcopy(model)
-    outs = alive_outputs(masks, layers)
-    compact_masks, out_index, in_index = {}, {}, {}
-    previous = None
-    for layer, out_idx in zip(layers, outs, strict=False):
-        in_idx = previous if previous is not None else torch.arange(layer.in_units)
-        old = net.get_submodule(layer.name)
-        n_in = len(in_idx) * (layer.kernel if layer.kind == "linear" else 1)
-        new = _shrunk_layer(old, n_in, len(out_idx))
-        with torch.no_grad():
-            weight = synapse_grid(old.weight, layer)[out_idx][:, in_idx]
-            new.weight.copy_(weight.reshape(new.weight.shape))
-            if old.bias is not None:
-                new.bias.copy_(old.bias[out_idx])
-        _replace(net, layer.name, new)
-        if layer.norm is not None:
-            _replace(net, layer.norm, _shrunk_norm(net.get_submodule(layer.norm), out_idx))
-        mask = synapse_grid(masks[layer.name], layer)[out_idx][:, in_idx]
-        compact_masks[layer.name] = mask.reshape(new.weight.shape).clone()
-        out_index[layer.name], in_index[layer.name] = out_idx, in_idx
-        previous = out_idx
-    return Compacted(net, compact_masks, out_index, in_index)
+    modules = dict(net.named_modules())
+    kept_out: dict[str, torch.Tensor] = {}
+    kept_in: dict[str, torch.Tensor] = {}
+    for (name, role), removed in _removals(topology, kept_channels(topology, settled)).items():
+        module = modules[name]
+        if role == "in" and is_depthwise(module):
+            continue
+        pruner = _pruner(module)
+        if role == "out":
+            kept_out[name] = _kept(_dimension(module, role), removed)
+            pruner.prune_out_channels(module, removed)
+        else:
+            kept_in[name] = _kept(_dimension(module, role), removed)
+            pruner.prune_in_channels(module, removed)
+    compact_masks = {}
+    for layer in topology.layers:
+        mask = settled[layer.name]
+        if layer.name in kept_out:
+            mask = mask[kept_out[layer.name]]
+        if layer.name in kept_in:
+            mask = mask[:, kept_in[layer.name]]
+        compact_masks[layer.name] = mask.clone()
+        if compact_masks[layer.name].shape != modules[layer.name].weight.shape:
+            raise JetsynthError(f"compaction of '{layer.name}' went wrong: mask "
+                                f"{tuple(mask.shape)}, weight {tuple(modules[layer.name].weight.shape)}")
+    return Compacted(net, compact_masks, kept_out, kept_in, sum(macs(topology, settled).values()))
 
 
-def expand_state(
-    compacted: Compacted, layers: list[Layer], full_state: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """The ancestor-shaped state dict with the compact network's trained values written back;
-    removed units keep zero weights and biases."""
+def _dimension(module: nn.Module, role: str) -> int:
+    """How long the dimension `role` of `module` is: a layer's outputs or inputs, or the
+    channels of a per-channel module (a norm, a PReLU: its first parameter's length)."""
+    if isinstance(module, PRUNABLE):
+        return module.weight.shape[0 if role == "out" else 1]
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.dim() >= 1:
+            return tensor.shape[0]
+    raise JetsynthError(f"cannot tell how many channels a {type(module).__name__} has")
+
+
+def expand_state(compacted: Compacted, topology: Topology,
+                 full_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ancestor-shaped state dict with the compact network's values written back. Removed
+    units of conv and linear layers hold zero weights and biases; other modules' removed
+    entries (a norm's statistics) keep their previous values."""
     state = {k: v.clone() for k, v in full_state.items()}
-    small = compacted.model.state_dict()
-    handled = set()
-    for layer in layers:
-        out_idx, in_idx = compacted.out_index[layer.name], compacted.in_index[layer.name]
-        key = f"{layer.name}.weight"
-        grid = torch.zeros(layer.out_units, layer.in_units, layer.kernel)
-        small_grid = small[key].reshape(len(out_idx), len(in_idx), layer.kernel)
-        grid[out_idx[:, None], in_idx[None, :]] = small_grid
-        state[key] = grid.reshape(state[key].shape)
-        handled.add(key)
-        bias_key = f"{layer.name}.bias"
-        if bias_key in small:
-            bias = torch.zeros(layer.out_units)
-            bias[out_idx] = small[bias_key]
-            state[bias_key] = bias
-            handled.add(bias_key)
-        if layer.norm is not None:
-            for key, value in small.items():
-                if key.startswith(f"{layer.norm}.") and value.dim():
-                    state[key] = state[key].clone()
-                    state[key][out_idx] = value
-                    handled.add(key)
-    for key, value in small.items():
-        if key not in handled and key in state and state[key].shape == value.shape:
+    layers = set(topology.by_name)
+    for key, value in compacted.model.state_dict().items():
+        if key not in state:
+            continue
+        module, _, _ = key.rpartition(".")
+        target = state[key]
+        if target.shape == value.shape:
             state[key] = value.clone()
+            continue
+        if module in layers:
+            target.zero_()
+        index: list = [slice(None)] * value.dim()
+        if module in compacted.kept_out and target.shape[0] != value.shape[0]:
+            index[0] = compacted.kept_out[module]
+        if value.dim() > 1 and module in compacted.kept_in and target.shape[1] != value.shape[1]:
+            index[1] = compacted.kept_in[module]
+        if len([i for i in index if not isinstance(i, slice)]) == 2:
+            target[index[0][:, None], index[1][None, :]] = value
+        else:
+            target[tuple(index)] = value
     return state
+
+
+def alive_rows(masks: dict[str, torch.Tensor], topology: Topology) -> dict[str, torch.Tensor]:
+    """Per layer, the indices of the output units that keep a synapse (all classes for the
+    output layer)."""
+    out = {}
+    for layer in topology.layers:
+        if layer is topology.output:
+            out[layer.name] = torch.arange(layer.out_units)
+        else:
+            out[layer.name] = grid(masks[layer.name], layer).flatten(1).any(dim=1).nonzero()[:, 0]
+    return out

@@ -8,7 +8,7 @@ from .data import DataSpec
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .measurement import BenchTarget
-from .network import CLUSTER_MODES
+from .structure import CLUSTER_MODES
 from .selection import POLICIES, SelectionConfig
 from .synthesis import SynthesisConfig
 from .train import PRECISIONS, TrainConfig

@@ -146,7 +146,8 @@ def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict) 
 
 def _newborn(offspring: Genome, seed: int) -> Genome:
     """Seed 001's 'newborn' reading: the offspring's structure with fresh random weights."""
-    fresh = ancestor_genome(offspring.arch, offspring.input_shape, offspring.num_classes, seed)
+    fresh = ancestor_genome(offspring.arch, offspring.input_shape, offspring.num_classes, seed,
+                            offspring.topology)
     return replace(offspring, state=fresh.state).with_masks(offspring.masks, offspring.lineage)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .compact_graph import GraphCompaction, compact_graph
+from .compact import Compacted, compact
 from .device_agent import ort_reason
 from .errors import JetsynthError
 from .genome import Genome
@@ -59,10 +59,9 @@ class _HalfWithFloatIO(nn.Module):
         return self.net(x.half()).float()
 
 
-def compact_genome(genome: Genome) -> GraphCompaction:
+def compact_genome(genome: Genome) -> Compacted:
     """The genome's network with dead units physically removed, in fp32 eval mode."""
-    example = torch.zeros(1, *genome.input_shape)
-    return compact_graph(genome.build().eval(), genome.masks, example)
+    return compact(genome.build().eval(), genome.topology, genome.masks)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -210,8 +209,8 @@ def export_genome(
         "precision": precision,
         "io_precision": io_precision,
         "opset": opset,
-        "macs": compacted.macs_after,
-        "params": compacted.params_after,
+        "macs": compacted.macs,
+        "params": compacted.params,
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
     }
@@ -223,8 +222,8 @@ def export_genome(
     data = proto.SerializeToString()
     out = Path(out)
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
-    return ExportResult(out, precision, io_precision, opset, len(data), compacted.macs_after,
-                        compacted.params_after, meta, check)
+    return ExportResult(out, precision, io_precision, opset, len(data), compacted.macs,
+                        compacted.params, meta, check)
 
 
 def export_member(

@@ -1,13 +1,17 @@
-"""What an individual is: its ancestor architecture, its weights and synapse masks in the
+"""What an individual is: its ancestor's traced structure, its weights and synapse masks in the
 ancestor's coordinates, the gene tags of its clusters, and its lineage.
 
 Weights stay in ancestor coordinates (pruned synapses hold zero), so a cluster's position is its
 origin; the tags make that identity explicit and survive any later re-indexing (compaction,
-growth). Saved as safetensors (tensors) + JSON (everything else); nothing is pickled.
+growth). Saved as safetensors (tensors) + JSON (everything else); nothing is pickled. The structure is
+not saved: it is traced again from the architecture (`topology_for`), once per process.
+
+Format 2 drops format 1's chain-layer list; the tensors are the same, so a format-1 genome loads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -17,11 +21,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import JetsynthError
-from .models import build_model
-from .network import Layer, chain_layers
+from .models import instantiate, resolve_factory
 from .storage import atomic_write, read_json, write_json
+from .structure import Layer, Topology, row_alive, trace
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 TENSORS_FILE = "genome.safetensors"
 META_FILE = "genome.json"
 
@@ -36,10 +41,7 @@ class Lineage:
 
 @dataclass
 class Genome:
-    arch: str
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    layers: list[Layer]
+    topology: Topology
     state: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     tags: dict[str, torch.Tensor]
@@ -47,9 +49,25 @@ class Genome:
     precision: str = "fp32"
     extra: dict = field(default_factory=dict)
 
+    @property
+    def arch(self) -> str:
+        return self.topology.arch
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.topology.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.topology.num_classes
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        return self.topology.layers
+
     def build(self) -> nn.Module:
         """The ancestor-shaped network carrying this genome's (masked) weights."""
-        model = build_model(self.arch, self.input_shape, self.num_classes)
+        model = self.topology.build()
         model.load_state_dict(self.state)
         return model
 
@@ -63,34 +81,40 @@ class Genome:
             mask = masks[layer.name]
             state[f"{layer.name}.weight"] = state[f"{layer.name}.weight"] * mask
             bias_key = f"{layer.name}.bias"
-            if bias_key in state and layer is not self.layers[-1]:
-                alive = mask.reshape(layer.out_units, -1).any(dim=1)
-                state[bias_key] = state[bias_key] * alive
+            if bias_key in state and layer is not self.topology.output:
+                state[bias_key] = state[bias_key] * row_alive(mask, layer)
         return replace(self, state=state, masks=dict(masks), lineage=lineage)
 
 
-def ancestor_genome(
-    arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int
-) -> Genome:
-    """A freshly initialised ancestor: every synapse alive, one unique tag per (out, in) pair."""
+def topology_for(arch: str, input_shape: tuple[int, int, int], num_classes: int,
+                 factory: Callable | None = None) -> Topology:
+    """The traced structure of `arch` for this input shape and class count. `factory`: the
+    resolved architecture; None resolves `arch` (see `models.resolve_factory`)."""
+    factory = factory or resolve_factory(arch)
+    model = instantiate(factory, arch, input_shape, num_classes)
+    topology = trace(model, arch, input_shape, num_classes, factory)
+    return replace(topology, factory=lambda shape, classes: instantiate(factory, arch, shape, classes))
+
+
+def ancestor_genome(arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int,
+                    topology: Topology | None = None) -> Genome:
+    """A freshly initialised ancestor: every synapse alive, one unique tag per (out, in) pair
+    of every layer (for a depthwise conv, per filter)."""
+    topology = topology or topology_for(arch, input_shape, num_classes)
     torch.manual_seed(seed)
-    model = build_model(arch, input_shape, num_classes)
-    layers = chain_layers(model, input_shape)
+    model = topology.build()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     masks = {layer.name: torch.ones_like(state[f"{layer.name}.weight"], dtype=torch.bool)
-             for layer in layers}
+             for layer in topology.layers}
     tags, offset = {}, 0
-    for layer in layers:
+    for layer in topology.layers:
         count = layer.out_units * layer.in_units
         tags[layer.name] = torch.arange(offset, offset + count).reshape(
             layer.out_units, layer.in_units
         )
         offset += count
     return Genome(
-        arch=arch,
-        input_shape=tuple(input_shape),
-        num_classes=num_classes,
-        layers=layers,
+        topology=topology,
         state=state,
         masks=masks,
         tags=tags,
@@ -111,7 +135,6 @@ def save_genome(genome: Genome, directory: Path) -> None:
             "arch": genome.arch,
             "input_shape": list(genome.input_shape),
             "num_classes": genome.num_classes,
-            "layers": [asdict(layer) for layer in genome.layers],
             "lineage": asdict(genome.lineage),
             "precision": genome.precision,
             "extra": genome.extra,
@@ -119,14 +142,43 @@ def save_genome(genome: Genome, directory: Path) -> None:
     )
 
 
-def load_genome(directory: Path) -> Genome:
+def genome_header(directory: Path) -> dict:
+    """A saved genome's JSON, checked as data: its format, architecture name, input shape
+    (three positive integers) and class count (a positive integer)."""
     directory = Path(directory)
     meta_path, tensor_path = directory / META_FILE, directory / TENSORS_FILE
     if not meta_path.is_file() or not tensor_path.is_file():
         raise JetsynthError(f"{directory}: no saved genome ({META_FILE} + {TENSORS_FILE})")
     meta = read_json(meta_path)
-    if meta.get("format") != FORMAT_VERSION:
-        raise JetsynthError(f"{directory}: genome format {meta.get('format')} is not supported")
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise JetsynthError(f"{meta_path}: genome format {found} is not supported "
+                            f"(this jetsynth reads {', '.join(map(str, READABLE_FORMATS))})")
+    shape, classes = meta.get("input_shape"), meta.get("num_classes")
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise JetsynthError(f"{meta_path}: input_shape must be three positive integers, not {shape!r}")
+    if not (isinstance(classes, int) and not isinstance(classes, bool) and classes > 0):
+        raise JetsynthError(f"{meta_path}: num_classes must be a positive integer, not {classes!r}")
+    if not isinstance(meta.get("arch"), str):
+        raise JetsynthError(f"{meta_path}: arch must be a name")
+    return meta
+
+
+def load_genome(directory: Path, topology: Topology | None = None) -> Genome:
+    """A saved genome on `topology` (the run's traced ancestor; None traces the genome's own
+    built-in architecture). A genome of another architecture or shape is refused."""
+    directory = Path(directory)
+    meta = genome_header(directory)
+    shape, classes = tuple(meta["input_shape"]), meta["num_classes"]
+    if topology is None:
+        topology = topology_for(meta["arch"], shape, classes)
+    elif (meta["arch"], shape, classes) != (topology.arch, topology.input_shape, topology.num_classes):
+        raise JetsynthError(
+            f"{directory}: a genome of {meta['arch']} {shape} with {classes} classes does not belong "
+            f"to this run ({topology.arch} {topology.input_shape} with {topology.num_classes} classes)"
+        )
+    tensor_path = directory / TENSORS_FILE
     try:
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError) as exc:
@@ -135,14 +187,17 @@ def load_genome(directory: Path) -> Genome:
     def group(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
+    masks = group("mask/")
+    for layer in topology.layers:
+        expected = (layer.out_units, layer.in_units * layer.kernel)
+        mask = masks.get(layer.name)
+        if mask is None or mask.dtype != torch.bool or mask.numel() != expected[0] * expected[1]:
+            raise JetsynthError(f"{tensor_path}: no valid mask for layer '{layer.name}'")
     lineage = meta["lineage"]
     return Genome(
-        arch=meta["arch"],
-        input_shape=tuple(meta["input_shape"]),
-        num_classes=meta["num_classes"],
-        layers=[Layer(**layer) for layer in meta["layers"]],
+        topology=topology,
         state=group("state/"),
-        masks=group("mask/"),
+        masks=masks,
         tags=group("tag/"),
         lineage=Lineage(
             id=lineage["id"],

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from .compact import alive_outputs
 from .genome import Genome
-from .network import synapse_grid
+from .structure import INPUT, Layer, Topology, grid, live_channels
 
 MATING_FUNCTIONS = ("sum", "product")
 STRUCTURES = ("intersection", "union")
@@ -67,34 +66,75 @@ def rate_for_factor(factor: float, m: int) -> float:
     return 1.0 - factor ** (1.0 / m)
 
 
+def _unit_pairs(topology: Topology, layer: Layer, matched: list[dict[int, int]]):
+    """(destination, source) index pairs of `layer`'s output and input units under a matching
+    of each space's channels (destination channel → source channel)."""
+    if layer.out_space < 0:
+        rows = torch.arange(layer.out_units)
+        out_pairs = (rows, rows)
+    else:
+        unit = {int(c): o for o, c in enumerate(layer.out_channels)}
+        pairs = [(unit[d], unit[s]) for d, s in matched[layer.out_space].items()
+                 if d in unit and s in unit]
+        out_pairs = _split(pairs)
+    if layer.depthwise:
+        return out_pairs, (torch.zeros(1, dtype=torch.long),) * 2
+    where = {(int(s), int(c)): u for u, (s, c) in enumerate(zip(layer.in_spaces, layer.in_channels,
+                                                                strict=True))}
+    pairs = []
+    for u, (space, channel) in enumerate(zip(layer.in_spaces, layer.in_channels, strict=True)):
+        if space == INPUT:
+            pairs.append((u, u))
+        elif channel in matched[space] and (space, matched[space][channel]) in where:
+            pairs.append((u, where[(space, matched[space][channel])]))
+    return out_pairs, _split(pairs)
+
+
+def _split(pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    if not pairs:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    dst, src = zip(*pairs, strict=True)
+    return torch.tensor(dst), torch.tensor(src)
+
+
+def _position_matching(reference: Genome, parent: Genome) -> list[dict[int, int]]:
+    """Per space, the reference's j-th live channel ↔ the parent's j-th live channel."""
+    topology = reference.topology
+    matched = []
+    for dst, src in zip(live_channels(topology, reference.masks), live_channels(topology, parent.masks),
+                        strict=True):
+        dst_idx, src_idx = dst.nonzero()[:, 0].tolist(), src.nonzero()[:, 0].tolist()
+        matched.append(dict(zip(dst_idx, src_idx, strict=False)))
+    return matched
+
+
 def align(parents: list[Genome], alignment: str) -> tuple[dict, dict]:
     """Each parent's weights and masks per layer, stacked (m, *weight shape), in the ancestor
     coordinates of the clusters they are matched to. With 'tag' that is every parent's own
-    coordinates; with 'position' parent k's j-th live unit is laid onto parent 0's j-th live
-    unit (units beyond the shorter list stay unmatched)."""
+    coordinates; with 'position' parent k's j-th live channel of each space is laid onto parent
+    0's j-th live channel (channels beyond the shorter list stay unmatched); classes and the
+    network's input channels match themselves."""
     reference = parents[0]
-    layers = reference.layers
-    weights: dict[str, list[torch.Tensor]] = {layer.name: [] for layer in layers}
-    masks: dict[str, list[torch.Tensor]] = {layer.name: [] for layer in layers}
-    ref_out = alive_outputs(reference.masks, layers)
+    topology = reference.topology
+    weights: dict[str, list[torch.Tensor]] = {layer.name: [] for layer in topology.layers}
+    masks: dict[str, list[torch.Tensor]] = {layer.name: [] for layer in topology.layers}
     for parent in parents:
-        outs = alive_outputs(parent.masks, layers)
-        for i, layer in enumerate(layers):
+        matched = None
+        if alignment != "tag" and parent is not reference:
+            matched = _position_matching(reference, parent)
+        for layer in topology.layers:
             weight = parent.state[f"{layer.name}.weight"]
             mask = parent.masks[layer.name]
-            if alignment == "tag" or parent is reference:
+            if matched is None:
                 weights[layer.name].append(weight)
                 masks[layer.name].append(mask)
                 continue
-            src_out, dst_out = outs[i], ref_out[i]
-            src_in = outs[i - 1] if i else torch.arange(layer.in_units)
-            dst_in = ref_out[i - 1] if i else torch.arange(layer.in_units)
-            n_out, n_in = min(len(src_out), len(dst_out)), min(len(src_in), len(dst_in))
+            (row_dst, row_src), (col_dst, col_src) = _unit_pairs(topology, layer, matched)
             placed_w = torch.zeros(layer.out_units, layer.in_units, layer.kernel)
             placed_m = torch.zeros(layer.out_units, layer.in_units, layer.kernel, dtype=torch.bool)
-            rows, cols = dst_out[:n_out, None], dst_in[None, :n_in]
-            placed_w[rows, cols] = synapse_grid(weight, layer)[src_out[:n_out, None], src_in[None, :n_in]]
-            placed_m[rows, cols] = synapse_grid(mask, layer)[src_out[:n_out, None], src_in[None, :n_in]]
+            rows, cols = row_dst[:, None], col_dst[None, :]
+            placed_w[rows, cols] = grid(weight, layer)[row_src[:, None], col_src[None, :]]
+            placed_m[rows, cols] = grid(mask, layer)[row_src[:, None], col_src[None, :]]
             weights[layer.name].append(placed_w.reshape(weight.shape))
             masks[layer.name].append(placed_m.reshape(mask.shape))
     return (

@@ -8,32 +8,36 @@ image of the *compacted* dense network, the figure speed follows on a GPU withou
 
 from __future__ import annotations
 
-from .compact import alive_outputs
 from .genome import Genome
-from .network import cluster_view
+from .structure import cluster_view, live_channels, macs, row_alive
 
 
 def size_metrics(genome: Genome, mode: str = "kernel") -> dict:
-    layers = genome.layers
-    outs = alive_outputs(genome.masks, layers)
+    """Per layer and in total. With filter clusters a layer counts its live filters; the run's
+    `clusters` total counts, per channel space, the channels still written (a residual channel
+    is one cluster however many layers write it), plus the output layer's classes."""
+    topology = genome.topology
+    layer_macs = macs(topology, genome.masks)
     per_layer = []
-    previous = None
-    for layer, out_idx in zip(layers, outs, strict=False):
+    for layer in topology.layers:
         mask = genome.masks[layer.name]
-        n_in = layer.in_units if previous is None else previous
+        units = layer.out_units if layer is topology.output else int(row_alive(mask, layer).sum())
         per_layer.append(
             {
                 "name": layer.name,
                 "synapses": int(mask.sum()),
                 "clusters": int(cluster_view(mask, layer, mode).any(dim=1).sum()),
                 "kernels": int(cluster_view(mask, layer, "kernel").any(dim=1).sum()),
-                "units": int(len(out_idx)),
-                "macs": int(len(out_idx) * n_in * layer.kernel * layer.out_positions),
+                "units": units,
+                "macs": layer_macs[layer.name],
             }
         )
-        previous = len(out_idx)
     totals = {key: sum(entry[key] for entry in per_layer)
               for key in ("synapses", "clusters", "kernels", "units", "macs")}
+    if mode == "filter":
+        output = topology.output
+        totals["clusters"] = (sum(int(flags.sum()) for flags in live_channels(topology, genome.masks))
+                              + int(row_alive(genome.masks[output.name], output).sum()))
     return {**totals, "layers": per_layer}
 
 

@@ -132,9 +132,9 @@ def resolve_factory(arch: str) -> Callable[[tuple[int, int, int], int], nn.Modul
     return factory
 
 
-def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """Instantiate an ancestor; a factory that fails or returns a non-module is a user error."""
-    factory = resolve_factory(arch)
+def instantiate(factory: Callable[[tuple[int, int, int], int], nn.Module], arch: str,
+                input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Call a resolved factory; one that fails or returns a non-module is a user error."""
     try:
         model = factory(tuple(input_shape), int(num_classes))
     except Exception as exc:  # a user's factory may raise anything
@@ -142,3 +142,8 @@ def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int) 
     if not isinstance(model, nn.Module):
         raise JetsynthError(f"--arch {arch} returned {type(model).__name__}, not a torch nn.Module")
     return model
+
+
+def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Instantiate an ancestor by name."""
+    return instantiate(resolve_factory(arch), arch, input_shape, num_classes)

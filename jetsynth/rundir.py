@@ -13,7 +13,8 @@ import torch
 
 from .config import EvolveConfig
 from .errors import JetsynthError
-from .genome import Genome, load_genome, save_genome
+from .genome import Genome, genome_header, load_genome, save_genome, topology_for
+from .structure import Topology
 from .storage import append_jsonl, read_json, write_json
 
 CONFIG_FILE = "config.json"
@@ -39,6 +40,7 @@ class RunDirectory:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._topologies: dict[tuple, Topology] = {}
 
     def member_dir(self, mid: str) -> Path:
         return self.root / MEMBERS_DIR / mid
@@ -55,7 +57,13 @@ class RunDirectory:
         return [r for r in found if r is not None]
 
     def genome(self, mid: str) -> Genome:
-        return load_genome(self.member_dir(mid))
+        """A member's genome; the architecture is traced once per run directory object."""
+        folder = self.member_dir(mid)
+        header = genome_header(folder)
+        key = (header["arch"], tuple(header["input_shape"]), header["num_classes"])
+        if key not in self._topologies:
+            self._topologies[key] = topology_for(*key)
+        return load_genome(folder, self._topologies[key])
 
     def event(self, kind: str, **fields_) -> None:
         append_jsonl(self.root / EVENTS_FILE, {"event": kind, "time": round(time.time(), 3),

@@ -10,15 +10,20 @@ import numpy as np
 import torch
 
 from .genome import Genome
-from .network import cluster_view
+from .structure import cluster_view, live_channels
 
 
 def cluster_presence(genome: Genome, mode: str = "kernel") -> torch.Tensor:
-    """One flag per ancestor cluster (conv kernels or filters by `mode`, linear neurons), in tag
-    order: does this genome keep it?"""
-    flags = [
-        cluster_view(genome.masks[layer.name], layer, mode).any(dim=1) for layer in genome.layers
-    ]
+    """One flag per ancestor cluster, in tag order: does this genome keep it? Kernel clusters:
+    every conv kernel and linear neuron of every layer. Filter clusters: every channel of every
+    channel space (one cluster however many layers write it), then the output layer's classes."""
+    if mode == "filter":
+        output = genome.topology.output
+        flags = live_channels(genome.topology, genome.masks)
+        flags.append(cluster_view(genome.masks[output.name], output, "filter").any(dim=1))
+    else:
+        flags = [cluster_view(genome.masks[layer.name], layer, mode).any(dim=1)
+                 for layer in genome.layers]
     return torch.cat(flags)
 
 

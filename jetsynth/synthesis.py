@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .compact import propagate_dead
 from .encoding import encode_clusters
 from .environment import layer_factors, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
 from .mating import align, equal_alphas, mate, rate_for_factor, structure
-from .network import Layer, cluster_view, synapse_grid
+from .structure import Topology, cluster_view, delivered_inputs, settle
 
 MAX_DRAWS = 20
 MAX_CORRECTIONS = 3
@@ -58,8 +57,69 @@ class SynthesisConfig:
         return 1.0 - rate_for_factor(self.keep, self.mates)
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The clusters one environmental target governs: one layer's own (conv kernels, linear
+    neurons, the output layer's classes) or, with filter clusters, one channel space's, where a
+    cluster is a channel across every layer that writes it (the producers of a residual stream,
+    a conv and the depthwise conv after it), its strength summed over all of them. A residual
+    channel therefore lives or dies as one."""
+
+    layers: tuple[str, ...]
+    space: int | None = None
+    floor: int = 1
+
+
+def pools(topology: Topology, mode: str) -> list[Pool]:
+    """The pools in the order the network runs them, the output layer last."""
+    order = {layer.name: i for i, layer in enumerate(topology.layers)}
+    output = topology.output
+    found = [Pool((output.name,), None, output.out_units)]
+    if mode == "filter":
+        found += [Pool(space.producers, space.index, space.size) for space in topology.spaces]
+    else:
+        found += [Pool((layer.name,), None, layer.out_units)
+                  for layer in topology.layers if layer is not output]
+    return sorted(found, key=lambda pool: (pool.layers == (output.name,),
+                                           min(order[name] for name in pool.layers)))
+
+
+def pool_view(tensors: dict[str, torch.Tensor], topology: Topology, pool: Pool,
+              mode: str) -> torch.Tensor:
+    """The pool's weight-shaped tensors as (clusters, synapses per cluster); a space's rows are
+    its channels, each producer's filter laid at the channel it writes."""
+    if pool.space is None:
+        layer = topology.layer(pool.layers[0])
+        view_mode = "filter" if layer is topology.output else mode
+        return cluster_view(tensors[layer.name], layer, view_mode)
+    size = topology.spaces[pool.space].size
+    parts = []
+    for name in pool.layers:
+        layer = topology.layer(name)
+        rows = cluster_view(tensors[name], layer, "filter")
+        placed = torch.zeros(size, rows.shape[1], dtype=rows.dtype)
+        placed[layer.out_channel_tensor] = rows
+        parts.append(placed)
+    return torch.cat(parts, dim=1)
+
+
+def pool_split(view: torch.Tensor, topology: Topology, pool: Pool,
+               like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `pool_view`: each layer's weight-shaped part."""
+    if pool.space is None:
+        name = pool.layers[0]
+        return {name: view.reshape(like[name].shape)}
+    out, start = {}, 0
+    for name in pool.layers:
+        layer = topology.layer(name)
+        width = layer.in_units * layer.kernel
+        out[name] = view[layer.out_channel_tensor, start:start + width].reshape(like[name].shape)
+        start += width
+    return out
+
+
 def sample_masks(
-    layers: list[Layer],
+    topology: Topology,
     strengths: dict[str, torch.Tensor],
     allowed: dict[str, torch.Tensor],
     base: float,
@@ -71,56 +131,61 @@ def sample_masks(
     `strengths` are the (mated) synaptic strengths, `allowed` where synapses may exist,
     `base` the synapse count the `share` applies to, `scale` a correction of that share.
     The output layer's neurons are the classes: they are not clusters that can be dropped, and a
-    class whose every synapse was drawn away keeps its most probable one."""
-    alive = [int(allowed[layer.name].sum()) for layer in layers]
-    floors = [layer.out_units for layer in layers]
+    class whose every synapse was drawn away keeps its most probable one that reads a live unit."""
+    groups = pools(topology, config.cluster)
+    alive = [int(pool_view(allowed, topology, pool, config.cluster).sum()) for pool in groups]
+    floors = [pool.floor for pool in groups]
     targets = layer_targets(alive, floors, min(1.0, config.share * scale), config.balance, base)
-    masks = {}
-    for index, (layer, target) in enumerate(zip(layers, targets, strict=True)):
-        mask = cluster_view(allowed[layer.name], layer, config.cluster)
-        weights = cluster_view(strengths[layer.name], layer, config.cluster)
+    output = topology.output
+    masks: dict[str, torch.Tensor] = {}
+    for pool, target in zip(groups, targets, strict=True):
+        is_output = pool.layers == (output.name,)
+        mask = pool_view(allowed, topology, pool, config.cluster)
+        weights = pool_view(strengths, topology, pool, config.cluster)
         p_cluster, p_synapse = encode_clusters(weights, mask, config.truncation)
-        if index + 1 == len(layers):
+        if is_output:
             p_cluster = mask.any(dim=1).float()
         f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, target, config.cluster_pressure)
         if math.isinf(f_cluster) and math.isinf(f_synapse):
-            masks[layer.name] = allowed[layer.name].clone()
+            masks.update(pool_split(mask.clone(), topology, pool, allowed))
             continue
         keep_cluster = torch.rand(p_cluster.shape, generator=generator) < f_cluster * p_cluster
         keep_synapse = torch.rand(p_synapse.shape, generator=generator) < f_synapse * p_synapse
         child = mask & keep_cluster[:, None] & keep_synapse
-        if index + 1 == len(layers) and index > 0:
-            live = _live_units(masks, layers[:index]).repeat_interleave(layer.kernel)
+        if is_output and len(groups) > 1:
+            live = _delivered_to_output(topology, masks, allowed)
             reachable = p_synapse * live
             lost = mask.any(dim=1) & ~(child & live).any(dim=1)
             strongest = reachable.argmax(dim=1)
             child[lost, strongest[lost]] = True
-        masks[layer.name] = child.reshape(allowed[layer.name].shape)
-    return propagate_dead(masks, layers)
+        masks.update(pool_split(child, topology, pool, allowed))
+    return settle(topology, masks)
 
 
-def _live_units(masks: dict[str, torch.Tensor], layers: list[Layer]) -> torch.Tensor:
-    """Which output units of the last of `layers` stay alive once the units that lost all their
-    inputs have died: a class rescued onto a unit that dies with its inputs is lost after all."""
-    settled = propagate_dead(masks, layers)
-    return synapse_grid(settled[layers[-1].name], layers[-1]).flatten(1).any(dim=1)
+def _delivered_to_output(topology: Topology, masks: dict[str, torch.Tensor],
+                         allowed: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Which synapse columns of the output layer read a unit that stays alive once the units
+    that lost all their inputs have died: a class rescued onto a dead unit is lost after all."""
+    output = topology.output
+    delivered = delivered_inputs(topology, {**masks, output.name: allowed[output.name]})
+    return delivered[output.name].repeat_interleave(output.kernel)
 
 
-def _viable(layers: list[Layer], allowed: dict, masks: dict) -> bool:
-    """Every layer keeps a synapse and every class the parents could predict keeps one."""
-    last = layers[-1]
+def _viable(topology: Topology, allowed: dict, masks: dict) -> bool:
+    """Every class the parents could predict keeps a synapse reading a live unit (in a chain,
+    a layer that lost every synapse takes every class with it; in a residual network a block
+    may die while the stream carries on)."""
+    last = topology.output
     rows = last.out_units
-    classes_kept = torch.equal(
-        masks[last.name].reshape(rows, -1).any(dim=1), allowed[last.name].reshape(rows, -1).any(dim=1)
-    )
-    return classes_kept and all(bool(masks[layer.name].any()) for layer in layers)
+    predictable = allowed[last.name].reshape(rows, -1).any(dim=1)
+    return bool(predictable.any()) and torch.equal(masks[last.name].reshape(rows, -1).any(dim=1),
+                                                   predictable)
 
 
-def _keep_classes(present: torch.Tensor, allowed: torch.Tensor, layer: Layer) -> torch.Tensor:
+def _keep_classes(present: torch.Tensor, allowed: torch.Tensor, rows: int) -> torch.Tensor:
     """The output layer's allowed synapses, with the union of the parents' for any class the
     intersection left without one: parents that each read a class through different synapses
     must not breed an offspring that cannot predict it."""
-    rows = layer.out_units
     orphaned = ~allowed.reshape(rows, -1).any(dim=1)
     if not orphaned.any():
         return allowed
@@ -172,20 +237,21 @@ def synthesize(
     alphas = torch.tensor(config.alphas, dtype=torch.float32) if config.alphas else equal_alphas(m)
     if len(alphas) != m:
         raise JetsynthError(f"{len(alphas)} mating weights (--alpha) for {m} parents")
-    layers = parents[0].layers
+    topology = parents[0].topology
+    layers = topology.layers
     weights, present = align(parents, config.alignment)
     strengths = {k: mate(w.abs(), present[k], alphas, config.mating) for k, w in weights.items()}
     allowed = {k: structure(p, config.structure) for k, p in present.items()}
-    allowed[layers[-1].name] = _keep_classes(present[layers[-1].name], allowed[layers[-1].name],
-                                             layers[-1])
+    output = topology.output
+    allowed[output.name] = _keep_classes(present[output.name], allowed[output.name], output.out_units)
     mean_size = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
     base = min(mean_size, sum(float(a.sum()) for a in allowed.values()))
     wanted = config.share * base
     ceiling = 1.0 / math.sqrt(config.share)
     scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
-        masks = sample_masks(layers, strengths, allowed, base, config, generator, scale)
-        if not _viable(layers, allowed, masks):
+        masks = sample_masks(topology, strengths, allowed, base, config, generator, scale)
+        if not _viable(topology, allowed, masks):
             continue
         realized = sum(float(mask.sum()) for mask in masks.values())
         distance = abs(math.log(max(realized, 1.0) / max(wanted, 1.0)))
@@ -199,6 +265,6 @@ def synthesize(
         state = _inherited_state(parents, weights, present, alphas, config.alignment)
         return parents[0].with_state(state).with_masks(chosen, lineage)
     raise JetsynthError(
-        f"every draw of offspring {lineage.id} lost a whole layer; the parents are too sparse "
+        f"every draw of offspring {lineage.id} lost a whole layer or a class; the parents are too sparse "
         "(or too different) for more pressure: raise --keep or evolve fewer generations"
     )

@@ -76,7 +76,7 @@ def train_genome(
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     started = time.perf_counter()
     torch.manual_seed(seed)
-    compacted = compact(genome.build(), genome.masks, genome.layers)
+    compacted = compact(genome.build(), genome.topology, genome.masks)
     net = compacted.model
     masked = [(net.get_submodule(name).weight, mask) for name, mask in compacted.masks.items()]
     n = len(dataset.train_x)
@@ -108,9 +108,9 @@ def train_genome(
                 on_step(step, total)
         if checkpoint_dir is not None and epoch + 1 < config.epochs:
             save_checkpoint(checkpoint_dir, key, epoch + 1, net, optimizer, order)
-    state = restrict_precision(expand_state(compacted, genome.layers, genome.state), config.precision)
+    state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
     trained = replace(genome, state=state, precision=config.precision)
-    evaluated = compact(trained.build(), trained.masks, trained.layers).model
+    evaluated = compact(trained.build(), trained.topology, trained.masks).model
     accuracy = evaluate(evaluated, dataset.test_x, dataset.test_y)
     metrics = {
         "accuracy": accuracy,

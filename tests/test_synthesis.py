@@ -3,7 +3,8 @@ import torch
 
 from jetsynth.errors import JetsynthError
 from jetsynth.genome import Lineage, ancestor_genome
-from jetsynth.synthesis import SynthesisConfig, _live_units, synthesize
+from jetsynth.structure import delivered_inputs
+from jetsynth.synthesis import SynthesisConfig, synthesize
 
 CHILD = Lineage("g02-m00", 2, 0, ("g01-m00",))
 
@@ -96,6 +97,6 @@ def test_a_class_is_rescued_only_onto_a_unit_that_keeps_its_inputs(parent):
     masks["7"][0, :16] = True
     masks["7"][1] = False
     masks["7"][1, 16:32] = True
-    live = _live_units(masks, parent.layers[:3])
+    live = delivered_inputs(parent.topology, masks)["9"]
     assert live[:2].tolist() == [False, True]
     assert int(live.sum()) == 499

@@ -1,5 +1,6 @@
 """Model factories used by tests through `--arch user_models:NAME`."""
 
+import torch
 from torch import nn
 
 
@@ -40,3 +41,58 @@ def residual(input_shape, num_classes):
 
 def not_a_module(input_shape, num_classes):
     return 42
+
+
+class Inception(nn.Module):
+    """Two branches concatenated, then read by one conv: a concatenation coupling."""
+
+    def __init__(self, channels, num_classes):
+        super().__init__()
+        self.stem = nn.Conv2d(channels, 8, 3, padding=1)
+        self.a = nn.Conv2d(8, 6, 1)
+        self.b = nn.Conv2d(8, 10, 3, padding=1)
+        self.mix = nn.Conv2d(16, 12, 3, padding=1)
+        self.head = nn.Linear(12 * 4 * 4, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], dim=1)
+        x = nn.functional.adaptive_avg_pool2d(torch.relu(self.mix(x)), 4)
+        return self.head(torch.flatten(x, 1))
+
+
+def inception(input_shape, num_classes):
+    return Inception(input_shape[0], num_classes)
+
+
+class InvertedResidual(nn.Module):
+    """A stem, one inverted-residual block (expand 1×1, depthwise 3×3, project 1×1, batch norms,
+    added back into the stem's stream) and a linear head: depthwise and residual couplings."""
+
+    def __init__(self, channels, num_classes):
+        super().__init__()
+        self.stem = nn.Conv2d(channels, 8, 3, padding=1, bias=False)
+        self.bn0 = nn.BatchNorm2d(8)
+        self.expand = nn.Conv2d(8, 16, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.project = nn.Conv2d(16, 8, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn0(self.stem(x)))
+        y = torch.relu(self.bn1(self.expand(x)))
+        y = torch.relu(self.bn2(self.dw(y)))
+        x = x + self.bn3(self.project(y))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def inverted_residual(input_shape, num_classes):
+    return InvertedResidual(input_shape[0], num_classes)
+
+
+def grouped(input_shape, num_classes):
+    return nn.Sequential(nn.Conv2d(input_shape[0], 4, 3), nn.Conv2d(4, 8, 3, groups=2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
