@@ -8,8 +8,8 @@ from .data import DataSpec
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .measurement import BenchTarget
-from .structure import CLUSTER_MODES
 from .selection import POLICIES, SelectionConfig
+from .structure import CLUSTER_MODES
 from .synthesis import SynthesisConfig
 from .train import PRECISIONS, TrainConfig
 

@@ -14,8 +14,8 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, save_genome, topology_for
-from .structure import Topology
 from .storage import append_jsonl, read_json, write_json
+from .structure import Topology
 
 CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"

@@ -449,7 +449,8 @@ def _kept_units(layer: Layer, kept: list[torch.Tensor]) -> tuple[torch.Tensor, t
     return rows, cols
 
 
-def kept_units(topology: Topology, masks: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def kept_units(topology: Topology,
+               masks: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per layer, the ancestor indices of the output and input units compaction keeps."""
     kept = kept_channels(topology, masks)
     out = {}

@@ -265,6 +265,6 @@ def synthesize(
         state = _inherited_state(parents, weights, present, alphas, config.alignment)
         return parents[0].with_state(state).with_masks(chosen, lineage)
     raise JetsynthError(
-        f"every draw of offspring {lineage.id} lost a whole layer or a class; the parents are too sparse "
-        "(or too different) for more pressure: raise --keep or evolve fewer generations"
+        f"every draw of offspring {lineage.id} lost a whole layer or a class; the parents are too "
+        "sparse (or too different) for more pressure: raise --keep or evolve fewer generations"
     )

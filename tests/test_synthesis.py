@@ -100,3 +100,30 @@ def test_a_class_is_rescued_only_onto_a_unit_that_keeps_its_inputs(parent):
     live = delivered_inputs(parent.topology, masks)["9"]
     assert live[:2].tolist() == [False, True]
     assert int(live.sum()) == 499
+
+
+@pytest.mark.parametrize("arch", ["resnet-small", "user_models:inverted_residual",
+                                  "user_models:inception"])
+def test_filter_clusters_are_channels_of_a_space(arch):
+    """With filter clusters every layer writing a channel keeps or loses it together, so every
+    space shrinks, a residual stream or a depthwise conv's included (were a residual channel one
+    cluster per layer, it would die only when all of them drew it away); two such parents mate
+    by tag within their intersection, and by position without error."""
+    from jetsynth.structure import live_channels
+
+    ancestor = ancestor_genome(arch, (3, 16, 16), 4, seed=0)
+    config = SynthesisConfig(cluster="filter", keep=0.7, cluster_pressure=1.0, balance=0.0)
+    generator = torch.Generator().manual_seed(3)
+    parents = [synthesize(ancestor, config, generator, Lineage(f"p{i}", 2, i)) for i in range(2)]
+    topology = ancestor.topology
+    for parent in parents:
+        for space, flags in zip(topology.spaces, live_channels(topology, parent.masks), strict=True):
+            assert 0 < flags.sum() < space.size
+    for alignment in ("tag", "position"):
+        mated = SynthesisConfig(cluster="filter", keep=0.9, cluster_pressure=1.0, balance=0.0,
+                                mates=2, alignment=alignment)
+        child = synthesize(parents, mated, generator, CHILD)
+        if alignment == "tag":
+            for name, mask in child.masks.items():
+                if name != topology.output.name:
+                    assert not (mask & ~(parents[0].masks[name] & parents[1].masks[name])).any()
