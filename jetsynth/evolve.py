@@ -24,6 +24,7 @@ from .genome import Genome, Lineage, ancestor_genome
 from .mating import rate_for_factor
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .metrics import efficiency, size_metrics
+from .models import resolve_factory
 from .rundir import RunDirectory, open_run
 from .selection import select_parents, speed
 from .similarity import cluster_presence, overlap_matrix
@@ -146,7 +147,8 @@ def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict) 
 
 def _newborn(offspring: Genome, seed: int) -> Genome:
     """Seed 001's 'newborn' reading: the offspring's structure with fresh random weights."""
-    fresh = ancestor_genome(offspring.arch, offspring.input_shape, offspring.num_classes, seed)
+    fresh = ancestor_genome(offspring.arch, offspring.input_shape, offspring.num_classes, seed,
+                            offspring.resolved_factory())
     return replace(offspring, state=fresh.state).with_masks(offspring.masks, offspring.lineage)
 
 
@@ -190,16 +192,21 @@ def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float)
 
 
 def evolve(
-    config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None
+    config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None,
+    trust_code: bool = False,
 ) -> list[dict]:
     """Run (or resume) an evolution and return every member's record, ancestor first. With
-    --target-fps, the run stops after the generation in which a member reached the target."""
+    --target-fps, the run stops after the generation in which a member reached the target.
+    A resumed run's config may come from its files: user code it names (`module:function`,
+    `file.py:function`) is imported only with `trust_code` (the user repeated --arch or gave
+    --trust-code); a new run's config is the caller's own word."""
     config = config.resolved()
+    factory = resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
     target = config.bench_target()
     given = given_latency_model(config, target) if target is not None else None
-    run = open_run(Path(run_dir), config, resume)
+    run = open_run(Path(run_dir), config, resume, {config.arch: factory})
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
@@ -216,7 +223,7 @@ def evolve(
     if ancestor is None:
         seed = member_seed(config.seed, 1, 0)
         observer.member_started(ancestor_id)
-        genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed)
+        genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed, factory)
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import JetsynthError
-from .models import build_model
+from .models import Factory, build_model, check_input_shape, resolve_factory
 from .network import Layer, chain_layers
 from .storage import atomic_write, read_json, write_json
 
@@ -46,10 +46,17 @@ class Genome:
     lineage: Lineage
     precision: str = "fp32"
     extra: dict = field(default_factory=dict)
+    # The factory for `arch`, resolved on the user's word (not saved); None: built-ins only.
+    factory: Factory | None = field(default=None, repr=False, compare=False)
+
+    def resolved_factory(self) -> Factory:
+        """`factory`, else the built-in `arch` names; user code named only by the genome's
+        files is never imported (a one-line JetsynthError says how to allow it)."""
+        return self.factory or resolve_factory(self.arch, trusted=False)
 
     def build(self) -> nn.Module:
         """The ancestor-shaped network carrying this genome's (masked) weights."""
-        model = build_model(self.arch, self.input_shape, self.num_classes)
+        model = build_model(self.arch, self.input_shape, self.num_classes, self.resolved_factory())
         model.load_state_dict(self.state)
         return model
 
@@ -70,11 +77,14 @@ class Genome:
 
 
 def ancestor_genome(
-    arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int
+    arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int,
+    factory: Factory | None = None,
 ) -> Genome:
-    """A freshly initialised ancestor: every synapse alive, one unique tag per (out, in) pair."""
+    """A freshly initialised ancestor: every synapse alive, one unique tag per (out, in) pair.
+    `factory`: the one resolved for `arch`; None resolves `arch` as the caller's own word."""
+    factory = factory or resolve_factory(arch, trusted=True)
     torch.manual_seed(seed)
-    model = build_model(arch, input_shape, num_classes)
+    model = build_model(arch, input_shape, num_classes, factory)
     layers = chain_layers(model, input_shape)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     masks = {layer.name: torch.ones_like(state[f"{layer.name}.weight"], dtype=torch.bool)
@@ -95,6 +105,7 @@ def ancestor_genome(
         masks=masks,
         tags=tags,
         lineage=Lineage(id="g01-m00", generation=1, member=0),
+        factory=factory,
     )
 
 
@@ -119,7 +130,10 @@ def save_genome(genome: Genome, directory: Path) -> None:
     )
 
 
-def load_genome(directory: Path) -> Genome:
+def load_genome(directory: Path, factories: dict[str, Factory] | None = None) -> Genome:
+    """The genome saved in `directory`. Its architecture is data: `factories` maps the names
+    the user allowed on the command line to their factories (see models.stored_factories);
+    anything else builds only if it is a built-in."""
     directory = Path(directory)
     meta_path, tensor_path = directory / META_FILE, directory / TENSORS_FILE
     if not meta_path.is_file() or not tensor_path.is_file():
@@ -135,11 +149,16 @@ def load_genome(directory: Path) -> Genome:
     def group(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
+    arch = meta.get("arch")
+    if not isinstance(arch, str):
+        raise JetsynthError(f"{meta_path}: arch must be an architecture name, not {arch!r}")
+    input_shape, num_classes = check_input_shape(meta.get("input_shape"), meta.get("num_classes"),
+                                                 str(meta_path))
     lineage = meta["lineage"]
     return Genome(
-        arch=meta["arch"],
-        input_shape=tuple(meta["input_shape"]),
-        num_classes=meta["num_classes"],
+        arch=arch,
+        input_shape=input_shape,
+        num_classes=num_classes,
         layers=[Layer(**layer) for layer in meta["layers"]],
         state=group("state/"),
         masks=group("mask/"),
@@ -152,4 +171,5 @@ def load_genome(directory: Path) -> Genome:
         ),
         precision=meta.get("precision", "fp32"),
         extra=meta.get("extra", {}),
+        factory=(factories or {}).get(arch),
     )

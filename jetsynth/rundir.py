@@ -37,8 +37,9 @@ def versions() -> dict:
 class RunDirectory:
     """The on-disk state of a run: config, events, and one folder per member."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, factories: dict | None = None):
         self.root = Path(root)
+        self.factories = factories  # architectures the user allowed (models.stored_factories)
 
     def member_dir(self, mid: str) -> Path:
         return self.root / MEMBERS_DIR / mid
@@ -55,7 +56,7 @@ class RunDirectory:
         return [r for r in found if r is not None]
 
     def genome(self, mid: str) -> Genome:
-        return load_genome(self.member_dir(mid))
+        return load_genome(self.member_dir(mid), self.factories)
 
     def event(self, kind: str, **fields_) -> None:
         append_jsonl(self.root / EVENTS_FILE, {"event": kind, "time": round(time.time(), 3),
@@ -80,10 +81,11 @@ class RunDirectory:
         write_json(folder / MEMBER_FILE, record)
 
 
-def open_run(root: Path, config: EvolveConfig, resume: bool) -> RunDirectory:
+def open_run(root: Path, config: EvolveConfig, resume: bool,
+             factories: dict | None = None) -> RunDirectory:
     """Create a run directory, or reopen one to resume; a resumed run must keep its
-    configuration (only --generations may grow)."""
-    run = RunDirectory(root)
+    configuration (only --generations may grow). `factories`: see RunDirectory."""
+    run = RunDirectory(root, factories)
     stored = run.stored_config()
     if stored is not None:
         stored = stored.with_policies()
