@@ -160,6 +160,10 @@ def cli() -> None:
                    "[default: adaptive with --target-fps, else fixed].")
 @click.option("--measure-every", type=int, default=1, show_default=True,
               help="--bench: time every K-th member and predict the rest with the latency model.")
+@click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
+              help="Start the ancestor from these weights (safetensors, or a torch state dict read "
+                   "with weights_only) instead of a fresh initialisation; with --ancestor-epochs 0 it "
+                   "is only evaluated.")
 @click.option("--trust-code", is_flag=True,
               help="--resume: allow importing the user code (module:function, file.py:function) that "
                    "the run's config.json names, without giving --arch again.")

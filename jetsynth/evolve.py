@@ -31,6 +31,7 @@ from .similarity import cluster_presence, overlap_matrix
 from .storage import read_json, write_json
 from .synthesis import synthesize
 from .train import train_genome
+from .weights import file_digest, fit_state, load_state_dict
 
 
 class Observer:
@@ -206,6 +207,9 @@ def evolve(
     dataset = load_dataset(config.data_spec())
     target = config.bench_target()
     given = given_latency_model(config, target) if target is not None else None
+    weights = None
+    if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
+        weights = load_state_dict(Path(config.ancestor_weights))
     run = open_run(Path(run_dir), config, resume, {config.arch: factory})
     speedometer = None
     if target is not None:
@@ -225,6 +229,11 @@ def evolve(
         observer.member_started(ancestor_id)
         genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed, factory)
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
+        if weights is not None:  # the given weights replace the fresh initialisation
+            genome = genome.with_state(fit_state(weights, genome.state, config.ancestor_weights,
+                                                 config.arch))
+            run.event("ancestor_weights", path=config.ancestor_weights,
+                      sha256=file_digest(Path(config.ancestor_weights)))
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))
         ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, speedometer, 0)
