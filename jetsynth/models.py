@@ -357,14 +357,9 @@ def stored_factories(recorded: str, typed: str | None, trust_code: bool, where: 
     return {recorded: factory}
 
 
-def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int,
-                factory: Factory | None = None) -> nn.Module:
-    """Instantiate an ancestor with `factory`, or (None) the one `arch` names: the caller's own
-    word, so user code is imported. Code that builds from a run's files passes the factory it
-    resolved with `resolve_factory`. A factory that fails or returns a non-module is a user
-    error."""
-    if factory is None:
-        factory = resolve_factory(arch, trusted=True)
+def instantiate(factory: Factory, arch: str, input_shape: tuple[int, int, int],
+                num_classes: int) -> nn.Module:
+    """Call a resolved factory; one that fails or returns a non-module is a user error."""
     try:
         model = factory(tuple(input_shape), int(num_classes))
     except Exception as exc:  # a user's factory may raise anything
@@ -372,6 +367,14 @@ def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int,
     if not isinstance(model, nn.Module):
         raise JetsynthError(f"--arch {arch} returned {type(model).__name__}, not a torch nn.Module")
     return model
+
+
+def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int,
+                factory: Factory | None = None) -> nn.Module:
+    """Instantiate an ancestor with `factory`, or (None) the one `arch` names: the caller's own
+    word, so user code is imported. Code that builds from a run's files passes the factory it
+    resolved with `resolve_factory`/`stored_factories` instead."""
+    return instantiate(factory or resolve_factory(arch, trusted=True), arch, input_shape, num_classes)
 
 
 def check_input_shape(input_shape, num_classes, where: str) -> tuple[tuple[int, int, int], int]:
