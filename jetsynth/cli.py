@@ -99,7 +99,8 @@ def cli() -> None:
 @click.option("--subset", type=float, default=1.0, show_default=True,
               help="Stratified, seeded fraction of the training split to use.")
 @click.option("--arch", default="lenet5", show_default=True,
-              help="lenet5 | alexnet-cifar | module:function (a factory (input_shape, classes)).")
+              help="lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | file.py:function "
+                   "(your factory (input_shape, classes) -> nn.Module; user code, see Security).")
 @click.option("--generations", type=int, default=6, show_default=True,
               help="Generations including the ancestor (generation 1).")
 @click.option("--population", type=int, default=1, show_default=True,
@@ -159,16 +160,24 @@ def cli() -> None:
                    "[default: adaptive with --target-fps, else fixed].")
 @click.option("--measure-every", type=int, default=1, show_default=True,
               help="--bench: time every K-th member and predict the rest with the latency model.")
+@click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
+              help="Start the ancestor from these weights (safetensors, or a torch state dict read "
+                   "with weights_only) instead of a fresh initialisation; with --ancestor-epochs 0 it "
+                   "is only evaluated.")
+@click.option("--trust-code", is_flag=True,
+              help="--resume: allow importing the user code (module:function, file.py:function) that "
+                   "the run's config.json names, without giving --arch again.")
 @click.option("--latency-model", type=click.Path(dir_okay=False), default=None,
               help="--bench: a model from `jetsynth calibrate`, or none for one fitted on the run's own "
                    "measurements [default: calibration/DEVICE.json if present, else none].")
 @click.pass_context
-def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, **options) -> None:
+def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""
     from rich.console import Console
 
     from .config import EvolveConfig
     from .evolve import evolve as run_evolution
+    from .models import canonical_arch
     from .report import load_records
     from .rundir import RunDirectory
 
@@ -182,11 +191,15 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, **options) ->
         if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
     }
     try:
+        options["arch"] = canonical_arch(options["arch"])
+        given = {name: options[name] for name in given}
         stored = RunDirectory(run_dir).stored_config() if resume else None
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
         with _RichObserver(Console(stderr=True)) as observer:
-            run_evolution(config, run_dir, resume=resume, observer=observer)
+            # user code is imported on the command line's word only: --arch typed, or --trust-code
+            run_evolution(config, run_dir, resume=resume, observer=observer,
+                          trust_code=trust_code or "arch" in given)
         _print_report(run_dir, *load_records(run_dir), Console())
         if config.target_fps is not None:
             click.echo(_target_outcome(config, load_records(run_dir)[1]))
@@ -344,10 +357,15 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
 @click.option("--finetune-epochs", type=int, default=0, show_default=True,
               help="Train the member this many epochs more on the run's data first, its "
                    "structure fixed (evolution retrains each offspring only briefly).")
+@click.option("--arch", default=None,
+              help="The run's own user-code architecture (module:function, file.py:function), "
+                   "allowing jetsynth to import it.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow importing the user code the run's config.json names.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
-           finetune_epochs: int, as_json: bool) -> None:
+           finetune_epochs: int, arch: str | None, trust_code: bool, as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
     from .export import export_member
 
@@ -355,7 +373,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")
     try:
         result, record = export_member(run_dir, output, generation, member, max_drop, precision,
-                                       io_precision, opset, parity, finetune_epochs)
+                                       io_precision, opset, parity, finetune_epochs, arch, trust_code)
     except JetsynthError as exc:
         _fail(str(exc))
     summary = {
@@ -399,9 +417,14 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
 @click.option("--threads", type=int, default=0, show_default=True,
               help="CPU threads (0: the backend's default).")
 @click.option("--half", is_flag=True, help="torch backends: run in half precision.")
+@click.option("--arch", default=None, help="A member folder's own user-code architecture, allowing "
+                                           "jetsynth to import it.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow importing the user code a member folder's genome.json names.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
-          warmup: float, threads: int, half: bool, as_json: bool) -> None:
+          warmup: float, threads: int, half: bool, arch: str | None, trust_code: bool,
+          as_json: bool) -> None:
     """Time MODEL on this machine: an ONNX file, a run's member folder (torch) or a TensorRT
     engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
     from .bench import ENGINE_SUFFIXES, EngineRunner, TorchRunner, measure, onnx_runner
@@ -409,13 +432,19 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
     try:
         if model.is_dir():
             from .export import compact_genome
-            from .genome import load_genome
+            from .genome import genome_header, load_genome
 
             backend = backend or "torch-cpu"
             if not backend.startswith("torch"):
                 raise JetsynthError(f"{model} is a member folder: time it with --backend torch-cpu or "
                                     "torch-cuda, or export it to ONNX first")
-            genome = load_genome(model)
+            factory = None
+            if arch is not None or trust_code:
+                from .models import stored_factories
+
+                recorded = genome_header(model)["arch"]
+                factory = stored_factories(recorded, arch, trust_code, str(model))[recorded]
+            genome = load_genome(model, factory=factory)
             runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half,
                                  threads)
         else:

@@ -67,6 +67,7 @@ class EvolveConfig:
     measure_every: int = 1
     latency_model: str | None = None
     pressure: str | None = None
+    ancestor_weights: str | None = None
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the

@@ -20,16 +20,18 @@ from .data import load_dataset
 from .environment import adaptive_keep
 from .errors import JetsynthError
 from .frontier import meets_target
-from .genome import Genome, Lineage, ancestor_genome
+from .genome import Genome, Lineage, ancestor_genome, topology_for
 from .mating import rate_for_factor
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .metrics import efficiency, size_metrics
+from .models import resolve_factory
 from .rundir import RunDirectory, open_run
 from .selection import select_parents, speed
 from .similarity import cluster_presence, overlap_matrix
 from .storage import read_json, write_json
 from .synthesis import synthesize
 from .train import train_genome
+from .weights import file_digest, fit_state, load_state_dict
 
 
 class Observer:
@@ -191,16 +193,24 @@ def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float)
 
 
 def evolve(
-    config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None
+    config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None,
+    trust_code: bool = False,
 ) -> list[dict]:
     """Run (or resume) an evolution and return every member's record, ancestor first. With
-    --target-fps, the run stops after the generation in which a member reached the target."""
+    --target-fps, the run stops after the generation in which a member reached the target.
+    A resumed run's config may come from its files: user code it names (`module:function`,
+    `file.py:function`) is imported only with `trust_code` (the user repeated --arch or gave
+    --trust-code); a new run's config is the caller's own word."""
     config = config.resolved()
+    factory = resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
     target = config.bench_target()
     given = given_latency_model(config, target) if target is not None else None
-    run = open_run(Path(run_dir), config, resume)
+    weights = None
+    if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
+        weights = load_state_dict(Path(config.ancestor_weights))
+    run = open_run(Path(run_dir), config, resume, {config.arch: factory})
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
@@ -217,8 +227,14 @@ def evolve(
     if ancestor is None:
         seed = member_seed(config.seed, 1, 0)
         observer.member_started(ancestor_id)
-        genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed)
+        topology = topology_for(config.arch, dataset.input_shape, dataset.classes, factory)
+        genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed, topology)
         genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
+        if weights is not None:  # the given weights replace the fresh initialisation
+            genome = genome.with_state(fit_state(weights, genome.state, config.ancestor_weights,
+                                                 config.arch))
+            run.event("ancestor_weights", path=config.ancestor_weights,
+                      sha256=file_digest(Path(config.ancestor_weights)))
         trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
                                run.member_dir(ancestor_id))
         ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, speedometer, 0)
@@ -237,7 +253,7 @@ def evolve(
         overlaps = None
         if config.selection == "similarity":
             overlaps = overlap_matrix(
-                [cluster_presence(genomes[r["id"]], config.cluster) for r in previous]
+                [cluster_presence(genomes[r["id"]].masks, config.cluster) for r in previous]
             )
         for index in range(config.population):
             mid = member_id(generation, index)

@@ -237,22 +237,28 @@ def export_member(
     opset: int = DEFAULT_OPSET,
     check_parity: bool = True,
     finetune_epochs: int = 0,
+    arch: str | None = None,
+    trust_code: bool = False,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `report.pick_member`), with parity measured on the run's test split. Returns the result
     and the member's record. With `finetune_epochs`, the member is first trained that many
     epochs more on the run's data, its structure fixed: evolution retrains each offspring
     briefly, and the one network that ships is worth a longer training (the record then holds
-    the new accuracy, and `finetune` the epochs and the accuracy before)."""
+    the new accuracy, and `finetune` the epochs and the accuracy before). A run made with user
+    code (`module:function`, `file.py:function`) is built only on the user's word: `arch` (the
+    command line's --arch, the run's own) or `trust_code`."""
     from .data import DataSpec, load_dataset
+    from .models import stored_factories
     from .report import load_records, pick_member
     from .rundir import RunDirectory
 
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
+    factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
     record = pick_member(records, generation, member, max_drop)
-    genome = RunDirectory(Path(run_dir)).genome(record["id"])
+    genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
     dataset = None
     if check_parity or finetune_epochs:
         try:

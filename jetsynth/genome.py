@@ -11,7 +11,6 @@ Format 2 drops format 1's chain-layer list; the tensors are the same, so a forma
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import JetsynthError
-from .models import instantiate, resolve_factory
+from .models import Factory, check_input_shape, instantiate, resolve_factory
 from .storage import atomic_write, read_json, write_json
 from .structure import Layer, Topology, row_alive, trace
 
@@ -87,10 +86,11 @@ class Genome:
 
 
 def topology_for(arch: str, input_shape: tuple[int, int, int], num_classes: int,
-                 factory: Callable | None = None) -> Topology:
+                 factory: Factory | None = None) -> Topology:
     """The traced structure of `arch` for this input shape and class count. `factory`: the
-    resolved architecture; None resolves `arch` (see `models.resolve_factory`)."""
-    factory = factory or resolve_factory(arch)
+    architecture resolved on the user's word; None builds only a built-in (a name read from a
+    file never imports code: see `models.resolve_factory`)."""
+    factory = factory or resolve_factory(arch, trusted=False)
     model = instantiate(factory, arch, input_shape, num_classes)
     topology = trace(model, arch, input_shape, num_classes, factory)
     return replace(topology, factory=lambda shape, classes: instantiate(factory, arch, shape, classes))
@@ -99,8 +99,10 @@ def topology_for(arch: str, input_shape: tuple[int, int, int], num_classes: int,
 def ancestor_genome(arch: str, input_shape: tuple[int, int, int], num_classes: int, seed: int,
                     topology: Topology | None = None) -> Genome:
     """A freshly initialised ancestor: every synapse alive, one unique tag per (out, in) pair
-    of every layer (for a depthwise conv, per filter)."""
-    topology = topology or topology_for(arch, input_shape, num_classes)
+    of every layer (for a depthwise conv, per filter). `topology`: the traced `arch`; None
+    traces `arch` as the caller's own word (user code is imported)."""
+    topology = topology or topology_for(arch, input_shape, num_classes,
+                                        resolve_factory(arch, trusted=True))
     torch.manual_seed(seed)
     model = topology.build()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -154,40 +156,50 @@ def genome_header(directory: Path) -> dict:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise JetsynthError(f"{meta_path}: genome format {found} is not supported "
                             f"(this jetsynth reads {', '.join(map(str, READABLE_FORMATS))})")
-    shape, classes = meta.get("input_shape"), meta.get("num_classes")
-    if not (isinstance(shape, list) and len(shape) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
-        raise JetsynthError(f"{meta_path}: input_shape must be three positive integers, not {shape!r}")
-    if not (isinstance(classes, int) and not isinstance(classes, bool) and classes > 0):
-        raise JetsynthError(f"{meta_path}: num_classes must be a positive integer, not {classes!r}")
+    check_input_shape(meta.get("input_shape"), meta.get("num_classes"), str(meta_path))
     if not isinstance(meta.get("arch"), str):
-        raise JetsynthError(f"{meta_path}: arch must be a name")
+        raise JetsynthError(f"{meta_path}: arch must be an architecture name, not {meta.get('arch')!r}")
     return meta
 
 
-def load_genome(directory: Path, topology: Topology | None = None) -> Genome:
-    """A saved genome on `topology` (the run's traced ancestor; None traces the genome's own
-    built-in architecture). A genome of another architecture or shape is refused."""
+def _tensors(directory: Path) -> dict[str, torch.Tensor]:
+    tensor_path = directory / TENSORS_FILE
+    try:
+        return load_file(str(tensor_path))
+    except (SafetensorError, OSError) as exc:
+        raise JetsynthError(f"{tensor_path}: unreadable safetensors file ({exc})") from None
+
+
+def load_masks(directory: Path) -> dict[str, torch.Tensor]:
+    """A saved genome's masks alone, by layer name: what similarity reads, with no architecture
+    to build."""
+    directory = Path(directory)
+    genome_header(directory)
+    return {k[len("mask/"):]: v for k, v in _tensors(directory).items() if k.startswith("mask/")}
+
+
+def load_genome(directory: Path, topology: Topology | None = None,
+                factory: Factory | None = None) -> Genome:
+    """A saved genome on `topology` (the run's traced ancestor, whose factory the user allowed),
+    else traced with `factory` (the user's), else only if its architecture is a built-in. A
+    genome of another architecture or shape than `topology` is refused."""
     directory = Path(directory)
     meta = genome_header(directory)
     shape, classes = tuple(meta["input_shape"]), meta["num_classes"]
     if topology is None:
-        topology = topology_for(meta["arch"], shape, classes)
+        topology = topology_for(meta["arch"], shape, classes, factory)
     elif (meta["arch"], shape, classes) != (topology.arch, topology.input_shape, topology.num_classes):
         raise JetsynthError(
             f"{directory}: a genome of {meta['arch']} {shape} with {classes} classes does not belong "
             f"to this run ({topology.arch} {topology.input_shape} with {topology.num_classes} classes)"
         )
-    tensor_path = directory / TENSORS_FILE
-    try:
-        tensors = load_file(str(tensor_path))
-    except (SafetensorError, OSError) as exc:
-        raise JetsynthError(f"{tensor_path}: unreadable safetensors file ({exc})") from None
+    tensors = _tensors(directory)
 
     def group(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     masks = group("mask/")
+    tensor_path = directory / TENSORS_FILE
     for layer in topology.layers:
         expected = (layer.out_units, layer.in_units * layer.kernel)
         mask = masks.get(layer.name)

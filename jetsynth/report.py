@@ -278,7 +278,7 @@ def generation_similarity(run_dir: Path, generation: int, mode: str) -> tuple[li
     ids = [r["id"] for r in run.records() if r["generation"] == generation]
     if not ids:
         raise JetsynthError(f"{run_dir} has no finished member in generation {generation}")
-    return ids, overlap_matrix([cluster_presence(run.genome(i), mode) for i in ids])
+    return ids, overlap_matrix([cluster_presence(run.masks(i), mode) for i in ids])
 
 
 def overlap_by_generation(run_dir: Path, records: list[dict], mode: str) -> list[dict]:

@@ -13,7 +13,7 @@ import torch
 
 from .config import EvolveConfig
 from .errors import JetsynthError
-from .genome import Genome, genome_header, load_genome, save_genome, topology_for
+from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
 from .storage import append_jsonl, read_json, write_json
 from .structure import Topology
 
@@ -38,8 +38,9 @@ def versions() -> dict:
 class RunDirectory:
     """The on-disk state of a run: config, events, and one folder per member."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, factories: dict | None = None):
         self.root = Path(root)
+        self.factories = factories or {}  # architectures the user allowed (models.stored_factories)
         self._topologies: dict[tuple, Topology] = {}
 
     def member_dir(self, mid: str) -> Path:
@@ -57,13 +58,17 @@ class RunDirectory:
         return [r for r in found if r is not None]
 
     def genome(self, mid: str) -> Genome:
-        """A member's genome; the architecture is traced once per run directory object."""
+        """A member's genome; the architecture is traced once per run directory object, with
+        the factory the user allowed for it (a built-in otherwise)."""
         folder = self.member_dir(mid)
         header = genome_header(folder)
         key = (header["arch"], tuple(header["input_shape"]), header["num_classes"])
         if key not in self._topologies:
-            self._topologies[key] = topology_for(*key)
+            self._topologies[key] = topology_for(*key, self.factories.get(header["arch"]))
         return load_genome(folder, self._topologies[key])
+
+    def masks(self, mid: str) -> dict[str, torch.Tensor]:
+        return load_masks(self.member_dir(mid))
 
     def event(self, kind: str, **fields_) -> None:
         append_jsonl(self.root / EVENTS_FILE, {"event": kind, "time": round(time.time(), 3),
@@ -88,10 +93,11 @@ class RunDirectory:
         write_json(folder / MEMBER_FILE, record)
 
 
-def open_run(root: Path, config: EvolveConfig, resume: bool) -> RunDirectory:
+def open_run(root: Path, config: EvolveConfig, resume: bool,
+             factories: dict | None = None) -> RunDirectory:
     """Create a run directory, or reopen one to resume; a resumed run must keep its
-    configuration (only --generations may grow)."""
-    run = RunDirectory(root)
+    configuration (only --generations may grow). `factories`: see RunDirectory."""
+    run = RunDirectory(root, factories)
     stored = run.stored_config()
     if stored is not None:
         stored = stored.with_policies()

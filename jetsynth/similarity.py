@@ -9,21 +9,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .genome import Genome
-from .structure import cluster_view, live_channels
 
-
-def cluster_presence(genome: Genome, mode: str = "kernel") -> torch.Tensor:
-    """One flag per ancestor cluster, in tag order: does this genome keep it? Kernel clusters:
-    every conv kernel and linear neuron of every layer. Filter clusters: every channel of every
-    channel space (one cluster however many layers write it), then the output layer's classes."""
-    if mode == "filter":
-        output = genome.topology.output
-        flags = live_channels(genome.topology, genome.masks)
-        flags.append(cluster_view(genome.masks[output.name], output, "filter").any(dim=1))
-    else:
-        flags = [cluster_view(genome.masks[layer.name], layer, mode).any(dim=1)
-                 for layer in genome.layers]
+def cluster_presence(masks: dict[str, torch.Tensor], mode: str = "kernel") -> torch.Tensor:
+    """One flag per ancestor cluster, layers by name: does a genome with these masks keep it?
+    Kernel clusters: every conv kernel (out, in) and linear neuron; filter clusters: every
+    filter and neuron of every layer. It reads the masks alone (their shapes are the weights'),
+    so a run's similarity needs no code to build its architecture."""
+    flags = []
+    for name in sorted(masks):
+        mask = masks[name]
+        rows = mask.shape[0] * mask.shape[1] if mode == "kernel" and mask.dim() > 2 else mask.shape[0]
+        flags.append(mask.reshape(rows, -1).any(dim=1))
     return torch.cat(flags)
 
 

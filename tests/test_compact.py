@@ -10,6 +10,8 @@ CASES = [
     ("lenet5", (1, 28, 28)),
     ("alexnet-cifar", (3, 32, 32)),
     ("resnet-small", (3, 16, 16)),
+    ("resnet18", (3, 32, 32)),
+    ("mobilenet-v2", (3, 32, 32)),
     ("user_models:tiny_bn", (1, 28, 28)),
     ("user_models:inception", (3, 8, 8)),
     ("user_models:inverted_residual", (3, 8, 8)),

@@ -26,5 +26,5 @@ def test_matrix_and_average_by_hand():
 
 def test_cluster_presence_counts_kernels_or_filters():
     genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
-    assert len(cluster_presence(genome, "kernel")) == 20 + 1000 + 500 + 10
-    assert len(cluster_presence(genome, "filter")) == 20 + 50 + 500 + 10
+    assert len(cluster_presence(genome.masks, "kernel")) == 20 + 1000 + 500 + 10
+    assert len(cluster_presence(genome.masks, "filter")) == 20 + 50 + 500 + 10
