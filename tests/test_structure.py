@@ -4,7 +4,12 @@ from torch import nn
 
 from jetsynth.errors import JetsynthError
 from jetsynth.genome import topology_for
+from jetsynth.models import resolve_factory
 from jetsynth.structure import CLASSES, INPUT, delivered_inputs, kept_channels, macs, settle
+
+
+def _trace(arch, input_shape, num_classes):
+    return topology_for(arch, input_shape, num_classes, resolve_factory(arch, trusted=True))
 
 
 def _chain(input_shape, num_classes):
@@ -40,7 +45,7 @@ def test_settle_by_hand(chain):
 
 
 def test_lenet5_fc1_reads_flattened_channels():
-    topology = topology_for("lenet5", (1, 28, 28), 10)
+    topology = _trace("lenet5", (1, 28, 28), 10)
     conv1, conv2, fc1, fc2 = topology.layers
     assert (conv2.out_units, conv2.in_units, conv2.kernel, conv2.out_positions) == (50, 20, 25, 64)
     assert (fc1.in_units, fc1.kernel) == (50, 16)
@@ -55,7 +60,7 @@ def _full(topology):
 
 
 def test_residual_stream_is_one_space_shared_by_its_producers():
-    topology = topology_for("resnet-small", (3, 16, 16), 4)
+    topology = _trace("resnet-small", (3, 16, 16), 4)
     stream = topology.layer("0").out_space
     assert set(topology.spaces[stream].producers) == {"0", "3.conv2"}
     assert set(topology.spaces[stream].readers) == {"3.conv1", "4.conv1", "4.shortcut.0"}
@@ -63,7 +68,7 @@ def test_residual_stream_is_one_space_shared_by_its_producers():
 
 
 def test_a_residual_channel_dies_only_when_every_producer_drops_it():
-    topology = topology_for("resnet-small", (3, 16, 16), 4)
+    topology = _trace("resnet-small", (3, 16, 16), 4)
     stream = topology.layer("0").out_space
     masks = _full(topology)
     masks["3.conv2"][5] = False
@@ -79,7 +84,7 @@ def test_a_residual_channel_dies_only_when_every_producer_drops_it():
 
 
 def test_depthwise_conv_sits_in_the_space_it_reads():
-    topology = topology_for("user_models:inverted_residual", (3, 8, 8), 5)
+    topology = _trace("user_models:inverted_residual", (3, 8, 8), 5)
     dw, expand = topology.layer("dw"), topology.layer("expand")
     assert dw.depthwise and (dw.in_units, dw.kernel) == (1, 9)
     assert dw.out_space == expand.out_space and dw.in_spaces == (expand.out_space,) * 16
@@ -96,7 +101,7 @@ def test_depthwise_conv_sits_in_the_space_it_reads():
 
 
 def test_concatenation_maps_back_to_its_branches():
-    topology = topology_for("user_models:inception", (3, 8, 8), 5)
+    topology = _trace("user_models:inception", (3, 8, 8), 5)
     a, b, mix = topology.layer("a"), topology.layer("b"), topology.layer("mix")
     assert a.out_space != b.out_space
     assert mix.in_spaces == (a.out_space,) * 6 + (b.out_space,) * 10
@@ -110,4 +115,4 @@ def test_concatenation_maps_back_to_its_branches():
 ])
 def test_networks_that_cannot_evolve_are_one_clear_error(arch, message):
     with pytest.raises(JetsynthError, match=message):
-        topology_for(arch, (1, 28, 28), 10)
+        _trace(arch, (1, 28, 28), 10)
