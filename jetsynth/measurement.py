@@ -11,12 +11,12 @@ out is retried, then the member keeps its prediction (if any) and the run goes o
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from .errors import JetsynthError
+from .storage import append_jsonl, read_jsonl
 
 if TYPE_CHECKING:
     import onnx
@@ -61,12 +61,8 @@ class MeasurementCache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.entries = {}
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
+        for entry in read_jsonl(self.path):
+            if isinstance(entry.get("key"), str) and isinstance(entry.get("value"), dict):
                 self.entries[entry["key"]] = entry["value"]
 
     def get(self, key: str) -> dict | None:
@@ -74,8 +70,7 @@ class MeasurementCache:
 
     def put(self, key: str, value: dict) -> None:
         self.entries[key] = value
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"key": key, "value": value}) + "\n")
+        append_jsonl(self.path, {"key": key, "value": value}, sort_keys=False)
 
 
 def time_here(path: Path, backend: str, batch: int, seconds: float) -> dict:

@@ -34,21 +34,35 @@ def read_json(path: Path) -> object:
     return json.loads(Path(path).read_text())
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one JSON line and fsync; a torn last line from a kill is skipped by `read_jsonl`."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
+def append_jsonl(path: Path, record: dict, sort_keys: bool = True) -> None:
+    """Append one JSON line and fsync. A torn last line (a writer killed mid-line) is skipped by
+    `read_jsonl`; the record after it starts on a fresh line, so the tear never swallows it."""
+    line = json.dumps(record, sort_keys=sort_keys) + "\n"
+    with open(path, "ab") as handle:
+        if handle.tell() > 0 and not _ends_with_newline(path):
+            line = "\n" + line
+        handle.write(line.encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file, in order; a torn or otherwise unparseable line (a
+    writer killed mid-line) is skipped, the records after it are kept."""
     records = []
     if not Path(path).exists():
         return records
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_bytes().decode("utf-8", "replace").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except ValueError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records

@@ -38,6 +38,16 @@ def test_cache_survives_a_restart_and_a_torn_last_line(tmp_path):
     assert again.get("a:ort-cpu:fp16:b1") == {"fps": 10.0} and again.get("b") is None
 
 
+def test_a_measurement_after_a_torn_line_is_kept(tmp_path):
+    cache = MeasurementCache(tmp_path / CACHE_FILE)
+    cache.put("a", {"fps": 10.0})
+    with (tmp_path / CACHE_FILE).open("a") as handle:
+        handle.write('{"key": "b", "val')
+    MeasurementCache(tmp_path / CACHE_FILE).put("c", {"fps": 30.0})
+    again = MeasurementCache(tmp_path / CACHE_FILE)
+    assert again.get("a") == {"fps": 10.0} and again.get("c") == {"fps": 30.0}
+
+
 def measure_member(genome, folder, target, precision, batch, seconds, cache):
     return Speedometer(target, precision, batch, seconds, cache).assess(genome, folder, 0)
 
