@@ -200,6 +200,15 @@ def evolve(
     target = config.bench_target()
     given = given_latency_model(config, target) if target is not None else None
     run = open_run(Path(run_dir), config, resume)
+    try:
+        return _evolve(config, run, resume, observer, dataset, target, given)
+    finally:
+        run.release()
+
+
+def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
+            target, given: LatencyModel | None) -> list[dict]:
+    """The generations of `evolve` in the run directory it holds the lock of."""
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -66,3 +68,48 @@ def read_jsonl(path: Path) -> list[dict]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def try_lock(path: Path, wait: bool = False) -> int | None:
+    """Open (creating) `path` and take an exclusive `flock` on it: the open descriptor, which
+    holds the lock until `unlock` or until the process ends however it ends (the OS drops it,
+    so a kill -9 leaves no stale lock); None when another process holds it and not `wait`. The
+    holder's pid is written in the file, for messages only."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def lock_holder(path: Path) -> str:
+    """The pid written by the holder of the lock file `path`, or '?'."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return "?"
+    return text if text.isdigit() else "?"
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on the file `path` (waiting for it) for the `with` block."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = try_lock(path, wait=True)
+    try:
+        yield
+    finally:
+        unlock(fd)
