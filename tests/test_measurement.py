@@ -65,6 +65,40 @@ def test_an_architecture_is_timed_once(benched_run, tmp_path):
     assert "cached" not in third["bench"] and third["bench"]["batch"] == 4
 
 
+def test_a_timing_cached_for_the_member_itself_counts_as_measured(benched_run, tmp_path):
+    """A member killed after its timing was cached and before its record was written: on resume
+    its timing is its own measurement (and a latency-model sample), not another member's."""
+    genome = RunDirectory(benched_run).genome("g03-m00")
+    meter = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE))
+    first = meter.assess(genome, tmp_path / "g03-m00", 3)
+    resumed = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE))
+    again = resumed.assess(genome, tmp_path / "g03-m00", 3)
+    assert first["bench"]["source"] == again["bench"]["source"] == "measured"
+    assert again == first and len(resumed.samples) == len(meter.samples) == 1
+    other = resumed.assess(genome, tmp_path / "g04-m00", 4)
+    assert other["bench"]["source"] == "cached" and len(resumed.samples) == 1
+
+
+def test_resume_after_a_kill_between_timing_and_record_equals_the_uninterrupted_run(tmp_path):
+    import shutil
+
+    from jetsynth.config import EvolveConfig
+    from jetsynth.evolve import evolve
+
+    config = EvolveConfig(data="digits", subset=0.2, generations=3, ancestor_epochs=1, epochs=1,
+                          keep=0.6, bench="ort", bench_seconds=0.05, seed=2)
+    reference = evolve(config, tmp_path / "reference")
+    shutil.copytree(tmp_path / "reference", tmp_path / "killed")
+    (tmp_path / "killed" / "members" / "g03-m00" / "member.json").unlink()
+    resumed = evolve(config, tmp_path / "killed", resume=True)
+
+    def timing(records):
+        return [(r["id"], r["accuracy"], r["fps"], r["fps_predicted"], r["bench"]) for r in records]
+
+    assert [r["bench"]["source"] for r in reference] == ["measured"] * 3
+    assert timing(resumed) == timing(reference)
+
+
 def test_member_timed_on_a_device_through_deploy(benched_run, local_device, tmp_path):
     genome = RunDirectory(benched_run).genome("g02-m00")
     cache = MeasurementCache(tmp_path / CACHE_FILE)
