@@ -42,9 +42,9 @@ class Device:
             raise JetsynthError(f"'{self.user}' is not a user name")
         if not 0 < int(self.port) < 65536:
             raise JetsynthError(f"port {self.port} is out of range (1-65535)")
-        if not self.remote_dir.startswith("/"):
-            raise JetsynthError(f"--remote-dir must be an absolute path on the device, not "
-                                f"'{self.remote_dir}'")
+        if not self.remote_dir.startswith("/") or any(c in self.remote_dir for c in "\n\r\0"):
+            raise JetsynthError(f"--remote-dir must be an absolute path on the device (one line), "
+                                f"not {self.remote_dir!r}")
         get_profile(self.profile)
 
     @property

@@ -59,6 +59,8 @@ def test_bad_entries_are_refused(tmp_path):
         Device(name="x", host="h", profile="tx2")
     with pytest.raises(JetsynthError, match="absolute path"):
         Device(name="x", host="h", remote_dir="tmp")
+    with pytest.raises(JetsynthError, match="absolute path on the device \\(one line\\)"):
+        Device(name="x", host="h", remote_dir="/tmp/a\nb")
     broken = tmp_path / "devices.toml"
     broken.write_text("[devices.tx1\n")
     with pytest.raises(JetsynthError, match="not valid TOML"):
