@@ -9,6 +9,7 @@ new key is an explicit option (`accept-new`, which still refuses a changed one).
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -57,6 +58,28 @@ def explain_failure(device: Device, stderr: str) -> str:
 
 def _known_name(device: Device) -> str:
     return device.host if device.port == 22 else f"[{device.host}]:{device.port}"
+
+
+def _run_holding_stdin(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run with stdin a pipe whose write end only this process holds (not inherited
+    by other children), closed when the command ends or this process stops waiting for it."""
+    read_end, write_end = os.pipe()
+    try:
+        try:
+            process = subprocess.Popen(argv, stdin=read_end, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+        finally:
+            os.close(read_end)
+        with process:
+            try:
+                out, err = process.communicate(timeout=timeout)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+    finally:
+        os.close(write_end)
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 class Ssh:
@@ -125,12 +148,19 @@ class Ssh:
         return argv
 
     def run(self, remote: list[str], stdin: bytes | None = None, timeout: float | None = None,
-            what: str | None = None) -> subprocess.CompletedProcess:
+            what: str | None = None, hold_stdin: bool = False) -> subprocess.CompletedProcess:
         """Run `remote` on the device; ssh's own failures become one clear JetsynthError, the
-        command's exit status and output are returned for the caller to judge."""
+        command's exit status and output are returned for the caller to judge. With
+        `hold_stdin`, the command's stdin stays open until it ends and reaches end-of-file as
+        soon as this process stops waiting for it, however it stops (timeout, Ctrl-C, kill):
+        the device agent watches it to end with its host."""
         timeout = timeout or self.options.command_timeout
         try:
-            done = subprocess.run(self.argv(remote), input=stdin or b"", capture_output=True, timeout=timeout)
+            if hold_stdin:
+                done = _run_holding_stdin(self.argv(remote), timeout)
+            else:
+                done = subprocess.run(self.argv(remote), input=stdin or b"", capture_output=True,
+                                      timeout=timeout)
         except subprocess.TimeoutExpired:
             raise JetsynthError(f"{self.device.label}: {what or remote[0]} did not finish within "
                                 f"{timeout:g} s; raise --timeout or check the device") from None
