@@ -114,8 +114,9 @@ class Ssh:
     def __exit__(self, *exc) -> None:
         if self.control_dir is None:
             return
-        subprocess.run(["ssh", "-o", f"ControlPath={self._control_path()}", "-O", "exit", "--",
-                        self.device.destination], capture_output=True, timeout=30, check=False)
+        # the same options as the master: the control path's %C hashes the port and user too
+        subprocess.run(["ssh", *self._options(), "-O", "exit", "--", self.device.destination],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
         self._drop_control_dir()
 
     def _control_path(self) -> str:
