@@ -268,6 +268,7 @@ def test_the_agent_ends_when_its_host_is_killed(local_device, member_onnx, sshd,
             host.kill()
             host.wait()
         # the killed host's own ssh processes (its shared connection) are ours to end
-        for pid in _processes("ssh", sshd.identity):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        for pid, argv in _processes(sshd.identity).items():
+            if argv[0] == "ssh":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
