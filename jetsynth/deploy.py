@@ -2,16 +2,21 @@
 bring back one JSON result, leave nothing behind.
 
 Engines are not portable (DESIGN §2): the host ships ONNX and the device builds its own engine.
-Each deployment works in a fresh `mktemp -d` directory under the device's remote_dir, checks free
-space first, verifies both files by sha256 after the copy and removes the directory at the end,
-whatever happened. Only TensorRT's timing cache is kept on the device between deployments, so a
-second build of a similar network is faster.
+Each deployment works in a fresh `mktemp -d` directory (jetsynth.XXXXXXXX) under the device's
+remote_dir, checks free space first, verifies both files by sha256 after the copy and removes the
+directory at the end, whatever happened. The agent's stdin stays open while the host waits: when
+the host stops waiting (--timeout, Ctrl-C, a killed host, a dropped connection) the agent ends
+itself, its programs and its directory; it also ends after the command timeout plus a minute. A
+directory still left behind (a power cut) is removed by a later deployment once it is a day old.
+Only TensorRT's timing cache is kept on the device between deployments (in the SSH user's
+~/.cache/jetsynth/), so a second build of a similar network is faster.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +31,11 @@ from .ssh import Ssh, SshOptions
 
 AGENT_NAME = "jetsynth_agent.py"
 REMOTE_MODEL = "model.onnx"
-TIMING_CACHE = "jetsynth-timing.cache"
-WORKDIR_PREFIX = "jetsynth."
+WORKDIR_PREFIX = device_agent.WORKDIR_PREFIX
+STALE_MINUTES = 24 * 60
+"""A work directory of this user older than this is a leftover and the next deploy removes it."""
+AGENT_GRACE_SECONDS = 60
+"""The agent ends itself this long after the host's command timeout, if nothing ended it before."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,8 @@ def _free_mib(df_output: str) -> float:
     return int(lines[-1].split()[3]) / 1024.0
 
 
-def _agent_argv(device: Device, options: DeployOptions, model: dict, workdir: str) -> list[str]:
+def _agent_argv(device: Device, options: DeployOptions, model: dict, workdir: str,
+                timeout: float = 900.0) -> list[str]:
     profile = get_profile(device.profile)
     fp16 = options.fp16 if options.fp16 is not None else (profile.fp16 if profile else True)
     argv = [device.python, f"{workdir}/{AGENT_NAME}", "run", f"{workdir}/{REMOTE_MODEL}",
@@ -108,7 +117,8 @@ def _agent_argv(device: Device, options: DeployOptions, model: dict, workdir: st
             "--min-queries", str(options.min_queries), "--workspace-mib", str(options.workspace_mib),
             "--threads", str(options.threads), "--ort-provider", options.ort_provider,
             "--input-name", model["input_name"], "--input-shape", "x".join(map(str, model["input_shape"])),
-            "--timing-cache", f"{device.remote_dir.rstrip('/')}/{TIMING_CACHE}",
+            "--timing-cache", "user", "--watch-stdin",
+            "--max-seconds", str(int(timeout + AGENT_GRACE_SECONDS)),
             "--fp16" if fp16 else "--no-fp16"]
     return argv
 
@@ -161,20 +171,31 @@ def _deploy(shipment: _Shipment, device: Device, options: DeployOptions | None,
     return result
 
 
+_PREPARE = (
+    # $1 remote dir, $2 mktemp template, $3 work directory name pattern, $4 minutes: first remove
+    # this user's own work directories left there more than a day ago, then make a new one
+    'find "$1" -mindepth 1 -maxdepth 1 -type d -name "$3" -user "$(id -u)" -mmin +"$4" '
+    '-exec rm -rf -- {} + 2>/dev/null; '
+    'd=$(mktemp -d "$2") && echo "$d" && df -Pk "$d"'
+)
+
+
 def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, shipment: _Shipment,
                  timings: dict) -> dict:
     """The steps of one deployment on an open connection; fills `timings` (seconds)."""
     started = time.perf_counter()
     base = device.remote_dir.rstrip("/") or "/"
-    prepared = ssh.run(["sh", "-c", 'd=$(mktemp -d "$1/' + WORKDIR_PREFIX + 'XXXXXXXX") && echo "$d" && '
-                        'df -Pk "$d"', "sh", base], what="preparing a work directory")
+    template = posixpath.join(base, WORKDIR_PREFIX + "XXXXXXXX")
+    prepared = ssh.run(["sh", "-c", _PREPARE, "sh", base, template, WORKDIR_PREFIX + "????????",
+                        str(STALE_MINUTES)], what="preparing a work directory")
     if prepared.returncode != 0:
         message = prepared.stderr.decode("utf-8", "replace").strip().splitlines()
         raise JetsynthError(f"{device.label}: cannot make a work directory in {base}: "
                             f"{message[-1] if message else 'unknown error'}; choose another --remote-dir")
-    lines = prepared.stdout.decode().splitlines()
-    workdir = lines[0].strip()
-    if not workdir.startswith(f"{base.rstrip('/')}/{WORKDIR_PREFIX}"):
+    lines = prepared.stdout.decode("utf-8", "replace").splitlines()
+    workdir = lines[0] if lines else ""
+    if (posixpath.dirname(workdir) != base
+            or not posixpath.basename(workdir).startswith(WORKDIR_PREFIX)):
         raise JetsynthError(f"{device.label}: unexpected work directory '{workdir}' from mktemp")
     timings["prepare"] = time.perf_counter() - started
     try:
@@ -187,15 +208,20 @@ def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, shipment: _Sh
         t0 = time.perf_counter()
         ssh.put(shipment.agent, f"{workdir}/{AGENT_NAME}")
         ssh.put(shipment.model, f"{workdir}/{REMOTE_MODEL}")
-        digests = ssh.run(["sha256sum", "--", f"{workdir}/{AGENT_NAME}", f"{workdir}/{REMOTE_MODEL}"],
-                          what="checking the copy").stdout.decode().split()
+        checked = ssh.run(["sh", "-c", 'for f; do sha256sum < "$f" || exit 1; done', "sh",
+                           f"{workdir}/{AGENT_NAME}", f"{workdir}/{REMOTE_MODEL}"],
+                          what="checking the copy")
+        # one "DIGEST  -" line per file: the paths (spaces and all) are not in the output
+        digests = [line.split()[0] for line in checked.stdout.decode().splitlines() if line.split()]
         expected = [hashlib.sha256(shipment.agent).hexdigest(), shipment.facts["sha256"]]
-        if digests[0::2] != expected:
+        if checked.returncode != 0 or digests != expected:
             raise JetsynthError(f"{device.label}: the copied files do not match (sha256); the transfer was "
                                 "corrupted or the disk is failing")
         timings["copy"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        done = ssh.run(_agent_argv(device, options, shipment.facts, workdir), what="the agent")
+        done = ssh.run(_agent_argv(device, options, shipment.facts, workdir,
+                                   ssh.options.command_timeout),
+                       what="the agent", hold_stdin=True)
         timings["agent"] = time.perf_counter() - t0
         result = _agent_result(device, done, device.python)
     finally:

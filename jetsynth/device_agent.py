@@ -19,9 +19,18 @@ in milliseconds per query. While timing, `tegrastats` (when present) is sampled 
 
 Output: exactly one JSON object on stdout. On failure it is {"error": "one line"} and the exit
 status is 2, so the host can show the device's own words.
+
+Lifetime: `run --watch-stdin` (what `jetsynth deploy` passes; the host keeps the agent's stdin open
+while it waits) ends the agent, its child programs and its work folder as soon as stdin reaches
+end-of-file, which is what a dropped SSH connection, a host-side timeout, Ctrl-C or a killed host
+look like from here; `--max-seconds N` ends it after N seconds whatever happens.
+
+TensorRT's timing cache is kept per user (`$XDG_CACHE_HOME/jetsynth/`, else ~/.cache/jetsynth/),
+replaced atomically, and ignored when TensorRT cannot load it.
 """
 
 import argparse
+import contextlib
 import glob
 import hashlib
 import json
@@ -48,6 +57,71 @@ L4T_TO_JETPACK = {
 
 class AgentError(Exception):
     """Something the device cannot do; the message is one line for the user."""
+
+
+# ---------------------------------------------------------------------------------- lifetime
+
+WORKDIR_PREFIX = "jetsynth."
+_children = set()
+_children_lock = threading.Lock()
+
+
+def start_child(argv, **kwargs):
+    """subprocess.Popen, remembered so that `stop` can end the program with the agent."""
+    process = subprocess.Popen(argv, **kwargs)
+    with _children_lock:
+        _children.add(process)
+    return process
+
+
+def run_child(argv, timeout=None):
+    """Run a program to its end (stdout and stderr together, as text): (exit status, output)."""
+    process = start_child(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    try:
+        output = process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    finally:
+        with _children_lock:
+            _children.discard(process)
+    return process.returncode, output
+
+
+def stop(workdir, code=3):
+    """End the agent now: its child programs, its own work folder (only one made by deploy, by
+    its name), then the process, without waiting for the main thread."""
+    with _children_lock:
+        children = list(_children)
+    for process in children:
+        with contextlib.suppress(OSError):
+            process.kill()
+    if workdir and os.path.basename(os.path.normpath(workdir)).startswith(WORKDIR_PREFIX):
+        shutil.rmtree(workdir, ignore_errors=True)
+    os._exit(code)
+
+
+def watch(workdir, watch_stdin, max_seconds):
+    """Start the daemon threads that end the agent when its stdin closes (the host is gone)
+    and/or after `max_seconds`."""
+    if watch_stdin:
+        def stdin_closed():
+            try:
+                while os.read(0, 65536):
+                    pass
+            except OSError:
+                pass
+            stop(workdir)
+
+        threading.Thread(target=stdin_closed, name="stdin-watch", daemon=True).start()
+    if max_seconds:
+        def deadline():
+            time.sleep(max_seconds)
+            stop(workdir, 4)
+
+        threading.Thread(target=deadline, name="deadline", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------------- timing rules
@@ -113,11 +187,10 @@ def _read(path):
 def _command(argv, timeout=10):
     """stdout of a short command, or None when it is absent or fails."""
     try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, timeout=timeout)
+        code, output = run_child(argv, timeout)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout if done.returncode == 0 else None
+    return output if code == 0 else None
 
 
 def parse_l4t(text):
@@ -254,9 +327,9 @@ class PowerSampler:
         program = shutil.which("tegrastats")
         if program:
             try:
-                self.process = subprocess.Popen([program, "--interval", str(self.interval_ms)],
-                                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                                universal_newlines=True)
+                self.process = start_child([program, "--interval", str(self.interval_ms)],
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                           universal_newlines=True)
             except OSError:
                 self.process = None
         if self.process is not None:
@@ -352,11 +425,7 @@ def build_engine(trt, onnx_path, engine_path, fp16=True, sparse=False, workspace
     sparse_applied = bool(sparse and capability is not None and capability >= (8, 0))
     if sparse_applied:
         config.set_flag(trt.BuilderFlag.SPARSE_WEIGHTS)
-    cache_bytes = b""
-    if timing_cache and os.path.exists(timing_cache):
-        with open(timing_cache, "rb") as handle:
-            cache_bytes = handle.read()
-    cache = config.create_timing_cache(cache_bytes)
+    cache = load_timing_cache(config, timing_cache)
     config.set_timing_cache(cache, False)
     tensor = network.get_input(0)
     image = tuple(tensor.shape)[1:]
@@ -401,11 +470,52 @@ def build_engine(trt, onnx_path, engine_path, fp16=True, sparse=False, workspace
                                 "this GPU runs dense kernels, --sparse does nothing here")
     if timing_cache:
         blob = bytes(config.get_timing_cache().serialize())
-        with open(timing_cache, "wb") as handle:
-            handle.write(blob)
+        replace_file(timing_cache, blob)
         facts["timing_cache"] = timing_cache
         facts["timing_cache_bytes"] = len(blob)
     return facts
+
+
+def default_timing_cache():
+    """This user's TensorRT timing cache: $XDG_CACHE_HOME/jetsynth/, else ~/.cache/jetsynth/."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jetsynth", "tensorrt-timing.cache")
+
+
+def load_timing_cache(config, path):
+    """A timing cache from `path` when TensorRT can load it, else an empty one: a cache that is
+    absent, a link, unreadable, damaged or from another TensorRT version is ignored, never
+    fatal."""
+    blob = b""
+    if path:
+        try:  # a link planted at the cache's path is not followed
+            with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as handle:
+                blob = handle.read()
+        except OSError:
+            blob = b""
+    if blob:
+        try:
+            cache = config.create_timing_cache(blob)
+        except Exception:  # TensorRT raises its own types for a blob it cannot read
+            cache = None
+        if cache is not None:
+            return cache
+    return config.create_timing_cache(b"")
+
+
+def replace_file(path, data):
+    """Write `data` to `path` through a temporary file beside it and os.replace: a reader sees
+    the old file or the new one, never a half-written one. The folder is made private."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=".timing.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
 
 
 class _PycudaBuffers:
@@ -627,14 +737,29 @@ def trtexec_build(program, onnx_path, engine_path, options):
         build.append("--fp16")
     if options.sparse:
         build.append("--sparsity=enable")
+    partial = None
     if options.timing_cache:
-        build.append("--timingCacheFile=" + options.timing_cache)
+        # trtexec reads and rewrites the cache file itself: it works on a private copy, which
+        # replaces the cache only after a successful build
+        folder = os.path.dirname(os.path.abspath(options.timing_cache))
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        handle, partial = tempfile.mkstemp(prefix=".timing.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        if not os.path.islink(options.timing_cache):  # a planted link is not followed
+            with contextlib.suppress(OSError):
+                shutil.copyfile(options.timing_cache, partial)
+        build.append("--timingCacheFile=" + partial)
     started = time.perf_counter()
-    done = subprocess.run(build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0 or not os.path.exists(engine_path):
-        raise AgentError(f"trtexec could not build an engine: {_last_words(done.stdout)}")
+    try:
+        code, output = run_child(build)
+        seconds = time.perf_counter() - started
+        if code != 0 or not os.path.exists(engine_path):
+            raise AgentError(f"trtexec could not build an engine: {_last_words(output)}")
+        if partial and os.path.getsize(partial) > 0:
+            os.replace(partial, options.timing_cache)
+    finally:
+        if partial and os.path.exists(partial):
+            os.unlink(partial)
     return {"build_seconds": seconds, "engine_bytes": os.path.getsize(engine_path),
             "precision": "fp16" if options.fp16 else "fp32", "trtexec_version": version}
 
@@ -645,11 +770,10 @@ def trtexec_time(program, engine_path, options):
            f"--warmUp={int(options.warmup * 1000)}",
            f"--duration={max(1, int(math.ceil(options.duration)))}",
            f"--iterations={options.min_queries}"]
-    timed = subprocess.run(run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True)
-    if timed.returncode != 0:
-        raise AgentError(f"trtexec could not time the engine: {_last_words(timed.stdout)}")
-    return parse_trtexec(timed.stdout, options.batch)
+    code, output = run_child(run)
+    if code != 0:
+        raise AgentError(f"trtexec could not time the engine: {_last_words(output)}")
+    return parse_trtexec(output, options.batch)
 
 
 # ---------------------------------------------------------------------------------- onnxruntime
@@ -814,7 +938,13 @@ def parse_args(argv):
     timing.add_argument("--duration", type=float, default=3.0, help="minimum timed seconds")
     timing.add_argument("--min-queries", type=int, default=50)
     timing.add_argument("--workspace-mib", type=int, default=256)
-    timing.add_argument("--timing-cache", default=None)
+    timing.add_argument("--timing-cache", default=None,
+                        help="TensorRT timing cache file; 'user' for this user's own "
+                             "(~/.cache/jetsynth/), none when not given")
+    timing.add_argument("--watch-stdin", action="store_true",
+                        help="end (with children and work folder) when stdin reaches EOF")
+    timing.add_argument("--max-seconds", type=float, default=None,
+                        help="end (with children and work folder) after this many seconds")
     timing.add_argument("--input-name", default=None)
     timing.add_argument("--input-shape", default=None, help="CxHxW, without the batch axis")
     timing.add_argument("--workdir", default=None)
@@ -823,11 +953,15 @@ def parse_args(argv):
         parser.error("say `facts` or `run MODEL.onnx`")
     if options.command == "run" and options.batch < 1:
         parser.error("--batch must be at least 1")
+    if options.command == "run" and options.timing_cache == "user":
+        options.timing_cache = default_timing_cache()
     return options
 
 
 def main(argv=None):
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    if options.command == "run":
+        watch(options.workdir, options.watch_stdin, options.max_seconds)
     try:
         if options.command == "facts":
             output = device_facts(options.workdir or tempfile.gettempdir())

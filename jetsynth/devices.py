@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .calibration.profiles import get_profile
 from .errors import JetsynthError
+from .storage import atomic_write, locked
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
@@ -40,9 +42,9 @@ class Device:
             raise JetsynthError(f"'{self.user}' is not a user name")
         if not 0 < int(self.port) < 65536:
             raise JetsynthError(f"port {self.port} is out of range (1-65535)")
-        if not self.remote_dir.startswith("/"):
-            raise JetsynthError(f"--remote-dir must be an absolute path on the device, not "
-                                f"'{self.remote_dir}'")
+        if not self.remote_dir.startswith("/") or any(c in self.remote_dir for c in "\n\r\0"):
+            raise JetsynthError(f"--remote-dir must be an absolute path on the device (one line), "
+                                f"not {self.remote_dir!r}")
         get_profile(self.profile)
 
     @property
@@ -105,34 +107,54 @@ def load_devices(path: Path | None = None) -> dict[str, Device]:
     return devices
 
 
-def save_devices(devices: dict[str, Device], path: Path | None = None) -> Path:
-    """Write the inventory atomically (a crash leaves the old file or the new one)."""
-    import tomli_w
+def _edit_inventory(path: Path | None, change: Callable[[dict[str, Device], dict], None]) -> Path:
+    """Read, change and write the inventory as one step: an exclusive lock on devices.toml.lock
+    beside it keeps concurrent `devices add/remove` from losing each other's updates, and the
+    file is edited with tomlkit so the user's comments and layout survive. `change(devices,
+    table)` gets the parsed devices and the document's [devices] table to edit. The write is
+    atomic (a crash leaves the old file or the new one)."""
+    import tomlkit
 
     path = path or inventory_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = {"devices": {name: {k: v for k, v in d.as_dict().items() if k != "name"}
-                         for name, d in sorted(devices.items())}}
-    partial = path.with_suffix(".toml.partial")
-    partial.write_text(tomli_w.dumps(table))
-    partial.replace(path)
+    with locked(path.with_name(path.name + ".lock")):
+        devices = load_devices(path)
+        document = tomlkit.parse(path.read_text()) if path.is_file() else tomlkit.document()
+        if "devices" not in document:
+            document["devices"] = tomlkit.table(is_super_table=True)
+        change(devices, document["devices"])
+        text = tomlkit.dumps(document)
+        atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 
+def _device_table(device: Device):
+    import tomlkit
+
+    table = tomlkit.table()
+    for key, value in device.as_dict().items():
+        if key != "name":
+            table[key] = value
+    return table
+
+
 def add_device(device: Device, path: Path | None = None, replace: bool = False) -> Path:
-    devices = load_devices(path)
-    if device.name in devices and not replace:
-        raise JetsynthError(f"a device named '{device.name}' exists; pass --replace to overwrite it")
-    devices[device.name] = device
-    return save_devices(devices, path)
+    def change(devices: dict[str, Device], table) -> None:
+        if device.name in devices and not replace:
+            raise JetsynthError(f"a device named '{device.name}' exists; pass --replace to "
+                                "overwrite it")
+        table[device.name] = _device_table(device)
+
+    return _edit_inventory(path, change)
 
 
 def remove_device(name: str, path: Path | None = None) -> Path:
-    devices = load_devices(path)
-    if name not in devices:
-        raise JetsynthError(f"no device named '{name}'; `jetsynth devices list` shows the stored ones")
-    del devices[name]
-    return save_devices(devices, path)
+    def change(devices: dict[str, Device], table) -> None:
+        if name not in devices:
+            raise JetsynthError(f"no device named '{name}'; `jetsynth devices list` shows the "
+                                "stored ones")
+        del table[name]
+
+    return _edit_inventory(path, change)
 
 
 def resolve_device(target: str, path: Path | None = None) -> Device:

@@ -24,7 +24,7 @@ from .genome import Genome, Lineage, ancestor_genome, topology_for
 from .mating import rate_for_factor
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .metrics import efficiency, size_metrics
-from .models import resolve_factory
+from .models import Factory, resolve_factory
 from .rundir import RunDirectory, open_run
 from .selection import select_parents, speed
 from .similarity import cluster_presence, overlap_matrix
@@ -211,6 +211,16 @@ def evolve(
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
     run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+    try:
+        return _evolve(config, run, resume, observer, dataset, target, given, factory, weights)
+    finally:
+        run.release()
+
+
+def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
+            target, given: LatencyModel | None, factory: Factory,
+            weights: dict | None) -> list[dict]:
+    """The generations of `evolve` in the run directory it holds the lock of."""
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,

@@ -11,12 +11,12 @@ out is retried, then the member keeps its prediction (if any) and the run goes o
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from .errors import JetsynthError
+from .storage import append_jsonl, read_jsonl
 
 if TYPE_CHECKING:
     import onnx
@@ -56,26 +56,29 @@ def architecture_hash(proto) -> str:
 
 class MeasurementCache:
     """Append-only JSON lines in the run directory: a killed run loses at most the line being
-    written, and a resumed run reuses every measurement already made."""
+    written, and a resumed run reuses every measurement already made. Each line also names the
+    member it was measured for (`by`), so a member killed after its timing was written and
+    before its record is, on resume, still the one that measured it."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.entries = {}
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
+        self.measured_for = {}
+        for entry in read_jsonl(self.path):
+            if isinstance(entry.get("key"), str) and isinstance(entry.get("value"), dict):
                 self.entries[entry["key"]] = entry["value"]
+                self.measured_for[entry["key"]] = entry.get("by")
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict, by: str | None = None) -> None:
         self.entries[key] = value
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"key": key, "value": value}) + "\n")
+        self.measured_for[key] = by
+        line = {"key": key, "value": value}
+        if by is not None:
+            line["by"] = by
+        append_jsonl(self.path, line, sort_keys=False)
 
 
 def time_here(path: Path, backend: str, batch: int, seconds: float) -> dict:
@@ -118,18 +121,22 @@ def measurement_key(proto: onnx.ModelProto, target: BenchTarget, precision: str,
 
 
 def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
-          cache: MeasurementCache) -> dict:
+          cache: MeasurementCache, by: str | None = None) -> dict:
     """The timing of the ONNX file at `path` from the cache, else measured (and cached when it
-    succeeded); `cached` marks a reuse, fps None a device that could not time it."""
+    succeeded, for `by`: the member measured); `cached` marks a reuse of another member's
+    timing, fps None a device that could not time it. A timing cached for `by` itself (its run
+    was killed before the member's record was written) is its own measurement, not a reuse."""
     cached = cache.get(key)
     if cached is not None:
+        if by is not None and cache.measured_for.get(key) == by:
+            return dict(cached)
         return {**cached, "cached": True}
     if isinstance(target, str):
         timing = time_here(path, target, batch, seconds)
     else:
         timing = time_on_device(path, target, batch, seconds)
     if timing["fps"] is not None:
-        cache.put(key, timing)
+        cache.put(key, timing, by)
     return timing
 
 
@@ -191,7 +198,8 @@ class Speedometer:
                    and predicted >= target_fps)
         if (predictor is None or ordinal % self.measure_every == 0 or confirm
                 or self.cache.get(key) is not None):
-            timing = timed(exported.path, key, self.target, self.batch, self.seconds, self.cache)
+            timing = timed(exported.path, key, self.target, self.batch, self.seconds, self.cache,
+                           Path(folder).name)
             source = "cached" if timing.get("cached") else "measured"
             if timing["fps"] is None:
                 source = "failed"

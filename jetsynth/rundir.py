@@ -1,5 +1,9 @@
 """The on-disk state of a run: its configuration, an append-only event log, and one folder per
-member (genome + `member.json`, the latter written last so that its presence means done)."""
+member (genome + `member.json`, the latter written last so that its presence means done).
+
+One process writes a run at a time: `open_run` takes an exclusive lock on RUN/run.lock (an
+`flock`, dropped by the OS when the process ends, however it ends) and a second writer is
+refused; readers (report, export) take no lock."""
 
 from __future__ import annotations
 
@@ -14,13 +18,17 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
-from .storage import append_jsonl, read_json, write_json
+from .storage import append_jsonl, lock_holder, read_json, try_lock, unlock, write_json
 from .structure import Topology
 
 CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"
 MEMBERS_DIR = "members"
 MEMBER_FILE = "member.json"
+LOCK_FILE = "run.lock"
+CONFIG_FORMAT = 1
+"""The layout of config.json this version writes and reads; a run without the field was written
+before it was recorded, in this same layout."""
 
 
 def versions() -> dict:
@@ -42,6 +50,25 @@ class RunDirectory:
         self.root = Path(root)
         self.factories = factories or {}  # architectures the user allowed (models.stored_factories)
         self._topologies: dict[tuple, Topology] = {}
+        self._lock = None
+
+    def acquire(self) -> None:
+        """Become the run's one writer, or fail with one line naming the process that is."""
+        if self._lock is not None:
+            return
+        path = self.root / LOCK_FILE
+        fd = try_lock(path)
+        if fd is None:
+            raise JetsynthError(
+                f"{self.root} is being written by another jetsynth process (pid "
+                f"{lock_holder(path)}); wait for it to end, or stop it, before resuming this run"
+            )
+        self._lock = fd
+
+    def release(self) -> None:
+        if self._lock is not None:
+            unlock(self._lock)
+            self._lock = None
 
     def member_dir(self, mid: str) -> Path:
         return self.root / MEMBERS_DIR / mid
@@ -75,12 +102,34 @@ class RunDirectory:
                                                **fields_})
 
     def stored_config(self) -> EvolveConfig | None:
+        """The run's settings from config.json (None when there is none), checked: a file in
+        another format, with settings this version does not know, or with values of the wrong
+        type is refused with one line rather than taken half-read."""
         path = self.root / CONFIG_FILE
         if not path.is_file():
             return None
-        stored = read_json(path)["config"]
-        known = {f.name for f in fields(EvolveConfig)}
-        values = {k: v for k, v in stored.items() if k in known}
+        try:
+            data = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise JetsynthError(f"{path} cannot be read ({exc}); it is damaged") from None
+        stored = data.get("config") if isinstance(data, dict) else None
+        versions_ = data.get("versions") if isinstance(data, dict) else None
+        writer = versions_.get("jetsynth", "unknown") if isinstance(versions_, dict) else "unknown"
+        where = f"{path} (written by jetsynth {writer})"
+        version = data.get("format", CONFIG_FORMAT) if isinstance(data, dict) else None
+        if version != CONFIG_FORMAT or not isinstance(stored, dict):
+            raise JetsynthError(f"{where} is in a format this jetsynth ({versions()['jetsynth']}) "
+                                "does not read; use the jetsynth version that made the run")
+        types = {f.name: f.type for f in fields(EvolveConfig)}
+        unknown = sorted(set(stored) - set(types))
+        if unknown:
+            raise JetsynthError(f"{where} has settings this jetsynth does not know "
+                                f"({', '.join(unknown)}); use the jetsynth version that made the run")
+        wrong = sorted(k for k, v in stored.items() if not _parses(v, types[k]))
+        if wrong:
+            raise JetsynthError(f"{where}: the values of {', '.join(wrong)} do not parse; the file "
+                                "is damaged or from another jetsynth version")
+        values = dict(stored)
         values.setdefault("pressure", "fixed")
         for key in ("alphas", "overlap_band"):
             if isinstance(values.get(key), list):
@@ -93,33 +142,75 @@ class RunDirectory:
         write_json(folder / MEMBER_FILE, record)
 
 
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _parses(value: object, annotation: str) -> bool:
+    """Whether a JSON value fits an EvolveConfig field's annotation ('int', 'float | None',
+    'tuple[float, ...]', 'tuple[float, float]')."""
+    options = [part.strip() for part in annotation.split("|")]
+    if value is None:
+        return "None" in options
+    for option in options:
+        if option in _SCALARS:
+            if isinstance(value, _SCALARS[option]) and (option == "bool"
+                                                         or not isinstance(value, bool)):
+                return True
+        elif option.startswith("tuple[") and isinstance(value, list):
+            items = [item.strip() for item in option[6:-1].split(",")]
+            if items[-1] == "...":
+                kinds = [items[0]] * len(value)
+            elif len(items) == len(value):
+                kinds = items
+            else:
+                continue
+            if all(_parses(v, kind) for v, kind in zip(value, kinds, strict=True)):
+                return True
+    return False
+
+
 def open_run(root: Path, config: EvolveConfig, resume: bool,
              factories: dict | None = None) -> RunDirectory:
-    """Create a run directory, or reopen one to resume; a resumed run must keep its
-    configuration (only --generations may grow). `factories`: see RunDirectory."""
+    """Create a run directory, or reopen one to resume, as its one writer (the lock is held
+    until `release` or the end of the process); a resumed run must keep its configuration
+    (only --generations may grow). `factories`: see RunDirectory."""
     run = RunDirectory(root, factories)
-    stored = run.stored_config()
-    if stored is not None:
-        stored = stored.with_policies()
-    if resume:
-        if stored is None:
-            raise JetsynthError(f"nothing to resume in {root}: no {CONFIG_FILE}; drop --resume")
-        differing = [
-            f.name
-            for f in fields(EvolveConfig)
-            if f.name != "generations" and getattr(stored, f.name) != getattr(config, f.name)
-        ]
-        if differing:
-            raise JetsynthError(
-                f"{root} was started with other settings ({', '.join(differing)}); resume it "
-                "with the same options or choose another --run-dir"
-            )
-    else:
-        if run.root.exists() and any(run.root.iterdir()):
+    if resume and not (run.root / CONFIG_FILE).is_file():
+        raise JetsynthError(f"nothing to resume in {root}: no {CONFIG_FILE}; drop --resume")
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.acquire()
+    try:
+        _check_opening(run, config, resume)
+        write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
+                                            "versions": versions()})
+    except BaseException:
+        run.release()
+        raise
+    return run
+
+
+def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> None:
+    root = run.root
+    if not resume:
+        if any(p.name != LOCK_FILE for p in root.iterdir()):
             raise JetsynthError(
                 f"{root} already exists and is not empty: add --resume to continue it, "
                 "or choose another --run-dir"
             )
-    run.root.mkdir(parents=True, exist_ok=True)
-    write_json(run.root / CONFIG_FILE, {"config": asdict(config), "versions": versions()})
-    return run
+        return
+    stored = run.stored_config().with_policies()
+    differing = [
+        f.name
+        for f in fields(EvolveConfig)
+        if f.name != "generations" and getattr(stored, f.name) != getattr(config, f.name)
+    ]
+    if differing:
+        raise JetsynthError(
+            f"{root} was started with other settings ({', '.join(differing)}); resume it "
+            "with the same options or choose another --run-dir"
+        )
+    if config.generations < stored.generations:
+        raise JetsynthError(
+            f"{root} runs to {stored.generations} generations; --resume can add generations, "
+            f"not drop them (give --generations {stored.generations} or more, or leave it out)"
+        )

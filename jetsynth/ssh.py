@@ -9,6 +9,7 @@ new key is an explicit option (`accept-new`, which still refuses a changed one).
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -59,6 +60,28 @@ def _known_name(device: Device) -> str:
     return device.host if device.port == 22 else f"[{device.host}]:{device.port}"
 
 
+def _run_holding_stdin(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run with stdin a pipe whose write end only this process holds (not inherited
+    by other children), closed when the command ends or this process stops waiting for it."""
+    read_end, write_end = os.pipe()
+    try:
+        try:
+            process = subprocess.Popen(argv, stdin=read_end, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+        finally:
+            os.close(read_end)
+        with process:
+            try:
+                out, err = process.communicate(timeout=timeout)
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+    finally:
+        os.close(write_end)
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
 class Ssh:
     """Runs argument lists on one device. Used as a context manager it opens one master
     connection that later commands share (one handshake per deployment instead of one per
@@ -91,8 +114,9 @@ class Ssh:
     def __exit__(self, *exc) -> None:
         if self.control_dir is None:
             return
-        subprocess.run(["ssh", "-o", f"ControlPath={self._control_path()}", "-O", "exit", "--",
-                        self.device.destination], capture_output=True, timeout=30, check=False)
+        # the same options as the master: the control path's %C hashes the port and user too
+        subprocess.run(["ssh", *self._options(), "-O", "exit", "--", self.device.destination],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
         self._drop_control_dir()
 
     def _control_path(self) -> str:
@@ -125,12 +149,19 @@ class Ssh:
         return argv
 
     def run(self, remote: list[str], stdin: bytes | None = None, timeout: float | None = None,
-            what: str | None = None) -> subprocess.CompletedProcess:
+            what: str | None = None, hold_stdin: bool = False) -> subprocess.CompletedProcess:
         """Run `remote` on the device; ssh's own failures become one clear JetsynthError, the
-        command's exit status and output are returned for the caller to judge."""
+        command's exit status and output are returned for the caller to judge. With
+        `hold_stdin`, the command's stdin stays open until it ends and reaches end-of-file as
+        soon as this process stops waiting for it, however it stops (timeout, Ctrl-C, kill):
+        the device agent watches it to end with its host."""
         timeout = timeout or self.options.command_timeout
         try:
-            done = subprocess.run(self.argv(remote), input=stdin or b"", capture_output=True, timeout=timeout)
+            if hold_stdin:
+                done = _run_holding_stdin(self.argv(remote), timeout)
+            else:
+                done = subprocess.run(self.argv(remote), input=stdin or b"", capture_output=True,
+                                      timeout=timeout)
         except subprocess.TimeoutExpired:
             raise JetsynthError(f"{self.device.label}: {what or remote[0]} did not finish within "
                                 f"{timeout:g} s; raise --timeout or check the device") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -34,21 +36,80 @@ def read_json(path: Path) -> object:
     return json.loads(Path(path).read_text())
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one JSON line and fsync; a torn last line from a kill is skipped by `read_jsonl`."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
+def append_jsonl(path: Path, record: dict, sort_keys: bool = True) -> None:
+    """Append one JSON line and fsync. A torn last line (a writer killed mid-line) is skipped by
+    `read_jsonl`; the record after it starts on a fresh line, so the tear never swallows it."""
+    line = json.dumps(record, sort_keys=sort_keys) + "\n"
+    with open(path, "ab") as handle:
+        if handle.tell() > 0 and not _ends_with_newline(path):
+            line = "\n" + line
+        handle.write(line.encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
 def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file, in order; a torn or otherwise unparseable line (a
+    writer killed mid-line) is skipped, the records after it are kept."""
     records = []
     if not Path(path).exists():
         return records
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_bytes().decode("utf-8", "replace").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except ValueError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
+
+
+def try_lock(path: Path, wait: bool = False) -> int | None:
+    """Open (creating) `path` and take an exclusive `flock` on it: the open descriptor, which
+    holds the lock until `unlock` or until the process ends however it ends (the OS drops it,
+    so a kill -9 leaves no stale lock); None when another process holds it and not `wait`. The
+    holder's pid is written in the file, for messages only."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def unlock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def lock_holder(path: Path) -> str:
+    """The pid written by the holder of the lock file `path`, or '?'."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return "?"
+    return text if text.isdigit() else "?"
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on the file `path` (waiting for it) for the `with` block."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = try_lock(path, wait=True)
+    try:
+        yield
+    finally:
+        unlock(fd)

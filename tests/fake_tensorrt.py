@@ -34,8 +34,10 @@ class _Cache:
 
 
 def make_tensorrt(version="8.2.1.8", fast_fp16=True, tf32=False, input_shape=(-1, 1, 28, 28),
-                  parse_ok=True, build_ok=True):
-    """A module-like namespace imitating TensorRT `version`."""
+                  parse_ok=True, build_ok=True, bad_cache="none"):
+    """A module-like namespace imitating TensorRT `version`. A timing-cache blob that starts with
+    b"bad" cannot be loaded: `create_timing_cache` returns None (bad_cache="none", what the
+    bindings do when the C++ call fails) or raises (bad_cache="raise")."""
     major = int(version.split(".")[0])
     calls = {}
 
@@ -48,6 +50,11 @@ def make_tensorrt(version="8.2.1.8", fast_fp16=True, tf32=False, input_shape=(-1
             calls["flags"] = self.flags
 
         def create_timing_cache(self, blob):
+            if blob.startswith(b"bad"):
+                calls["cache_rejected"] = blob
+                if bad_cache == "raise":
+                    raise RuntimeError("[TRT] timing cache: invalid blob")
+                return None
             calls["cache_in"] = blob
             return _Cache(blob)
 

@@ -1,5 +1,11 @@
+import contextlib
 import hashlib
+import os
+import signal
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import onnx
@@ -9,7 +15,7 @@ from onnx import TensorProto, helper
 from jetsynth.deploy import DeployOptions, deploy, deploy_many, model_facts, probe
 from jetsynth.devices import Device
 from jetsynth.errors import JetsynthError
-from jetsynth.ssh import Ssh
+from jetsynth.ssh import Ssh, SshOptions
 
 QUICK = DeployOptions(duration=0.2, warmup=0.05, min_queries=5, threads=1, min_free_mib=1)
 
@@ -121,3 +127,148 @@ def test_probe_reports_the_device_facts(local_device):
     assert facts["l4t"] is None or facts["l4t"].startswith("3")
     tagged = Device(**{**local_device.as_dict(), "profile": "tx1"})
     assert probe(tagged)["warnings"] == []
+
+
+def test_a_remote_dir_with_a_space_deploys(local_device, member_onnx):
+    spaced = Path(local_device.remote_dir) / "my models"
+    spaced.mkdir()
+    device = Device(**{**local_device.as_dict(), "remote_dir": str(spaced)})
+    assert deploy(member_onnx, device, QUICK)["fps"] > 0
+    assert list(spaced.iterdir()) == []
+
+
+def test_the_root_as_remote_dir_leaves_nothing(local_device, member_onnx):
+    if not os.access("/", os.W_OK):
+        pytest.skip("/ is not writable here")
+    before = _leftovers(Device(**{**local_device.as_dict(), "remote_dir": "/"}))
+    device = Device(**{**local_device.as_dict(), "remote_dir": "/"})
+    assert deploy(member_onnx, device, QUICK)["fps"] > 0
+    assert _leftovers(device) == before
+
+
+def test_a_deploy_removes_its_own_work_directories_older_than_a_day(local_device, member_onnx):
+    remote = Path(local_device.remote_dir)
+    old = time.time() - 2 * 86400
+    for name in ("jetsynth.OLDOLD01", "jetsynth.NEWNEW01", "jetsynth.OLD", "other.OLDOLD01"):
+        (remote / name).mkdir()
+        (remote / name / "model.onnx").write_bytes(b"x")
+        if "OLD" in name:
+            os.utime(remote / name, (old, old))
+    (remote / "jetsynth.FILEFILE").write_bytes(b"a file, not a work directory")
+    os.utime(remote / "jetsynth.FILEFILE", (old, old))
+    deploy(member_onnx, local_device, QUICK)
+    assert sorted(p.name for p in remote.iterdir()) == ["jetsynth.FILEFILE", "jetsynth.NEWNEW01",
+                                                       "jetsynth.OLD", "other.OLDOLD01"]
+
+
+def _processes(*needles: str) -> dict[int, list[str]]:
+    """pid -> argv of this machine's processes whose argv contains every needle."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")[:-1]
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and all(any(n in a for a in argv) for n in needles):
+            found[int(entry.name)] = argv
+    return found
+
+
+def _wait_for(find, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("not found in time")
+
+
+def _agents(device: Device) -> dict[int, list[str]]:
+    return _processes(f"{device.remote_dir}/jetsynth.", "jetsynth_agent.py", "--watch-stdin")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _gone_within(pids, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+SLOW = DeployOptions(duration=120, warmup=0.05, min_queries=5, threads=1, min_free_mib=1)
+
+
+def test_the_agent_ends_when_its_ssh_client_is_killed(local_device, member_onnx):
+    outcome = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = deploy(member_onnx, local_device, SLOW)
+        except JetsynthError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        agents = _wait_for(lambda: _agents(local_device))
+        clients = {pid: argv for pid, argv in _processes(local_device.remote_dir, "jetsynth_agent.py")
+                   .items() if argv[0] == "ssh"}
+        assert len(clients) == 1
+        os.kill(next(iter(clients)), signal.SIGKILL)
+        assert _gone_within(agents, 10), "the agent outlived its connection"
+    finally:
+        thread.join(timeout=60)
+    assert "error" in outcome and not thread.is_alive()
+    assert _leftovers(local_device) == []
+
+
+def test_the_agent_ends_after_a_host_timeout(local_device, member_onnx):
+    started = time.monotonic()
+    with pytest.raises(JetsynthError, match="the agent did not finish within 4 s"):
+        deploy(member_onnx, local_device, SLOW, SshOptions(command_timeout=4))
+    assert time.monotonic() - started < 60
+    assert _gone_within(_agents(local_device), 10)
+    assert _leftovers(local_device) == []
+
+
+def test_the_agent_ends_when_its_host_is_killed(local_device, member_onnx, sshd, tmp_path):
+    from jetsynth.devices import add_device
+
+    config = tmp_path / "config"
+    add_device(local_device, config / "jetsynth" / "devices.toml")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config), "PYTHONPATH": str(root)}
+    host = subprocess.Popen([sys.executable, "-m", "jetsynth", "deploy", str(member_onnx), "-d", "local",
+                             "--duration", "120", "--warmup", "0.05", "--min-free", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        agents = _wait_for(lambda: _agents(local_device))
+        host.kill()
+        host.wait()
+        assert _gone_within(agents, 10), "the agent outlived its host"
+        deadline = time.monotonic() + 10
+        while _leftovers(local_device) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _leftovers(local_device) == []
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+        # the killed host's own ssh processes (its shared connection) are ours to end
+        for pid, argv in _processes(sshd.identity).items():
+            if argv[0] == "ssh":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)

@@ -4,6 +4,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -198,14 +199,14 @@ def test_agent_trtexec_path_builds_then_times(member_onnx, tmp_path):
         f"echo \"$@\" >> {log}\n"
         "case \"$1\" in --help) echo '&&&& RUNNING TensorRT.trtexec [TensorRT v8201]';; "
         "--onnx=*) for a in \"$@\"; do case $a in --saveEngine=*) echo engine > \"${a#--saveEngine=}\";; "
-        "esac; done;; "
+        "--timingCacheFile=*) echo timed >> \"${a#--timingCacheFile=}\";; esac; done;; "
         f"*) cat {tmp_path / 'summary.txt'};; esac\n")
     program.chmod(program.stat().st_mode | stat.S_IEXEC)
     (tmp_path / "summary.txt").write_text(TRTEXEC_82)
     env = {**os.environ, "PATH": f"{program.parent}{os.pathsep}{os.environ['PATH']}"}
     code, result = _agent("run", str(member_onnx), "--backend", "trtexec", "--batch", "4",
                           "--input-name", "image", "--input-shape", "1x28x28", "--workdir", str(tmp_path),
-                          env=env)
+                          "--timing-cache", str(tmp_path / "cache" / "t.cache"), env=env)
     assert code == 0, result
     assert result["fps"] == 1602.0 and result["precision"] == "fp16" and result["engine_bytes"] == 7
     calls = log.read_text().splitlines()
@@ -213,3 +214,113 @@ def test_agent_trtexec_path_builds_then_times(member_onnx, tmp_path):
     assert "--buildOnly" in build and "--fp16" in build and "--workspace=256" in build
     assert "--optShapes=image:4x1x28x28" in build and "--minShapes=image:1x1x28x28" in build
     assert calls[2].split()[0].startswith("--loadEngine=") and "--shapes=image:4x1x28x28" in calls[2]
+    # trtexec rewrote a private copy of the timing cache, which then replaced the cache
+    assert os.listdir(tmp_path / "cache") == ["t.cache"]
+    assert (tmp_path / "cache" / "t.cache").read_text() == "timed\n"
+
+
+@pytest.mark.parametrize("bad_cache", ["none", "raise"])
+def test_a_timing_cache_tensorrt_cannot_load_is_ignored_and_replaced(tmp_path, bad_cache):
+    trt = make_tensorrt("8.2.1.8", bad_cache=bad_cache)
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"bad blob from another TensorRT")
+    facts = build_engine(trt, str(_onnx(tmp_path)), str(tmp_path / "m.engine"), timing_cache=str(cache))
+    assert trt.calls["cache_rejected"] == b"bad blob from another TensorRT"
+    assert trt.calls["cache_in"] == b"" and facts["timing_cache_bytes"] == 6
+    assert cache.read_bytes() == b"+timed"
+    assert sorted(os.listdir(tmp_path)) == ["m.engine", "m.onnx", "timing.cache"]
+
+
+def test_the_timing_cache_is_replaced_not_written_through(tmp_path):
+    """A link planted at the cache's path is replaced by the new cache; its target is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    cache = tmp_path / "cache" / "timing.cache"
+    cache.parent.mkdir()
+    cache.symlink_to(victim)
+    build_engine(make_tensorrt(), str(_onnx(tmp_path)), str(tmp_path / "m.engine"), timing_cache=str(cache))
+    assert victim.read_text() == "precious"
+    assert not cache.is_symlink() and cache.read_bytes() == b"+timed"
+    assert os.listdir(cache.parent) == ["timing.cache"]
+
+
+def test_the_timing_cache_is_per_user(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    options = device_agent.parse_args(["run", "m.onnx", "--timing-cache", "user"])
+    assert options.timing_cache == str(tmp_path / "xdg" / "jetsynth" / "tensorrt-timing.cache")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert device_agent.default_timing_cache() == str(tmp_path / "home" / ".cache" / "jetsynth" /
+                                                      "tensorrt-timing.cache")
+    build_engine(make_tensorrt(), str(_onnx(tmp_path)), str(tmp_path / "m.engine"),
+                 timing_cache=device_agent.default_timing_cache())
+    folder = tmp_path / "home" / ".cache" / "jetsynth"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def _slow_agent(member_onnx, tmp_path, *extra):
+    """The agent timing for a minute in tmp_path/jetsynth.work, with a stand-in tegrastats that
+    records its pid; returns (process, work folder, tegrastats pid file)."""
+    work = tmp_path / "jetsynth.work"
+    work.mkdir()
+    (work / "model.onnx").write_bytes(member_onnx.read_bytes())
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    pidfile = tmp_path / "tegrastats.pid"
+    program = tools / "tegrastats"
+    program.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 600\n")
+    program.chmod(program.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([sys.executable, str(AGENT), "run", str(work / "model.onnx"),
+                                "--backend", "onnxruntime", "--duration", "60", "--threads", "1",
+                                "--workdir", str(work), *extra], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not (pidfile.is_file() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline and process.poll() is None, "the agent never timed"
+        time.sleep(0.05)
+    return process, work, int(pidfile.read_text())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie has ended
+        return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_agent_ends_with_its_children_and_folder_when_stdin_closes(member_onnx, tmp_path):
+    process, work, child = _slow_agent(member_onnx, tmp_path, "--watch-stdin")
+    try:
+        process.stdin.close()
+        assert process.wait(timeout=10) == 3
+        assert not work.exists()
+        deadline = time.monotonic() + 5
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(child)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+        if not _gone(child):
+            os.kill(child, 9)
+
+
+def test_the_agent_ends_at_its_deadline(member_onnx, tmp_path):
+    started = time.monotonic()
+    process, work, child = _slow_agent(member_onnx, tmp_path, "--max-seconds", "3")
+    try:
+        assert process.wait(timeout=20) == 4 and time.monotonic() - started < 20
+        assert not work.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdin.close()
+        process.stdout.close()
+        if not _gone(child):
+            os.kill(child, 9)

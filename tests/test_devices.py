@@ -59,6 +59,8 @@ def test_bad_entries_are_refused(tmp_path):
         Device(name="x", host="h", profile="tx2")
     with pytest.raises(JetsynthError, match="absolute path"):
         Device(name="x", host="h", remote_dir="tmp")
+    with pytest.raises(JetsynthError, match="absolute path on the device \\(one line\\)"):
+        Device(name="x", host="h", remote_dir="/tmp/a\nb")
     broken = tmp_path / "devices.toml"
     broken.write_text("[devices.tx1\n")
     with pytest.raises(JetsynthError, match="not valid TOML"):
@@ -76,3 +78,42 @@ def test_profiles_carry_the_hard_facts():
     assert disagreements(tx1, {"tensorrt": "8.2.1.8", "gpu": {"compute_capability": "5.3"}}) == []
     warnings = disagreements(tx1, {"tensorrt": "10.3.0", "gpu": {"compute_capability": "8.7"}})
     assert len(warnings) == 2 and "TensorRT 8.x" in warnings[0]
+
+
+def test_concurrent_adds_keep_every_device(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "PYTHONPATH": str(root)}
+    names = [f"jet{i:02d}" for i in range(12)]
+    processes = [subprocess.Popen([sys.executable, "-m", "jetsynth", "devices", "add", name,
+                                   "--host", f"ubuntu@10.0.0.{i + 1}"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for i, name in enumerate(names)]
+    outcomes = [(p.wait(timeout=300), p.stderr.read().decode()) for p in processes]
+    for process in processes:
+        process.stdout.close()
+        process.stderr.close()
+    assert outcomes == [(0, "")] * 12
+    path = tmp_path / "jetsynth" / "devices.toml"
+    stored = load_devices(path)
+    assert sorted(stored) == names
+    assert {d.host for d in stored.values()} == {f"10.0.0.{i}" for i in range(1, 13)}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["devices.toml", "devices.toml.lock"]
+
+
+def test_comments_survive_add_and_remove(tmp_path):
+    path = tmp_path / "devices.toml"
+    path.write_text("# my Jetsons, keep this note\n\n[devices.tx1]\n# the one on the bench\n"
+                    'host = "10.0.0.5"  # static lease\nuser = "ubuntu"\n')
+    add_device(Device(name="nano", host="nano.local", port=2222), path)
+    remove_device("nano", path)
+    add_device(Device(name="orin", host="orin.local"), path)
+    text = path.read_text()
+    for comment in ("# my Jetsons, keep this note", "# the one on the bench", "# static lease"):
+        assert comment in text
+    assert sorted(load_devices(path)) == ["orin", "tx1"]
+    assert load_devices(path)["tx1"] == Device(name="tx1", host="10.0.0.5", user="ubuntu")

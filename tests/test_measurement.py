@@ -38,6 +38,16 @@ def test_cache_survives_a_restart_and_a_torn_last_line(tmp_path):
     assert again.get("a:ort-cpu:fp16:b1") == {"fps": 10.0} and again.get("b") is None
 
 
+def test_a_measurement_after_a_torn_line_is_kept(tmp_path):
+    cache = MeasurementCache(tmp_path / CACHE_FILE)
+    cache.put("a", {"fps": 10.0})
+    with (tmp_path / CACHE_FILE).open("a") as handle:
+        handle.write('{"key": "b", "val')
+    MeasurementCache(tmp_path / CACHE_FILE).put("c", {"fps": 30.0})
+    again = MeasurementCache(tmp_path / CACHE_FILE)
+    assert again.get("a") == {"fps": 10.0} and again.get("c") == {"fps": 30.0}
+
+
 def measure_member(genome, folder, target, precision, batch, seconds, cache):
     return Speedometer(target, precision, batch, seconds, cache).assess(genome, folder, 0)
 
@@ -53,6 +63,40 @@ def test_an_architecture_is_timed_once(benched_run, tmp_path):
     assert len((tmp_path / CACHE_FILE).read_text().splitlines()) == 1
     third = measure_member(genome, tmp_path / "c", "ort-cpu", "fp16", 4, 0.05, cache)
     assert "cached" not in third["bench"] and third["bench"]["batch"] == 4
+
+
+def test_a_timing_cached_for_the_member_itself_counts_as_measured(benched_run, tmp_path):
+    """A member killed after its timing was cached and before its record was written: on resume
+    its timing is its own measurement (and a latency-model sample), not another member's."""
+    genome = RunDirectory(benched_run).genome("g03-m00")
+    meter = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE))
+    first = meter.assess(genome, tmp_path / "g03-m00", 3)
+    resumed = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE))
+    again = resumed.assess(genome, tmp_path / "g03-m00", 3)
+    assert first["bench"]["source"] == again["bench"]["source"] == "measured"
+    assert again == first and len(resumed.samples) == len(meter.samples) == 1
+    other = resumed.assess(genome, tmp_path / "g04-m00", 4)
+    assert other["bench"]["source"] == "cached" and len(resumed.samples) == 1
+
+
+def test_resume_after_a_kill_between_timing_and_record_equals_the_uninterrupted_run(tmp_path):
+    import shutil
+
+    from jetsynth.config import EvolveConfig
+    from jetsynth.evolve import evolve
+
+    config = EvolveConfig(data="digits", subset=0.2, generations=3, ancestor_epochs=1, epochs=1,
+                          keep=0.6, bench="ort", bench_seconds=0.05, seed=2)
+    reference = evolve(config, tmp_path / "reference")
+    shutil.copytree(tmp_path / "reference", tmp_path / "killed")
+    (tmp_path / "killed" / "members" / "g03-m00" / "member.json").unlink()
+    resumed = evolve(config, tmp_path / "killed", resume=True)
+
+    def timing(records):
+        return [(r["id"], r["accuracy"], r["fps"], r["fps_predicted"], r["bench"]) for r in records]
+
+    assert [r["bench"]["source"] for r in reference] == ["measured"] * 3
+    assert timing(resumed) == timing(reference)
 
 
 def test_member_timed_on_a_device_through_deploy(benched_run, local_device, tmp_path):

@@ -1,4 +1,6 @@
 import shlex
+import time
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,25 @@ def test_unreachable_device_is_one_line(local_device):
     with pytest.raises(JetsynthError, match="cannot reach local .* connection refused"), Ssh(
             closed, SshOptions(connect_timeout=3)):
         pass
+
+
+def test_the_shared_connection_ends_with_the_context(local_device, sshd):
+    def masters() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                argv = (entry / "cmdline").read_bytes().decode().split("\0")
+            except OSError:
+                continue
+            if argv[0] == "ssh" and "-M" in argv and f"{sshd.folder}/client_ed25519" in argv:
+                found.append(entry.name)
+        return found
+
+    before = masters()
+    with Ssh(local_device) as ssh:
+        assert len(masters()) == len(before) + 1
+        assert ssh.run(["true"]).returncode == 0
+    deadline = time.monotonic() + 10
+    while masters() != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert masters() == before

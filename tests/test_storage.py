@@ -14,3 +14,19 @@ def test_torn_last_event_line_is_skipped(tmp_path):
     with open(log, "a") as handle:
         handle.write('{"event": "b", "ti')
     assert read_jsonl(log) == [{"event": "a"}]
+
+
+def test_append_after_a_torn_line_starts_a_fresh_line(tmp_path):
+    log = tmp_path / "events.jsonl"
+    append_jsonl(log, {"event": "a"})
+    with open(log, "a") as handle:
+        handle.write('{"event": "b", "ti')
+    append_jsonl(log, {"event": "c"})
+    append_jsonl(log, {"event": "d"})
+    assert read_jsonl(log) == [{"event": "a"}, {"event": "c"}, {"event": "d"}]
+
+
+def test_a_torn_line_in_the_middle_and_stray_values_are_skipped(tmp_path):
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b'{"event": "a"}\n{"eve\xff\n42\n{"event": "b"}\n')
+    assert read_jsonl(log) == [{"event": "a"}, {"event": "b"}]
