@@ -38,3 +38,28 @@ def test_corrupt_genome_is_a_clear_error(tmp_path):
         load_genome(tmp_path / "g")
     with pytest.raises(JetsynthError, match="no saved genome"):
         load_genome(tmp_path / "missing")
+
+
+def test_a_format_1_genome_loads_and_a_future_one_is_refused(tmp_path):
+    """Format 1 (the chain-only core) saved the same tensors plus a list of chain layers."""
+    import json
+
+    genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    save_genome(genome, tmp_path / "g")
+    meta_path = tmp_path / "g" / "genome.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["format"] == 2
+    meta_path.write_text(json.dumps({**meta, "format": 1, "layers": [{"name": "0", "kind": "conv"}]}))
+    loaded = load_genome(tmp_path / "g")
+    assert all(torch.equal(loaded.masks[k], genome.masks[k]) for k in genome.masks)
+    meta_path.write_text(json.dumps({**meta, "format": 3}))
+    with pytest.raises(JetsynthError, match="genome format 3 is not supported"):
+        load_genome(tmp_path / "g")
+
+
+def test_a_genome_of_another_network_is_refused(tmp_path):
+    genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    save_genome(genome, tmp_path / "g")
+    other = ancestor_genome("lenet5", (1, 28, 28), 5, seed=0)
+    with pytest.raises(JetsynthError, match="does not belong to this run"):
+        load_genome(tmp_path / "g", other.topology)
