@@ -69,7 +69,8 @@ class RunDirectory:
         known = {f.name for f in fields(EvolveConfig)}
         values = {k: v for k, v in stored.items() if k in known}
         values.setdefault("pressure", "fixed")
-        for key in ("alphas", "overlap_band"):
+        values.setdefault("val_split", 0.0)  # runs from before the validation split had none
+        for key in ("alphas", "overlap_band", "mean", "std"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return EvolveConfig(**values)
