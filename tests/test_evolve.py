@@ -219,3 +219,4 @@ def test_a_run_from_before_adaptive_pressure_resumes_with_fixed_pressure(tmp_pat
     config = RunDirectory(tmp_path).stored_config()
     assert (config.pressure, config.measure_every, config.latency_model) == ("fixed", 1, None)
     assert config.with_policies().pressure == "fixed"
+    assert config.val_split == 0.0  # runs from before the validation split had none
