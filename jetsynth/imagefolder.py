@@ -83,6 +83,9 @@ def scan_folder(root: Path) -> FolderIndex:
     if not root.is_dir():
         raise JetsynthError(f"dataset folder not found: {root} (check the path in --data)")
     present = [s for s in SPLITS if (root / s).is_dir()] if (root / "train").is_dir() else [None]
+    if present == [None] and any((root / s).is_dir() for s in SPLITS[1:]):
+        raise JetsynthError(f"{root} has val/ or test/ but no train/: put the training images in "
+                            f"{root / 'train'}/CLASS/, or make every sub-folder a class")
     classes = None
     files, labels, rows = [], [], {}
     for split in present:

@@ -146,6 +146,9 @@ def test_bad_folders_each_get_one_clear_line(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(JetsynthError, match="no class sub-folders"):
         _load(tmp_path / "d")
+    write_image_tree(tmp_path / "f" / "test", per_class=2)
+    with pytest.raises(JetsynthError, match="has val/ or test/ but no train/"):
+        _load(tmp_path / "f")
     lonely = write_image_tree(tmp_path / "e", per_class=1)
     with pytest.raises(JetsynthError, match="too few images to hold a test split out"):
         _load(lonely)
