@@ -70,12 +70,24 @@ class _RichObserver:
 
     def member_finished(self, record):
         self.progress.advance(self.run_task)
+        val = record.get("val_accuracy")
         self.progress.console.print(
-            f"{record['id']}: accuracy {record['accuracy']:.4f}, "
+            f"{record['id']}: accuracy {record['accuracy']:.4f}"
+            + (f" (validation {val:.4f}), " if val is not None else ", ") +
             f"{record['synapses']} synapses ({record['synaptic_efficiency']:.2f}X), "
             f"{record['clusters']} clusters ({record['cluster_efficiency']:.2f}X), "
             f"{record['train_seconds']:.1f} s{_speed_note(record)}"
         )
+
+
+def _floats(ctx, param, values) -> tuple[float, ...] | None:
+    """A repeatable option whose values may also be comma lists ('--mean 0.5 --mean 0.4' or
+    '--mean 0.5,0.4') as one tuple of floats; None when not given."""
+    try:
+        found = tuple(float(v) for text in values for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"numbers expected, one per channel, got {' '.join(values)}") from None
+    return found or None
 
 
 def _speed_note(record: dict) -> str:
@@ -95,9 +107,24 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--data", default="digits", show_default=True,
-              help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR")
+              help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR | folder:DIR "
+                   "(your images, one sub-folder per class)")
 @click.option("--subset", type=float, default=1.0, show_default=True,
               help="Stratified, seeded fraction of the training split to use.")
+@click.option("--val-split", type=float, default=0.1, show_default=True,
+              help="Stratified, seeded fraction of the training split held out for validation, "
+                   "which selection uses (folder:DIR with DIR/val: that folder); 0: none.")
+@click.option("--input-size", type=int, default=None,
+              help="Resize every image to S×S [default: the dataset's size; folder:DIR: the images' "
+                   "own when all are square and of one size, else 32].")
+@click.option("--mean", type=str, multiple=True, callback=_floats,
+              help="Normalisation mean per channel, pixels in [0, 1] (what pretrained weights "
+                   "expect): once per channel or a comma list [default: the training split's].")
+@click.option("--std", type=str, multiple=True, callback=_floats,
+              help="Normalisation standard deviation per channel, as --mean [default: the "
+                   "training split's].")
+@click.option("--augment", is_flag=True,
+              help="Augment training batches: random crop with padding, left-right flip.")
 @click.option("--arch", default="lenet5", show_default=True,
               help="lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | file.py:function "
                    "(your factory (input_shape, classes) -> nn.Module; user code, see Security).")
@@ -215,16 +242,19 @@ def _target_outcome(config, records: list[dict]) -> str:
     """One line: which member reached --target-fps at the accuracy floor, or the fastest that
     kept the floor when none did."""
     from .evolve import reaches_target
+    from .selection import selection_accuracy
 
-    floor = config.floor(records[0]["accuracy"])
-    hits = [r for r in records if reaches_target(r, config, records[0]["accuracy"])]
+    floor = config.floor(selection_accuracy(records[0]))
+    hits = [r for r in records if reaches_target(r, config, selection_accuracy(records[0]))]
     if hits:
         best = max(hits, key=lambda r: r["fps"])
         return (f"target reached: {best['id']} runs at {best['fps']:,.0f} images/s (target "
-                f"{config.target_fps:,.0f}) with accuracy {best['accuracy']:.4f} (floor {floor:.4f})")
-    kept = [r["fps"] for r in records if r.get("fps") and r["accuracy"] >= floor]
+                f"{config.target_fps:,.0f}) with accuracy {selection_accuracy(best):.4f} on "
+                f"validation (floor {floor:.4f}), {best['accuracy']:.4f} on test")
+    kept = [r["fps"] for r in records if r.get("fps") and selection_accuracy(r) >= floor]
     fastest = f"; fastest above the floor: {max(kept):,.0f} images/s" if kept else ""
-    return f"target {config.target_fps:,.0f} images/s at accuracy >= {floor:.4f} not reached{fastest}"
+    return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
+            f"not reached{fastest}")
 
 
 def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .data import DataSpec
+from .data import VAL_SPLIT, DataSpec
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .measurement import BenchTarget
@@ -68,6 +68,11 @@ class EvolveConfig:
     latency_model: str | None = None
     pressure: str | None = None
     ancestor_weights: str | None = None
+    val_split: float = VAL_SPLIT
+    input_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    augment: bool = False
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -204,9 +209,10 @@ class EvolveConfig:
         return None if self.bench == "none" else resolve_bench(self.bench)
 
     def floor(self, ancestor_accuracy: float) -> float:
-        """The accuracy a fast member must keep: --accuracy-floor, else one point under the
-        ancestor's."""
+        """The accuracy a fast member must keep, on validation (callers pass and compare
+        `selection.selection_accuracy`): --accuracy-floor, else one point under the ancestor's."""
         return self.accuracy_floor if self.accuracy_floor is not None else ancestor_accuracy - 0.01
 
     def data_spec(self) -> DataSpec:
-        return DataSpec.parse(self.data, self.subset, self.seed)
+        return DataSpec.parse(self.data, self.subset, self.seed, self.val_split, self.input_size,
+                              self.mean, self.std, self.augment)

@@ -1,9 +1,14 @@
 """Datasets behind one interface: images as normalised float tensors (N, C, H, W) plus labels.
 
 A spec string names the source (`digits`, `mnist:DIR`, `fashion-mnist:DIR`, `cifar10:DIR`,
-`stl10:DIR`); `subset` draws a stratified, seeded fraction of the *training* split (the test split
-always stays whole, so accuracies of runs on different subsets stay comparable). Every malformed
-input raises :class:`JetsynthError` with one line that names the file and what to do.
+`stl10:DIR`, `folder:DIR`: your own images in class sub-folders, see `imagefolder`). Every dataset
+has three splits: training, validation and test. The validation split (`val_split`, seeded and
+stratified) is held out of the training split; evolution chooses on it and reports on the test
+split. `subset` then draws a stratified, seeded fraction of what is left for training (the
+validation and test splits always stay whole, so accuracies of runs on different subsets stay
+comparable). `input_size` resizes every image to S×S; `mean`/`std` replace the normalisation
+computed from the training split. Every malformed input raises :class:`JetsynthError` with one
+line that names the file and what to do.
 """
 
 from __future__ import annotations
@@ -20,29 +25,48 @@ import torch
 
 from .errors import JetsynthError
 
-KINDS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10")
+KINDS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10", "folder")
+VAL_SPLIT = 0.1
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
+PIXEL_SCALE = 1.0 / 255.0
+
+CLASS_NAMES = {
+    "digits": [str(i) for i in range(10)],
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"],
+    "stl10": ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"],
+}
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where a dataset comes from; small and serialisable so a remote worker can load it too."""
+    """Where a dataset comes from and how it is prepared; small and serialisable so a remote
+    worker can load it too."""
 
     kind: str = "digits"
     path: str | None = None
     subset: float = 1.0
     seed: int = 0
+    val_split: float = VAL_SPLIT
+    input_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    augment: bool = False
 
     @classmethod
-    def parse(cls, text: str, subset: float = 1.0, seed: int = 0) -> DataSpec:
+    def parse(cls, text: str, subset: float = 1.0, seed: int = 0, val_split: float = VAL_SPLIT,
+              input_size: int | None = None, mean=None, std=None, augment: bool = False) -> DataSpec:
         kind, _, path = text.partition(":")
         kind = kind.strip().lower()
         if kind not in KINDS:
             raise JetsynthError(
                 f"unknown dataset '{text}': use one of digits, mnist:DIR, fashion-mnist:DIR, "
-                "cifar10:DIR, stl10:DIR"
+                "cifar10:DIR, stl10:DIR, folder:DIR"
             )
         if kind == "digits" and path:
             raise JetsynthError("the built-in 'digits' dataset takes no path: use --data digits")
@@ -50,7 +74,21 @@ class DataSpec:
             raise JetsynthError(f"--data {kind} needs a folder: use --data {kind}:DIR")
         if not 0.0 < subset <= 1.0:
             raise JetsynthError(f"--subset must lie in (0, 1], got {subset}")
-        return cls(kind=kind, path=path or None, subset=float(subset), seed=int(seed))
+        if not 0.0 <= val_split < 1.0:
+            raise JetsynthError(f"--val-split must lie in [0, 1) (0.1 holds a tenth of the training "
+                                f"split out for validation; 0: none), got {val_split}")
+        if input_size is not None and input_size < 1:
+            raise JetsynthError(f"--input-size must be a positive number of pixels, got {input_size}")
+        mean = tuple(float(v) for v in mean) if mean else None
+        std = tuple(float(v) for v in std) if std else None
+        if (mean is None) != (std is None) or (mean and len(mean) != len(std)):
+            raise JetsynthError("give --mean and --std together, one value of each per channel "
+                                "(e.g. --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)")
+        if std is not None and min(std) <= 0:
+            raise JetsynthError("--std values must be positive")
+        return cls(kind=kind, path=path or None, subset=float(subset), seed=int(seed),
+                   val_split=float(val_split), input_size=None if input_size is None else int(input_size),
+                   mean=mean, std=std, augment=bool(augment))
 
     def __str__(self) -> str:
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
@@ -59,8 +97,10 @@ class DataSpec:
 @dataclass
 class Dataset:
     """Normalised images and labels; `preprocessing` says how raw pixels map to inputs
-    (x = (pixel * scale - mean) / std per channel, layout NCHW) so a deployed model can be fed
-    without jetsynth."""
+    (x = (pixel * pixel_scale - mean) / std per channel, after resizing to `resize` when given,
+    layout NCHW, channels `color`) and names the classes, so a deployed model can be fed without
+    jetsynth. `val_x`/`val_y` (possibly empty) are the validation split, held out of training;
+    `augment` asks the trainer for `training_batch`'s random crops and flips."""
 
     name: str
     train_x: torch.Tensor
@@ -69,6 +109,9 @@ class Dataset:
     test_y: torch.Tensor
     classes: int
     preprocessing: dict = field(default_factory=dict)
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    augment: bool = False
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -76,8 +119,41 @@ class Dataset:
         return int(c), int(h), int(w)
 
 
+class MappedImages:
+    """A split of uint8 images kept as they are (typically a memory-mapped decode cache) and
+    normalised only when indexed, so a dataset larger than memory trains: only the batch in use
+    is ever held as floats. Indexing (an integer, a slice, an index array or tensor) returns a
+    float tensor, as indexing a tensor of normalised images would."""
+
+    def __init__(self, pixels: np.ndarray, rows: np.ndarray, mean, std):
+        self.pixels = pixels
+        self.rows = np.asarray(rows, dtype=np.int64)
+        view = (1, -1, 1, 1)
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).view(view)
+        self.std = torch.as_tensor(std, dtype=torch.float32).view(view)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.rows), *self.pixels.shape[1:]))
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        single = isinstance(index, (int, np.integer))
+        rows = self.rows[[index] if single else index]
+        order = np.argsort(rows, kind="stable")  # read the file in order, give back as asked
+        block = np.empty((len(rows), *self.pixels.shape[1:]), dtype=np.uint8)
+        block[order] = self.pixels[rows[order]]
+        images = (torch.from_numpy(block).float() * PIXEL_SCALE - self.mean) / self.std
+        return images[0] if single else images
+
+
 def load_dataset(spec: DataSpec) -> Dataset:
-    """Load, check and normalise the dataset a spec names (its seed drives the subset draw)."""
+    """Load, check, split and normalise the dataset a spec names (its seed drives the validation
+    and subset draws)."""
     loaders = {
         "digits": _load_digits,
         "mnist": _load_idx_folder,
@@ -87,13 +163,28 @@ def load_dataset(spec: DataSpec) -> Dataset:
     }
     if spec.path is not None and not Path(spec.path).is_dir():
         raise JetsynthError(f"dataset folder not found: {spec.path} (check the path in --data)")
+    if spec.kind == "folder":
+        from .imagefolder import load_image_folder
+
+        return load_image_folder(spec)
     train_x, train_y, test_x, test_y = loaders[spec.kind](spec.path)
     _check_pair(train_x, train_y, f"{spec} training split")
     _check_pair(test_x, test_y, f"{spec} test split")
+    train_rows, val_rows = training_rows(train_y, spec)
+    return _normalise(spec, (train_x[train_rows], train_y[train_rows]), (test_x, test_y),
+                      (train_x[val_rows], train_y[val_rows]), CLASS_NAMES[spec.kind])
+
+
+def training_rows(labels: np.ndarray, spec: DataSpec, validation: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a training split (labels `labels`) that train and that validate: the validation
+    split is a stratified draw of `spec.val_split` seeded by `spec.seed` (none when
+    `validation` is False: the dataset brings its own), then `spec.subset` of the rest."""
+    fraction = spec.val_split if validation else 0.0
+    train, val = stratified_split(labels, fraction, (spec.seed, 1))
     if spec.subset < 1.0:
-        keep = stratified_subset(train_y, spec.subset, spec.seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-    return _normalise(str(spec), train_x, train_y, test_x, test_y)
+        train = train[stratified_subset(labels[train], spec.subset, spec.seed)]
+    return train, val
 
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -108,6 +199,24 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     return np.sort(np.concatenate(chosen))
 
 
+def stratified_split(labels: np.ndarray, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held): a seeded draw of `fraction` of each class is held out (at least one example
+    of every class with two or more, never a class's last one), both sorted; fraction 0 holds
+    nothing out (and draws nothing, so the rest of a seeded run is unchanged)."""
+    labels = np.asarray(labels)
+    everything = np.arange(len(labels))
+    if fraction <= 0.0:
+        return everything, everything[:0]
+    rng = np.random.default_rng(seed)
+    held = [everything[:0]]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(max(1, int(round(fraction * len(members)))), len(members) - 1)
+        held.append(rng.choice(members, size=count, replace=False))
+    held = np.sort(np.concatenate(held))
+    return np.setdiff1d(everything, held), held
+
+
 def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
     if images.ndim != 4:
         raise JetsynthError(f"{what}: images have shape {images.shape}, expected (N, C, H, W)")
@@ -120,27 +229,111 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
         raise JetsynthError(f"{what}: no examples")
 
 
-def _normalise(name, train_x, train_y, test_x, test_y) -> Dataset:
-    scale = 1.0 / 255.0
-    train = torch.from_numpy(np.array(train_x)).float() * scale
-    mean = train.mean(dim=(0, 2, 3))
-    std = train.std(dim=(0, 2, 3)).clamp_min(1e-6)
+def resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Images (N, C, H, W) resized to size×size (bilinear, antialiased when shrinking);
+    unchanged when `size` is None or already theirs."""
+    if size is None or tuple(images.shape[2:]) == (size, size):
+        return images
+    if len(images) == 0:
+        return images.new_zeros((0, images.shape[1], size, size))
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear",
+                                           align_corners=False, antialias=True)
+
+
+def normalisation(spec: DataSpec, channels: int, computed) -> tuple[list[float], list[float]]:
+    """(mean, std) per channel: --mean/--std when given (checked against the channel count),
+    else `computed()` from the training split."""
+    if spec.mean is None:
+        return computed()
+    if len(spec.mean) != channels:
+        raise JetsynthError(
+            f"--mean/--std give {len(spec.mean)} value(s) but the images have {channels} "
+            f"channel(s): give one --mean and one --std per channel"
+        )
+    return list(spec.mean), list(spec.std)
+
+
+def preprocessing(spec: DataSpec, mean, std, channels: int, size: int | None,
+                  class_names: list[str]) -> dict:
+    """The preprocessing metadata genomes and exported models carry."""
+    out = {
+        "layout": "NCHW",
+        "color": "RGB" if channels == 3 else "L",
+        "pixel_scale": PIXEL_SCALE,
+        "mean": [round(float(v), 6) for v in mean],
+        "std": [round(float(v), 6) for v in std],
+        "class_names": list(class_names),
+    }
+    if size is not None:
+        out["resize"] = [int(size), int(size)]
+    return out
+
+
+def _normalise(spec: DataSpec, train, test, val, class_names) -> Dataset:
+    def scaled(images):
+        return resize(torch.from_numpy(np.array(images)).float() * PIXEL_SCALE, spec.input_size)
+
+    train_x = scaled(train[0])
+    channels = train_x.shape[1]
+
+    def computed():
+        return train_x.mean(dim=(0, 2, 3)).tolist(), train_x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+
+    mean, std = normalisation(spec, channels, computed)
     view = (1, -1, 1, 1)
-    test = torch.from_numpy(np.array(test_x)).float() * scale
+    m, s = torch.tensor(mean).view(view), torch.tensor(std).view(view)
+
+    def labels(y):
+        return torch.from_numpy(np.asarray(y, dtype=np.int64))
+
     return Dataset(
-        name=name,
-        train_x=(train - mean.view(view)) / std.view(view),
-        train_y=torch.from_numpy(np.asarray(train_y, dtype=np.int64)),
-        test_x=(test - mean.view(view)) / std.view(view),
-        test_y=torch.from_numpy(np.asarray(test_y, dtype=np.int64)),
-        classes=int(max(train_y.max(), test_y.max())) + 1,
-        preprocessing={
-            "layout": "NCHW",
-            "pixel_scale": scale,
-            "mean": [round(float(v), 6) for v in mean],
-            "std": [round(float(v), 6) for v in std],
-        },
+        name=str(spec),
+        train_x=(train_x - m) / s,
+        train_y=labels(train[1]),
+        test_x=(scaled(test[0]) - m) / s,
+        test_y=labels(test[1]),
+        classes=int(max(train[1].max(), test[1].max())) + 1,
+        preprocessing=preprocessing(spec, mean, std, channels, spec.input_size, class_names),
+        val_x=(scaled(val[0]) - m) / s,
+        val_y=labels(val[1]),
+        augment=spec.augment,
     )
+
+
+def training_batch(dataset: Dataset, indices: torch.Tensor, generator: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images and labels at `indices`, as the trainer feeds them: with
+    `dataset.augment` (--augment), randomly cropped from a padded copy and flipped left-right,
+    drawn from `generator` (the trainer's batch-order generator, whose state its checkpoints
+    keep, so a resumed training draws the same)."""
+    images, labels = dataset.train_x[indices], dataset.train_y[indices]
+    if dataset.augment:
+        mean = torch.tensor(dataset.preprocessing["mean"])
+        std = torch.tensor(dataset.preprocessing["std"])
+        images = augment_batch(images, generator, fill=-mean / std)
+    return images, labels
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int | None = None,
+                  fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop with padding and horizontal flip: each image (N, C, H, W) is padded by
+    `padding` pixels (default H/8, at least 1) of `fill` per channel (default 0; the trainer
+    passes black in normalised units), cropped back to H×W at a random offset and, with
+    probability 1/2, mirrored left-right."""
+    n, c, h, w = images.shape
+    pad = max(1, round(min(h, w) / 8)) if padding is None else padding
+    canvas = images.new_zeros((n, c, h + 2 * pad, w + 2 * pad))
+    if fill is not None:
+        canvas += fill.to(images.dtype).view(1, -1, 1, 1)
+    canvas[:, :, pad : pad + h, pad : pad + w] = images
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    rows = dy[:, None] + torch.arange(h)
+    cols = dx[:, None] + torch.arange(w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return canvas[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def _load_digits(_path):

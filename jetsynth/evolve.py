@@ -26,7 +26,7 @@ from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples,
 from .metrics import efficiency, size_metrics
 from .models import Factory, resolve_factory
 from .rundir import RunDirectory, open_run
-from .selection import select_parents, speed
+from .selection import select_parents, selection_accuracy, speed
 from .similarity import cluster_presence, overlap_matrix
 from .storage import read_json, write_json
 from .synthesis import synthesize
@@ -79,12 +79,12 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "fps": None,
     }
     if speedometer is not None:
-        floor = config.floor(base["accuracy"])
+        floor = config.floor(selection_accuracy(base))
         record.update(speedometer.assess(trained.genome, run.member_dir(lineage.id), ordinal,
-                                         config.target_fps, metrics["accuracy"] >= floor))
+                                         config.target_fps, selection_accuracy(metrics) >= floor))
     run.save(trained.genome, record)
     run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
-              synapses=metrics["synapses"])
+              val_accuracy=metrics.get("val_accuracy"), synapses=metrics["synapses"])
     return record
 
 
@@ -137,13 +137,14 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
 def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict) -> tuple[float, dict]:
     """The environmental pressure (keep share) for the generation after `previous`: --keep, or
     with --pressure adaptive, `adaptive_keep` of the fastest member that keeps the floor and the
-    best accuracy of `previous`."""
+    best accuracy of `previous` (validation accuracies, `selection_accuracy`)."""
     if config.pressure != "adaptive":
         return config.keep, {"keep": config.keep}
-    floor = config.floor(ancestor["accuracy"])
-    speeds = [speed(r) for r in previous if r["accuracy"] >= floor and speed(r)]
+    floor = config.floor(selection_accuracy(ancestor))
+    speeds = [speed(r) for r in previous if selection_accuracy(r) >= floor and speed(r)]
     return adaptive_keep(config.keep, max(speeds, default=None), config.target_fps,
-                         max(r["accuracy"] for r in previous), floor, ancestor["accuracy"])
+                         max(selection_accuracy(r) for r in previous), floor,
+                         selection_accuracy(ancestor))
 
 
 def _newborn(offspring: Genome, seed: int) -> Genome:
@@ -188,7 +189,8 @@ def _order(record: dict) -> tuple[int, int]:
 
 
 def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float) -> bool:
-    """Whether `record` meets --target-fps (measured FPS) at or above the accuracy floor."""
+    """Whether `record` meets --target-fps (measured FPS) at or above the accuracy floor (both
+    on validation: pass the ancestor's `selection_accuracy`)."""
     return meets_target(record, config.target_fps, config.floor(ancestor_accuracy))
 
 
@@ -252,13 +254,13 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     records = [ancestor]
     previous = [ancestor]
     for generation in range(2, config.generations + 1):
-        if _target_reached(run, previous, config, ancestor["accuracy"]):
+        if _target_reached(run, previous, config, selection_accuracy(ancestor)):
             break
         current = []
         keep, terms = generation_keep(config, previous, ancestor)
         if config.pressure == "adaptive":
             run.event("pressure", generation=generation, **terms)
-        floor = config.floor(ancestor["accuracy"])
+        floor = config.floor(selection_accuracy(ancestor))
         genomes = {r["id"]: run.genome(r["id"]) for r in previous}
         overlaps = None
         if config.selection == "similarity":
@@ -298,7 +300,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         run.event("generation_done", generation=generation)
         previous = current
     else:
-        _target_reached(run, previous, config, ancestor["accuracy"])
+        _target_reached(run, previous, config, selection_accuracy(ancestor))
     run.event("run_done", members=len(records))
     return records
 
@@ -310,5 +312,6 @@ def _target_reached(run: RunDirectory, generation: list[dict], config: EvolveCon
     if hits:
         best = max(hits, key=lambda r: r["fps"])
         run.event("target_reached", member=best["id"], fps=best["fps"], accuracy=best["accuracy"],
-                  target_fps=config.target_fps, accuracy_floor=config.floor(ancestor_accuracy))
+                  val_accuracy=best.get("val_accuracy"), target_fps=config.target_fps,
+                  accuracy_floor=config.floor(ancestor_accuracy))
     return bool(hits)

@@ -139,6 +139,7 @@ def genome_metadata(genome: Genome, record: dict | None, run_dir: Path | None) -
         "member_index": genome.lineage.member,
         "parents": list(genome.lineage.parents),
         "accuracy": record.get("accuracy"),
+        "val_accuracy": record.get("val_accuracy"),
         "finetune": record.get("finetune", {}),
         "synapses": record.get("synapses"),
         "synaptic_efficiency": record.get("synaptic_efficiency"),
@@ -248,7 +249,8 @@ def export_member(
     the new accuracy, and `finetune` the epochs and the accuracy before). A run made with user
     code (`module:function`, `file.py:function`) is built only on the user's word: `arch` (the
     command line's --arch, the run's own) or `trust_code`."""
-    from .data import DataSpec, load_dataset
+    from .config import EvolveConfig
+    from .data import load_dataset
     from .models import stored_factories
     from .report import load_records, pick_member
     from .rundir import RunDirectory
@@ -262,7 +264,7 @@ def export_member(
     dataset = None
     if check_parity or finetune_epochs:
         try:
-            dataset = load_dataset(DataSpec.parse(config["data"], config["subset"], config["seed"]))
+            dataset = load_dataset(EvolveConfig(**config).data_spec())
         except JetsynthError as exc:
             need = ("--finetune-epochs" if finetune_epochs
                     else "the parity check; add --no-parity to skip it")
@@ -278,7 +280,8 @@ def export_member(
 def finetune_member(genome: Genome, record: dict, dataset, config: dict,
                     epochs: int) -> tuple[Genome, dict]:
     """The member trained `epochs` more with the run's batch size, learning rate, precision and
-    seed (`config`: the run's settings as a dict), and its record with the new accuracy."""
+    seed (`config`: the run's settings as a dict), and its record with the new test and
+    validation accuracies."""
     from .train import TrainConfig, train_genome
 
     training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
@@ -286,4 +289,5 @@ def finetune_member(genome: Genome, record: dict, dataset, config: dict,
     result = train_genome(genome, dataset, training, config["seed"])
     accuracy = result.metrics["accuracy"]
     return result.genome, {**record, "accuracy": accuracy,
+                           "val_accuracy": result.metrics.get("val_accuracy"),
                            "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}

@@ -2,12 +2,14 @@
 accuracy, and, generation by generation, the fastest member that keeps the accuracy floor.
 
 Speed is measured FPS where a member was timed and the latency model's prediction otherwise;
-each row says which, so a reader can tell a promise from a measurement.
+each row says which, so a reader can tell a promise from a measurement. Accuracy, wherever it
+chooses (the front, the floor, the best of a generation), is `selection_accuracy` (validation);
+the rows report the chosen members' test accuracy beside it.
 """
 
 from __future__ import annotations
 
-from .selection import speed
+from .selection import selection_accuracy, speed
 
 
 def pareto_front(records: list[dict]) -> list[dict]:
@@ -15,17 +17,17 @@ def pareto_front(records: list[dict]) -> list[dict]:
     while beating it on one, ordered from fastest to most accurate."""
     timed = [r for r in records if speed(r)]
     front = []
-    for record in sorted(timed, key=lambda r: (-speed(r), -r["accuracy"])):
-        if not front or record["accuracy"] > front[-1]["accuracy"]:
+    for record in sorted(timed, key=lambda r: (-speed(r), -selection_accuracy(r))):
+        if not front or selection_accuracy(record) > selection_accuracy(front[-1]):
             front.append(record)
     return front
 
 
 def meets_target(record: dict, target_fps: float | None, floor: float) -> bool:
     """Whether `record` reached `target_fps` by measurement (a prediction never counts) with
-    accuracy at or above `floor`."""
+    validation accuracy at or above `floor`."""
     return (target_fps is not None and bool(record.get("fps")) and record["fps"] >= target_fps
-            and record["accuracy"] >= floor)
+            and selection_accuracy(record) >= floor)
 
 
 def source(record: dict) -> str:
@@ -36,19 +38,21 @@ def source(record: dict) -> str:
 
 
 def frontier_rows(records: list[dict], floor: float, target_fps: float | None = None) -> list[dict]:
-    """Per generation: its best accuracy, its fastest member at or above `floor` (speed,
-    measured and predicted FPS, accuracy), whether any of its members reached `target_fps` by
-    measurement at or above the floor, and the ids on the front of all members so far."""
+    """Per generation: the test accuracy of its best member on validation, its fastest member
+    whose validation accuracy keeps `floor` (speed, measured and predicted FPS, validation and
+    test accuracy), whether any of its members reached `target_fps` by measurement at or above
+    the floor, and the ids on the front of all members so far."""
     rows = []
     for generation in sorted({r["generation"] for r in records}):
         members = [r for r in records if r["generation"] == generation]
-        kept = [r for r in members if r["accuracy"] >= floor and speed(r)]
+        kept = [r for r in members if selection_accuracy(r) >= floor and speed(r)]
         fastest = max(kept, key=speed, default=None)
         rows.append({
             "generation": generation,
             "members": len(members),
-            "best_accuracy": max(r["accuracy"] for r in members),
+            "best_accuracy": max(members, key=selection_accuracy)["accuracy"],
             "fastest": fastest["id"] if fastest else None,
+            "val_accuracy": selection_accuracy(fastest) if fastest else None,
             "accuracy": fastest["accuracy"] if fastest else None,
             "fps": fastest.get("fps") if fastest else None,
             "fps_predicted": fastest.get("fps_predicted") if fastest else None,

@@ -1,4 +1,9 @@
-"""Seed 001's tables and plots from a run directory, and the machine-readable summary."""
+"""Seed 001's tables and plots from a run directory, and the machine-readable summary.
+
+Choose on validation, report on test: every "best" member (per generation, `export --best`) and
+the accuracy floor use `selection.selection_accuracy` (validation accuracy; test accuracy for
+records from before the validation split), and `accuracy` stays the test accuracy.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import numpy as np
 from .errors import JetsynthError
 from .frontier import frontier_rows, pareto_front, source
 from .rundir import CONFIG_FILE, RunDirectory
-from .selection import speed
+from .selection import selection_accuracy, speed
 from .similarity import average_overlap, cluster_presence, overlap_matrix
 
 SUMMARY_FIELDS = (
@@ -19,6 +24,7 @@ SUMMARY_FIELDS = (
     "member",
     "parents",
     "accuracy",
+    "val_accuracy",
     "synapses",
     "clusters",
     "kernels",
@@ -71,17 +77,18 @@ def summary(run_dir: Path) -> dict:
 
 
 def run_floor(config: dict, records: list[dict]) -> float:
-    """The run's accuracy floor: --accuracy-floor, else one point under the ancestor."""
+    """The run's accuracy floor (on validation): --accuracy-floor, else one point under the
+    ancestor's validation accuracy."""
     from .config import EvolveConfig
 
-    return EvolveConfig.floor(EvolveConfig(**config), records[0]["accuracy"])
+    return EvolveConfig.floor(EvolveConfig(**config), selection_accuracy(records[0]))
 
 
 def _best_per_generation(records: list[dict]) -> list[dict]:
     best: dict[int, dict] = {}
     for record in records:
         kept = best.get(record["generation"])
-        if kept is None or record["accuracy"] > kept["accuracy"]:
+        if kept is None or selection_accuracy(record) > selection_accuracy(kept):
             best[record["generation"]] = record
     return [best[g] for g in sorted(best)]
 
@@ -90,8 +97,9 @@ def pick_member(records: list[dict], generation: int | None = None, member: int 
                 max_drop: float = 0.01) -> dict:
     """One member's record: the given generation/member (the ancestor is generation 1, member 0),
     or by default the deployment pick: among members within `max_drop` (a fraction: 0.01 = one
-    point) of the ancestor's accuracy, the fastest (highest measured fps where every candidate
-    has one, else fewest multiply-accumulates, then fewest synapses)."""
+    point) of the ancestor's validation accuracy (`selection_accuracy`), the fastest (highest
+    measured fps where every candidate has one, else fewest multiply-accumulates, then fewest
+    synapses, then the best on validation)."""
     if generation is not None or member is not None:
         generation = 1 if generation is None else generation
         member = 0 if member is None else member
@@ -101,18 +109,19 @@ def pick_member(records: list[dict], generation: int | None = None, member: int 
         raise JetsynthError(
             f"no finished member {member} in generation {generation}; see `jetsynth report`"
         )
-    floor = records[0]["accuracy"] - max_drop
-    candidates = [r for r in records if r["accuracy"] >= floor]
+    floor = selection_accuracy(records[0]) - max_drop
+    candidates = [r for r in records if selection_accuracy(r) >= floor]
     if all(r.get("fps") for r in candidates):
         return max(candidates, key=lambda r: (r["fps"], -r["generation"]))
-    return min(candidates, key=lambda r: (r["macs"], r["synapses"], -r["accuracy"]))
+    return min(candidates, key=lambda r: (r["macs"], r["synapses"], -selection_accuracy(r)))
 
 
 def efficiency_table(records: list[dict]) -> list[list[str]]:
     """Seed 001 Table 1: generation, member, architectural (synaptic) efficiency, cluster
-    efficiency, MAC reduction, accuracy."""
+    efficiency, MAC reduction, test accuracy (and validation accuracy when the run has one)."""
     measured = has_fps(records)
     predicted = has_predictions(records)
+    validated = has_validation(records)
     return [
         [
             str(r["generation"]),
@@ -122,6 +131,7 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
             f"{r['mac_reduction']:.2f}X",
             f"{r['accuracy']:.4f}",
         ]
+        + ([_accuracy(r.get("val_accuracy"))] if validated else [])
         + ([_fps(r.get("fps"))] if measured else [])
         + ([_fps(r.get("fps_predicted"))] if predicted else [])
         for r in records
@@ -130,6 +140,15 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
 
 def _fps(value: float | None) -> str:
     return f"{value:,.0f}" if value else "-"
+
+
+def _accuracy(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"
+
+
+def has_validation(records: list[dict]) -> bool:
+    """Whether the run's members were evaluated on a validation split."""
+    return any(r.get("val_accuracy") is not None for r in records)
 
 
 def has_predictions(records: list[dict]) -> bool:
@@ -143,22 +162,26 @@ def has_fps(records: list[dict]) -> bool:
 
 
 def table1_header(records: list[dict]) -> list[str]:
-    return (TABLE1_HEADER + (["FPS"] if has_fps(records) else [])
+    return (TABLE1_HEADER + (["Val. acc."] if has_validation(records) else [])
+            + (["FPS"] if has_fps(records) else [])
             + (["Pred. FPS"] if has_predictions(records) else []))
 
 
-FRONTIER_HEADER = ["Gen.", "Best acc.", "Fastest >= floor", "Acc.", "FPS", "Pred. FPS", "On front"]
+FRONTIER_HEADER = ["Gen.", "Best acc.", "Fastest >= floor", "Val. acc.", "Acc.", "FPS", "Pred. FPS",
+                   "On front"]
 
 
 def frontier_table(rows: list[dict]) -> list[list[str]]:
     """The FPS/accuracy frontier per generation (see `frontier.frontier_rows`) as text cells;
-    the FPS of a member that meets the target is starred."""
+    the FPS of a member that meets the target is starred. "Best acc." is the test accuracy of
+    the generation's best member on validation; the floor applies to "Val. acc."."""
     return [
         [
             str(row["generation"]),
             f"{row['best_accuracy']:.4f}",
             row["fastest"] or "-",
-            f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-",
+            _accuracy(row.get("val_accuracy")),
+            _accuracy(row["accuracy"]),
             _fps(row["fps"]) + (" *" if row["meets_target"] else ""),
             _fps(row["fps_predicted"]),
             str(len(row["front"])),
@@ -169,7 +192,7 @@ def frontier_table(rows: list[dict]) -> list[list[str]]:
 
 def layer_table(records: list[dict]) -> list[list[str]]:
     """Seed 001 Table 2: per-layer cluster efficiency and overall (E), best member per
-    generation."""
+    generation on validation (its test accuracy shown)."""
     return [
         [str(r["generation"]), f"{r['accuracy']:.4f}"]
         + [f"{e:.2f}X" for e in r["layer_cluster_efficiency"]]
@@ -242,7 +265,7 @@ def write_plots(run_dir: Path, records: list[dict]) -> list[Path]:
         ax.scatter([r["generation"] for r in dots], [r[key] for r in dots],
                    s=14, alpha=0.5, label="members")
         ax.plot([r["generation"] for r in line], [r[key] for r in line], marker="o",
-                label="most accurate member")
+                label="best member on validation")
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("generation")
@@ -362,7 +385,8 @@ def write_population_plots(run_dir: Path, records: list[dict], precision: str) -
 
 def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
                         target_fps: float | None = None) -> Path:
-    """Accuracy vs speed of every member (colour: generation; hollow: predicted, not measured),
+    """Validation accuracy (what the floor and the front are about) vs speed of every member
+    (colour: generation; hollow: predicted, not measured),
     the Pareto front of the run as a step line, the accuracy floor and the target FPS."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -375,11 +399,11 @@ def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
         if not chosen:
             continue
         shades = [colours((r["generation"] - low) / max(high - low, 1)) for r in chosen]
-        ax.scatter([speed(r) for r in chosen], [r["accuracy"] for r in chosen],
+        ax.scatter([speed(r) for r in chosen], [selection_accuracy(r) for r in chosen],
                    s=26, facecolors=shades if measured else "none", edgecolors=shades,
                    label="measured" if measured else "predicted")
     front = pareto_front(records)
-    ax.step([speed(r) for r in front], [r["accuracy"] for r in front],
+    ax.step([speed(r) for r in front], [selection_accuracy(r) for r in front],
             where="post", color="black", linewidth=1, label="frontier")
     ax.axhline(floor, color="red", linestyle="--", linewidth=0.8, label=f"accuracy floor {floor:.4f}")
     if target_fps:
@@ -389,7 +413,7 @@ def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
     fig.colorbar(mappable, ax=ax, label="generation")
     ax.set_xscale("log")
     ax.set_xlabel("images per second")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("validation accuracy" if has_validation(records) else "test accuracy")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()

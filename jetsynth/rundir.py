@@ -131,7 +131,8 @@ class RunDirectory:
                                 "is damaged or from another jetsynth version")
         values = dict(stored)
         values.setdefault("pressure", "fixed")
-        for key in ("alphas", "overlap_band"):
+        values.setdefault("val_split", 0.0)  # runs from before the validation split had none
+        for key in ("alphas", "overlap_band", "mean", "std"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return EvolveConfig(**values)

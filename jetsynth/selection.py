@@ -1,5 +1,8 @@
 """Who mates with whom: parent-selection policies over the previous generation.
 
+Every policy that compares accuracies compares `selection_accuracy`: validation accuracy, never
+the test accuracy the run reports.
+
 - `random` (seeds 000/002): m parents drawn uniformly without replacement;
 - `fitness`: each parent won by a tournament of `tournament` candidates on fitness =
   accuracy + weight · log2(synaptic efficiency) (so, by default, halving the synapses is worth
@@ -32,21 +35,32 @@ class SelectionConfig:
     floor: float = 0.0
 
 
+def selection_accuracy(record: dict) -> float:
+    """The accuracy that chooses (parents, pressure, floors, the target, the best member):
+    the validation accuracy. Records without one (written before the validation split existed,
+    or by a run with --val-split 0) fall back to their test `accuracy`."""
+    value = record.get("val_accuracy")
+    return record["accuracy"] if value is None else value
+
+
 def speed(record: dict) -> float | None:
     """A member's images per second: measured, else predicted, else None."""
     return record.get("fps") or record.get("fps_predicted")
 
 
 def fps_score(record: dict, floor: float) -> tuple[int, float]:
-    """(1, speed) for a member at or above the accuracy floor, (0, accuracy) below it: compared
-    as tuples, any member that keeps the floor beats any that does not."""
-    if record["accuracy"] >= floor:
+    """(1, speed) for a member at or above the accuracy floor, (0, accuracy) below it (validation
+    accuracy, see `selection_accuracy`): compared as tuples, any member that keeps the floor
+    beats any that does not."""
+    accuracy = selection_accuracy(record)
+    if accuracy >= floor:
         return 1, float(speed(record) or 0.0)
-    return 0, record["accuracy"]
+    return 0, accuracy
 
 
 def fitness(record: dict, efficiency_weight: float) -> float:
-    return record["accuracy"] + efficiency_weight * math.log2(max(record["synaptic_efficiency"], 1e-12))
+    efficiency = math.log2(max(record["synaptic_efficiency"], 1e-12))
+    return selection_accuracy(record) + efficiency_weight * efficiency
 
 
 def _pick(count: int, pool: list[int], generator: torch.Generator) -> list[int]:

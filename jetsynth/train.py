@@ -18,7 +18,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from .compact import compact, expand_state
-from .data import Dataset, DataSpec, load_dataset
+from .data import Dataset, DataSpec, load_dataset, training_batch
 from .genome import Genome
 
 PRECISIONS = ("fp32", "fp16")
@@ -70,7 +70,9 @@ def train_genome(
     on_step: Callable[[int, int], None] | None = None,
     checkpoint_dir: Path | None = None,
 ) -> TrainResult:
-    """Train `genome` for `config.epochs` epochs and evaluate it on the whole test split.
+    """Train `genome` for `config.epochs` epochs and evaluate it on the whole validation split
+    (`val_accuracy`, what evolution chooses on; None without one) and test split (`accuracy`,
+    what it reports).
     `on_step(done, total)` is called after every optimiser step (for progress displays). With
     `checkpoint_dir`, each finished epoch is saved there and a matching checkpoint is resumed."""
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
@@ -95,9 +97,9 @@ def train_genome(
         for start in range(0, n, config.batch_size):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(config.lr, step, total)
-            batch = permutation[start : start + config.batch_size]
+            images, labels = training_batch(dataset, permutation[start : start + config.batch_size], order)
             optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(net(dataset.train_x[batch]), dataset.train_y[batch])
+            loss = nn.functional.cross_entropy(net(images), labels)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
@@ -112,8 +114,10 @@ def train_genome(
     trained = replace(genome, state=state, precision=config.precision)
     evaluated = compact(trained.build(), trained.topology, trained.masks).model
     accuracy = evaluate(evaluated, dataset.test_x, dataset.test_y)
+    validated = dataset.val_x is not None and len(dataset.val_x) > 0
     metrics = {
         "accuracy": accuracy,
+        "val_accuracy": evaluate(evaluated, dataset.val_x, dataset.val_y) if validated else None,
         "train_seconds": round(time.perf_counter() - started, 3),
         "epochs": config.epochs,
     }

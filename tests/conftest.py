@@ -34,6 +34,29 @@ def make_idx_folder(folder: Path, train: int = 60, test: int = 20, compress: boo
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _folder_cache(tmp_path_factory, monkeypatch):
+    """Decoded `folder:DIR` datasets go to a temporary cache, never the user's."""
+    monkeypatch.setenv("JETSYNTH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "folder-cache"))
+
+
+def write_image_tree(root: Path, classes=("cat", "dog"), per_class: int = 6, size=(8, 8),
+                     mode: str = "L", seed: int = 0) -> Path:
+    """root/CLASS/NNN.png: tiny images whose brightness tells the class apart."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape = (size[1], size[0]) + ((3,) if mode == "RGB" else ())
+            base = 30 + 180 * label // max(len(classes) - 1, 1)
+            pixels = (base + rng.integers(0, 40, shape)).astype(np.uint8)
+            Image.fromarray(pixels, mode).save(folder / f"{i:03d}.png")
+    return root
+
+
 @pytest.fixture
 def idx_folder(tmp_path: Path) -> Path:
     return make_idx_folder(tmp_path / "idx")

@@ -1,3 +1,6 @@
+import math
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,13 +13,16 @@ class Killed(Exception):
     pass
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, digits):
+@pytest.mark.parametrize("augment", [False, True])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, digits, augment):
+    digits = replace(digits, augment=augment)  # the augmentation's draws resume too
+    per_epoch = math.ceil(len(digits.train_x) / 128)
     genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
     config = TrainConfig(epochs=3)
     reference = train_genome(genome, digits, config, seed=1)
 
     def kill_in_third_epoch(done, total):
-        if done == 2 * 12 + 3:
+        if done == 2 * per_epoch + 3:
             raise Killed
 
     with pytest.raises(Killed):
@@ -26,7 +32,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, digits):
     steps = []
     resumed = train_genome(genome, digits, config, seed=1, on_step=lambda d, t: steps.append(d),
                            checkpoint_dir=tmp_path)
-    assert steps[0] == 2 * 12 + 1  # two epochs were not trained again
+    assert steps[0] == 2 * per_epoch + 1  # two epochs were not trained again
     for key, value in reference.genome.state.items():
         assert torch.equal(resumed.genome.state[key], value), key
     assert resumed.metrics["accuracy"] == reference.metrics["accuracy"]

@@ -17,7 +17,8 @@ def test_help_lists_the_contract_options():
     assert result.exit_code == 0
     for option in ("--data", "--arch", "--generations", "--population", "--parents", "--cluster",
                    "--keep", "--epochs", "--precision", "--alignment", "--seed", "--run-dir",
-                   "--resume", "--executor", "--bench", "--target-fps"):
+                   "--resume", "--executor", "--bench", "--target-fps", "--val-split", "--input-size",
+                   "--mean", "--std", "--augment", "folder:DIR"):
         assert option in result.output
 
 
@@ -32,6 +33,10 @@ def test_help_lists_the_contract_options():
         (["--resume"], "nothing to resume"),
         (["--arch", "nope"], "unknown architecture"),
         (["--executor", "ray"], "--executor ray is not available"),
+        (["--data", "folder:/no/such/dir"], "dataset folder not found"),
+        (["--val-split", "1.5"], "--val-split must lie in [0, 1)"),
+        (["--mean", "0.1,0.2", "--std", "0.3", "--std", "0.3"], "give 2 value(s) but the images have 1"),
+        (["--mean", "0.1"], "give --mean and --std together"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
@@ -178,3 +183,33 @@ def test_evolve_reports_whether_the_target_fps_was_reached(tmp_path):
     assert missed.exit_code == 0 and "not reached; fastest above the floor:" in missed.output
     assert "FPS/accuracy frontier per generation" in missed.output
     assert (tmp_path / "b" / "report" / "frontier.png").is_file()
+
+
+def test_evolve_on_a_folder_of_pngs(tmp_path):
+    from conftest import write_image_tree
+
+    from jetsynth.rundir import RunDirectory
+
+    images = write_image_tree(tmp_path / "x", classes=("a", "b", "c"), per_class=8, size=(20, 20))
+    run_dir = tmp_path / "r"
+    result = _run("evolve", "--data", f"folder:{images}", "--input-size", "28", "--generations", "2",
+                  "--epochs", "1", "--ancestor-epochs", "1", "--augment", "--run-dir", str(run_dir))
+    assert result.exit_code == 0, result.output
+    assert "Val. acc." in result.output
+    record = RunDirectory(run_dir).record("g02-m00")
+    assert 0.0 <= record["val_accuracy"] <= 1.0
+    preprocessing = RunDirectory(run_dir).genome("g02-m00").extra["preprocessing"]
+    assert preprocessing["class_names"] == ["a", "b", "c"] and preprocessing["resize"] == [28, 28]
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert (config["input_size"], config["augment"], config["val_split"]) == (28, True, 0.1)
+    resumed = _run("evolve", "--run-dir", str(run_dir), "--resume", "--generations", "2")
+    assert resumed.exit_code == 0, resumed.output
+    exported = _run("export", str(run_dir), "-o", str(tmp_path / "net.onnx"))
+    assert exported.exit_code == 0 and "parity vs torch on" in exported.output, exported.output
+    import onnx
+
+    from jetsynth.export import read_metadata
+
+    metadata = read_metadata(onnx.load(str(tmp_path / "net.onnx")))
+    assert metadata["preprocessing"]["class_names"] == ["a", "b", "c"]
+    assert metadata["input_shape"] == [1, 28, 28] and "val_accuracy" in metadata

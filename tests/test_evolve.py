@@ -213,9 +213,11 @@ def test_a_run_from_before_adaptive_pressure_resumes_with_fixed_pressure(tmp_pat
     from jetsynth.storage import write_json
 
     stored = asdict(EvolveConfig(bench="ort", target_fps=100.0).resolved())
-    for newer in ("pressure", "measure_every", "latency_model"):
+    for newer in ("pressure", "measure_every", "latency_model", "val_split", "input_size", "mean",
+                  "std", "augment"):
         del stored[newer]
     write_json(tmp_path / "config.json", {"config": stored})
     config = RunDirectory(tmp_path).stored_config()
     assert (config.pressure, config.measure_every, config.latency_model) == ("fixed", 1, None)
     assert config.with_policies().pressure == "fixed"
+    assert config.val_split == 0.0  # runs from before the validation split had none

@@ -81,7 +81,9 @@ def test_export_member_metadata_says_what_the_device_needs(tmp_path, benched_run
     assert meta["accuracy"] == pytest.approx(record["accuracy"])
     assert meta["synapses"] == record["synapses"]
     assert meta["precision"] == "fp16" and meta["opset"] == 13
-    assert set(meta["preprocessing"]) == {"layout", "pixel_scale", "mean", "std"}
+    assert set(meta["preprocessing"]) == {"layout", "color", "pixel_scale", "mean", "std", "class_names"}
+    assert meta["preprocessing"]["class_names"] == [str(i) for i in range(10)]
+    assert meta["val_accuracy"] == pytest.approx(record["val_accuracy"])
     assert meta["jetsynth_version"]
     assert meta["parity"]["top1_agreement"] >= 0.99
 

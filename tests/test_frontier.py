@@ -1,4 +1,4 @@
-from jetsynth.frontier import frontier_rows, pareto_front, source
+from jetsynth.frontier import frontier_rows, meets_target, pareto_front, source
 
 RECORDS = [
     {"id": "g01-m00", "generation": 1, "accuracy": 0.99, "fps": 100.0},
@@ -24,3 +24,16 @@ def test_frontier_rows_by_generation():
     assert rows[1]["front"] == ["g02-m00", "g01-m00"] and rows[1]["best_accuracy"] == 0.985
     assert source(RECORDS[0]) == "measured" and source({"fps": None}) == "-"
     assert frontier_rows(RECORDS, floor=0.999)[0]["fastest"] is None
+
+
+def test_floor_and_front_use_validation_accuracy():
+    records = [
+        {"id": "g01-m00", "generation": 1, "accuracy": 0.99, "val_accuracy": 0.99, "fps": 100.0},
+        {"id": "g02-m00", "generation": 2, "accuracy": 0.99, "val_accuracy": 0.90, "fps": 900.0},
+        {"id": "g02-m01", "generation": 2, "accuracy": 0.95, "val_accuracy": 0.985, "fps": 300.0},
+    ]
+    assert not meets_target(records[1], 200.0, 0.98) and meets_target(records[2], 200.0, 0.98)
+    rows = frontier_rows(records, floor=0.98, target_fps=200.0)
+    assert rows[1]["fastest"] == "g02-m01"
+    assert (rows[1]["val_accuracy"], rows[1]["accuracy"]) == (0.985, 0.95)
+    assert rows[1]["best_accuracy"] == 0.95  # test accuracy of the best on validation

@@ -91,7 +91,7 @@ def test_timed_runs_report_their_frontier(tmp_path, benched_run):
     from jetsynth.report import summary, write_frontier_plot
 
     report = summary(benched_run)
-    assert report["accuracy_floor"] == pytest.approx(report["ancestor"]["accuracy"] - 0.01)
+    assert report["accuracy_floor"] == pytest.approx(report["ancestor"]["val_accuracy"] - 0.01)
     assert [row["generation"] for row in report["frontier"]] == [1, 2, 3]
     assert report["frontier"][0]["fastest"] == "g01-m00" and report["frontier"][0]["source"] == "measured"
     assert all(m["fps_source"] == "measured" and "fps_predicted" in m for m in report["members"])
@@ -100,3 +100,25 @@ def test_timed_runs_report_their_frontier(tmp_path, benched_run):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = write_markdown(tmp_path, records, report["frontier"]).read_text()
     assert "FPS/accuracy frontier per generation" in text
+
+
+def test_best_members_and_the_floor_are_chosen_on_validation():
+    from jetsynth.report import _best_per_generation, pick_member, run_floor
+
+    base = {"macs": 10, "synapses": 5, "fps": None, "layers": [], "layer_cluster_efficiency": [],
+            "parents": [], "synaptic_efficiency": 1.0, "cluster_efficiency": 1.0, "mac_reduction": 1.0}
+    records = [
+        {**base, "id": "a", "generation": 1, "member": 0, "accuracy": 0.95, "val_accuracy": 0.99,
+         "macs": 100},
+        # test says b keeps within a point of the ancestor, validation says it does not
+        {**base, "id": "b", "generation": 2, "member": 0, "accuracy": 0.95, "val_accuracy": 0.90},
+        {**base, "id": "c", "generation": 2, "member": 1, "accuracy": 0.90, "val_accuracy": 0.985,
+         "macs": 50},
+    ]
+    assert pick_member(records)["id"] == "c"
+    assert [r["id"] for r in _best_per_generation(records)] == ["a", "c"]
+    assert run_floor(EvolveConfig().__dict__, records) == pytest.approx(0.98)
+    assert layer_table(records)[1][:2] == ["2", "0.9000"]  # reported: c's test accuracy
+    assert efficiency_table(records)[2][-1] == "0.9850"  # the validation column
+    old = [{k: v for k, v in r.items() if k != "val_accuracy"} for r in records]
+    assert pick_member(old)["id"] == "b"  # records without val_accuracy: test accuracy decides

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from jetsynth.selection import SelectionConfig, fitness, fps_score, select_parents, speed
+from jetsynth.selection import (
+    SelectionConfig,
+    fitness,
+    fps_score,
+    select_parents,
+    selection_accuracy,
+    speed,
+)
 
 RECORDS = [
     {"accuracy": 0.90, "synaptic_efficiency": 1.0},
@@ -65,3 +72,23 @@ def test_fps_tournament_prefers_speed_above_the_floor():
     assert select_parents(FAST, 3, config, torch.Generator().manual_seed(0)) == [2, 3, 0]
     without_floor = SelectionConfig(policy="fps", tournament=4, floor=0.0)
     assert select_parents(FAST, 1, without_floor, torch.Generator().manual_seed(0)) == [1]
+
+
+# val and test disagree: "a" is better on test, "b" on validation
+DISAGREE = [
+    {"accuracy": 0.99, "val_accuracy": 0.90, "synaptic_efficiency": 1.0, "fps": 500.0},
+    {"accuracy": 0.91, "val_accuracy": 0.98, "synaptic_efficiency": 1.0, "fps": 100.0},
+]
+
+
+def test_selection_chooses_on_validation_not_test():
+    assert selection_accuracy(DISAGREE[0]) == 0.90
+    assert selection_accuracy({"accuracy": 0.7}) == 0.7  # an old record: test stands in
+    assert selection_accuracy({"accuracy": 0.7, "val_accuracy": None}) == 0.7
+    fittest = SelectionConfig(policy="fitness", tournament=2)
+    assert select_parents(DISAGREE, 1, fittest, torch.Generator().manual_seed(0)) == [1]
+    assert fitness(DISAGREE[1], 0.0) == 0.98
+    # a is faster, but only its test accuracy keeps the floor
+    fastest = SelectionConfig(policy="fps", tournament=2, floor=0.95)
+    assert fps_score(DISAGREE[0], 0.95) == (0, 0.90)
+    assert select_parents(DISAGREE, 1, fastest, torch.Generator().manual_seed(0)) == [1]

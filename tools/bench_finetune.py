@@ -23,7 +23,8 @@ from pathlib import Path
 
 from common import emit, kernel_efficiency
 
-from jetsynth.data import DataSpec, load_dataset
+from jetsynth.config import EvolveConfig
+from jetsynth.data import load_dataset
 from jetsynth.errors import JetsynthError
 from jetsynth.export import finetune_member
 from jetsynth.report import load_records
@@ -51,7 +52,7 @@ def main() -> int:
     if not chosen:
         print(f"error: {args.run_dir} has no generation {args.generation}", file=sys.stderr)
         return 2
-    dataset = load_dataset(DataSpec.parse(config["data"], config["subset"], config["seed"]))
+    dataset = load_dataset(EvolveConfig(**config).data_spec())
     run = RunDirectory(args.run_dir)
     started = time.perf_counter()
     members = []
