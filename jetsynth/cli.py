@@ -136,8 +136,10 @@ def cli() -> None:
 @click.option("--cluster", type=click.Choice(["kernel", "filter"]), default=None,
               help="What a synaptic cluster is in conv layers [default: filter with --target-fps, "
                    "else kernel].")
-@click.option("--keep", type=float, default=0.8, show_default=True,
-              help="Offspring's share of its parent's synapses (environmental pressure).")
+@click.option("--keep", type=float, default=None,
+              help="Offspring's share of its parent's synapses (environmental pressure); with "
+                   "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
+                   "--accuracy-floor, else 0.8].")
 @click.option("--balance", type=float, default=None,
               help="0: every layer loses the same share; 1: big layers carry the pressure "
                    "[default: 0 with --target-fps, else 0.5].")
@@ -180,11 +182,20 @@ def cli() -> None:
               help="--bench: minimum timed seconds per member.")
 @click.option("--target-fps", type=float, default=None,
               help="Stop after the generation in which a member reaches this FPS (needs --bench).")
+@click.option("--max-drop", type=float, default=None,
+              help="Shrink until the floor: members must keep validation accuracy within this "
+                   "fraction of the ancestor's (0.01 = one point); turns on adaptive pressure "
+                   "[default floor: one point].")
 @click.option("--accuracy-floor", type=float, default=None,
-              help="--target-fps: accuracy the fast member must keep [default: ancestor's - 0.01].")
+              help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
+@click.option("--patience", type=int, default=None,
+              help="Stop once this many generations in a row found no smaller (or faster) member "
+                   "at the accuracy floor.")
 @click.option("--pressure", type=click.Choice(["fixed", "adaptive"]), default=None,
-              help="adaptive: tighter while below --target-fps, relaxed near the accuracy floor "
-                   "[default: adaptive with --target-fps, else fixed].")
+              help="adaptive: each generation's keep share follows the best validation accuracy "
+                   "(strong with room above the floor, easing near it, none after a fall below it) "
+                   "and, with --target-fps, the speed still missing [default: adaptive with "
+                   "--target-fps, --max-drop or --accuracy-floor, else fixed].")
 @click.option("--measure-every", type=int, default=1, show_default=True,
               help="--bench: time every K-th member and predict the rest with the latency model.")
 @click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
@@ -228,14 +239,39 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
             run_evolution(config, run_dir, resume=resume, observer=observer,
                           trust_code=trust_code or "arch" in given)
         _print_report(run_dir, *load_records(run_dir), Console())
+        records = load_records(run_dir)[1]
         if config.target_fps is not None:
-            click.echo(_target_outcome(config, load_records(run_dir)[1]))
+            click.echo(_target_outcome(config, records))
+        click.echo(_ship_line(run_dir, config, records))
     except JetsynthError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: continue with  jetsynth evolve --run-dir {run_dir} --resume",
                    err=True)
         sys.exit(130)
+
+
+def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
+    """One line: where the run stopped, and the member to ship (the pick of `export --best` at
+    this run's floor) with why."""
+    from .selection import pick_member, selection_accuracy
+    from .stopping import stale_generations
+
+    config = config.with_policies()
+    floor = config.floor(selection_accuracy(records[0]))
+    last = max(r["generation"] for r in records)
+    stopped = f"stopped after generation {last}"
+    if config.patience is not None and stale_generations(records, floor) >= config.patience:
+        stopped += f": {config.patience} generations without a smaller or faster member at the floor"
+    ship = pick_member(records, floor=floor)
+    if selection_accuracy(ship) < floor:
+        return f"{stopped}; no member keeps the floor {floor:.4f}: ship the ancestor or relax it"
+    speed = f", {ship['fps']:,.0f} images/s" if ship.get("fps") else ""
+    return (f"{stopped}; ship {ship['id']} (jetsynth export {run_dir} -g {ship['generation']} "
+            f"-m {ship['member']}): {ship['mac_reduction']:.1f}× fewer MACs, "
+            f"{ship['synaptic_efficiency']:.1f}× fewer synapses{speed}, validation accuracy "
+            f"{selection_accuracy(ship):.4f} >= floor {floor:.4f} (test {ship['accuracy']:.4f}); "
+            "the smallest or fastest member at the floor")
 
 
 def _target_outcome(config, records: list[dict]) -> str:
@@ -263,10 +299,13 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     from .frontier import frontier_rows
     from .report import (
         FRONTIER_HEADER,
+        PRESSURE_HEADER,
         efficiency_table,
         frontier_table,
         layer_table,
         overlap_by_generation,
+        pressure_rows,
+        pressure_table,
         run_floor,
         table1_header,
         table2_header,
@@ -274,6 +313,7 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         write_markdown,
         write_plots,
         write_population_plots,
+        write_pressure_plot,
     )
 
     table = Table(title="Architectural efficiency vs accuracy (seed 001, Table 1)")
@@ -299,6 +339,15 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
             table.add_row(*row)
         console.print(table)
         paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps")))
+    if config.get("pressure") == "adaptive" or config.get("patience") is not None:
+        rows = pressure_rows(records, floor)
+        table = Table(title=f"Environmental pressure per generation (floor {floor:.4f})")
+        for column in PRESSURE_HEADER:
+            table.add_column(column, justify="right")
+        for row in pressure_table(rows):
+            table.add_row(*row)
+        console.print(table)
+        paths.append(write_pressure_plot(run_dir, rows))
     if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
         overlap = Table(title="Average cluster overlap per generation (seed 002, Table 1)")
         for column in ("Gen.", "Members", "Avg. overlap"):

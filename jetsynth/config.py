@@ -41,7 +41,7 @@ class EvolveConfig:
     population: int = 1
     parents: int = 1
     cluster: str | None = None
-    keep: float = 0.8
+    keep: float | None = None
     balance: float | None = None
     truncation: float = 0.1
     cluster_pressure: float | None = None
@@ -73,16 +73,21 @@ class EvolveConfig:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     augment: bool = False
+    max_drop: float | None = None
+    patience: int | None = None
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
         closed loop: only removed filters make a dense network faster, so clusters are whole
         filters, nearly all of the pressure removes clusters (0.9) and every layer loses the same
         share (balance 0; otherwise the big fully-connected layers, which cost few
-        multiply-accumulates, would carry it); fps selection; adaptive pressure. Otherwise seed
-        001's kernels with balance 0.5 and cluster pressure 0.5, seed 000's random mates and
-        fixed pressure."""
+        multiply-accumulates, would carry it); fps selection; adaptive pressure from --keep 0.8.
+        With --max-drop or --accuracy-floor (and no target), the pressure adapts to accuracy
+        from a stronger --keep 0.5: shrink until the floor. Otherwise seed 001's kernels with
+        balance 0.5 and cluster pressure 0.5, seed 000's random mates, fixed pressure at --keep
+        0.8."""
         closed = self.target_fps is not None
+        floored = self.max_drop is not None or self.accuracy_floor is not None
         return replace(
             self,
             cluster=self.cluster or ("filter" if closed else "kernel"),
@@ -90,7 +95,8 @@ class EvolveConfig:
             cluster_pressure=(self.cluster_pressure if self.cluster_pressure is not None
                               else (0.9 if closed else 0.5)),
             selection=self.selection or ("fps" if closed else "random"),
-            pressure=self.pressure or ("adaptive" if closed else "fixed"),
+            pressure=self.pressure or ("adaptive" if closed or floored else "fixed"),
+            keep=self.keep if self.keep is not None else (0.5 if floored and not closed else 0.8),
         )
 
     def resolved(self) -> EvolveConfig:
@@ -153,9 +159,14 @@ class EvolveConfig:
                 "--bench DEVICE",
             ),
             (
-                self.pressure == "adaptive" and self.target_fps is None,
-                "--pressure adaptive steers toward --target-fps: give one, or use --pressure fixed",
+                self.max_drop is not None and self.accuracy_floor is not None,
+                "give --max-drop (relative to the ancestor) or --accuracy-floor (absolute), not both",
             ),
+            (
+                self.max_drop is not None and not 0.0 <= self.max_drop < 1.0,
+                "--max-drop is a fraction in [0, 1) (0.01 for one point)",
+            ),
+            (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
             (
                 self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
                 "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",
@@ -209,9 +220,12 @@ class EvolveConfig:
         return None if self.bench == "none" else resolve_bench(self.bench)
 
     def floor(self, ancestor_accuracy: float) -> float:
-        """The accuracy a fast member must keep, on validation (callers pass and compare
-        `selection.selection_accuracy`): --accuracy-floor, else one point under the ancestor's."""
-        return self.accuracy_floor if self.accuracy_floor is not None else ancestor_accuracy - 0.01
+        """The accuracy a member must keep, on validation (callers pass and compare
+        `selection.selection_accuracy`): --accuracy-floor, else --max-drop (default one point)
+        under the ancestor's."""
+        if self.accuracy_floor is not None:
+            return self.accuracy_floor
+        return ancestor_accuracy - (self.max_drop if self.max_drop is not None else 0.01)
 
     def data_spec(self) -> DataSpec:
         return DataSpec.parse(self.data, self.subset, self.seed, self.val_split, self.input_size,

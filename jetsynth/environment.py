@@ -89,23 +89,27 @@ def layer_factors(
     return f_cluster, f_synapse
 
 
-def adaptive_keep(keep: float, fps: float | None, target_fps: float, accuracy: float, floor: float,
-                  ancestor_accuracy: float) -> tuple[float, dict]:
-    """The closed loop's environmental pressure for the next generation: keep^(s·a), with
+def adaptive_keep(keep: float, fps: float | None, target_fps: float | None, accuracy: float,
+                  floor: float, ancestor_accuracy: float) -> tuple[float, dict]:
+    """The adaptive environmental pressure for the next generation: keep^(s·a), with
 
     - s = clip(target_fps / fps, 1, 2): up to twice the pressure (on a log scale) while the
-      fastest member that keeps the floor runs below the target (s = 1 when none keeps it);
-    - a = 1/4 + 3/4 · clip((accuracy − floor) / (ancestor_accuracy − floor), 0, 1): the pressure
-      eases to a quarter as the best accuracy falls from the ancestor's to the floor, so a
-      generation near the floor mostly retrains.
+      fastest member that keeps the floor runs below the target (s = 1 when none keeps it, or
+      with no target: then the pressure follows accuracy alone);
+    - a = 1/4 + 3/4 · clip((accuracy − floor) / (ancestor_accuracy − floor), 0, 1): full
+      pressure while the best accuracy stands at the ancestor's, easing to a quarter as it
+      approaches the floor, so a generation near the floor mostly retrains;
+    - and no pressure at all (keep 1) after a generation whose best member fell below the floor:
+      the next one retrains what it has, to climb back.
 
-    `fps` in images per second; accuracies as fractions. Returns the keep share and the terms."""
-    speed_term = 1.0 if not fps else min(2.0, max(1.0, target_fps / fps))
+    `fps` in images per second; accuracies as fractions (the best member's, on validation).
+    Returns the keep share and the terms."""
+    speed_term = 1.0 if not fps or not target_fps else min(2.0, max(1.0, target_fps / fps))
+    if accuracy < floor:
+        return 1.0, {"keep": 1.0, "speed_term": speed_term, "accuracy_term": 0.0,
+                     "below_floor": True}
     headroom = ancestor_accuracy - floor
-    if headroom > 0:
-        margin = min(1.0, max(0.0, (accuracy - floor) / headroom))
-    else:
-        margin = 1.0 if accuracy > floor else 0.0
+    margin = min(1.0, max(0.0, (accuracy - floor) / headroom)) if headroom > 0 else 1.0
     accuracy_term = 0.25 + 0.75 * margin
     adapted = keep ** (speed_term * accuracy_term)
     return adapted, {"keep": adapted, "speed_term": speed_term, "accuracy_term": accuracy_term}

@@ -26,8 +26,9 @@ from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples,
 from .metrics import efficiency, size_metrics
 from .models import Factory, resolve_factory
 from .rundir import RunDirectory, open_run
-from .selection import select_parents, selection_accuracy, speed
+from .selection import pick_member, select_parents, selection_accuracy, speed
 from .similarity import cluster_presence, overlap_matrix
+from .stopping import stale_generations
 from .storage import read_json, write_json
 from .synthesis import synthesize
 from .train import train_genome
@@ -256,6 +257,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     for generation in range(2, config.generations + 1):
         if _target_reached(run, previous, config, selection_accuracy(ancestor)):
             break
+        if _patience_spent(run, records, config, selection_accuracy(ancestor)):
+            break
         current = []
         keep, terms = generation_keep(config, previous, ancestor)
         if config.pressure == "adaptive":
@@ -303,6 +306,20 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         _target_reached(run, previous, config, selection_accuracy(ancestor))
     run.event("run_done", members=len(records))
     return records
+
+
+def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,
+                    ancestor_accuracy: float) -> bool:
+    """Log and return whether --patience generations in a row improved nothing at the floor."""
+    if config.patience is None:
+        return False
+    floor = config.floor(ancestor_accuracy)
+    stale = stale_generations(records, floor)
+    if stale < config.patience:
+        return False
+    run.event("patience_stop", stale_generations=stale, patience=config.patience,
+              accuracy_floor=floor, ship=pick_member(records, floor=floor)["id"])
+    return True
 
 
 def _target_reached(run: RunDirectory, generation: list[dict], config: EvolveConfig,

@@ -252,8 +252,9 @@ def export_member(
     from .config import EvolveConfig
     from .data import load_dataset
     from .models import stored_factories
-    from .report import load_records, pick_member
+    from .report import load_records
     from .rundir import RunDirectory
+    from .selection import pick_member
 
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")

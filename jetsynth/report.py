@@ -73,7 +73,75 @@ def summary(run_dir: Path) -> dict:
         "generations": overlap_by_generation(run_dir, records, config["cluster"]),
         "accuracy_floor": run_floor(config, records),
         "frontier": frontier_rows(records, run_floor(config, records), config.get("target_fps")),
+        "pressure": pressure_rows(records, run_floor(config, records)),
     }
+
+
+def pressure_rows(records: list[dict], floor: float) -> list[dict]:
+    """Per generation: the keep share its offspring were drawn under (the most any member got:
+    a member whose parents allowed no viable draw inherits a structure whole, at 1), its best
+    validation accuracy against the floor, and its smallest member at the floor (synaptic
+    efficiency and MAC reduction, None when no member kept the floor)."""
+    rows = []
+    for generation in sorted({r["generation"] for r in records}):
+        members = [r for r in records if r["generation"] == generation]
+        kept = [r for r in members if selection_accuracy(r) >= floor]
+        smallest = min(kept, key=lambda r: (r["macs"], r["synapses"])) if kept else None
+        rows.append({
+            "generation": generation,
+            "keep": min(r.get("environment", {}).get("R", 1.0) for r in members),
+            "best_val_accuracy": max(selection_accuracy(r) for r in members),
+            "floor": floor,
+            "at_floor": len(kept),
+            "synaptic_efficiency": smallest["synaptic_efficiency"] if smallest else None,
+            "mac_reduction": smallest["mac_reduction"] if smallest else None,
+        })
+    return rows
+
+
+def pressure_table(rows: list[dict]) -> list[list[str]]:
+    def times(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}×"
+
+    return [[str(r["generation"]), f"{r['keep']:.3f}", f"{r['best_val_accuracy']:.4f}",
+             f"{r['floor']:.4f}", str(r["at_floor"]), times(r["synaptic_efficiency"]),
+             times(r["mac_reduction"])] for r in rows]
+
+
+PRESSURE_HEADER = ["Gen.", "Keep", "Best val. acc.", "Floor", "At floor", "Synaptic eff.",
+                   "MAC red."]
+
+
+def write_pressure_plot(run_dir: Path, rows: list[dict]) -> Path:
+    """The pressure per generation above the accuracy it left and the size it reached."""
+    plt = pyplot()
+    generations = [r["generation"] for r in rows]
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
+    top.step(generations, [r["keep"] for r in rows], where="mid", marker="o", color="tab:red")
+    top.set_ylabel("keep share\n(lower = more pressure)")
+    top.set_ylim(0, 1.05)
+    middle.plot(generations, [r["best_val_accuracy"] for r in rows], marker="o",
+                label="best member (validation)")
+    middle.axhline(rows[0]["floor"], color="gray", linestyle="--", label="accuracy floor")
+    middle.set_ylabel("validation accuracy")
+    middle.legend(fontsize=8)
+    for key, label in (("synaptic_efficiency", "fewer synapses"), ("mac_reduction", "fewer MACs")):
+        points = [(r["generation"], r[key]) for r in rows if r[key] is not None]
+        bottom.plot([g for g, _ in points], [v for _, v in points], marker="o", label=label)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("smallest member at the floor\n(×, ancestor / member)")
+    bottom.set_xlabel("generation")
+    bottom.legend(fontsize=8)
+    for ax in (top, middle, bottom):
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Environmental pressure per generation")
+    fig.tight_layout()
+    out_dir = Path(run_dir) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "pressure.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def run_floor(config: dict, records: list[dict]) -> float:
@@ -91,29 +159,6 @@ def _best_per_generation(records: list[dict]) -> list[dict]:
         if kept is None or selection_accuracy(record) > selection_accuracy(kept):
             best[record["generation"]] = record
     return [best[g] for g in sorted(best)]
-
-
-def pick_member(records: list[dict], generation: int | None = None, member: int | None = None,
-                max_drop: float = 0.01) -> dict:
-    """One member's record: the given generation/member (the ancestor is generation 1, member 0),
-    or by default the deployment pick: among members within `max_drop` (a fraction: 0.01 = one
-    point) of the ancestor's validation accuracy (`selection_accuracy`), the fastest (highest
-    measured fps where every candidate has one, else fewest multiply-accumulates, then fewest
-    synapses, then the best on validation)."""
-    if generation is not None or member is not None:
-        generation = 1 if generation is None else generation
-        member = 0 if member is None else member
-        for record in records:
-            if record["generation"] == generation and record["member"] == member:
-                return record
-        raise JetsynthError(
-            f"no finished member {member} in generation {generation}; see `jetsynth report`"
-        )
-    floor = selection_accuracy(records[0]) - max_drop
-    candidates = [r for r in records if selection_accuracy(r) >= floor]
-    if all(r.get("fps") for r in candidates):
-        return max(candidates, key=lambda r: (r["fps"], -r["generation"]))
-    return min(candidates, key=lambda r: (r["macs"], r["synapses"], -selection_accuracy(r)))
 
 
 def efficiency_table(records: list[dict]) -> list[list[str]]:

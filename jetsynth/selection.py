@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import JetsynthError
+
 POLICIES = ("random", "fitness", "fps", "similarity")
 
 
@@ -105,3 +107,26 @@ def select_parents(
     rest = sorted((i for i in pool if i not in mates),
                   key=lambda i: min(abs(overlaps[first, i] - low), abs(overlaps[first, i] - high)))
     return chosen + mates + rest[: m - 1 - len(mates)]
+
+
+def pick_member(records: list[dict], generation: int | None = None, member: int | None = None,
+                max_drop: float = 0.01, floor: float | None = None) -> dict:
+    """One member's record: the given generation/member (the ancestor is generation 1, member 0),
+    or by default the deployment pick: among members within `max_drop` (a fraction: 0.01 = one
+    point) of the ancestor's validation accuracy (`selection_accuracy`), or at least `floor`
+    where given, the fastest (highest measured fps where every candidate has one, else fewest
+    multiply-accumulates, then fewest synapses, then the best on validation)."""
+    if generation is not None or member is not None:
+        generation = 1 if generation is None else generation
+        member = 0 if member is None else member
+        for record in records:
+            if record["generation"] == generation and record["member"] == member:
+                return record
+        raise JetsynthError(
+            f"no finished member {member} in generation {generation}; see `jetsynth report`"
+        )
+    floor = selection_accuracy(records[0]) - max_drop if floor is None else floor
+    candidates = [r for r in records if selection_accuracy(r) >= floor] or records[:1]
+    if all(r.get("fps") for r in candidates):
+        return max(candidates, key=lambda r: (r["fps"], -r["generation"]))
+    return min(candidates, key=lambda r: (r["macs"], r["synapses"], -selection_accuracy(r)))

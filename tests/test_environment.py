@@ -69,7 +69,21 @@ def test_adaptive_keep_by_hand():
 def test_adaptive_keep_limits():
     assert adaptive_keep(0.8, 10.0, 400.0, 0.99, 0.98, 0.99)[1]["speed_term"] == 2.0
     assert adaptive_keep(0.8, 500.0, 400.0, 0.99, 0.98, 0.99)[0] == pytest.approx(0.8)
-    at_floor, terms = adaptive_keep(0.8, 300.0, 400.0, 0.97, 0.98, 0.99)
+    at_floor, terms = adaptive_keep(0.8, 300.0, 400.0, 0.98, 0.98, 0.99)
     assert terms["accuracy_term"] == 0.25 and at_floor == pytest.approx(0.8 ** (0.25 * 4 / 3))
+    below, terms = adaptive_keep(0.8, 300.0, 400.0, 0.97, 0.98, 0.99)
+    assert below == 1.0 and terms["below_floor"]
     assert adaptive_keep(0.8, None, 400.0, 0.99, 0.98, 0.99)[1]["speed_term"] == 1.0
-    assert adaptive_keep(0.8, 100.0, 400.0, 0.99, 0.995, 0.99)[1]["accuracy_term"] == 0.25
+    assert adaptive_keep(0.8, 100.0, 400.0, 0.99, 0.995, 0.99)[0] == 1.0  # below the floor
+
+
+def test_accuracy_led_pressure_by_hand():
+    """No target: the pressure follows the best validation accuracy alone. Ancestor 0.99,
+    floor 0.98 (--max-drop 0.01), --keep 0.5."""
+    assert adaptive_keep(0.5, None, None, 0.99, 0.98, 0.99)[0] == pytest.approx(0.5)  # no loss yet
+    assert adaptive_keep(0.5, None, None, 0.995, 0.98, 0.99)[0] == pytest.approx(0.5)  # above it
+    # half the headroom left: a = 1/4 + 3/4 · 1/2 = 0.625 → 0.5^0.625 = 0.6484
+    assert adaptive_keep(0.5, None, None, 0.985, 0.98, 0.99)[0] == pytest.approx(0.64842, abs=1e-5)
+    # at the floor: a quarter of the pressure, 0.5^0.25 = 0.8409
+    assert adaptive_keep(0.5, None, None, 0.98, 0.98, 0.99)[0] == pytest.approx(0.84090, abs=1e-5)
+    assert adaptive_keep(0.5, None, None, 0.979, 0.98, 0.99)[0] == 1.0  # fell below: back off

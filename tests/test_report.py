@@ -71,7 +71,7 @@ def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
 
 
 def test_pick_member_by_hand():
-    from jetsynth.report import pick_member
+    from jetsynth.selection import pick_member
 
     records = [
         {"id": "a", "generation": 1, "member": 0, "accuracy": 0.99, "macs": 100, "synapses": 10, "fps": 10},
@@ -103,7 +103,8 @@ def test_timed_runs_report_their_frontier(tmp_path, benched_run):
 
 
 def test_best_members_and_the_floor_are_chosen_on_validation():
-    from jetsynth.report import _best_per_generation, pick_member, run_floor
+    from jetsynth.report import _best_per_generation, run_floor
+    from jetsynth.selection import pick_member
 
     base = {"macs": 10, "synapses": 5, "fps": None, "layers": [], "layer_cluster_efficiency": [],
             "parents": [], "synaptic_efficiency": 1.0, "cluster_efficiency": 1.0, "mac_reduction": 1.0}

@@ -122,7 +122,7 @@ def _rewrite(path: Path, change) -> None:
     (lambda d: d.update(format=2), "in a format this jetsynth .* does not read"),
     (lambda d: d.update(config=[1, 2]), "in a format this jetsynth"),
     (lambda d: d["config"].update(wormholes=3), "settings this jetsynth does not know \\(wormholes\\)"),
-    (lambda d: d["config"].update(population="two", keep=None), "values of keep, population do not "
+    (lambda d: d["config"].update(population="two", keep="much"), "values of keep, population do not "
                                                                   "parse"),
     (lambda d: d["config"].update(overlap_band=[0.5]), "values of overlap_band do not parse"),
 ])
