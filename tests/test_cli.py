@@ -213,3 +213,18 @@ def test_evolve_on_a_folder_of_pngs(tmp_path):
     metadata = read_metadata(onnx.load(str(tmp_path / "net.onnx")))
     assert metadata["preprocessing"]["class_names"] == ["a", "b", "c"]
     assert metadata["input_shape"] == [1, 28, 28] and "val_accuracy" in metadata
+
+
+def test_max_drop_run_shows_its_pressure_and_names_the_member_to_ship(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _run("evolve", "--run-dir", str(run_dir), "--subset", "0.3", "--generations", "6",
+                  "--ancestor-epochs", "0", "--epochs", "0", "--keep", "1", "--max-drop", "0.5",
+                  "--patience", "2")
+    assert result.exit_code == 0, result.output
+    assert "Environmental pressure per generation" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("stopped after generation 3: 2 generations without a smaller or faster")
+    assert "ship g01-m00 (jetsynth export" in last
+    assert (run_dir / "report" / "pressure.png").is_file()
+    data = json.loads(_run("report", str(run_dir), "--json").output)
+    assert [row["keep"] for row in data["pressure"]] == [1.0, 1.0, 1.0]
