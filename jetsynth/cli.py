@@ -294,8 +294,6 @@ def _target_outcome(config, records: list[dict]) -> str:
 
 
 def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:
-    from rich.table import Table
-
     from .frontier import frontier_rows
     from .report import (
         FRONTIER_HEADER,
@@ -316,46 +314,38 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         write_pressure_plot,
     )
 
-    table = Table(title="Architectural efficiency vs accuracy (seed 001, Table 1)")
-    for column in table1_header(records):
-        table.add_column(column, justify="right")
-    for row in efficiency_table(records):
-        table.add_row(*row)
-    console.print(table)
-    layers = Table(title="Cluster efficiency per layer (seed 001, Table 2)")
-    for column in table2_header(records):
-        layers.add_column(column, justify="right")
-    for row in layer_table(records):
-        layers.add_row(*row)
-    console.print(layers)
+    def show(title: str, header: list[str], rows: list[list[str]]) -> None:
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+    show("Architectural efficiency vs accuracy (seed 001, Table 1)", table1_header(records),
+         efficiency_table(records))
+    show("Cluster efficiency per layer (seed 001, Table 2)", table2_header(records), layer_table(records))
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
-    paths = [write_markdown(run_dir, records, frontier), *write_plots(run_dir, records)]
-    if any(row["front"] for row in frontier):
-        table = Table(title=f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)")
-        for column in FRONTIER_HEADER:
-            table.add_column(column, justify="right")
-        for row in frontier_table(frontier):
-            table.add_row(*row)
-        console.print(table)
-        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps")))
+    pressure = None
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
-        rows = pressure_rows(records, floor)
-        table = Table(title=f"Environmental pressure per generation (floor {floor:.4f})")
-        for column in PRESSURE_HEADER:
-            table.add_column(column, justify="right")
-        for row in pressure_table(rows):
-            table.add_row(*row)
-        console.print(table)
-        paths.append(write_pressure_plot(run_dir, rows))
+        pressure = pressure_rows(records, floor)
+    paths = [write_markdown(run_dir, records, frontier, pressure), *write_plots(run_dir, records)]
+    if any(row["front"] for row in frontier):
+        show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
+             FRONTIER_HEADER, frontier_table(frontier))
+        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps")))
+    if pressure:
+        show(f"Environmental pressure per generation (floor {floor:.4f})", PRESSURE_HEADER,
+             pressure_table(pressure))
+        paths.append(write_pressure_plot(run_dir, pressure))
     if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
-        overlap = Table(title="Average cluster overlap per generation (seed 002, Table 1)")
-        for column in ("Gen.", "Members", "Avg. overlap"):
-            overlap.add_column(column, justify="right")
-        for row in overlap_by_generation(run_dir, records, config["cluster"]):
-            overlap.add_row(str(row["generation"]), str(row["members"]),
-                            f"{100 * row['average_overlap']:.2f} %")
-        console.print(overlap)
+        show("Average cluster overlap per generation (seed 002, Table 1)",
+             ["Gen.", "Members", "Avg. overlap"],
+             [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
+              for row in overlap_by_generation(run_dir, records, config["cluster"])])
         paths += write_population_plots(run_dir, records, config["precision"])
     for path in paths:
         console.print(f"plot: {path}")

@@ -263,9 +263,10 @@ def table2_header(records: list[dict]) -> list[str]:
     return ["Gen.", "Acc."] + [f"Layer {i + 1}" for i in range(len(records[0]["layers"]))] + ["E"]
 
 
-def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | None = None) -> Path:
+def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | None = None,
+                   pressure: list[dict] | None = None) -> Path:
     """The tables as Markdown in RUN/report/tables.md, to read without jetsynth (the frontier
-    when members were timed)."""
+    when members were timed, the pressure per generation when given)."""
 
     def markdown(header: list[str], rows: list[list[str]]) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -283,6 +284,11 @@ def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | No
             "\n## FPS/accuracy frontier per generation (* meets --target-fps)\n\n"
             + markdown(FRONTIER_HEADER, frontier_table(frontier)) + "\n"
             if frontier and any(row["front"] for row in frontier) else ""
+        )
+        + (
+            "\n## Environmental pressure per generation\n\n"
+            + markdown(PRESSURE_HEADER, pressure_table(pressure)) + "\n"
+            if pressure else ""
         )
     )
     return path
