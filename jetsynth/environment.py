@@ -99,8 +99,9 @@ def adaptive_keep(keep: float, fps: float | None, target_fps: float | None, accu
     - a = 1/4 + 3/4 · clip((accuracy − floor) / (ancestor_accuracy − floor), 0, 1): full
       pressure while the best accuracy stands at the ancestor's, easing to a quarter as it
       approaches the floor, so a generation near the floor mostly retrains;
-    - and no pressure at all (keep 1) after a generation whose best member fell below the floor:
-      the next one retrains what it has, to climb back.
+    - and no pressure at all (keep 1) when the best member is below the floor: the next
+      generation retrains what it has, to climb back (evolve breeds from an earlier generation at
+      the floor where there is one: see `evolve.parent_pool`).
 
     `fps` in images per second; accuracies as fractions (the best member's, on validation).
     Returns the keep share and the terms."""

@@ -135,17 +135,35 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
     return model
 
 
-def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict) -> tuple[float, dict]:
-    """The environmental pressure (keep share) for the generation after `previous`: --keep, or
-    with --pressure adaptive, `adaptive_keep` of the fastest member that keeps the floor and the
-    best accuracy of `previous` (validation accuracies, `selection_accuracy`)."""
+def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict,
+                    retreat: bool = False) -> tuple[float, dict]:
+    """The environmental pressure (keep share) for the generation bred from `previous`: --keep,
+    or with --pressure adaptive, `adaptive_keep` of the fastest member that keeps the floor and
+    the best accuracy of `previous` (validation accuracies, `selection_accuracy`). A `retreat`
+    (see `parent_pool`) is bred under the pressure of a generation standing at the floor: a
+    quarter of the full pressure, whatever its parents once reached."""
     if config.pressure != "adaptive":
         return config.keep, {"keep": config.keep}
     floor = config.floor(selection_accuracy(ancestor))
     speeds = [speed(r) for r in previous if selection_accuracy(r) >= floor and speed(r)]
-    return adaptive_keep(config.keep, max(speeds, default=None), config.target_fps,
-                         max(selection_accuracy(r) for r in previous), floor,
+    best = floor if retreat else max(selection_accuracy(r) for r in previous)
+    return adaptive_keep(config.keep, max(speeds, default=None), config.target_fps, best, floor,
                          selection_accuracy(ancestor))
+
+
+def parent_pool(config: EvolveConfig, records: list[dict], previous: list[dict],
+                floor: float) -> tuple[list[dict], int | None]:
+    """The members the next generation is bred from: the previous generation; or, with adaptive
+    pressure after a generation whose every member fell below the floor, the members at the
+    floor of the latest generation that had any (a retreat: returns that generation too), so one
+    generation below the floor is followed by offspring of networks that kept it."""
+    if config.pressure != "adaptive" or any(selection_accuracy(r) >= floor for r in previous):
+        return previous, None
+    for generation in sorted({r["generation"] for r in records}, reverse=True):
+        kept = [r for r in records if r["generation"] == generation and selection_accuracy(r) >= floor]
+        if kept:
+            return kept, generation
+    return previous, None
 
 
 def _newborn(offspring: Genome, seed: int) -> Genome:
@@ -260,10 +278,15 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         if _patience_spent(run, records, config, selection_accuracy(ancestor)):
             break
         current = []
-        keep, terms = generation_keep(config, previous, ancestor)
+        floor = config.floor(selection_accuracy(ancestor))
+        previous, retreat = parent_pool(config, records, previous, floor)
+        keep, terms = generation_keep(config, previous, ancestor, retreat is not None)
         if config.pressure == "adaptive":
             run.event("pressure", generation=generation, **terms)
-        floor = config.floor(selection_accuracy(ancestor))
+        if retreat is not None:
+            run.event("retreat", generation=generation, parents_from=retreat)
+            observer.notice(f"generation {generation - 1} fell below the accuracy floor: generation "
+                            f"{generation} is bred from generation {retreat}'s members at the floor")
         genomes = {r["id"]: run.genome(r["id"]) for r in previous}
         overlaps = None
         if config.selection == "similarity":

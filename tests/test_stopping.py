@@ -62,3 +62,21 @@ def test_patience_stops_a_run_that_gains_nothing(tmp_path):
     stop = [e for e in events if e["event"] == "patience_stop"]
     assert len(stop) == 1 and stop[0]["stale_generations"] == 2 and stop[0]["ship"] == "g01-m00"
     assert events[-1]["event"] == "run_done"
+
+
+def test_a_generation_below_the_floor_is_followed_by_a_retreat():
+    from jetsynth.evolve import generation_keep, parent_pool
+
+    config = EvolveConfig(max_drop=0.01).with_policies()
+    records = [_record(1, 0.99, 1000, 100), _record(2, 0.985, 500, 50), _record(2, 0.983, 480, 48),
+               _record(3, 0.97, 250, 25)]
+    for i, record in enumerate(records):
+        record.update(id=f"r{i}", fps=None)
+    floor = 0.98
+    pool, retreat = parent_pool(config, records, records[3:], floor)
+    assert retreat == 2 and [r["id"] for r in pool] == ["r1", "r2"]
+    keep, terms = generation_keep(config, pool, records[0], retreat=True)
+    assert keep == pytest.approx(0.5 ** 0.25) and terms["accuracy_term"] == 0.25
+    assert parent_pool(config, records, records[1:3], floor) == (records[1:3], None)
+    fixed = EvolveConfig().with_policies()
+    assert parent_pool(fixed, records, records[3:], floor) == (records[3:], None)

@@ -64,6 +64,8 @@ def main() -> int:
     parser.add_argument("--generations", type=int, default=15)
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", action="append", choices=["defaults", "max_drop_0.01"], default=None,
+                        help="run only these (default: both)")
     args = parser.parse_args()
     if args.data is None and mnist_missing(args.mnist):
         return 2
@@ -75,9 +77,10 @@ def main() -> int:
         "defaults": EvolveConfig(**common),
         "max_drop_0.01": EvolveConfig(**common, max_drop=0.01, patience=args.patience),
     }
+    configs = {name: configs[name] for name in (args.run or configs)}
     jobs = [(config, out / name) for name, config in configs.items()]
     started = time.perf_counter()
-    results = run_all(jobs, parallel=2, threads=1)
+    results = run_all(jobs, parallel=len(jobs), threads=1)
     emit("max-drop", {
         "arch": args.arch, "data": data, "generations": args.generations,
         "runs": [outcome(name, config.with_policies(), out / name, results[str(out / name)])
