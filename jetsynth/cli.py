@@ -431,10 +431,14 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
                    "allowing jetsynth to import it.")
 @click.option("--trust-code", is_flag=True,
               help="Allow importing the user code the run's config.json names.")
+@click.option("--channel-multiple", type=int, default=1, show_default=True,
+              help="Keep a multiple of this many channels in every layer (8 or 16 suit CPU and GPU "
+                   "kernels that work on channel blocks); the padding is all zero, the output the same.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
-           finetune_epochs: int, arch: str | None, trust_code: bool, as_json: bool) -> None:
+           finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
+           as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
     from .export import export_member
 
@@ -442,7 +446,8 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")
     try:
         result, record = export_member(run_dir, output, generation, member, max_drop, precision,
-                                       io_precision, opset, parity, finetune_epochs, arch, trust_code)
+                                       io_precision, opset, parity, finetune_epochs, arch, trust_code,
+                                       channel_multiple)
     except JetsynthError as exc:
         _fail(str(exc))
     summary = {

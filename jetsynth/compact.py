@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import JetsynthError
-from .structure import PRUNABLE, Topology, grid, is_depthwise, kept_channels, macs, settle
+from .structure import PRUNABLE, Topology, aligned, grid, is_depthwise, kept_channels, macs, settle
 
 
 @dataclass
@@ -76,15 +76,18 @@ def _kept(size: int, removed: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor]) -> Compacted:
+def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor],
+            multiple: int = 1) -> Compacted:
     """A copy of `model` (ancestor-shaped, its weights already masked) without the channels no
-    live synapse writes or reads."""
+    live synapse writes or reads; with `multiple` > 1 each space keeps a multiple of that many
+    channels (see `structure.aligned`)."""
     settled = settle(topology, masks)
+    kept = aligned(kept_channels(topology, settled), multiple)
     net = copy.deepcopy(model)
     modules = dict(net.named_modules())
     kept_out: dict[str, torch.Tensor] = {}
     kept_in: dict[str, torch.Tensor] = {}
-    for (name, role), removed in _removals(topology, kept_channels(topology, settled)).items():
+    for (name, role), removed in _removals(topology, kept).items():
         module = modules[name]
         if role == "in" and is_depthwise(module):
             continue
@@ -106,7 +109,7 @@ def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor]
         if compact_masks[layer.name].shape != modules[layer.name].weight.shape:
             raise JetsynthError(f"compaction of '{layer.name}' went wrong: mask "
                                 f"{tuple(mask.shape)}, weight {tuple(modules[layer.name].weight.shape)}")
-    return Compacted(net, compact_masks, kept_out, kept_in, sum(macs(topology, settled).values()))
+    return Compacted(net, compact_masks, kept_out, kept_in, sum(macs(topology, settled, kept).values()))
 
 
 def _dimension(module: nn.Module, role: str) -> int:

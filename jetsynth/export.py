@@ -59,9 +59,12 @@ class _HalfWithFloatIO(nn.Module):
         return self.net(x.half()).float()
 
 
-def compact_genome(genome: Genome) -> Compacted:
-    """The genome's network with dead units physically removed, in fp32 eval mode."""
-    return compact(genome.build().eval(), genome.topology, genome.masks)
+def compact_genome(genome: Genome, channel_multiple: int = 1) -> Compacted:
+    """The genome's network with dead units physically removed, in fp32 eval mode; each channel
+    space keeps a multiple of `channel_multiple` channels (see `structure.aligned`)."""
+    if channel_multiple < 1:
+        raise JetsynthError(f"--channel-multiple must be at least 1, not {channel_multiple}")
+    return compact(genome.build().eval(), genome.topology, genome.masks, channel_multiple)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -201,9 +204,11 @@ def export_genome(
     opset: int = DEFAULT_OPSET,
     metadata: dict | None = None,
     parity_images: torch.Tensor | None = None,
+    channel_multiple: int = 1,
 ) -> ExportResult:
-    """Compact, convert and export `genome` to `out`; with `parity_images`, measure parity."""
-    compacted = compact_genome(genome)
+    """Compact, convert and export `genome` to `out`; with `parity_images`, measure parity;
+    `channel_multiple`: see `compact_genome`."""
+    compacted = compact_genome(genome, channel_multiple)
     proto = to_onnx(compacted.model, genome.input_shape, precision, io_precision, opset)
     meta = {
         **(metadata or {}),
@@ -240,6 +245,7 @@ def export_member(
     finetune_epochs: int = 0,
     arch: str | None = None,
     trust_code: bool = False,
+    channel_multiple: int = 1,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `report.pick_member`), with parity measured on the run's test split. Returns the result
@@ -274,7 +280,7 @@ def export_member(
         genome, record = finetune_member(genome, record, dataset, config, finetune_epochs)
     images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
-                           genome_metadata(genome, record, Path(run_dir)), images)
+                           genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
     return result, record
 
 

@@ -130,3 +130,21 @@ def test_concatenation_coupling():
     masks["mix"].view(12, 16, 9)[:, 6 + 4] = False  # nobody reads branch b's channel 4
     model = compact(genome.build(), genome.topology, settle(genome.topology, masks)).model
     assert (model.a.out_channels, model.b.out_channels, model.mix.in_channels) == (5, 9, 14)
+
+
+@pytest.mark.parametrize(("arch", "shape"), [("resnet-small", (3, 16, 16)),
+                                              ("user_models:inverted_residual", (3, 8, 8))])
+def test_channels_padded_to_a_multiple_compute_the_same(arch, shape):
+    genome = ancestor_genome(arch, shape, 10, seed=0)
+    child = genome.with_masks(random_masks(genome, 6, "filter"), genome.lineage)
+    full = child.build().eval()
+    _randomise_norms(full, 2)
+    plain = compact(full, child.topology, child.masks)
+    padded = compact(full, child.topology, child.masks, multiple=8)
+    convs = [m for m in padded.model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(m.out_channels % 8 == 0 or m.out_channels == full.get_submodule(n).out_channels
+               for n, m in padded.model.named_modules() if isinstance(m, nn.Conv2d))
+    assert convs and padded.macs >= plain.macs and padded.params >= plain.params
+    x = torch.randn(4, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(padded.model.eval()(x), full(x), atol=1e-5, rtol=1e-5)
