@@ -7,10 +7,12 @@ the ancestor's validation accuracy, else the most accurate), its test accuracy, 
 parameters, the ONNX Runtime CPU batch-32 throughput gain of its compacted fp32 ONNX over the
 ancestor's (FPS_member / FPS_ancestor, timed in this process, median of `--repeats` trials with
 their spread), the same with channels padded to multiples of 8, wall time and peak memory. Run
-again with the same `--out` to re-time finished runs without training them again. Prints one JSON object. Usage:
+again with the same `--out` to re-time finished runs without training them again. Prints one
+JSON object. Usage:
 
     python tools/bench_own_model.py [--mnist ../shared/datasets/mnist] [--out DIR]
         [--arch resnet18 --arch mobilenet-v2] [--generations 8] [--population 2] [--share 0.1]
+        [--max-drop 0.01]
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def bench_arch(arch: str, data: str, run_dir: Path, args) -> dict:
         data=data, arch=arch, input_size=32, generations=args.generations,
         population=args.population, parents=args.parents, cluster="filter", keep=args.keep,
         balance=0.0, cluster_pressure=0.9, epochs=args.epochs, ancestor_epochs=args.ancestor_epochs,
-        seed=args.seed,
+        seed=args.seed, max_drop=args.max_drop,
     )
     started = time.perf_counter()
     records = evolve(config, run_dir, resume=(run_dir / "config.json").exists())
@@ -154,25 +156,32 @@ def main() -> int:
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--population", type=int, default=2)
     parser.add_argument("--parents", type=int, default=2)
-    parser.add_argument("--keep", type=float, default=0.7)
+    parser.add_argument("--keep", type=float, default=None,
+                        help="[default: 0.7, or with --max-drop the adaptive pressure's 0.5]")
+    parser.add_argument("--max-drop", type=float, default=None,
+                        help="shrink until this floor with adaptive pressure instead of a fixed --keep")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--ancestor-epochs", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=5, help="FPS trials per model")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per FPS trial")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.keep is None and args.max_drop is None:
+        args.keep = 0.7
     if mnist_missing(args.mnist):
         return 2
     out = Path(args.out or tempfile.mkdtemp(prefix="own-model-"))
     started = time.perf_counter()
     counts = write_png_tree(Path(args.mnist), out / "mnist-png", args.share, args.seed)
     png_seconds = round(time.perf_counter() - started, 1)
-    results = [bench_arch(arch, f"folder:{out / 'mnist-png'}", out / f"run-{arch}", args)
+    tag = "" if args.max_drop is None else f"-max-drop-{args.max_drop:g}"
+    results = [bench_arch(arch, f"folder:{out / 'mnist-png'}", out / f"run-{arch}{tag}", args)
                for arch in (args.arch or ["resnet18", "mobilenet-v2"])]
     emit("own-model", {
         "images": counts, "png_seconds": png_seconds,
         "settings": {k: getattr(args, k) for k in ("share", "generations", "population", "parents",
-                                                  "keep", "epochs", "ancestor_epochs", "seed")},
+                                                  "keep", "max_drop", "epochs", "ancestor_epochs",
+                                                  "seed")},
         "runs": results,
     }, time.perf_counter() - started)
     return 0
