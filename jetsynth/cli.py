@@ -431,9 +431,10 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
                    "allowing jetsynth to import it.")
 @click.option("--trust-code", is_flag=True,
               help="Allow importing the user code the run's config.json names.")
-@click.option("--channel-multiple", type=int, default=1, show_default=True,
-              help="Keep a multiple of this many channels in every layer (8 or 16 suit CPU and GPU "
-                   "kernels that work on channel blocks); the padding is all zero, the output the same.")
+@click.option("--channel-multiple", type=int, default=8, show_default=True,
+              help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
+                   "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
+                   "padding is all zero, the output the same; 1 keeps exactly the live channels.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,

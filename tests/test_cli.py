@@ -129,6 +129,10 @@ def test_export_and_bench_from_the_command_line(tmp_path, benched_run):
     assert exported["opset"] == 13 and exported["precision"] == "fp16"
     assert exported["parity"]["top1_agreement"] >= 0.99 and out.is_file()
     assert exported["finetune"] is None
+    import onnx
+
+    widths = [i.dims[0] for i in onnx.load(str(out)).graph.initializer if len(i.dims) == 4]
+    assert widths and all(w % 8 == 0 or w in (20, 50) for w in widths)  # padded to blocks of 8
     result = _run("export", str(benched_run), "-g", "2", "--finetune-epochs", "1", "--no-parity",
                   "-o", str(tmp_path / "tuned.onnx"))
     assert result.exit_code == 0, result.output
