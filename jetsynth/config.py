@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .data import VAL_SPLIT, DataSpec
+from .dataset import VAL_SPLIT, DataSpec
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .measurement import BenchTarget

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import (
+from .dataset import (
     PIXEL_SCALE,
     Dataset,
     DataSpec,

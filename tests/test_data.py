@@ -6,14 +6,8 @@ import pytest
 import torch
 from conftest import make_idx_folder, write_idx
 
-from jetsynth.data import (
-    DataSpec,
-    augment_batch,
-    load_dataset,
-    stratified_split,
-    stratified_subset,
-    training_batch,
-)
+from jetsynth.data import augment_batch, load_dataset, training_batch
+from jetsynth.dataset import DataSpec, stratified_split, stratified_subset
 from jetsynth.errors import JetsynthError
 
 

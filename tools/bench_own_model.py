@@ -28,7 +28,8 @@ from common import DEFAULT_MNIST, by_generation, emit, mnist_missing
 
 from jetsynth import EvolveConfig, evolve
 from jetsynth.bench import measure, onnx_runner
-from jetsynth.data import read_idx, stratified_subset
+from jetsynth.data import read_idx
+from jetsynth.dataset import stratified_subset
 from jetsynth.export import export_genome
 from jetsynth.rundir import RunDirectory
 from jetsynth.selection import selection_accuracy
