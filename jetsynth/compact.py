@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import JetsynthError
-from .structure import PRUNABLE, Topology, aligned, grid, is_depthwise, kept_channels, macs, settle
+from .structure import PRUNABLE, Topology, aligned, is_depthwise, kept_channels, macs, settle
 
 
 @dataclass
@@ -150,15 +150,3 @@ def expand_state(compacted: Compacted, topology: Topology,
         else:
             target[tuple(index)] = value
     return state
-
-
-def alive_rows(masks: dict[str, torch.Tensor], topology: Topology) -> dict[str, torch.Tensor]:
-    """Per layer, the indices of the output units that keep a synapse (all classes for the
-    output layer)."""
-    out = {}
-    for layer in topology.layers:
-        if layer is topology.output:
-            out[layer.name] = torch.arange(layer.out_units)
-        else:
-            out[layer.name] = grid(masks[layer.name], layer).flatten(1).any(dim=1).nonzero()[:, 0]
-    return out

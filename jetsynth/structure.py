@@ -449,17 +449,6 @@ def _kept_units(layer: Layer, kept: list[torch.Tensor]) -> tuple[torch.Tensor, t
     return rows, cols
 
 
-def kept_units(topology: Topology,
-               masks: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per layer, the ancestor indices of the output and input units compaction keeps."""
-    kept = kept_channels(topology, masks)
-    out = {}
-    for layer in topology.layers:
-        rows, cols = _kept_units(layer, kept)
-        out[layer.name] = (rows.nonzero()[:, 0], cols.nonzero()[:, 0])
-    return out
-
-
 def aligned(kept: list[torch.Tensor], multiple: int) -> list[torch.Tensor]:
     """The kept channels of each space padded, with the first channels that died, to a multiple
     of `multiple` (or the whole space): the padding carries no live synapse, so the network
