@@ -22,6 +22,7 @@ from torch import nn
 
 from .device_agent import summarize, time_queries
 from .errors import JetsynthError
+from .onnxfile import read_onnx
 
 ORT_PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",
@@ -43,18 +44,6 @@ class Runner(Protocol):
     def infer(self, batch: np.ndarray) -> None: ...
 
 
-def _onnx_proto(path: Path):
-    import onnx
-
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf decode errors have no common public type
-        raise JetsynthError(
-            f"{path} is not a readable ONNX model ({type(exc).__name__}); export one with "
-            "`jetsynth export`"
-        ) from None
-
-
 class OrtRunner:
     """An onnxruntime session on one execution provider."""
 
@@ -69,7 +58,7 @@ class OrtRunner:
                 f"onnxruntime here has no {provider}; replace onnxruntime with onnxruntime-gpu "
                 "(pip uninstall onnxruntime && pip install onnxruntime-gpu) or use --backend ort-cpu"
             )
-        _onnx_proto(Path(path))
+        read_onnx(Path(path))
         self.name = backend
         self.session = onnx_session(Path(path), threads, (provider,))
         inputs = self.session.get_inputs()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .dataset import VAL_SPLIT, DataSpec
+from .devices import BenchTarget
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
-from .measurement import BenchTarget
 from .selection import POLICIES, SelectionConfig
 from .structure import CLUSTER_MODES
 from .synthesis import SynthesisConfig

@@ -27,6 +27,7 @@ from . import device_agent
 from .calibration.profiles import disagreements, get_profile
 from .devices import Device
 from .errors import JetsynthError
+from .onnxfile import read_onnx
 from .ssh import Ssh, SshOptions
 
 AGENT_NAME = "jetsynth_agent.py"
@@ -63,12 +64,11 @@ def model_facts(path: Path) -> dict:
 
 
 def _read_model(path: Path) -> tuple[dict, bytes]:
-    from .bench import _onnx_proto
 
     path = Path(path)
     if not path.is_file():
         raise JetsynthError(f"{path}: no such file; export a model with `jetsynth export`")
-    proto = _onnx_proto(path)
+    proto = read_onnx(path)
     initializers = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if len(inputs) != 1:

@@ -60,6 +60,10 @@ class Device:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+
+BenchTarget = str | Device
+"""Where a network is timed: an onnxruntime backend name here ('ort-cpu', ...) or a Device."""
+
 def split_destination(text: str) -> tuple[str | None, str, int | None]:
     """'user@host[:port]' (or 'host', '[v6]:port') -> (user, host, port)."""
     user, _, rest = text.rpartition("@")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from .errors import JetsynthError
 from .storage import append_jsonl, read_jsonl
@@ -22,10 +22,7 @@ if TYPE_CHECKING:
     import onnx
 
     from .calibration.model import LatencyModel
-    from .devices import Device
-
-BenchTarget = Union[str, "Device"]
-"""Where a network is timed: an onnxruntime backend name here ('ort-cpu', ...) or a Device."""
+    from .devices import BenchTarget
 
 CACHE_FILE = "measurements.jsonl"
 DEVICE_ATTEMPTS = 3
