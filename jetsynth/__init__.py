@@ -4,12 +4,8 @@ The public names below are imported on first use, so `jetsynth --help`, `jetsynt
 `jetsynth deploy` start without importing torch."""
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("jetsynth")
-except PackageNotFoundError:
-    __version__ = "0.0.0+unknown"
+from .version import __version__ as __version__
 
 _PUBLIC = {
     "adaptive_keep": (".environment", "adaptive_keep"),

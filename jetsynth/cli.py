@@ -216,8 +216,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
     from .config import EvolveConfig
     from .evolve import evolve as run_evolution
     from .models import canonical_arch
-    from .report import load_records
-    from .rundir import RunDirectory
+    from .rundir import RunDirectory, load_records
 
     if resume and run_dir is None:
         _fail("--resume needs --run-dir DIR naming the run to continue")
@@ -358,7 +357,8 @@ def report(run_dir: Path, as_json: bool) -> None:
     """Tables and plots of a run (seed 001's Tables 1-2; PNGs under RUN_DIR/report)."""
     from rich.console import Console
 
-    from .report import load_records, summary
+    from .report import summary
+    from .rundir import load_records
 
     try:
         if as_json:
@@ -378,7 +378,8 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .report import generation_similarity, load_records, write_similarity_heatmap
+    from .report import generation_similarity, write_similarity_heatmap
+    from .rundir import load_records
     from .similarity import average_overlap
 
     try:
@@ -441,7 +442,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
            finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
            as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
-    from .export import export_member
+    from .export_run import export_member
 
     if best and (generation is not None or member is not None):
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")

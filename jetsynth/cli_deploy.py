@@ -191,8 +191,9 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
            workspace: int, min_free: int, timeout: float, accept_new_host_key: bool,
            connect_timeout: int, as_json: bool) -> None:
     """Copy MODEL to each device, build and time it there, and print what was measured."""
-    from .deploy import DeployOptions, deploy_many, model_facts
+    from .deploy import DeployOptions, deploy_many
     from .devices import resolve_device
+    from .onnxfile import model_facts
     from .ssh import SshOptions
 
     try:

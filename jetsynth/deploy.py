@@ -27,7 +27,7 @@ from . import device_agent
 from .calibration.profiles import disagreements, get_profile
 from .devices import Device
 from .errors import JetsynthError
-from .onnxfile import read_onnx
+from .onnxfile import read_model
 from .ssh import Ssh, SshOptions
 
 AGENT_NAME = "jetsynth_agent.py"
@@ -57,32 +57,6 @@ class DeployOptions:
     min_free_mib: int = 64
 
 
-def model_facts(path: Path) -> dict:
-    """Check on the host that `path` is an ONNX model with one image input, and read what the
-    agent needs (input name and per-image shape) and the file's sha256."""
-    return _read_model(path)[0]
-
-
-def _read_model(path: Path) -> tuple[dict, bytes]:
-
-    path = Path(path)
-    if not path.is_file():
-        raise JetsynthError(f"{path}: no such file; export a model with `jetsynth export`")
-    proto = read_onnx(path)
-    initializers = {t.name for t in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise JetsynthError(f"{path} has {len(inputs)} inputs; deploy times models with one image input")
-    dims = inputs[0].type.tensor_type.shape.dim
-    image = [d.dim_value for d in dims[1:]]
-    if not image or not all(v > 0 for v in image):
-        raise JetsynthError(f"{path}: input '{inputs[0].name}' needs fixed dimensions after the batch axis")
-    data = path.read_bytes()
-    facts = {"path": str(path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-             "input_name": inputs[0].name, "input_shape": image}
-    return facts, data
-
-
 @dataclass(frozen=True)
 class _Shipment:
     """What every device of one deployment receives, read and checked once."""
@@ -93,7 +67,7 @@ class _Shipment:
 
 
 def _shipment(model: Path) -> _Shipment:
-    facts, data = _read_model(model)
+    facts, data = read_model(model)
     return _Shipment(facts, data, agent_source())
 
 

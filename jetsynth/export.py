@@ -131,7 +131,7 @@ def read_metadata(proto) -> dict:
 
 def genome_metadata(genome: Genome, record: dict | None, run_dir: Path | None) -> dict:
     """What a deployed model should say about itself."""
-    from . import __version__
+    from .version import __version__
 
     record = record or {}
     return {
@@ -230,71 +230,3 @@ def export_genome(
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
     return ExportResult(out, precision, io_precision, opset, len(data), compacted.macs,
                         compacted.params, meta, check)
-
-
-def export_member(
-    run_dir: Path,
-    out: Path,
-    generation: int | None = None,
-    member: int | None = None,
-    max_drop: float = 0.01,
-    precision: str = "fp16",
-    io_precision: str = "fp32",
-    opset: int = DEFAULT_OPSET,
-    check_parity: bool = True,
-    finetune_epochs: int = 0,
-    arch: str | None = None,
-    trust_code: bool = False,
-    channel_multiple: int = 1,
-) -> tuple[ExportResult, dict]:
-    """Export one member of a run (by generation/member, else the deployment pick of
-    `report.pick_member`), with parity measured on the run's test split. Returns the result
-    and the member's record. With `finetune_epochs`, the member is first trained that many
-    epochs more on the run's data, its structure fixed: evolution retrains each offspring
-    briefly, and the one network that ships is worth a longer training (the record then holds
-    the new accuracy, and `finetune` the epochs and the accuracy before). A run made with user
-    code (`module:function`, `file.py:function`) is built only on the user's word: `arch` (the
-    command line's --arch, the run's own) or `trust_code`."""
-    from .config import EvolveConfig
-    from .data import load_dataset
-    from .models import stored_factories
-    from .report import load_records
-    from .rundir import RunDirectory
-    from .selection import pick_member
-
-    if finetune_epochs < 0:
-        raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
-    config, records = load_records(Path(run_dir))
-    factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
-    record = pick_member(records, generation, member, max_drop)
-    genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
-    dataset = None
-    if check_parity or finetune_epochs:
-        try:
-            dataset = load_dataset(EvolveConfig(**config).data_spec())
-        except JetsynthError as exc:
-            need = ("--finetune-epochs" if finetune_epochs
-                    else "the parity check; add --no-parity to skip it")
-            raise JetsynthError(f"{exc} (needed for {need})") from None
-    if finetune_epochs:
-        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs)
-    images = dataset.test_x if check_parity else None
-    result = export_genome(genome, out, precision, io_precision, opset,
-                           genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
-    return result, record
-
-
-def finetune_member(genome: Genome, record: dict, dataset, config: dict,
-                    epochs: int) -> tuple[Genome, dict]:
-    """The member trained `epochs` more with the run's batch size, learning rate, precision and
-    seed (`config`: the run's settings as a dict), and its record with the new test and
-    validation accuracies."""
-    from .train import TrainConfig, train_genome
-
-    training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
-                           precision=config["precision"])
-    result = train_genome(genome, dataset, training, config["seed"])
-    accuracy = result.metrics["accuracy"]
-    return result.genome, {**record, "accuracy": accuracy,
-                           "val_accuracy": result.metrics.get("val_accuracy"),
-                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}

@@ -7,14 +7,13 @@ records from before the validation split), and `accuracy` stays the test accurac
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .errors import JetsynthError
 from .frontier import frontier_rows, pareto_front, source
-from .rundir import CONFIG_FILE, RunDirectory
+from .rundir import RunDirectory, load_records
 from .selection import selection_accuracy, speed
 from .similarity import average_overlap, cluster_presence, overlap_matrix
 
@@ -36,18 +35,6 @@ SUMMARY_FIELDS = (
     "fps",
     "fps_predicted",
 )
-
-
-def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
-    """The run's configuration and its members' records, ancestor first."""
-    run = RunDirectory(Path(run_dir))
-    config = run.stored_config()
-    if config is None:
-        raise JetsynthError(f"{run_dir} is not a jetsynth run directory (no {CONFIG_FILE})")
-    records = sorted(run.records(), key=lambda r: (r["generation"], r["member"]))
-    if not records:
-        raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
-    return asdict(config), records
 
 
 def summary(run_dir: Path) -> dict:

@@ -32,7 +32,7 @@ before it was recorded, in this same layout."""
 
 
 def versions() -> dict:
-    from . import __version__
+    from .version import __version__
 
     return {
         "jetsynth": __version__,
@@ -215,3 +215,15 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
             f"{root} runs to {stored.generations} generations; --resume can add generations, "
             f"not drop them (give --generations {stored.generations} or more, or leave it out)"
         )
+
+
+def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
+    """The run's configuration and its members' records, ancestor first."""
+    run = RunDirectory(Path(run_dir))
+    config = run.stored_config()
+    if config is None:
+        raise JetsynthError(f"{run_dir} is not a jetsynth run directory (no {CONFIG_FILE})")
+    records = sorted(run.records(), key=lambda r: (r["generation"], r["member"]))
+    if not records:
+        raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
+    return asdict(config), records

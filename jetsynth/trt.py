@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import device_agent
 from .errors import JetsynthError
+from .onnxfile import model_facts
 
 
 def import_tensorrt():
@@ -39,8 +40,6 @@ def build(model: Path, output: Path, fp16: bool = False, sparse: bool = False, b
           trt=None) -> dict:
     """Build `model` into `output` and write `output`.json; returns those facts (seconds, bytes).
     `trt` is the TensorRT module (imported when None)."""
-    from .deploy import model_facts
-
     facts = model_facts(model)
     if batch < 1:
         raise JetsynthError(f"--batch must be at least 1, not {batch}")

@@ -12,9 +12,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from jetsynth.deploy import DeployOptions, deploy, deploy_many, model_facts, probe
+from jetsynth.deploy import DeployOptions, deploy, deploy_many, probe
 from jetsynth.devices import Device
 from jetsynth.errors import JetsynthError
+from jetsynth.onnxfile import model_facts
 from jetsynth.ssh import Ssh, SshOptions
 
 QUICK = DeployOptions(duration=0.2, warmup=0.05, min_queries=5, threads=1, min_free_mib=1)

@@ -6,11 +6,11 @@ from jetsynth.errors import JetsynthError
 from jetsynth.export import (
     compact_genome,
     export_genome,
-    export_member,
     onnx_session,
     read_metadata,
     to_onnx,
 )
+from jetsynth.export_run import export_member
 from jetsynth.genome import ancestor_genome
 from jetsynth.models import build_model
 from jetsynth.rundir import RunDirectory

@@ -6,11 +6,11 @@ from jetsynth.evolve import evolve
 from jetsynth.report import (
     efficiency_table,
     layer_table,
-    load_records,
     summary,
     write_markdown,
     write_plots,
 )
+from jetsynth.rundir import load_records
 
 REQUIRED = {"generation", "member", "parents", "accuracy", "synapses", "clusters",
             "synaptic_efficiency", "cluster_efficiency", "macs", "fps"}

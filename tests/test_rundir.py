@@ -13,8 +13,7 @@ import pytest
 
 from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
-from jetsynth.report import load_records
-from jetsynth.rundir import CONFIG_FILE, LOCK_FILE, RunDirectory, open_run
+from jetsynth.rundir import CONFIG_FILE, LOCK_FILE, RunDirectory, load_records, open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = EvolveConfig(data="digits", subset=0.3, generations=4, population=1, ancestor_epochs=1,

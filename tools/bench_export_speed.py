@@ -20,8 +20,7 @@ from common import by_generation, emit
 
 from jetsynth.bench import measure, onnx_runner
 from jetsynth.export import export_genome
-from jetsynth.report import load_records
-from jetsynth.rundir import RunDirectory
+from jetsynth.rundir import RunDirectory, load_records
 
 BATCHES = (1, 32)
 PRECISIONS = ("fp32", "fp16")

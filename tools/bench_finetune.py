@@ -26,9 +26,8 @@ from common import emit, kernel_efficiency
 from jetsynth.config import EvolveConfig
 from jetsynth.data import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.export import finetune_member
-from jetsynth.report import load_records
-from jetsynth.rundir import RunDirectory
+from jetsynth.export_run import finetune_member
+from jetsynth.rundir import RunDirectory, load_records
 
 
 def main() -> int:

@@ -140,7 +140,7 @@ def fit(vectors: np.ndarray, seconds: np.ndarray, device: str, backend: str, pre
         batch: int, profile: str | None = None) -> LatencyModel:
     """Fit on all samples; the held-out error comes from a second fit without every
     HOLDOUT_EVERY-th sample, scored on those (an estimate for networks the sweep never saw)."""
-    from .. import __version__
+    from ..version import __version__
 
     vectors = np.asarray(vectors, dtype=float)
     seconds = np.asarray(seconds, dtype=float)
