@@ -7,11 +7,12 @@ from dataclasses import dataclass, replace
 from .dataset import VAL_SPLIT, DataSpec
 from .devices import BenchTarget
 from .errors import JetsynthError
+from .genome import PRECISIONS
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .selection import POLICIES, SelectionConfig
 from .structure import CLUSTER_MODES
 from .synthesis import SynthesisConfig
-from .train import PRECISIONS, TrainConfig
+from .train import TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
 PRESSURES = ("fixed", "adaptive")

@@ -22,12 +22,11 @@ from torch import nn
 from .compact import Compacted, compact
 from .device_agent import ort_reason
 from .errors import JetsynthError
-from .genome import Genome
+from .genome import PRECISIONS, Genome
 from .storage import atomic_write
 
 DEFAULT_OPSET = 13
 TENSORRT_82_MAX_OPSET = 13
-PRECISIONS = ("fp32", "fp16")
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 

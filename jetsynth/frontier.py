@@ -9,16 +9,20 @@ the rows report the chosen members' test accuracy beside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .selection import selection_accuracy, speed
 
 
-def pareto_front(records: list[dict]) -> list[dict]:
-    """Members with a speed that no other member matches or beats on both speed and accuracy
-    while beating it on one, ordered from fastest to most accurate."""
-    timed = [r for r in records if speed(r)]
+def pareto_front(records: list[dict], gain: Callable[[dict], float | None] = speed,
+                 accuracy: Callable[[dict], float] = selection_accuracy) -> list[dict]:
+    """Members with a `gain` (by default their speed, FPS) that no other member matches or beats
+    on both `gain` and `accuracy` while beating it on one, ordered from the largest gain to the
+    most accurate. Members without a gain are left out."""
+    scored = [r for r in records if gain(r)]
     front = []
-    for record in sorted(timed, key=lambda r: (-speed(r), -selection_accuracy(r))):
-        if not front or selection_accuracy(record) > selection_accuracy(front[-1]):
+    for record in sorted(scored, key=lambda r: (-gain(r), -accuracy(r))):
+        if not front or accuracy(record) > accuracy(front[-1]):
             front.append(record)
     return front
 

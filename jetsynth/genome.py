@@ -25,6 +25,8 @@ from .storage import atomic_write, read_json, write_json
 from .structure import Layer, Topology, row_alive, trace
 
 FORMAT_VERSION = 2
+PRECISIONS = ("fp32", "fp16")
+"""Synaptic precisions: what training restricts the weights to, and what an export writes."""
 READABLE_FORMATS = (1, 2)
 TENSORS_FILE = "genome.safetensors"
 META_FILE = "genome.json"

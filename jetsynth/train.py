@@ -21,8 +21,6 @@ from .compact import compact, expand_state
 from .data import Dataset, DataSpec, load_dataset, training_batch
 from .genome import Genome
 
-PRECISIONS = ("fp32", "fp16")
-
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -20,10 +20,10 @@ from common import by_generation, emit
 
 from jetsynth.bench import measure, onnx_runner
 from jetsynth.export import export_genome
+from jetsynth.genome import PRECISIONS
 from jetsynth.rundir import RunDirectory, load_records
 
 BATCHES = (1, 32)
-PRECISIONS = ("fp32", "fp16")
 
 
 def timings(run: RunDirectory, record: dict, folder: Path, threads: int, seconds: float) -> dict:
