@@ -18,7 +18,15 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
-from .storage import append_jsonl, lock_holder, read_json, try_lock, unlock, write_json
+from .storage import (
+    append_jsonl,
+    lock_holder,
+    read_json,
+    remove_partial_writes,
+    try_lock,
+    unlock,
+    write_json,
+)
 from .structure import Topology
 
 CONFIG_FILE = "config.json"
@@ -182,6 +190,9 @@ def open_run(root: Path, config: EvolveConfig, resume: bool,
     run.acquire()
     try:
         _check_opening(run, config, resume)
+        if resume:
+            # a writer killed inside atomic_write leaves its temporary file; the lock is ours now
+            remove_partial_writes(run.root)
         write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
                                             "versions": versions()})
     except BaseException:
