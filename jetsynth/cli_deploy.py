@@ -48,7 +48,8 @@ def devices_add(name: str, host: str, port: int | None, identity: str | None, py
 
     try:
         user, address, host_port = split_destination(host)
-        device = Device(name=name, host=address, user=user, port=port or host_port or 22, identity=identity,
+        chosen_port = next((p for p in (port, host_port) if p is not None), 22)
+        device = Device(name=name, host=address, user=user, port=chosen_port, identity=identity,
                         python=python, profile=profile, known_hosts=known_hosts, remote_dir=remote_dir)
         path = add_device(device, replace=replace)
     except JetsynthError as exc:
