@@ -162,6 +162,16 @@ def _describe(result: dict) -> list[str]:
     return lines
 
 
+def _in_order(targets: tuple[str, ...], chosen: list, results: list[dict],
+              unknown: list[dict]) -> list[dict]:
+    """The results of the resolved devices and the failures of the unknown ones, in the order
+    the devices were named."""
+    done = iter(results)
+    missing = iter(unknown)
+    names = {u["target"]["name"] for u in unknown}
+    return [next(missing) if target in names else next(done) for target in targets]
+
+
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--device", "-d", "targets", multiple=True, required=True,
@@ -198,13 +208,19 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
 
     try:
         model_facts(model)
-        chosen = [resolve_device(t) for t in targets]
+        chosen, unknown = [], []
+        for target in targets:
+            try:
+                chosen.append(resolve_device(target))
+            except JetsynthError as exc:  # the other devices still finish
+                unknown.append({"target": {"name": target}, "error": str(exc)})
         options = DeployOptions(backend=backend, batch=batch, fp16=fp16, duration=duration, warmup=warmup,
                                 min_queries=iterations, workspace_mib=workspace, threads=threads,
                                 ort_provider=ort_provider, min_free_mib=min_free)
         ssh_options = SshOptions(connect_timeout=connect_timeout, command_timeout=timeout,
                                  accept_new_host_key=accept_new_host_key)
-        results = deploy_many(model, chosen, options, ssh_options)
+        results = deploy_many(model, chosen, options, ssh_options) if chosen else []
+        results = _in_order(targets, chosen, results, unknown)
     except JetsynthError as exc:
         fail(str(exc))
     failed = [r for r in results if "error" in r]
