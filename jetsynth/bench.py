@@ -44,6 +44,21 @@ class Runner(Protocol):
     def infer(self, batch: np.ndarray) -> None: ...
 
 
+def require_provider(backend: str, instead: str) -> str:
+    """The onnxruntime execution provider of `backend`, or one line saying this onnxruntime
+    lacks it and what to do: install onnxruntime-gpu or use `instead` (the calling command's
+    own option, e.g. '--bench ort')."""
+    import onnxruntime as ort
+
+    provider = ORT_PROVIDERS[backend]
+    if provider not in ort.get_available_providers():
+        raise JetsynthError(
+            f"onnxruntime here has no {provider}; replace onnxruntime with onnxruntime-gpu "
+            f"(pip uninstall onnxruntime && pip install onnxruntime-gpu) or use {instead}"
+        )
+    return provider
+
+
 class OrtRunner:
     """An onnxruntime session on one execution provider."""
 
@@ -52,12 +67,7 @@ class OrtRunner:
 
         from .export import onnx_session
 
-        provider = ORT_PROVIDERS[backend]
-        if provider not in ort.get_available_providers():
-            raise JetsynthError(
-                f"onnxruntime here has no {provider}; replace onnxruntime with onnxruntime-gpu "
-                "(pip uninstall onnxruntime && pip install onnxruntime-gpu) or use --backend ort-cpu"
-            )
+        provider = require_provider(backend, "--backend ort-cpu")
         read_onnx(Path(path))
         self.name = backend
         self.session = onnx_session(Path(path), threads, (provider,))

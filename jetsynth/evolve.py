@@ -227,6 +227,10 @@ def evolve(
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
     target = config.bench_target()
+    if isinstance(target, str):  # before the ancestor trains, not after
+        from .bench import require_provider
+
+        require_provider(target, "--bench ort (onnxruntime on this CPU)")
     given = given_latency_model(config, target) if target is not None else None
     weights = None
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:

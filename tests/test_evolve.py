@@ -221,3 +221,21 @@ def test_a_run_from_before_adaptive_pressure_resumes_with_fixed_pressure(tmp_pat
     assert (config.pressure, config.measure_every, config.latency_model) == ("fixed", 1, None)
     assert config.with_policies().pressure == "fixed"
     assert config.val_split == 0.0  # runs from before the validation split had none
+
+
+def test_a_bench_backend_this_machine_lacks_fails_before_the_ancestor_trains(tmp_path):
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    done = subprocess.run([sys.executable, "-m", "jetsynth", "evolve", "--data", "digits", "--bench",
+                           "ort-cuda", "--ancestor-epochs", "50", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no CUDAExecutionProvider" in done.stderr and "--bench ort" in done.stderr
+    assert "--backend" not in done.stderr
+    assert not (tmp_path / "run").exists()
