@@ -489,8 +489,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
               help="Minimum seconds of timed queries.")
 @click.option("--iterations", type=int, default=50, show_default=True, help="Minimum timed queries.")
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
-@click.option("--threads", type=int, default=0, show_default=True,
-              help="CPU threads (0: the backend's default).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="CPU threads, the same as evolve --bench times with (0: the backend's own default, "
+                   "all cores).")
+@click.option("--trials", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timing trials sharing --duration and --iterations: the figure is their median "
+                   "with the interquartile range; trials that disagree are re-timed (up to 11).")
 @click.option("--half", is_flag=True, help="torch backends: run in half precision.")
 @click.option("--arch", default=None, help="A member folder's own user-code architecture, allowing "
                                            "jetsynth to import it.")
@@ -498,7 +502,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
               help="Allow importing the user code a member folder's genome.json names.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
-          warmup: float, threads: int, half: bool, arch: str | None, trust_code: bool,
+          warmup: float, threads: int, trials: int, half: bool, arch: str | None, trust_code: bool,
           as_json: bool) -> None:
     """Time MODEL on this machine: an ONNX file, a run's member folder (torch) or a TensorRT
     engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
@@ -529,15 +533,19 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        result = measure(runner, batch, warmup, duration, iterations)
+        result = measure(runner, batch, warmup, duration, iterations, trials=trials)
     except JetsynthError as exc:
         _fail(str(exc))
     if as_json:
         click.echo(json.dumps({"model": str(model), **result.as_dict()}, indent=2))
         return
     lat = result.latency_ms
+    low, high = result.fps_iqr
+    retimed = f", {result.retimed} re-timed as the first disagreed" if result.retimed else ""
     click.echo(f"{model} on {result.backend}, batch {result.batch}: {result.fps:,.1f} images/s "
-               f"({result.throughput_qps:,.1f} queries/s over {result.queries} queries)")
+               f"(median of {len(result.fps_trials)} trials{retimed}; interquartile range "
+               f"{low:,.1f}–{high:,.1f}; {result.queries} queries)")
+    click.echo(f"  measured with {result.produced_by}")
     click.echo(f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}, "
                f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
 
