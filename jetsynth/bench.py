@@ -194,8 +194,8 @@ def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_sec
             min_queries: int = 20, seed: int = 0, trials: int = TRIALS,
             max_trials: int = MAX_TRIALS) -> BenchResult:
     """Time `runner` on random inputs of `batch` images: one warm-up, then `trials` trials that
-    share `min_seconds` and `min_queries` (each at least 3 queries when there are several), re-timed while they
-    disagree (see `trials.run_trials`)."""
+    share `min_seconds` and `min_queries` (each at least 3 queries when there are several),
+    re-timed while they disagree (see `trials.run_trials`)."""
     if batch < 1:
         raise JetsynthError(f"--batch must be at least 1, not {batch}")
     data = np.random.default_rng(seed).standard_normal((batch, *runner.image_shape))

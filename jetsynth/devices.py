@@ -142,8 +142,8 @@ def inventory_problems(data: dict) -> list[str]:
             if value is None or key not in known:
                 continue
             if not isinstance(value, wanted) or isinstance(value, bool):
-                problems.append(f"device '{name}': {key} must be {'an integer' if wanted is int else 'a string'}, "
-                                f"not {value!r}")
+                kind = "an integer" if wanted is int else "a string"
+                problems.append(f"device '{name}': {key} must be {kind}, not {value!r}")
             elif key == "port" and not 0 < value < 65536:
                 problems.append(f"device '{name}': port {value} is out of range (1-65535)")
     return problems

@@ -274,6 +274,10 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
                                run.member_dir(ancestor_id))
         ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, speedometer, 0)
         observer.member_finished(ancestor)
+    if speedometer is not None:
+        from .bench import MEMBER_MODEL
+
+        speedometer.use_reference(run.member_dir(ancestor_id) / MEMBER_MODEL, ancestor.get("fps"))
     records = [ancestor]
     previous = [ancestor]
     for generation in range(2, config.generations + 1):

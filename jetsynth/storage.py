@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-
 TMP_SUFFIX = ".tmp"
 
 
