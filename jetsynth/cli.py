@@ -457,12 +457,15 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         "synaptic_efficiency": record["synaptic_efficiency"], "precision": result.precision,
         "io_precision": result.io_precision, "opset": result.opset, "bytes": result.bytes,
         "macs": result.macs, "params": result.params, "parity": result.parity,
+        "picked_because": record.get("picked_because"),
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(f"{result.path}: member {record['id']} (accuracy {record['accuracy']:.4f}, "
                f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
+    if record.get("picked_because"):
+        click.echo(f"  picked {record['id']}: {record['picked_because']}")
     if record.get("finetune"):
         tuned = record["finetune"]
         epochs = f"{tuned['epochs']} more epoch" + ("s" if tuned["epochs"] != 1 else "")
