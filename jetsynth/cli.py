@@ -91,9 +91,12 @@ def _floats(ctx, param, values) -> tuple[float, ...] | None:
 
 
 def _speed_note(record: dict) -> str:
-    """', 12,345 FPS' when measured, ', ~12,345 FPS predicted' when only predicted, else ''."""
+    """', 12,345 FPS (interquartile range ...)' when measured, ', ~12,345 FPS predicted' when
+    only predicted, else ''."""
     if record.get("fps"):
-        return f", {record['fps']:,.0f} FPS"
+        iqr = record.get("fps_iqr")
+        spread = f" (interquartile range {iqr[0]:,.0f}–{iqr[1]:,.0f})" if iqr else ""
+        return f", {record['fps']:,.0f} FPS{spread}"
     if record.get("fps_predicted"):
         return f", ~{record['fps_predicted']:,.0f} FPS predicted"
     return ""
