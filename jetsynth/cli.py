@@ -177,6 +177,9 @@ def cli() -> None:
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
 @click.option("--executor", default="local", show_default=True, help="Where members train.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="torch threads for training (0: torch's default, one per core); on a shared "
+                   "machine one thread trains fastest (tools/bench_train_threads.py).")
 @click.option("--bench", default="none", show_default=True,
               help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                    "(a stored name or user@host[:port]; see `jetsynth devices`).")

@@ -236,9 +236,13 @@ def evolve(
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
     run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
         return _evolve(config, run, resume, observer, dataset, target, given, factory, weights)
     finally:
+        torch.set_num_threads(threads)
         run.release()
 
 
@@ -256,6 +260,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
+    observer.notice(_threads_note(target))
 
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)
@@ -337,6 +342,19 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         _target_reached(run, previous, config, selection_accuracy(ancestor))
     run.event("run_done", members=len(records))
     return records
+
+
+def _threads_note(target) -> str:
+    """What computes the run, in words: training threads and, when timed here, timing threads."""
+    count = torch.get_num_threads()
+    note = f"training with {count} torch thread{'s' if count != 1 else ''} (--threads)"
+    if isinstance(target, str):
+        from .bench import BACKEND_WORDS, THREADS
+        from .trials import TRIALS
+
+        note += (f"; timing each member with {BACKEND_WORDS[target]}, {THREADS} thread, the median "
+                 f"of {TRIALS} trials")
+    return note
 
 
 def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,

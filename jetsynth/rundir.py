@@ -34,6 +34,8 @@ EVENTS_FILE = "events.jsonl"
 MEMBERS_DIR = "members"
 MEMBER_FILE = "member.json"
 LOCK_FILE = "run.lock"
+RESUMABLE_CHANGES = ("generations", "threads")
+"""Settings a resumed run may change: more generations, and how many threads compute them."""
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written
 before it was recorded, in this same layout."""
@@ -214,7 +216,7 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
     differing = [
         f.name
         for f in fields(EvolveConfig)
-        if f.name != "generations" and getattr(stored, f.name) != getattr(config, f.name)
+        if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(config, f.name)
     ]
     if differing:
         raise JetsynthError(

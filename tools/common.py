@@ -9,6 +9,7 @@ import math
 import os
 import resource
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
@@ -21,6 +22,7 @@ def _run_one(args):
     from jetsynth import evolve
 
     torch.set_num_threads(threads)
+    config = replace(config, threads=threads)
     records = evolve(config, run_dir, resume=(Path(run_dir) / "config.json").exists())
     return str(run_dir), records
 
