@@ -158,6 +158,8 @@ def _describe(result: dict) -> list[str]:
         if rail:
             lines.append(f"  power {power['rails_mw'][rail] / 1000:.2f} W on {rail} "
                          f"({power['mj_per_image']:.2f} mJ per image)")
+    if result.get("produced_by"):
+        lines.append(f"  measured with {result['produced_by']}")
     lines += [f"  warning: {w}" for w in result.get("warnings", [])]
     return lines
 

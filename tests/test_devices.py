@@ -167,3 +167,15 @@ def test_port_zero_is_refused_not_turned_into_22(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "error: port 0 is out of range (1-65535)"
     assert not (tmp_path / "jetsynth" / "devices.toml").exists()
+
+
+def test_absent_tensorrt_or_gpu_contradicts_a_jetson_profile():
+    tx1 = get_profile("tx1")
+    bare = {"tensorrt": None, "trtexec": None, "gpu": None, "cuda": None}
+    warnings = disagreements(tx1, bare)
+    assert len(warnings) == 2
+    assert "has TensorRT 8.x, the device has no TensorRT" in warnings[0]
+    assert "shows no GPU and no CUDA" in warnings[1]
+    # trtexec alone is TensorRT; CUDA without a Python binding to name the GPU is a GPU
+    assert disagreements(tx1, {**bare, "trtexec": "/usr/src/tensorrt/bin/trtexec", "cuda": "10.2"}) == []
+    assert disagreements(tx1, {}) == []  # facts not gathered say nothing
