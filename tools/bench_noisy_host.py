@@ -52,7 +52,8 @@ def build_pair(folder: Path) -> tuple[Path, Path]:
 
 def summary(values: list[float], digits: int = 1) -> dict:
     q1, median, q3 = np.percentile(values, [25, 50, 75])
-    return {"median": round(float(median), digits), "iqr": [round(float(q1), digits), round(float(q3), digits)],
+    return {"median": round(float(median), digits),
+            "iqr": [round(float(q1), digits), round(float(q3), digits)],
             "min": round(min(values), digits), "max": round(max(values), digits),
             "relative_iqr": round(float((q3 - q1) / median), 3)}
 
