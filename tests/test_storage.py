@@ -61,3 +61,17 @@ def test_remove_partial_writes_removes_only_temporary_files(tmp_path):
     removed = remove_partial_writes(tmp_path)
     assert sorted(p.name for p in removed) == [".config.json.x.tmp", ".member.json.abc123.tmp"]
     assert [p.name for p in member.iterdir()] == ["genome.json"]
+
+
+def test_genomes_respect_the_umask(tmp_path):
+    import os
+
+    from jetsynth.genome import ancestor_genome, save_genome
+
+    old = os.umask(0o022)
+    try:
+        save_genome(ancestor_genome("lenet5", (1, 28, 28), 10, 0), tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"genome.json": 0o644, "genome.safetensors": 0o644}
