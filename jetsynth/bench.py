@@ -6,6 +6,9 @@ timed loop (a query = one batch of B images; FPS = throughput × B); latency per
 the per-query latencies, nearest-rank. A warm-up runs first and is not counted; the timed loop
 runs until both a minimum duration and a minimum number of queries are reached. The loop and the
 statistics are the device agent's own, so a host measurement and a device one follow one rule.
+
+On this host the minimum duration is shared by several trials (see `trials`): the figure is
+their median FPS with the interquartile range, and trials that disagree are re-timed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from torch import nn
 from .device_agent import summarize, time_queries
 from .errors import JetsynthError
 from .onnxfile import read_onnx
+from .trials import MAX_TRIALS, TRIALS, run_trials
 
 ORT_PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",
@@ -31,6 +35,13 @@ ORT_PROVIDERS = {
 }
 TORCH_DEVICES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}
 BACKENDS = (*ORT_PROVIDERS, *TORCH_DEVICES)
+THREADS = 1
+"""CPU threads of every timing on this host (`jetsynth bench` and `evolve --bench ort` alike):
+small networks on a shared thread pool vary by tens of percent from run to run, which would
+drown the differences evolution selects on, and one thread is what a busy host can give."""
+BACKEND_WORDS = {"ort-cpu": "onnxruntime on the CPU", "ort-cuda": "onnxruntime with CUDA",
+                 "ort-trt": "onnxruntime with TensorRT", "torch-cpu": "torch on the CPU",
+                 "torch-cuda": "torch with CUDA", "trt": "TensorRT"}
 
 
 class Runner(Protocol):
@@ -44,20 +55,28 @@ class Runner(Protocol):
     def infer(self, batch: np.ndarray) -> None: ...
 
 
+def require_provider(backend: str, instead: str) -> str:
+    """The onnxruntime execution provider of `backend`, or one line saying this onnxruntime
+    lacks it and what to do: install onnxruntime-gpu or use `instead` (the calling command's
+    own option, e.g. '--bench ort')."""
+    import onnxruntime as ort
+
+    provider = ORT_PROVIDERS[backend]
+    if provider not in ort.get_available_providers():
+        raise JetsynthError(
+            f"onnxruntime here has no {provider}; replace onnxruntime with onnxruntime-gpu "
+            f"(pip uninstall onnxruntime && pip install onnxruntime-gpu) or use {instead}"
+        )
+    return provider
+
+
 class OrtRunner:
     """An onnxruntime session on one execution provider."""
 
-    def __init__(self, path: Path, backend: str = "ort-cpu", threads: int = 0) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, path: Path, backend: str = "ort-cpu", threads: int = THREADS) -> None:
         from .export import onnx_session
 
-        provider = ORT_PROVIDERS[backend]
-        if provider not in ort.get_available_providers():
-            raise JetsynthError(
-                f"onnxruntime here has no {provider}; replace onnxruntime with onnxruntime-gpu "
-                "(pip uninstall onnxruntime && pip install onnxruntime-gpu) or use --backend ort-cpu"
-            )
+        provider = require_provider(backend, "--backend ort-cpu")
         read_onnx(Path(path))
         self.name = backend
         self.session = onnx_session(Path(path), threads, (provider,))
@@ -77,6 +96,9 @@ class OrtRunner:
         if spec.type not in ("tensor(float)", "tensor(float16)"):
             raise JetsynthError(f"{path}: input type {spec.type}; bench feeds float or float16 images")
         self.dtype = np.dtype(np.float16 if spec.type == "tensor(float16)" else np.float32)
+        stated = self.session.get_modelmeta().custom_metadata_map.get("precision", "")
+        self.precision = stated.strip('"') or ("fp16" if self.dtype == np.float16 else "fp32")
+        self.threads = threads
 
     def infer(self, batch: np.ndarray) -> None:
         if self.fixed_batch is not None and len(batch) != self.fixed_batch:
@@ -103,6 +125,8 @@ class TorchRunner:
             self.model = self.model.half()
         self.image_shape = tuple(image_shape)
         self.dtype = np.dtype(np.float16 if half else np.float32)
+        self.precision = "fp16" if half else "fp32"
+        self.threads = torch.get_num_threads() if device == "cpu" else 0
 
     def infer(self, batch: np.ndarray) -> None:
         with torch.inference_mode():
@@ -113,8 +137,11 @@ class TorchRunner:
 
 @dataclass
 class BenchResult:
-    """One measurement. Latencies in milliseconds per query (one batch); throughput in queries
-    per second; fps in images per second."""
+    """One measurement. Latencies in milliseconds per query (one batch), over the queries of
+    every trial; throughput in queries per second and fps in images per second, the median of
+    the trials; `fps_iqr` their interquartile range [q1, q3] and `fps_trials` each trial's fps;
+    `retimed` the trials added because the first ones disagreed. `produced_by` says in words
+    which backend, precision and threads produced the figure."""
 
     backend: str
     batch: int
@@ -124,9 +151,24 @@ class BenchResult:
     fps: float
     latency_ms: dict
     host: dict
+    fps_iqr: list
+    fps_trials: list
+    retimed: int
+    precision: str
+    threads: int
+    produced_by: str
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def produced_by(runner: Runner) -> str:
+    """'onnxruntime on the CPU, fp16 weights, 1 thread': what produced a figure, in words."""
+    words = BACKEND_WORDS.get(runner.name, runner.name)
+    precision = getattr(runner, "precision", "fp32")
+    threads = getattr(runner, "threads", 0)
+    where = f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+    return f"{words}, {precision} weights{where}"
 
 
 def host_info() -> dict:
@@ -149,18 +191,38 @@ def host_info() -> dict:
 
 
 def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_seconds: float = 1.0,
-            min_queries: int = 20, seed: int = 0) -> BenchResult:
-    """Time `runner` on random inputs of `batch` images."""
+            min_queries: int = 20, seed: int = 0, trials: int = TRIALS,
+            max_trials: int = MAX_TRIALS) -> BenchResult:
+    """Time `runner` on random inputs of `batch` images: one warm-up, then `trials` trials that
+    share `min_seconds` and `min_queries` (each at least 3 queries when there are several),
+    re-timed while they disagree (see `trials.run_trials`)."""
     if batch < 1:
         raise JetsynthError(f"--batch must be at least 1, not {batch}")
     data = np.random.default_rng(seed).standard_normal((batch, *runner.image_shape))
     data = data.astype(runner.dtype)
-    latencies, wall = time_queries(lambda: runner.infer(data), warmup_seconds, min_seconds, min_queries)
-    stats = summarize(latencies, wall, batch)
-    return BenchResult(backend=runner.name, batch=batch, host=host_info(), **stats)
+    count = max(1, trials)
+    per_seconds = min_seconds / count
+    per_queries = min_queries if count == 1 else max(3, -(-min_queries // count))
+    latencies, walls = [], []
+    warmup = [warmup_seconds]
+
+    def trial() -> float:
+        timed, wall = time_queries(lambda: runner.infer(data), warmup[0], per_seconds, per_queries)
+        warmup[0] = 0.0
+        latencies.extend(timed)
+        walls.append(wall)
+        return len(timed) * batch / wall
+
+    result, retimed = run_trials(trial, count, max(count, max_trials))
+    stats = summarize(latencies, sum(walls), batch)
+    stats.update(fps=result.median, throughput_qps=result.median / batch)
+    return BenchResult(backend=runner.name, batch=batch, host=host_info(), **stats,
+                       fps_iqr=[result.q1, result.q3], fps_trials=list(result.trials), retimed=retimed,
+                       precision=getattr(runner, "precision", "fp32"),
+                       threads=getattr(runner, "threads", 0), produced_by=produced_by(runner))
 
 
-def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = 0) -> OrtRunner:
+def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = THREADS) -> OrtRunner:
     """A runner for an ONNX file, with a clear error for missing or foreign files."""
     path = Path(path)
     if not path.is_file():
@@ -192,6 +254,13 @@ class EngineRunner:
         self.name = "trt"
         self.image_shape = self.runner.image_shape
         self.dtype = np.dtype(np.float32)
+        facts = Path(str(path) + ".json")
+        self.precision = "see the engine's build"
+        if facts.is_file():
+            import json
+
+            self.precision = str(json.loads(facts.read_text()).get("precision", self.precision))
+        self.threads = 0
 
     def infer(self, batch: np.ndarray) -> None:
         self.runner.infer()

@@ -91,9 +91,12 @@ def _floats(ctx, param, values) -> tuple[float, ...] | None:
 
 
 def _speed_note(record: dict) -> str:
-    """', 12,345 FPS' when measured, ', ~12,345 FPS predicted' when only predicted, else ''."""
+    """', 12,345 FPS (interquartile range ...)' when measured, ', ~12,345 FPS predicted' when
+    only predicted, else ''."""
     if record.get("fps"):
-        return f", {record['fps']:,.0f} FPS"
+        iqr = record.get("fps_iqr")
+        spread = f" (interquartile range {iqr[0]:,.0f}–{iqr[1]:,.0f})" if iqr else ""
+        return f", {record['fps']:,.0f} FPS{spread}"
     if record.get("fps_predicted"):
         return f", ~{record['fps_predicted']:,.0f} FPS predicted"
     return ""
@@ -174,6 +177,9 @@ def cli() -> None:
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
 @click.option("--executor", default="local", show_default=True, help="Where members train.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="torch threads for training (0: torch's default, one per core); on a shared "
+                   "machine one thread trains fastest (tools/bench_train_threads.py).")
 @click.option("--bench", default="none", show_default=True,
               help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                    "(a stored name or user@host[:port]; see `jetsynth devices`).")
@@ -458,12 +464,15 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         "synaptic_efficiency": record["synaptic_efficiency"], "precision": result.precision,
         "io_precision": result.io_precision, "opset": result.opset, "bytes": result.bytes,
         "macs": result.macs, "params": result.params, "parity": result.parity,
+        "picked_because": record.get("picked_because"),
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(f"{result.path}: member {record['id']} (accuracy {record['accuracy']:.4f}, "
                f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
+    if record.get("picked_because"):
+        click.echo(f"  picked {record['id']}: {record['picked_because']}")
     if record.get("finetune"):
         tuned = record["finetune"]
         epochs = f"{tuned['epochs']} more epoch" + ("s" if tuned["epochs"] != 1 else "")
@@ -490,8 +499,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
               help="Minimum seconds of timed queries.")
 @click.option("--iterations", type=int, default=50, show_default=True, help="Minimum timed queries.")
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
-@click.option("--threads", type=int, default=0, show_default=True,
-              help="CPU threads (0: the backend's default).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="CPU threads, the same as evolve --bench times with (0: the backend's own default, "
+                   "all cores).")
+@click.option("--trials", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timing trials sharing --duration and --iterations: the figure is their median "
+                   "with the interquartile range; trials that disagree are re-timed (up to 11).")
 @click.option("--half", is_flag=True, help="torch backends: run in half precision.")
 @click.option("--arch", default=None, help="A member folder's own user-code architecture, allowing "
                                            "jetsynth to import it.")
@@ -499,7 +512,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
               help="Allow importing the user code a member folder's genome.json names.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
-          warmup: float, threads: int, half: bool, arch: str | None, trust_code: bool,
+          warmup: float, threads: int, trials: int, half: bool, arch: str | None, trust_code: bool,
           as_json: bool) -> None:
     """Time MODEL on this machine: an ONNX file, a run's member folder (torch) or a TensorRT
     engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
@@ -530,15 +543,19 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        result = measure(runner, batch, warmup, duration, iterations)
+        result = measure(runner, batch, warmup, duration, iterations, trials=trials)
     except JetsynthError as exc:
         _fail(str(exc))
     if as_json:
         click.echo(json.dumps({"model": str(model), **result.as_dict()}, indent=2))
         return
     lat = result.latency_ms
+    low, high = result.fps_iqr
+    retimed = f", {result.retimed} re-timed as the first disagreed" if result.retimed else ""
     click.echo(f"{model} on {result.backend}, batch {result.batch}: {result.fps:,.1f} images/s "
-               f"({result.throughput_qps:,.1f} queries/s over {result.queries} queries)")
+               f"(median of {len(result.fps_trials)} trials{retimed}; interquartile range "
+               f"{low:,.1f}–{high:,.1f}; {result.queries} queries)")
+    click.echo(f"  measured with {result.produced_by}")
     click.echo(f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}, "
                f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
 

@@ -48,7 +48,8 @@ def devices_add(name: str, host: str, port: int | None, identity: str | None, py
 
     try:
         user, address, host_port = split_destination(host)
-        device = Device(name=name, host=address, user=user, port=port or host_port or 22, identity=identity,
+        chosen_port = next((p for p in (port, host_port) if p is not None), 22)
+        device = Device(name=name, host=address, user=user, port=chosen_port, identity=identity,
                         python=python, profile=profile, known_hosts=known_hosts, remote_dir=remote_dir)
         path = add_device(device, replace=replace)
     except JetsynthError as exc:
@@ -157,8 +158,20 @@ def _describe(result: dict) -> list[str]:
         if rail:
             lines.append(f"  power {power['rails_mw'][rail] / 1000:.2f} W on {rail} "
                          f"({power['mj_per_image']:.2f} mJ per image)")
+    if result.get("produced_by"):
+        lines.append(f"  measured with {result['produced_by']}")
     lines += [f"  warning: {w}" for w in result.get("warnings", [])]
     return lines
+
+
+def _in_order(targets: tuple[str, ...], chosen: list, results: list[dict],
+              unknown: list[dict]) -> list[dict]:
+    """The results of the resolved devices and the failures of the unknown ones, in the order
+    the devices were named."""
+    done = iter(results)
+    missing = iter(unknown)
+    names = {u["target"]["name"] for u in unknown}
+    return [next(missing) if target in names else next(done) for target in targets]
 
 
 @click.command()
@@ -198,13 +211,19 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
 
     try:
         model_facts(model)
-        chosen = [resolve_device(t) for t in targets]
+        chosen, unknown = [], []
+        for target in targets:
+            try:
+                chosen.append(resolve_device(target))
+            except JetsynthError as exc:  # the other devices still finish
+                unknown.append({"target": {"name": target}, "error": str(exc)})
         options = DeployOptions(backend=backend, batch=batch, fp16=fp16, duration=duration, warmup=warmup,
                                 min_queries=iterations, workspace_mib=workspace, threads=threads,
                                 ort_provider=ort_provider, min_free_mib=min_free)
         ssh_options = SshOptions(connect_timeout=connect_timeout, command_timeout=timeout,
                                  accept_new_host_key=accept_new_host_key)
-        results = deploy_many(model, chosen, options, ssh_options)
+        results = deploy_many(model, chosen, options, ssh_options) if chosen else []
+        results = _in_order(targets, chosen, results, unknown)
     except JetsynthError as exc:
         fail(str(exc))
     failed = [r for r in results if "error" in r]

@@ -76,6 +76,9 @@ class EvolveConfig:
     augment: bool = False
     max_drop: float | None = None
     patience: int | None = None
+    threads: int = 1
+    """torch's intra-op threads while training (0: torch's own default, one per core). How the
+    run computes, not what: a resumed run may change it."""
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -168,6 +171,7 @@ class EvolveConfig:
                 "--max-drop is a fraction in [0, 1) (0.01 for one point)",
             ),
             (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
+            (self.threads < 0, "--threads must be 0 (torch's default) or more"),
             (
                 self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
                 "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",

@@ -141,8 +141,27 @@ def _deploy(shipment: _Shipment, device: Device, options: DeployOptions | None,
         "model": shipment.facts,
         "host_seconds": timings,
         "warnings": disagreements(profile, result.get("device", {})) if profile else [],
+        "produced_by": produced_by(result),
     })
     return result
+
+
+_PROVIDER_WORDS = {"CPUExecutionProvider": "on the CPU", "CUDAExecutionProvider": "with CUDA on the GPU",
+                   "TensorrtExecutionProvider": "with TensorRT on the GPU"}
+
+
+def produced_by(result: dict) -> str:
+    """Which backend and precision produced a device's figure, in words: 'TensorRT, fp16
+    engine' or 'onnxruntime on the CPU, fp32 weights (not TensorRT)'."""
+    backend = result.get("backend")
+    precision = result.get("precision") or "fp32"
+    if backend == "tensorrt":
+        return f"TensorRT (Python bindings), {precision} engine on the GPU"
+    if backend == "trtexec":
+        return f"TensorRT (trtexec), {precision} engine on the GPU"
+    provider = result.get("onnxruntime_provider")
+    where = _PROVIDER_WORDS.get(provider, f"({provider})" if provider else "")
+    return f"onnxruntime {where}, {precision} weights (not TensorRT)".replace("  ", " ")
 
 
 _PREPARE = (

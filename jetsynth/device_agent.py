@@ -836,7 +836,18 @@ def ort_infer(session, batch):
 # ---------------------------------------------------------------------------------- run
 
 def choose_backend(requested):
-    """The first backend of tensorrt → trtexec → onnxruntime the device can run."""
+    """The first backend of tensorrt → trtexec → onnxruntime the device can run; a backend asked
+    for by name is that backend or an error, never another one."""
+    if requested == "tensorrt" and not _module_version("tensorrt"):
+        raise AgentError("--backend tensorrt: TensorRT's Python bindings are not on this device, and "
+                         "a named backend does not fall back; install JetPack's TensorRT "
+                         "(python3-libnvinfer) or pick --backend auto")
+    if requested == "trtexec" and not find_trtexec():
+        raise AgentError("--backend trtexec: trtexec is not on this device's PATH nor in "
+                         "/usr/src/tensorrt/bin, and a named backend does not fall back")
+    if requested == "onnxruntime" and not _module_version("onnxruntime"):
+        raise AgentError("--backend onnxruntime: onnxruntime is not installed on this device; "
+                         "pip install onnxruntime, or pick --backend auto")
     if requested != "auto":
         return requested
     if _module_version("tensorrt") and cuda_buffers_available():

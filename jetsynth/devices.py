@@ -40,7 +40,7 @@ class Device:
             raise JetsynthError(f"'{self.host}' is not a host name or address")
         if self.user is not None and not _USER.match(self.user):
             raise JetsynthError(f"'{self.user}' is not a user name")
-        if not 0 < int(self.port) < 65536:
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
             raise JetsynthError(f"port {self.port} is out of range (1-65535)")
         if not self.remote_dir.startswith("/") or any(c in self.remote_dir for c in "\n\r\0"):
             raise JetsynthError(f"--remote-dir must be an absolute path on the device (one line), "
@@ -101,14 +101,52 @@ def load_devices(path: Path | None = None) -> dict[str, Device]:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise JetsynthError(f"{path} is not valid TOML ({exc}); fix or delete it") from None
-    known = {f.name for f in fields(Device)}
+    problems = inventory_problems(data)
+    if problems:
+        raise JetsynthError("\n".join(f"{path}: {problem}" for problem in problems)
+                            + f"\nfix or delete {path}")
     devices = {}
     for name, entry in data.get("devices", {}).items():
-        unknown = set(entry) - known
-        if unknown:
-            raise JetsynthError(f"{path}: device '{name}' has unknown keys {sorted(unknown)}")
-        devices[name] = Device(name=name, **{k: v for k, v in entry.items() if k != "name"})
+        try:
+            devices[name] = Device(name=name, **{k: v for k, v in entry.items() if k != "name"})
+        except JetsynthError as exc:
+            raise JetsynthError(f"{path}: device '{name}': {exc}") from None
     return devices
+
+
+_FIELD_TYPES = {"host": str, "user": str, "port": int, "identity": str, "python": str, "profile": str,
+                "known_hosts": str, "remote_dir": str, "name": str}
+
+
+def inventory_problems(data: dict) -> list[str]:
+    """Every way the parsed devices.toml departs from its schema ([devices.NAME] tables whose
+    values have Device's types, a host in each), one line each: a file is checked whole, so the
+    user fixes it in one pass."""
+    table = data.get("devices", {})
+    if not isinstance(table, dict):
+        return ["'devices' must be a table of [devices.NAME] entries"]
+    problems = []
+    known = {f.name for f in fields(Device)}
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            problems.append(f"devices.{name} must be a table ([devices.{name}] with host = ...), "
+                            f"not {type(entry).__name__} {entry!r}")
+            continue
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            problems.append(f"device '{name}' has unknown keys {unknown}")
+        if "host" not in entry:
+            problems.append(f"device '{name}' has no host")
+        for key, wanted in _FIELD_TYPES.items():
+            value = entry.get(key)
+            if value is None or key not in known:
+                continue
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                kind = "an integer" if wanted is int else "a string"
+                problems.append(f"device '{name}': {key} must be {kind}, not {value!r}")
+            elif key == "port" and not 0 < value < 65536:
+                problems.append(f"device '{name}': port {value} is out of range (1-65535)")
+    return problems
 
 
 def _edit_inventory(path: Path | None, change: Callable[[dict[str, Device], dict], None]) -> Path:

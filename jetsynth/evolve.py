@@ -227,14 +227,22 @@ def evolve(
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
     target = config.bench_target()
+    if isinstance(target, str):  # before the ancestor trains, not after
+        from .bench import require_provider
+
+        require_provider(target, "--bench ort (onnxruntime on this CPU)")
     given = given_latency_model(config, target) if target is not None else None
     weights = None
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
     run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
         return _evolve(config, run, resume, observer, dataset, target, given, factory, weights)
     finally:
+        torch.set_num_threads(threads)
         run.release()
 
 
@@ -252,6 +260,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
+    observer.notice(_threads_note(target))
 
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)
@@ -270,6 +279,10 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
                                run.member_dir(ancestor_id))
         ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, speedometer, 0)
         observer.member_finished(ancestor)
+    if speedometer is not None:
+        from .bench import MEMBER_MODEL
+
+        speedometer.use_reference(run.member_dir(ancestor_id) / MEMBER_MODEL, ancestor.get("fps"))
     records = [ancestor]
     previous = [ancestor]
     for generation in range(2, config.generations + 1):
@@ -329,6 +342,19 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         _target_reached(run, previous, config, selection_accuracy(ancestor))
     run.event("run_done", members=len(records))
     return records
+
+
+def _threads_note(target) -> str:
+    """What computes the run, in words: training threads and, when timed here, timing threads."""
+    count = torch.get_num_threads()
+    note = f"training with {count} torch thread{'s' if count != 1 else ''} (--threads)"
+    if isinstance(target, str):
+        from .bench import BACKEND_WORDS, THREADS
+        from .trials import TRIALS
+
+        note += (f"; timing each member with {BACKEND_WORDS[target]}, {THREADS} thread, the median "
+                 f"of {TRIALS} trials")
+    return note
 
 
 def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,

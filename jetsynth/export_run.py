@@ -13,7 +13,7 @@ from .export import DEFAULT_OPSET, ExportResult, export_genome, genome_metadata
 from .genome import Genome
 from .models import stored_factories
 from .rundir import RunDirectory, load_records
-from .selection import pick_member
+from .selection import best_member, pick_member, selection_accuracy
 from .train import TrainConfig, train_genome
 
 
@@ -33,18 +33,23 @@ def export_member(
     channel_multiple: int = 1,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
-    `report.pick_member`), with parity measured on the run's test split. Returns the result
-    and the member's record. With `finetune_epochs`, the member is first trained that many
-    epochs more on the run's data, its structure fixed: evolution retrains each offspring
-    briefly, and the one network that ships is worth a longer training (the record then holds
-    the new accuracy, and `finetune` the epochs and the accuracy before). A run made with user
-    code (`module:function`, `file.py:function`) is built only on the user's word: `arch` (the
-    command line's --arch, the run's own) or `trust_code`."""
+    `selection.best_member`), with parity measured on the run's test split. Returns the result
+    and the member's record (with `picked_because`, in words, when it was picked). With
+    `finetune_epochs`, the member is first trained that many epochs more on the run's data, its
+    structure fixed: evolution retrains each offspring briefly, and the one network that ships
+    is worth a longer training (the record then holds the new accuracy, and `finetune` the
+    epochs and the accuracy before). A run made with user code (`module:function`,
+    `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
+    the run's own) or `trust_code`."""
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
     factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
-    record = pick_member(records, generation, member, max_drop)
+    if generation is None and member is None:
+        record, why = best_member(records, selection_accuracy(records[0]) - max_drop)
+        record = {**record, "picked_because": why}
+    else:
+        record = pick_member(records, generation, member, max_drop)
     genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
     dataset = None
     if check_parity or finetune_epochs:

@@ -59,6 +59,7 @@ def frontier_rows(records: list[dict], floor: float, target_fps: float | None = 
             "val_accuracy": selection_accuracy(fastest) if fastest else None,
             "accuracy": fastest["accuracy"] if fastest else None,
             "fps": fastest.get("fps") if fastest else None,
+            "fps_iqr": fastest.get("fps_iqr") if fastest else None,
             "fps_predicted": fastest.get("fps_predicted") if fastest else None,
             "source": source(fastest) if fastest else "-",
             "meets_target": any(meets_target(r, target_fps, floor) for r in members),

@@ -27,9 +27,8 @@ if TYPE_CHECKING:
 CACHE_FILE = "measurements.jsonl"
 DEVICE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 2.0
-ORT_THREADS = 1
-"""onnxruntime here times with one intra-op thread: small networks on a shared thread pool vary
-by tens of percent from run to run, which would drown the differences evolution selects on."""
+REFERENCE_TRIALS = 3
+"""Trials of the reference network re-timed beside each member (half the member's seconds)."""
 
 
 def architecture_hash(proto) -> str:
@@ -78,12 +77,36 @@ class MeasurementCache:
         append_jsonl(self.path, line, sort_keys=False)
 
 
-def time_here(path: Path, backend: str, batch: int, seconds: float) -> dict:
-    from .bench import measure, onnx_runner
+def time_here(path: Path, backend: str, batch: int, seconds: float,
+              reference: tuple[Path, float] | None = None) -> dict:
+    """Time the ONNX file at `path` here (trials, median, interquartile range: see `bench.measure`).
+    With `reference` (the run's reference network and its first images/s), the reference is
+    re-timed after the member: when the host's speed drifted by more than DRIFT_TOLERANCE since
+    then, both are timed once more and the attempt whose drift is nearer 1 is kept."""
+    from .bench import THREADS, measure, onnx_runner
+    from .trials import DRIFT_TOLERANCE, drift
 
-    result = measure(onnx_runner(path, backend, ORT_THREADS), batch, warmup_seconds=0.1, min_seconds=seconds,
-                     min_queries=10)
-    return {"fps": result.fps, "backend": backend, "latency_ms": result.latency_ms}
+    def member() -> dict:
+        result = measure(onnx_runner(path, backend, THREADS), batch, warmup_seconds=0.1,
+                         min_seconds=seconds, min_queries=10)
+        return {"fps": result.fps, "fps_iqr": result.fps_iqr, "fps_trials": result.fps_trials,
+                "retimed": result.retimed, "backend": backend, "threads": result.threads,
+                "produced_by": result.produced_by, "latency_ms": result.latency_ms}
+
+    def with_drift() -> dict:
+        timing = member()
+        if reference is not None:
+            now = measure(onnx_runner(reference[0], backend, THREADS), batch, warmup_seconds=0.05,
+                          min_seconds=seconds / 2, min_queries=5, trials=REFERENCE_TRIALS).fps
+            timing.update(reference_fps=now, drift=drift(now, reference[1]))
+        return timing
+
+    timing = with_drift()
+    if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
+        again = with_drift()
+        timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
+        timing["drift_retimed"] = True
+    return timing
 
 
 def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
@@ -100,6 +123,7 @@ def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
             failure = str(exc)
             continue
         return {"fps": result["fps"], "backend": f"{device.name}:{result['backend']}",
+                "produced_by": result.get("produced_by"),
                 "latency_ms": result["latency_ms"], "device_precision": result["precision"],
                 "build_seconds": result["build_seconds"], "engine_bytes": result.get("engine_bytes"),
                 "power": result.get("power")}
@@ -118,7 +142,8 @@ def measurement_key(proto: onnx.ModelProto, target: BenchTarget, precision: str,
 
 
 def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
-          cache: MeasurementCache, by: str | None = None) -> dict:
+          cache: MeasurementCache, by: str | None = None,
+          reference: tuple[Path, float] | None = None) -> dict:
     """The timing of the ONNX file at `path` from the cache, else measured (and cached when it
     succeeded, for `by`: the member measured); `cached` marks a reuse of another member's
     timing, fps None a device that could not time it. A timing cached for `by` itself (its run
@@ -129,7 +154,7 @@ def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
             return dict(cached)
         return {**cached, "cached": True}
     if isinstance(target, str):
-        timing = time_here(path, target, batch, seconds)
+        timing = time_here(path, target, batch, seconds, reference)
     else:
         timing = time_on_device(path, target, batch, seconds)
     if timing["fps"] is not None:
@@ -160,6 +185,13 @@ class Speedometer:
         self.samples = list(samples or [])
         self._online = None
         self._online_size = 0
+        self.reference = None
+
+    def use_reference(self, path: Path, fps: float | None) -> None:
+        """Re-time the network at `path` (the ancestor) beside every member timed here from now
+        on, against its first timing `fps`, to detect a host whose speed drifts."""
+        if isinstance(self.target, str) and fps and Path(path).is_file():
+            self.reference = (Path(path), float(fps))
 
     def predictor(self) -> LatencyModel | None:
         """The calibrated model, else one fitted on the samples so far (None while too few)."""
@@ -196,7 +228,7 @@ class Speedometer:
         if (predictor is None or ordinal % self.measure_every == 0 or confirm
                 or self.cache.get(key) is not None):
             timing = timed(exported.path, key, self.target, self.batch, self.seconds, self.cache,
-                           Path(folder).name)
+                           Path(folder).name, self.reference)
             source = "cached" if timing.get("cached") else "measured"
             if timing["fps"] is None:
                 source = "failed"
@@ -207,8 +239,9 @@ class Speedometer:
             source = "predicted"
         return {
             "fps": timing["fps"],
+            "fps_iqr": timing.get("fps_iqr") if timing["fps"] is not None else None,
             "fps_predicted": predicted,
-            "bench": {**{k: v for k, v in timing.items() if k != "fps"}, "source": source,
+            "bench": {**{k: v for k, v in timing.items() if k not in ("fps", "fps_iqr")}, "source": source,
                       "predictor": None if predictor is None else predictor.backend,
                       "precision": self.precision, "batch": self.batch, "onnx_bytes": exported.bytes,
                       "onnx_macs": exported.macs, "architecture": key.split(":")[0],

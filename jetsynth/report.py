@@ -33,6 +33,7 @@ SUMMARY_FIELDS = (
     "macs",
     "mac_reduction",
     "fps",
+    "fps_iqr",
     "fps_predicted",
 )
 
@@ -45,6 +46,7 @@ def summary(run_dir: Path) -> dict:
     def entry(record: dict) -> dict:
         out = {key: record.get(key) for key in SUMMARY_FIELDS}
         out["fps_source"] = source(record)
+        out["fps_produced_by"] = (record.get("bench") or {}).get("produced_by")
         out["layers"] = [
             {**layer, "cluster_efficiency": eff}
             for layer, eff in zip(record["layers"], record["layer_cluster_efficiency"], strict=False)
@@ -164,7 +166,7 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
             f"{r['accuracy']:.4f}",
         ]
         + ([_accuracy(r.get("val_accuracy"))] if validated else [])
-        + ([_fps(r.get("fps"))] if measured else [])
+        + ([_fps(r.get("fps")), _fps_range(r)] if measured else [])
         + ([_fps(r.get("fps_predicted"))] if predicted else [])
         for r in records
     ]
@@ -172,6 +174,12 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
 
 def _fps(value: float | None) -> str:
     return f"{value:,.0f}" if value else "-"
+
+
+def _fps_range(record: dict) -> str:
+    """The interquartile range of a measured speed, '3,700–3,950'; '-' when not recorded."""
+    iqr = record.get("fps_iqr") if record.get("fps") else None
+    return f"{iqr[0]:,.0f}–{iqr[1]:,.0f}" if iqr else "-"
 
 
 def _accuracy(value: float | None) -> str:
@@ -195,7 +203,7 @@ def has_fps(records: list[dict]) -> bool:
 
 def table1_header(records: list[dict]) -> list[str]:
     return (TABLE1_HEADER + (["Val. acc."] if has_validation(records) else [])
-            + (["FPS"] if has_fps(records) else [])
+            + (["FPS", "FPS IQR"] if has_fps(records) else [])
             + (["Pred. FPS"] if has_predictions(records) else []))
 
 

@@ -18,7 +18,15 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
-from .storage import append_jsonl, lock_holder, read_json, try_lock, unlock, write_json
+from .storage import (
+    append_jsonl,
+    lock_holder,
+    read_json,
+    remove_partial_writes,
+    try_lock,
+    unlock,
+    write_json,
+)
 from .structure import Topology
 
 CONFIG_FILE = "config.json"
@@ -26,6 +34,8 @@ EVENTS_FILE = "events.jsonl"
 MEMBERS_DIR = "members"
 MEMBER_FILE = "member.json"
 LOCK_FILE = "run.lock"
+RESUMABLE_CHANGES = ("generations", "threads")
+"""Settings a resumed run may change: more generations, and how many threads compute them."""
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written
 before it was recorded, in this same layout."""
@@ -182,6 +192,9 @@ def open_run(root: Path, config: EvolveConfig, resume: bool,
     run.acquire()
     try:
         _check_opening(run, config, resume)
+        if resume:
+            # a writer killed inside atomic_write leaves its temporary file; the lock is ours now
+            remove_partial_writes(run.root)
         write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
                                             "versions": versions()})
     except BaseException:
@@ -203,7 +216,7 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
     differing = [
         f.name
         for f in fields(EvolveConfig)
-        if f.name != "generations" and getattr(stored, f.name) != getattr(config, f.name)
+        if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(config, f.name)
     ]
     if differing:
         raise JetsynthError(

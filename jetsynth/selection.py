@@ -9,7 +9,8 @@ the test accuracy the run reports.
   one point of accuracy);
 - `fps` (the closed loop): tournaments on speed among members that keep the accuracy floor;
   a member below the floor loses to any member above it, and among themselves such members
-  compete on accuracy (speed: measured FPS, else the latency model's prediction);
+  compete on accuracy (speed: measured FPS, else the latency model's prediction); members whose
+  measured speeds tie within their spreads (`trials.ties`) compete on accuracy;
 - `similarity`: the first parent by tournament, the mates among those whose cluster overlap with
   it lies in [low, high] (closest to the band when too few do), which keeps mates compatible
   without making them clones.
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from .errors import JetsynthError
+from .trials import interval, ties
 
 POLICIES = ("random", "fitness", "fps", "similarity")
 
@@ -70,9 +72,17 @@ def _pick(count: int, pool: list[int], generator: torch.Generator) -> list[int]:
     return [pool[int(i)] for i in order]
 
 
-def _tournament(pool: list[int], scores: list, size: int, generator: torch.Generator) -> int:
+def _tournament(pool: list[int], scores: list, size: int, generator: torch.Generator,
+                records: list[dict] | None = None) -> int:
+    """The entrant with the best score; with `records` (the fps policy), a winner at the floor
+    shares the win with the entrants at the floor whose speed ties with it, and the one of best
+    validation accuracy among them wins."""
     entrants = _pick(min(size, len(pool)), pool, generator)
-    return max(entrants, key=lambda i: scores[i])
+    winner = max(entrants, key=lambda i: scores[i])
+    if records is None or scores[winner][0] != 1:
+        return winner
+    tied = [i for i in entrants if scores[i][0] == 1 and (i == winner or ties(records[i], records[winner]))]
+    return max(tied, key=lambda i: (selection_accuracy(records[i]), scores[i][1]))
 
 
 def select_parents(
@@ -92,12 +102,13 @@ def select_parents(
         scores = [fps_score(r, config.floor) for r in records]
     else:
         scores = [fitness(r, config.efficiency_weight) for r in records]
-    first = _tournament(pool, scores, config.tournament, generator)
+    by_speed = records if config.policy == "fps" else None
+    first = _tournament(pool, scores, config.tournament, generator, by_speed)
     chosen = [first]
     pool.remove(first)
     if config.policy in ("fitness", "fps"):
         while len(chosen) < m:
-            winner = _tournament(pool, scores, config.tournament, generator)
+            winner = _tournament(pool, scores, config.tournament, generator, by_speed)
             chosen.append(winner)
             pool.remove(winner)
         return chosen
@@ -126,7 +137,38 @@ def pick_member(records: list[dict], generation: int | None = None, member: int 
             f"no finished member {member} in generation {generation}; see `jetsynth report`"
         )
     floor = selection_accuracy(records[0]) - max_drop if floor is None else floor
-    candidates = [r for r in records if selection_accuracy(r) >= floor] or records[:1]
+    return best_member(records, floor)[0]
+
+
+def _fps_words(record: dict) -> str:
+    low, high = interval(record)
+    spread = f" (interquartile range {low:,.0f}–{high:,.0f})" if high > low else ""
+    return f"{record['fps']:,.0f} images/s{spread}"
+
+
+def best_member(records: list[dict], floor: float) -> tuple[dict, str]:
+    """The deployment pick among the members whose validation accuracy keeps `floor` (the
+    ancestor when none does), and why, in words: the fastest by measured fps where every
+    candidate was measured — members whose speed ties with the fastest's within their spreads
+    (`trials.ties`) are a tie, broken by validation accuracy — else the fewest
+    multiply-accumulates, then the fewest synapses, then the best on validation."""
+    candidates = [r for r in records if selection_accuracy(r) >= floor]
+    if not candidates:
+        return records[0], f"no member keeps the floor {floor:.4f}: the ancestor"
     if all(r.get("fps") for r in candidates):
-        return max(candidates, key=lambda r: (r["fps"], -r["generation"]))
-    return min(candidates, key=lambda r: (r["macs"], r["synapses"], -selection_accuracy(r)))
+        fastest = max(candidates, key=lambda r: (r["fps"], -r["generation"]))
+        tied = [r for r in candidates if ties(r, fastest)]
+        chosen = max(tied, key=lambda r: (selection_accuracy(r), r["fps"], -r["generation"]))
+        accuracy = f"validation accuracy {selection_accuracy(chosen):.4f} >= floor {floor:.4f}"
+        if len(tied) == 1:
+            return chosen, (f"the fastest of {len(candidates)} members at the floor: "
+                            f"{_fps_words(chosen)}, {accuracy}")
+        others = ", ".join(f"{r['id']} {_fps_words(r)} at {selection_accuracy(r):.4f}"
+                           for r in tied if r is not chosen)
+        return chosen, (f"{len(tied)} members tie on speed within their spreads ({chosen['id']} "
+                        f"{_fps_words(chosen)}; {others}): the tie goes to the best validation "
+                        f"accuracy, {selection_accuracy(chosen):.4f} (floor {floor:.4f})")
+    chosen = min(candidates, key=lambda r: (r["macs"], r["synapses"], -selection_accuracy(r)))
+    return chosen, (f"not every member was timed, so the fewest multiply-accumulates of "
+                    f"{len(candidates)} members at the floor: {chosen['macs']:,} MACs, validation "
+                    f"accuracy {selection_accuracy(chosen):.4f} >= floor {floor:.4f}")

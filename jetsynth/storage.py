@@ -10,22 +10,52 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+TMP_SUFFIX = ".tmp"
+
+
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where Linux shows it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it into place."""
+    """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it into place.
+    The file gets the permissions any tool's new file gets (0666 less the umask), not the
+    0600 of a private temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # after the write: some writers (safetensors) replace the file they are given
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete the temporary files `atomic_write` leaves when its process is killed mid-write
+    (`.NAME.XXXX.tmp`) in `folder` and its sub-folders; the paths removed."""
+    removed = []
+    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def write_json(path: Path, data: object) -> None:

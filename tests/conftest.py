@@ -12,6 +12,36 @@ import pytest
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaked_processes(tmp_path_factory):
+    """The session fails when it leaves a process running: a child of pytest, or anything whose
+    command line names the session's folders. Temporary files (ssh control sockets among them)
+    go to a short folder of the session's own, for this process and the programs it starts (a
+    socket's path must stay under ~100 bytes)."""
+    import os
+    import shutil
+    import tempfile
+
+    from processes import leaked, ours, processes
+
+    markers = (str(tmp_path_factory.getbasetemp()), tempfile.mkdtemp(prefix="jt", dir="/tmp"))
+    before = ours(processes(), os.getpid(), markers)
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = markers[1]
+    os.environ["TMPDIR"] = markers[1]
+    yield
+    tempfile.tempdir = saved[0]
+    if saved[1] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[1]
+    left = leaked(before, os.getpid(), markers)
+    shutil.rmtree(markers[1], ignore_errors=True)
+    if left:
+        lines = "\n".join(f"  pid {p.pid} (parent {p.ppid}): {p.cmdline[:200]}" for p in left)
+        pytest.fail(f"the tests left {len(left)} process(es) running:\n{lines}", pytrace=False)
+
+
 def write_idx(path: Path, array: np.ndarray, magic: int, compress: bool = False) -> Path:
     header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
     payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()

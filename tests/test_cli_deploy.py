@@ -75,3 +75,19 @@ def test_bad_deploy_input_is_one_line_through_the_real_program(member_onnx, tmp_
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and expected in done.stderr, done.stderr
 
+
+
+def test_an_unknown_device_does_not_stop_the_others(sshd, member_onnx, tmp_path):
+    assert _add_local(sshd, tmp_path).exit_code == 0
+    out = _run(["deploy", str(member_onnx), "-d", "local", "-d", "nowhere", "--duration", "0.1",
+                "--iterations", "3", "--min-free", "1", "--threads", "1"], tmp_path)
+    assert out.exit_code == 2
+    assert "local: " in out.output and "images/s at batch 1" in out.output
+    error_lines = [line for line in out.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "no device named 'nowhere'" in error_lines[0]
+    as_json = _run(["deploy", str(member_onnx), "-d", "nowhere", "-d", "local", "--json", "--duration",
+                    "0.1", "--iterations", "3", "--min-free", "1", "--threads", "1"], tmp_path)
+    lines = as_json.output.splitlines()
+    results = json.loads("\n".join(lines[:lines.index("]") + 1]))
+    assert [r["target"]["name"] for r in results] == ["nowhere", "local"]
+    assert "error" in results[0] and results[1]["fps"] > 0

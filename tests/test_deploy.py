@@ -127,7 +127,30 @@ def test_probe_reports_the_device_facts(local_device):
     assert facts["python"] and facts["onnxruntime"] and facts["free_disk_mib"] > 0
     assert facts["l4t"] is None or facts["l4t"].startswith("3")
     tagged = Device(**{**local_device.as_dict(), "profile": "tx1"})
-    assert probe(tagged)["warnings"] == []
+    warnings = probe(tagged)["warnings"]
+    if facts["tensorrt"] or facts["trtexec"] or facts["gpu"] or facts["cuda"]:
+        pytest.skip("this machine has TensorRT or a GPU")
+    assert len(warnings) == 2
+    assert "the device has no TensorRT" in warnings[0] and "no GPU and no CUDA" in warnings[1]
+
+
+def test_a_device_that_contradicts_its_profile_warns_and_says_what_timed_it(local_device, member_onnx):
+    tagged = Device(**{**local_device.as_dict(), "profile": "tx1"})
+    result = deploy(member_onnx, tagged, QUICK)
+    assert result["produced_by"] == "onnxruntime on the CPU, fp16 weights (not TensorRT)"
+    if not (result["device"]["tensorrt"] or result["device"]["trtexec"]):
+        assert any("has no TensorRT" in w for w in result["warnings"])
+
+
+def test_a_named_backend_fails_rather_than_falls_back(local_device, member_onnx):
+    facts = probe(local_device)
+    if facts["tensorrt"]:
+        pytest.skip("this machine has TensorRT")
+    options = DeployOptions(**{**QUICK.__dict__, "backend": "tensorrt"})
+    with pytest.raises(JetsynthError, match="--backend tensorrt: TensorRT's Python bindings are not on "
+                                            "this device, and a named backend does not fall back"):
+        deploy(member_onnx, local_device, options)
+    assert _leftovers(local_device) == []
 
 
 def test_a_remote_dir_with_a_space_deploys(local_device, member_onnx):

@@ -117,3 +117,65 @@ def test_comments_survive_add_and_remove(tmp_path):
         assert comment in text
     assert sorted(load_devices(path)) == ["orin", "tx1"]
     assert load_devices(path)["tx1"] == Device(name="tx1", host="10.0.0.5", user="ubuntu")
+
+
+BAD_INVENTORY = """\
+[devices.a]
+host = 42
+[devices.b]
+host = "b.local"
+port = "2222"
+[devices.c]
+user = "ubuntu"
+[devices.d]
+host = "d.local"
+port = 0
+[devices]
+e = "not a table"
+"""
+
+
+def _jetsynth(*args, env=None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "jetsynth", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_a_damaged_inventory_gives_one_line_per_problem_not_a_traceback(tmp_path):
+    folder = tmp_path / "jetsynth"
+    folder.mkdir()
+    (folder / "devices.toml").write_text(BAD_INVENTORY)
+    for command in (["devices", "list"], ["devices", "add", "f", "--host", "f.local"]):
+        done = _jetsynth(*command, env={"XDG_CONFIG_HOME": str(tmp_path)})
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert any("device 'a': host must be a string, not 42" in line for line in lines)
+        assert any("device 'b': port must be an integer, not '2222'" in line for line in lines)
+        assert any("device 'c' has no host" in line for line in lines)
+        assert any("device 'd': port 0 is out of range" in line for line in lines)
+        assert any("devices.e must be a table" in line for line in lines)
+        assert len(lines) == 6
+
+
+def test_port_zero_is_refused_not_turned_into_22(tmp_path):
+    done = _jetsynth("devices", "add", "z", "--host", "z.local", "--port", "0",
+                     env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: port 0 is out of range (1-65535)"
+    assert not (tmp_path / "jetsynth" / "devices.toml").exists()
+
+
+def test_absent_tensorrt_or_gpu_contradicts_a_jetson_profile():
+    tx1 = get_profile("tx1")
+    bare = {"tensorrt": None, "trtexec": None, "gpu": None, "cuda": None}
+    warnings = disagreements(tx1, bare)
+    assert len(warnings) == 2
+    assert "has TensorRT 8.x, the device has no TensorRT" in warnings[0]
+    assert "shows no GPU and no CUDA" in warnings[1]
+    # trtexec alone is TensorRT; CUDA without a Python binding to name the GPU is a GPU
+    assert disagreements(tx1, {**bare, "trtexec": "/usr/src/tensorrt/bin/trtexec", "cuda": "10.2"}) == []
+    assert disagreements(tx1, {}) == []  # facts not gathered say nothing

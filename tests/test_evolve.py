@@ -12,7 +12,7 @@ import torch
 
 from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
-from jetsynth.evolve import _viable_offspring, evolve
+from jetsynth.evolve import Observer, _viable_offspring, evolve
 from jetsynth.genome import Lineage, ancestor_genome
 from jetsynth.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
@@ -221,3 +221,44 @@ def test_a_run_from_before_adaptive_pressure_resumes_with_fixed_pressure(tmp_pat
     assert (config.pressure, config.measure_every, config.latency_model) == ("fixed", 1, None)
     assert config.with_policies().pressure == "fixed"
     assert config.val_split == 0.0  # runs from before the validation split had none
+
+
+def test_a_bench_backend_this_machine_lacks_fails_before_the_ancestor_trains(tmp_path):
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    done = subprocess.run([sys.executable, "-m", "jetsynth", "evolve", "--data", "digits", "--bench",
+                           "ort-cuda", "--ancestor-epochs", "50", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no CUDAExecutionProvider" in done.stderr and "--bench ort" in done.stderr
+    assert "--backend" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_threads_sets_torchs_training_threads_and_says_so(tmp_path):
+    import torch
+
+    notes = []
+
+    class Notes(Observer):
+        def notice(self, text):
+            notes.append((text, torch.get_num_threads()))
+
+    before = torch.get_num_threads()
+    config = EvolveConfig(data="digits", subset=0.2, generations=1, ancestor_epochs=1, threads=2,
+                          bench="ort", bench_seconds=0.05)
+    evolve(config, tmp_path / "run", observer=Notes())
+    assert torch.get_num_threads() == before
+    text, during = notes[0]
+    assert during == 2 and text.startswith("training with 2 torch threads (--threads)")
+    assert "timing each member with onnxruntime on the CPU, 1 thread, the median of 5 trials" in text
+    # how many threads compute a run is not what it computes: a resume may change it
+    evolve(replace(config, threads=1, generations=2), tmp_path / "run", resume=True)
+    with pytest.raises(JetsynthError, match="--threads"):
+        EvolveConfig(threads=-1).resolved()

@@ -14,6 +14,7 @@ from jetsynth.export_run import export_member
 from jetsynth.genome import ancestor_genome
 from jetsynth.models import build_model
 from jetsynth.rundir import RunDirectory
+from jetsynth.trials import ties
 
 
 def _input_type(proto) -> int:
@@ -93,7 +94,29 @@ def test_the_ancestor_and_the_best_member_export(tmp_path, benched_run):
                                      check_parity=False)
     assert record["id"] == "g01-m00" and ancestor.parity is None
     best, best_record = export_member(benched_run, tmp_path / "b.onnx", max_drop=1.0, check_parity=False)
-    assert best_record["fps"] == max(r["fps"] for r in RunDirectory(benched_run).records())
+    records = RunDirectory(benched_run).records()
+    fastest = max(records, key=lambda r: r["fps"])
+    assert best_record["id"] == fastest["id"] or ties(best_record, fastest)
+    assert "picked_because" not in record and best_record["picked_because"]
+
+
+def test_export_best_says_what_it_picked_and_why(tmp_path, benched_run):
+    import os
+
+    from click.testing import CliRunner
+
+    from jetsynth.cli import cli
+
+    old = os.umask(0o022)
+    try:
+        done = CliRunner().invoke(cli, ["export", str(benched_run), "--best", "--max-drop", "1",
+                                        "--no-parity", "-o", str(tmp_path / "best.onnx")])
+    finally:
+        os.umask(old)
+    assert done.exit_code == 0, done.output
+    picked = [line for line in done.output.splitlines() if line.strip().startswith("picked ")]
+    assert len(picked) == 1 and "images/s" in picked[0] and "validation accuracy" in picked[0]
+    assert (tmp_path / "best.onnx").stat().st_mode & 0o777 == 0o644
 
 
 def test_unknown_member_is_a_clear_error(tmp_path, benched_run):

@@ -281,3 +281,25 @@ def test_closed_loop_defaults_and_their_errors():
     ]:
         with pytest.raises(JetsynthError, match=message):
             EvolveConfig(**options).resolved()
+
+
+def test_members_record_their_speed_spread_and_the_reference_drift(benched_run):
+    from jetsynth.rundir import RunDirectory
+
+    records = sorted(RunDirectory(benched_run).records(), key=lambda r: (r["generation"], r["member"]))
+    for record in records:
+        low, high = record["fps_iqr"]
+        assert low <= record["fps"] <= high
+        assert record["bench"]["produced_by"] == "onnxruntime on the CPU, fp16 weights, 1 thread"
+        assert len(record["bench"]["fps_trials"]) >= 5
+    fresh = [r for r in records[1:] if r["bench"]["source"] == "measured"]
+    assert fresh and all(r["bench"]["reference_fps"] > 0 and r["bench"]["drift"] > 0 for r in fresh)
+    assert "drift" not in records[0]["bench"]  # the ancestor is the reference
+
+
+def test_a_host_that_drifted_re_times_the_member(member_onnx):
+    real = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05)
+    # a reference said to have run 20 times faster at the start: the host looks 20 times slower
+    slowed = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05, (member_onnx, 20 * real["fps"]))
+    assert slowed["drift_retimed"] is True and slowed["drift"] < 0.2
+    assert slowed["reference_fps"] > 0 and slowed["fps"] > 0

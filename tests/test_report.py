@@ -7,6 +7,7 @@ from jetsynth.report import (
     efficiency_table,
     layer_table,
     summary,
+    table1_header,
     write_markdown,
     write_plots,
 )
@@ -67,7 +68,21 @@ def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
     target = tmp_path / "copy"
     paths = write_plots(target, records)
     assert target / "report" / "fps.png" in paths
-    assert "| FPS |" in write_markdown(target, records).read_text()
+    assert "| FPS | FPS IQR |" in write_markdown(target, records).read_text()
+
+
+def test_the_spread_of_measured_speeds_is_reported(benched_run):
+    _, records = load_records(benched_run)
+    header = table1_header(records)
+    column = header.index("FPS IQR")
+    for record, row in zip(records, efficiency_table(records), strict=True):
+        low, high = record["fps_iqr"]
+        assert row[column] == f"{low:,.0f}–{high:,.0f}"
+    report = summary(benched_run)
+    for member in report["members"]:
+        assert member["fps_iqr"][0] <= member["fps"] <= member["fps_iqr"][1]
+        assert member["fps_produced_by"] == "onnxruntime on the CPU, fp16 weights, 1 thread"
+    assert all(len(row["fps_iqr"]) == 2 for row in report["frontier"] if row["fps"])
 
 
 def test_pick_member_by_hand():

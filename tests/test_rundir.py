@@ -152,3 +152,22 @@ def test_a_config_written_before_the_format_was_recorded_still_reads(tmp_path):
     broken.write_text('{"config": {"data"')
     with pytest.raises(JetsynthError, match="cannot be read"):
         RunDirectory(tmp_path / "run").stored_config()
+
+
+def test_resume_removes_the_temporary_files_of_interrupted_writes(tmp_path):
+    open_run(tmp_path / "run", CONFIG.resolved(), resume=False).release()
+    member = tmp_path / "run" / "members" / "g01-m00"
+    member.mkdir(parents=True)
+    partial = member / ".member.json.k1ll3d.tmp"
+    partial.write_text('{"id": ')
+    open_run(tmp_path / "run", CONFIG.resolved(), resume=True).release()
+    assert not partial.exists()
+
+
+def test_run_files_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        open_run(tmp_path / "run", CONFIG.resolved(), resume=False).release()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "run" / CONFIG_FILE).stat().st_mode & 0o777 == 0o644

@@ -92,3 +92,40 @@ def test_selection_chooses_on_validation_not_test():
     fastest = SelectionConfig(policy="fps", tournament=2, floor=0.95)
     assert fps_score(DISAGREE[0], 0.95) == (0, 0.90)
     assert select_parents(DISAGREE, 1, fastest, torch.Generator().manual_seed(0)) == [1]
+
+
+# the case: two members that time the same within their spreads, the slower one more
+# accurate; and a clearly faster one below the floor
+TIED = [
+    {"id": "g01-m00", "generation": 1, "member": 0, "accuracy": 0.99, "val_accuracy": 0.99,
+     "synaptic_efficiency": 1.0, "macs": 100, "synapses": 10, "fps": 1000.0, "fps_iqr": [950.0, 1050.0]},
+    {"id": "g02-m00", "generation": 2, "member": 0, "accuracy": 0.985, "val_accuracy": 0.984,
+     "synaptic_efficiency": 2.0, "macs": 50, "synapses": 5, "fps": 3846.0, "fps_iqr": [3700.0, 3950.0]},
+    {"id": "g02-m01", "generation": 2, "member": 1, "accuracy": 0.99, "val_accuracy": 0.988,
+     "synaptic_efficiency": 2.0, "macs": 60, "synapses": 6, "fps": 3759.0, "fps_iqr": [3600.0, 3800.0]},
+    {"id": "g02-m02", "generation": 2, "member": 2, "accuracy": 0.90, "val_accuracy": 0.90,
+     "synaptic_efficiency": 9.0, "macs": 5, "synapses": 1, "fps": 9000.0, "fps_iqr": [8900.0, 9100.0]},
+]
+
+
+def test_speeds_that_tie_within_their_spread_are_broken_by_accuracy():
+    from jetsynth.selection import best_member, pick_member
+
+    chosen, why = best_member(TIED, floor=0.98)
+    assert chosen["id"] == "g02-m01"
+    assert "2 members tie on speed within their spreads" in why and "g02-m00 3,846 images/s" in why
+    assert "best validation accuracy, 0.9880" in why
+    assert pick_member(TIED, max_drop=0.01)["id"] == "g02-m01"
+    apart = [*TIED[:2], {**TIED[2], "fps_iqr": [3600.0, 3650.0]}]  # ranges no longer overlap
+    chosen, why = best_member(apart, floor=0.98)
+    assert chosen["id"] == "g02-m00" and why.startswith("the fastest of 3 members at the floor: 3,846")
+    chosen, why = best_member(TIED, floor=0.995)
+    assert chosen["id"] == "g01-m00" and "no member keeps the floor" in why
+
+
+def test_fps_tournament_breaks_speed_ties_by_accuracy():
+    config = SelectionConfig(policy="fps", tournament=4, floor=0.98)
+    # every member enters; g02-m00 is fastest at the floor, but g02-m01 ties with it and is better
+    assert select_parents(TIED, 1, config, torch.Generator().manual_seed(0)) == [2]
+    apart = [*TIED[:2], {**TIED[2], "fps_iqr": [3600.0, 3650.0]}, TIED[3]]
+    assert select_parents(apart, 1, config, torch.Generator().manual_seed(0)) == [1]

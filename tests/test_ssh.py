@@ -92,3 +92,42 @@ def test_the_shared_connection_ends_with_the_context(local_device, sshd):
     while masters() != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert masters() == before
+
+
+def test_closing_the_shared_connection_ends_its_master_on_a_port_other_than_22(local_device):
+    """`ssh -O exit` must name the port: the control socket's %C hashes it, and a master missed
+    that way runs (with its remote session) forever."""
+    import os
+
+    from processes import leaked, processes
+
+    assert local_device.port != 22
+    with Ssh(local_device) as ssh:
+        control = ssh.control_dir
+        assert any(control in p.cmdline for p in processes().values())
+        assert ssh.run(["true"]).returncode == 0
+    assert leaked(set(), -1, (control,), grace_seconds=5) == []
+    assert not os.path.exists(control)
+
+
+def test_the_leak_check_sees_a_process_left_running(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from processes import leaked, ours, processes
+
+    before = ours(processes(), os.getpid(), (str(tmp_path),))
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)", str(tmp_path)]
+    child = subprocess.Popen(sleeper)
+    try:
+        assert [p.pid for p in leaked(before, os.getpid(), (str(tmp_path),), grace_seconds=0)] == [child.pid]
+        detached = subprocess.Popen(["sh", "-c", f"{shlex.join(sleeper)} >/dev/null & echo $!"],
+                                    stdout=subprocess.PIPE, text=True)
+        orphan = int(detached.communicate()[0])
+        assert orphan in [p.pid for p in leaked(before, -1, (str(tmp_path),), grace_seconds=0)]
+        os.kill(orphan, 15)
+    finally:
+        child.kill()
+        child.wait()
+    assert leaked(before, os.getpid(), (str(tmp_path),), grace_seconds=5) == []

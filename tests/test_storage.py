@@ -30,3 +30,48 @@ def test_a_torn_line_in_the_middle_and_stray_values_are_skipped(tmp_path):
     log = tmp_path / "events.jsonl"
     log.write_bytes(b'{"event": "a"}\n{"eve\xff\n42\n{"event": "b"}\n')
     assert read_jsonl(log) == [{"event": "a"}, {"event": "b"}]
+
+
+def test_written_files_respect_the_umask_not_0600(tmp_path):
+    import os
+
+    from jetsynth.storage import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        atomic_write(tmp_path / "b.bin", lambda tmp: tmp.write_bytes(b"x"))
+        os.umask(0o027)
+        write_json(tmp_path / "c.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "c.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_remove_partial_writes_removes_only_temporary_files(tmp_path):
+    from jetsynth.storage import remove_partial_writes
+
+    member = tmp_path / "members" / "g02-m00"
+    member.mkdir(parents=True)
+    (member / ".member.json.abc123.tmp").write_text("{")
+    (member / "genome.json").write_text("{}")
+    (tmp_path / ".config.json.x.tmp").write_text("")
+    removed = remove_partial_writes(tmp_path)
+    assert sorted(p.name for p in removed) == [".config.json.x.tmp", ".member.json.abc123.tmp"]
+    assert [p.name for p in member.iterdir()] == ["genome.json"]
+
+
+def test_genomes_respect_the_umask(tmp_path):
+    import os
+
+    from jetsynth.genome import ancestor_genome, save_genome
+
+    old = os.umask(0o022)
+    try:
+        save_genome(ancestor_genome("lenet5", (1, 28, 28), 10, 0), tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"genome.json": 0o644, "genome.safetensors": 0o644}

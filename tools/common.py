@@ -9,6 +9,7 @@ import math
 import os
 import resource
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from jetsynth import frontier
@@ -23,6 +24,7 @@ def _run_one(args):
     from jetsynth import evolve
 
     torch.set_num_threads(threads)
+    config = replace(config, threads=threads)
     records = evolve(config, run_dir, resume=(Path(run_dir) / "config.json").exists())
     return str(run_dir), records
 

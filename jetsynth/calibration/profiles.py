@@ -57,8 +57,17 @@ def get_profile(name: str | None) -> DeviceProfile | None:
 
 def disagreements(profile: DeviceProfile, facts: dict) -> list[str]:
     """Where a probed device contradicts its profile (a different TensorRT major version, or a
-    GPU of another compute capability): one warning line each."""
+    GPU of another compute capability; or, where the facts say so, no TensorRT at all or no GPU
+    and no CUDA, so that timings there are not what the profile promises): one warning line
+    each."""
     warnings = []
+    if "tensorrt" in facts and not facts["tensorrt"] and "trtexec" in facts and not facts["trtexec"]:
+        warnings.append(f"profile {profile.name} ({profile.board}) has TensorRT {profile.tensorrt_major}"
+                        ".x, the device has no TensorRT (neither its Python bindings nor trtexec): "
+                        "deploy times it with onnxruntime instead")
+    if "gpu" in facts and not facts["gpu"] and "cuda" in facts and not facts["cuda"]:
+        warnings.append(f"profile {profile.name} ({profile.board}) has a {profile.gpu} GPU, the device "
+                        "shows no GPU and no CUDA: figures from it are CPU figures")
     trt = facts.get("tensorrt")
     if trt and trt != "present" and int(str(trt).split(".")[0]) != profile.tensorrt_major:
         warnings.append(f"profile {profile.name} expects TensorRT {profile.tensorrt_major}.x, the device "
