@@ -15,8 +15,25 @@ from pathlib import Path
 import click
 
 from .cli_calibrate import calibrate
+from .cli_common import OneLineGroup
 from .cli_common import fail as _fail
 from .cli_deploy import build, deploy, devices
+from .cli_types import (
+    BATCH,
+    COUNT,
+    EPOCHS,
+    FRACTION,
+    IMAGE_SIZE,
+    MAX_COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    SECONDS,
+    SEED,
+    THREADS,
+    TRAIN_BATCH,
+    WARMUP,
+    Number,
+)
 from .errors import JetsynthError
 
 
@@ -99,7 +116,7 @@ def _speed_note(record: dict) -> str:
     return ""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jetsynth")
 def cli() -> None:
     """Evolve small, fast neural networks and ship them to NVIDIA Jetson devices."""
@@ -109,12 +126,12 @@ def cli() -> None:
 @click.option("--data", default="digits", show_default=True,
               help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR | folder:DIR "
                    "(your images, one sub-folder per class)")
-@click.option("--subset", type=float, default=1.0, show_default=True,
+@click.option("--subset", type=Number(float, 0, 1, low_open=True), default=1.0, show_default=True,
               help="Stratified, seeded fraction of the training split to use.")
-@click.option("--val-split", type=float, default=0.1, show_default=True,
+@click.option("--val-split", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
               help="Stratified, seeded fraction of the training split held out for validation, "
                    "which selection uses (folder:DIR with DIR/val: that folder); 0: none.")
-@click.option("--input-size", type=int, default=None,
+@click.option("--input-size", type=IMAGE_SIZE, default=None,
               help="Resize every image to S×S [default: the dataset's size; folder:DIR: the images' "
                    "own when all are square and of one size, else 32].")
 @click.option("--mean", type=str, multiple=True, callback=_floats,
@@ -128,32 +145,33 @@ def cli() -> None:
 @click.option("--arch", default="lenet5", show_default=True,
               help="lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | file.py:function "
                    "(your factory (input_shape, classes) -> nn.Module; user code, see Security).")
-@click.option("--generations", type=int, default=6, show_default=True,
+@click.option("--generations", type=COUNT, default=6, show_default=True,
               help="Generations including the ancestor (generation 1).")
-@click.option("--population", type=int, default=1, show_default=True,
+@click.option("--population", type=COUNT, default=1, show_default=True,
               help="Offspring per generation.")
-@click.option("--parents", type=int, default=1, show_default=True, help="Parents per offspring.")
+@click.option("--parents", type=COUNT, default=1, show_default=True, help="Parents per offspring.")
 @click.option("--cluster", type=click.Choice(["kernel", "filter"]), default=None,
               help="What a synaptic cluster is in conv layers [default: filter with --target-fps, "
                    "else kernel].")
-@click.option("--keep", type=float, default=None,
+@click.option("--keep", type=Number(float, 0, 1, low_open=True), default=None,
               help="Offspring's share of its parent's synapses (environmental pressure); with "
                    "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
                    "--accuracy-floor, else 0.8].")
-@click.option("--balance", type=float, default=None,
+@click.option("--balance", type=FRACTION, default=None,
               help="0: every layer loses the same share; 1: big layers carry the pressure "
                    "[default: 0 with --target-fps, else 0.5].")
-@click.option("--truncation", type=float, default=0.1, show_default=True,
+@click.option("--truncation", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
               help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
-@click.option("--cluster-pressure", type=float, default=None,
+@click.option("--cluster-pressure", type=FRACTION, default=None,
               help="Share of the pressure that removes whole clusters (1) rather than thinning them (0) "
                    "[default: 0.9 with --target-fps, else 0.5].")
-@click.option("--epochs", type=int, default=None,
+@click.option("--epochs", type=EPOCHS, default=None,
               help="Training epochs per offspring [default: 5 on digits, else 2].")
-@click.option("--ancestor-epochs", type=int, default=None,
+@click.option("--ancestor-epochs", type=EPOCHS, default=None,
               help="Training epochs of the ancestor [default: 20 on digits, else 5].")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=TRAIN_BATCH, default=128, show_default=True)
+@click.option("--lr", type=Number(float, 0, 10, low_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32",
               show_default=True, help="fp16: restrict trained weights to half precision.")
 @click.option("--alignment", type=click.Choice(["tag", "position"]), default="tag",
@@ -162,14 +180,14 @@ def cli() -> None:
               help="Mating function: weighted sum (seed 000) or product over K_c (seed 002).")
 @click.option("--structure", type=click.Choice(["intersection", "union"]), default="intersection",
               show_default=True, help="Offspring clusters: in all parents, or in any (tagged union).")
-@click.option("--alpha", "alphas", type=float, multiple=True,
+@click.option("--alpha", "alphas", type=NON_NEGATIVE, multiple=True,
               help="Mating weight of each parent, once per parent [default: equal].")
 @click.option("--selection", type=click.Choice(["random", "fitness", "fps", "similarity"]), default=None,
               help="Parent-selection policy [default: fps with --target-fps, else random].")
-@click.option("--overlap-band", type=(float, float), default=(0.5, 0.9), show_default=True,
+@click.option("--overlap-band", type=(FRACTION, FRACTION), default=(0.5, 0.9), show_default=True,
               help="similarity selection: preferred cluster overlap of mates with the first parent.")
 @click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
@@ -177,18 +195,18 @@ def cli() -> None:
 @click.option("--bench", default="none", show_default=True,
               help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                    "(a stored name or user@host[:port]; see `jetsynth devices`).")
-@click.option("--bench-batch", type=int, default=1, show_default=True, help="--bench: images per query.")
-@click.option("--bench-seconds", type=float, default=0.5, show_default=True,
+@click.option("--bench-batch", type=BATCH, default=1, show_default=True, help="--bench: images per query.")
+@click.option("--bench-seconds", type=SECONDS, default=0.5, show_default=True,
               help="--bench: minimum timed seconds per member.")
-@click.option("--target-fps", type=float, default=None,
+@click.option("--target-fps", type=POSITIVE, default=None,
               help="Stop after the generation in which a member reaches this FPS (needs --bench).")
-@click.option("--max-drop", type=float, default=None,
+@click.option("--max-drop", type=Number(float, 0, 1, high_open=True), default=None,
               help="Shrink until the floor: members must keep validation accuracy within this "
                    "fraction of the ancestor's (0.01 = one point); turns on adaptive pressure "
                    "[default floor: one point].")
-@click.option("--accuracy-floor", type=float, default=None,
+@click.option("--accuracy-floor", type=FRACTION, default=None,
               help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
-@click.option("--patience", type=int, default=None,
+@click.option("--patience", type=COUNT, default=None,
               help="Stop once this many generations in a row found no smaller (or faster) member "
                    "at the accuracy floor.")
 @click.option("--pressure", type=click.Choice(["fixed", "adaptive"]), default=None,
@@ -196,7 +214,7 @@ def cli() -> None:
                    "(strong with room above the floor, easing near it, none after a fall below it) "
                    "and, with --target-fps, the speed still missing [default: adaptive with "
                    "--target-fps, --max-drop or --accuracy-floor, else fixed].")
-@click.option("--measure-every", type=int, default=1, show_default=True,
+@click.option("--measure-every", type=COUNT, default=1, show_default=True,
               help="--bench: time every K-th member and predict the rest with the latency model.")
 @click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
               help="Start the ancestor from these weights (safetensors, or a torch state dict read "
@@ -371,7 +389,7 @@ def report(run_dir: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--generation", "-g", type=int, required=True, help="Which generation to compare.")
+@click.option("--generation", "-g", type=COUNT, required=True, help="Which generation to compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     """Pairwise cluster overlap |A∩B|/|A| of a generation (seed 002), with a heatmap PNG."""
@@ -407,23 +425,24 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--generation", "-g", type=int, default=None, help="Generation of the member (ancestor: 1).")
-@click.option("--member", "-m", type=int, default=None, help="Member index within the generation.")
+@click.option("--generation", "-g", type=COUNT, default=None, help="Generation of the member (ancestor: 1).")
+@click.option("--member", "-m", type=Number(int, 0, MAX_COUNT), default=None,
+              help="Member index within the generation.")
 @click.option("--best", is_flag=True,
               help="The fastest member within --max-drop of the ancestor's accuracy [default].")
-@click.option("--max-drop", type=float, default=0.01, show_default=True,
+@click.option("--max-drop", type=FRACTION, default=0.01, show_default=True,
               help="--best: largest accuracy loss allowed, as a fraction (0.01 = one point).")
 @click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Weights and compute of the exported model.")
 @click.option("--io-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="Type of the input and output tensors.")
-@click.option("--opset", type=int, default=13, show_default=True,
+@click.option("--opset", type=Number(int, 1, 100), default=13, show_default=True,
               help="ONNX opset; TensorRT 8.2 (Jetson TX1) parses up to 13.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .onnx file to write.")
 @click.option("--parity/--no-parity", default=True, show_default=True,
               help="Compare onnxruntime's outputs with torch's on the run's test split.")
-@click.option("--finetune-epochs", type=int, default=0, show_default=True,
+@click.option("--finetune-epochs", type=EPOCHS, default=0, show_default=True,
               help="Train the member this many epochs more on the run's data first, its "
                    "structure fixed (evolution retrains each offspring only briefly).")
 @click.option("--arch", default=None,
@@ -431,7 +450,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
                    "allowing jetsynth to import it.")
 @click.option("--trust-code", is_flag=True,
               help="Allow importing the user code the run's config.json names.")
-@click.option("--channel-multiple", type=int, default=8, show_default=True,
+@click.option("--channel-multiple", type=Number(int, 1, 256), default=8, show_default=True,
               help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
                    "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
                    "padding is all zero, the output the same; 1 keeps exactly the live channels.")
@@ -484,12 +503,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                                               "trt"]), default=None,
               help="[default: ort-cpu for .onnx files, torch-cpu for member folders, trt for engines "
                    "built here]")
-@click.option("--batch", type=int, default=1, show_default=True, help="Images per query.")
-@click.option("--duration", type=float, default=2.0, show_default=True,
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Images per query.")
+@click.option("--duration", type=SECONDS, default=2.0, show_default=True,
               help="Minimum seconds of timed queries.")
-@click.option("--iterations", type=int, default=50, show_default=True, help="Minimum timed queries.")
-@click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
-@click.option("--threads", type=int, default=0, show_default=True,
+@click.option("--iterations", type=COUNT, default=50, show_default=True, help="Minimum timed queries.")
+@click.option("--warmup", type=WARMUP, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
+@click.option("--threads", type=THREADS, default=0, show_default=True,
               help="CPU threads (0: the backend's default).")
 @click.option("--half", is_flag=True, help="torch backends: run in half precision.")
 @click.option("--arch", default=None, help="A member folder's own user-code architecture, allowing "
@@ -550,12 +569,5 @@ cli.add_command(calibrate)
 
 def main() -> None:
     """Console entry point: usage errors (an unknown option, a nonsense value) also end with one
-    line and exit status 2."""
-    try:
-        code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        _fail(f"{exc.format_message()} (see jetsynth --help)")
-    sys.exit(code if isinstance(code, int) else 0)
+    line and exit status 2 (see OneLineGroup)."""
+    cli.main()

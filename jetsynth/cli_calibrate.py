@@ -8,21 +8,22 @@ from pathlib import Path
 import click
 
 from .cli_common import fail
+from .cli_types import BATCH, SECONDS, SEED, Number
 
 
 @click.command()
 @click.argument("device")
 @click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Precision the networks are exported at (evolve's --precision must match).")
-@click.option("--batch", type=int, default=1, show_default=True,
+@click.option("--batch", type=BATCH, default=1, show_default=True,
               help="Images per query (evolve's --bench-batch must match).")
-@click.option("--seconds", type=float, default=0.5, show_default=True,
+@click.option("--seconds", type=SECONDS, default=0.5, show_default=True,
               help="Minimum timed seconds per network.")
-@click.option("--variants", type=int, default=24, show_default=True,
+@click.option("--variants", type=Number(int, 1, 10_000), default=24, show_default=True,
               help="Networks per architecture in the sweep (the first is the full ancestor).")
 @click.option("--arch", "archs", multiple=True, default=("lenet5", "alexnet-cifar"), show_default=True,
               help="Architectures whose compacted variants are timed (repeat the option).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Which random widths the sweep draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Which random widths the sweep draws.")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("calibration"), show_default=True,
               help="Where the model, its measurements, networks and plot are kept.")

@@ -252,6 +252,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
+    for line in run.set_aside:
+        run.event("member_set_aside", detail=line)
+        observer.notice(f"damaged member set aside, trained again: {line}")
 
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)

@@ -18,6 +18,7 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
+from .records import DamagedRecord, MemberRecord
 from .storage import append_jsonl, lock_holder, read_json, try_lock, unlock, write_json
 from .structure import Topology
 
@@ -26,6 +27,7 @@ EVENTS_FILE = "events.jsonl"
 MEMBERS_DIR = "members"
 MEMBER_FILE = "member.json"
 LOCK_FILE = "run.lock"
+DAMAGED_DIR = "damaged"
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written
 before it was recorded, in this same layout."""
@@ -51,6 +53,7 @@ class RunDirectory:
         self.factories = factories or {}  # architectures the user allowed (models.stored_factories)
         self._topologies: dict[tuple, Topology] = {}
         self._lock = None
+        self.set_aside: list[str] = []  # damaged members a resume moved to RUN/damaged
 
     def acquire(self) -> None:
         """Become the run's one writer, or fail with one line naming the process that is."""
@@ -74,8 +77,10 @@ class RunDirectory:
         return self.root / MEMBERS_DIR / mid
 
     def record(self, mid: str) -> dict | None:
+        """A finished member's record as written (None while unfinished), checked: a damaged
+        member.json raises DamagedRecord naming the file."""
         path = self.member_dir(mid) / MEMBER_FILE
-        return read_json(path) if path.is_file() else None
+        return MemberRecord.read(path).to_json() if path.is_file() else None
 
     def records(self) -> list[dict]:
         folder = self.root / MEMBERS_DIR
@@ -83,6 +88,36 @@ class RunDirectory:
             return []
         found = [self.record(p.name) for p in sorted(folder.iterdir()) if p.is_dir()]
         return [r for r in found if r is not None]
+
+    def set_aside_damaged(self) -> list[str]:
+        """Move every damaged member out of the way, into RUN/damaged/, so that a resumed run
+        trains it again: a member entry that is not a folder, a member.json that does not
+        validate, a finished member whose genome does not read. Returns what was moved, as
+        'member: why' lines."""
+        folder = self.root / MEMBERS_DIR
+        if not folder.is_dir():
+            return []
+        moved = []
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            problem = None
+            if not entry.is_dir():
+                problem = "not a folder"
+            elif (entry / MEMBER_FILE).exists():
+                try:
+                    MemberRecord.read(entry / MEMBER_FILE)
+                    genome_header(entry)
+                    load_masks(entry)
+                except JetsynthError as exc:
+                    problem = (f"{MEMBER_FILE} {exc.problem}" if isinstance(exc, DamagedRecord)
+                               else str(exc))
+            if problem is not None:
+                target = _free_name(self.root / DAMAGED_DIR / entry.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                entry.rename(target)
+                moved.append(f"{entry.name}: {problem}; kept in {target}")
+        return moved
 
     def genome(self, mid: str) -> Genome:
         """A member's genome; the architecture is traced once per run directory object, with
@@ -143,6 +178,15 @@ class RunDirectory:
         write_json(folder / MEMBER_FILE, record)
 
 
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.1`, `path.2`... whichever does not exist yet."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
 _SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
@@ -182,6 +226,7 @@ def open_run(root: Path, config: EvolveConfig, resume: bool,
     run.acquire()
     try:
         _check_opening(run, config, resume)
+        run.set_aside = run.set_aside_damaged() if resume else []
         write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
                                             "versions": versions()})
     except BaseException:
@@ -199,6 +244,10 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
                 "or choose another --run-dir"
             )
         return
+    events = root / EVENTS_FILE
+    if events.exists() and not events.is_file():
+        raise JetsynthError(f"{events} is not a file: move it away to resume the run (a fresh "
+                            "event log is started)")
     stored = run.stored_config().with_policies()
     differing = [
         f.name
