@@ -548,7 +548,7 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        result = measure(runner, batch, warmup, duration, iterations)
+        result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations), model)
     except JetsynthError as exc:
         _fail(str(exc))
     if as_json:
@@ -559,6 +559,19 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                f"({result.throughput_qps:,.1f} queries/s over {result.queries} queries)")
     click.echo(f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}, "
                f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
+
+
+def _run_model(timing, model: Path):
+    """Run `timing()`, which executes the user's model: a model that fails when run (a shape it
+    cannot take, an operator the backend lacks) is bad input, said in one line, not a bug."""
+    try:
+        return timing()
+    except (JetsynthError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # onnxruntime's and torch's errors share no base class
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise JetsynthError(f"{model} fails when run ({first[:300]}); check that it was exported "
+                            "for this input, or re-export it") from None
 
 
 cli.add_command(devices)

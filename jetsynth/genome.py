@@ -184,7 +184,10 @@ def load_masks(directory: Path) -> dict[str, torch.Tensor]:
     to build."""
     directory = Path(directory)
     genome_header(directory)
-    return {k[len("mask/"):]: v for k, v in _tensors(directory).items() if k.startswith("mask/")}
+    masks = {k[len("mask/"):]: v for k, v in _tensors(directory).items() if k.startswith("mask/")}
+    if not masks or any(mask.dtype != torch.bool for mask in masks.values()):
+        raise JetsynthError(f"{directory / TENSORS_FILE}: no valid masks; the file is damaged")
+    return masks
 
 
 def load_genome(directory: Path, topology: Topology | None = None,

@@ -153,3 +153,38 @@ def test_a_config_written_before_the_format_was_recorded_still_reads(tmp_path):
     broken.write_text('{"config": {"data"')
     with pytest.raises(JetsynthError, match="cannot be read"):
         RunDirectory(tmp_path / "run").stored_config()
+
+
+@pytest.mark.parametrize("damage", ["garbage member.json", "member folder a file",
+                                    "garbage genome.json"])
+def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage):
+    from jetsynth.evolve import Observer, evolve
+
+    run = tmp_path / "run"
+    config = replace(CONFIG, generations=3)
+    first = {r["id"]: r for r in evolve(config, run)}
+    member = run / "members" / "g02-m00"
+    if damage == "garbage member.json":
+        (member / "member.json").write_text("{{ not json")
+    elif damage == "garbage genome.json":
+        (member / "genome.json").write_text("garbage")
+    else:
+        import shutil
+
+        shutil.rmtree(member)
+        member.write_text("a file where a member folder was")
+
+    notices = []
+
+    class Notes(Observer):
+        def notice(self, text):
+            notices.append(text)
+
+    again = {r["id"]: r for r in evolve(config, run, resume=True, observer=Notes())}
+    assert set(again) == set(first)
+    assert again["g02-m00"]["accuracy"] == first["g02-m00"]["accuracy"]  # the same member again
+    assert (run / "damaged" / "g02-m00").exists()  # the damaged one kept aside
+    assert len(notices) == 1 and notices[0].startswith("damaged member set aside, trained again: g02-m00")
+    assert [r["id"] for r in RunDirectory(run).records()] == ["g01-m00", "g02-m00", "g03-m00"]
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events].count("member_set_aside") == 1
