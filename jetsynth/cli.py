@@ -35,66 +35,7 @@ from .cli_types import (
     Number,
 )
 from .errors import JetsynthError
-
-
-class _RichObserver:
-    """Live progress: one bar for the members of the run, one for the member in training."""
-
-    def __init__(self, console):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.run_task = None
-        self.member_task = None
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-
-    def run_started(self, run_dir, done, total):
-        self.console.print(f"run directory: {run_dir}")
-        self.run_task = self.progress.add_task("members", total=total, completed=done)
-
-    def member_started(self, member_id):
-        if self.member_task is not None:
-            self.progress.remove_task(self.member_task)
-        self.member_task = self.progress.add_task(f"training {member_id}", total=None)
-
-    def step(self, done, total):
-        self.progress.update(self.member_task, completed=done, total=total)
-
-    def notice(self, text):
-        self.progress.console.print(text)
-
-    def member_finished(self, record):
-        self.progress.advance(self.run_task)
-        val = record.get("val_accuracy")
-        self.progress.console.print(
-            f"{record['id']}: accuracy {record['accuracy']:.4f}"
-            + (f" (validation {val:.4f}), " if val is not None else ", ") +
-            f"{record['synapses']} synapses ({record['synaptic_efficiency']:.2f}X), "
-            f"{record['clusters']} clusters ({record['cluster_efficiency']:.2f}X), "
-            f"{record['train_seconds']:.1f} s{_speed_note(record)}"
-        )
+from .progress import StepProgress, make_console, run_observer
 
 
 def _floats(ctx, param, values) -> tuple[float, ...] | None:
@@ -105,15 +46,6 @@ def _floats(ctx, param, values) -> tuple[float, ...] | None:
     except ValueError:
         raise click.BadParameter(f"numbers expected, one per channel, got {' '.join(values)}") from None
     return found or None
-
-
-def _speed_note(record: dict) -> str:
-    """', 12,345 FPS' when measured, ', ~12,345 FPS predicted' when only predicted, else ''."""
-    if record.get("fps"):
-        return f", {record['fps']:,.0f} FPS"
-    if record.get("fps_predicted"):
-        return f", ~{record['fps_predicted']:,.0f} FPS predicted"
-    return ""
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,7 +161,6 @@ def cli() -> None:
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""
-    from rich.console import Console
 
     from .config import EvolveConfig
     from .evolve import evolve as run_evolution
@@ -252,15 +183,15 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         stored = RunDirectory(run_dir).stored_config() if resume else None
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
-        with _RichObserver(Console(stderr=True)) as observer:
+        with run_observer() as observer:
             # user code is imported on the command line's word only: --arch typed, or --trust-code
             run_evolution(config, run_dir, resume=resume, observer=observer,
                           trust_code=trust_code or "arch" in given)
-        _print_report(run_dir, *load_records(run_dir), Console())
+        _print_report(run_dir, *load_records(run_dir), make_console())
         records = load_records(run_dir)[1]
-        if config.target_fps is not None:
-            click.echo(_target_outcome(config, records))
         click.echo(_ship_line(run_dir, config, records))
+        if config.target_fps is not None:  # last: whether the run did what was asked
+            click.echo(_target_outcome(config, records).replace("{run}", str(run_dir)))
     except JetsynthError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -305,8 +236,14 @@ def _target_outcome(config, records: list[dict]) -> str:
         return (f"target reached: {best['id']} runs at {best['fps']:,.0f} images/s (target "
                 f"{config.target_fps:,.0f}) with accuracy {selection_accuracy(best):.4f} on "
                 f"validation (floor {floor:.4f}), {best['accuracy']:.4f} on test")
-    kept = [r["fps"] for r in records if r.get("fps") and selection_accuracy(r) >= floor]
-    fastest = f"; fastest above the floor: {max(kept):,.0f} images/s" if kept else ""
+    kept = [r for r in records if r.get("fps") and selection_accuracy(r) >= floor]
+    fastest = ""
+    if kept:
+        best = max(kept, key=lambda r: r["fps"])
+        fastest = (f"; fastest above the floor: {best['id']} at {best['fps']:,.0f} images/s "
+                   f"({100 * best['fps'] / config.target_fps:.0f} % of the target), validation "
+                   f"accuracy {selection_accuracy(best):.4f} (jetsynth export {{run}} -g "
+                   f"{best['generation']} -m {best['member']})")
     return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
             f"not reached{fastest}")
 
@@ -374,7 +311,6 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def report(run_dir: Path, as_json: bool) -> None:
     """Tables and plots of a run (seed 001's Tables 1-2; PNGs under RUN_DIR/report)."""
-    from rich.console import Console
 
     from .report import load_records, summary
 
@@ -382,7 +318,7 @@ def report(run_dir: Path, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(summary(run_dir), indent=2))
         else:
-            _print_report(run_dir, *load_records(run_dir), Console())
+            _print_report(run_dir, *load_records(run_dir), make_console())
     except JetsynthError as exc:
         _fail(str(exc))
 
@@ -393,7 +329,6 @@ def report(run_dir: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     """Pairwise cluster overlap |A∩B|/|A| of a generation (seed 002), with a heatmap PNG."""
-    from rich.console import Console
     from rich.table import Table
 
     from .report import generation_similarity, load_records, write_similarity_heatmap
@@ -417,7 +352,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
         table.add_column(mid, justify="right")
     for mid, row in zip(ids, matrix, strict=True):
         table.add_row(mid, *[f"{100 * v:.1f} %" for v in row])
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")
     console.print(f"heatmap: {path}")
@@ -465,9 +400,11 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
     if best and (generation is not None or member is not None):
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")
     try:
-        result, record = export_member(run_dir, output, generation, member, max_drop, precision,
-                                       io_precision, opset, parity, finetune_epochs, arch, trust_code,
-                                       channel_multiple)
+        with StepProgress(f"fine-tuning {finetune_epochs} epochs", finetune_epochs > 0) as progress:
+            result, record = export_member(run_dir, output, generation, member, max_drop, precision,
+                                           io_precision, opset, parity, finetune_epochs, arch,
+                                           trust_code, channel_multiple,
+                                           progress if finetune_epochs else None)
     except JetsynthError as exc:
         _fail(str(exc))
     summary = {

@@ -185,9 +185,15 @@ def test_evolve_reports_whether_the_target_fps_was_reached(tmp_path):
     reached = CliRunner().invoke(cli, [*common, "--target-fps", "1", "--run-dir", str(tmp_path / "a")])
     assert reached.exit_code == 0 and "target reached: g01-m00 runs at" in reached.output
     missed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b")])
-    assert missed.exit_code == 0 and "not reached; fastest above the floor:" in missed.output
+    assert missed.exit_code == 0
+    last = missed.stdout.strip().splitlines()[-1]  # the last line: what the run did not reach
+    assert "not reached; fastest above the floor: g0" in last and " -m 0)" in last
     assert "FPS/accuracy frontier per generation" in missed.output
     assert (tmp_path / "b" / "report" / "frontier.png").is_file()
+    resumed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b"),
+                                       "--resume", "--generations", "3"])
+    assert resumed.exit_code == 0 and "resuming: 2 of 3 members done" in resumed.stderr
+    assert "members 3/3, elapsed" in resumed.stderr  # plain progress records off a terminal
 
 
 def test_evolve_on_a_folder_of_pngs(tmp_path):
