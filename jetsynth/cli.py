@@ -262,8 +262,10 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         run_floor,
         table1_header,
         table2_header,
-        write_frontier_plot,
         write_markdown,
+    )
+    from .report_plots import (
+        write_frontier_plot,
         write_plots,
         write_population_plots,
         write_pressure_plot,
@@ -287,21 +289,21 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     pressure = None
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
         pressure = pressure_rows(records, floor)
-    paths = [write_markdown(run_dir, records, frontier, pressure), *write_plots(run_dir, records)]
+    paths = [write_markdown(run_dir, records, frontier, pressure), *write_plots(run_dir, records, config)]
     if any(row["front"] for row in frontier):
         show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
              FRONTIER_HEADER, frontier_table(frontier))
-        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps")))
+        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps"), config))
     if pressure:
         show(f"Environmental pressure per generation (floor {floor:.4f})", PRESSURE_HEADER,
              pressure_table(pressure))
-        paths.append(write_pressure_plot(run_dir, pressure))
+        paths.append(write_pressure_plot(run_dir, pressure, config))
     if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
         show("Average cluster overlap per generation (seed 002, Table 1)",
              ["Gen.", "Members", "Avg. overlap"],
              [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
               for row in overlap_by_generation(run_dir, records, config["cluster"])])
-        paths += write_population_plots(run_dir, records, config["precision"])
+        paths += write_population_plots(run_dir, records, config["precision"], config)
     for path in paths:
         console.print(f"plot: {path}")
 
@@ -331,7 +333,8 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     """Pairwise cluster overlap |A∩B|/|A| of a generation (seed 002), with a heatmap PNG."""
     from rich.table import Table
 
-    from .report import generation_similarity, load_records, write_similarity_heatmap
+    from .report import generation_similarity, load_records
+    from .report_plots import write_similarity_heatmap
     from .similarity import average_overlap
 
     try:
@@ -339,7 +342,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
         ids, matrix = generation_similarity(run_dir, generation, config["cluster"])
     except JetsynthError as exc:
         _fail(str(exc))
-    path = write_similarity_heatmap(run_dir, generation, ids, matrix)
+    path = write_similarity_heatmap(run_dir, generation, ids, matrix, config)
     if as_json:
         click.echo(json.dumps({"generation": generation, "members": ids,
                                "overlap": matrix.round(6).tolist(),

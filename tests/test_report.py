@@ -9,8 +9,8 @@ from jetsynth.report import (
     load_records,
     summary,
     write_markdown,
-    write_plots,
 )
+from jetsynth.report_plots import write_plots
 
 REQUIRED = {"generation", "member", "parents", "accuracy", "synapses", "clusters",
             "synaptic_efficiency", "cluster_efficiency", "macs", "fps"}
@@ -88,7 +88,8 @@ def test_pick_member_by_hand():
 
 
 def test_timed_runs_report_their_frontier(tmp_path, benched_run):
-    from jetsynth.report import summary, write_frontier_plot
+    from jetsynth.report import summary
+    from jetsynth.report_plots import write_frontier_plot
 
     report = summary(benched_run)
     assert report["accuracy_floor"] == pytest.approx(report["ancestor"]["val_accuracy"] - 0.01)

@@ -14,7 +14,7 @@ from .procedure import Sample
 def write_calibration_plot(samples: list[Sample], model: LatencyModel, path: Path) -> Path:
     """A log-log scatter of measured vs predicted FPS (one colour per architecture) with the line
     of perfect agreement, ±10 %, and the held-out error in the title."""
-    from ..report import pyplot
+    from ..plotting import pyplot
 
     plt = pyplot()
     timed = [s for s in samples if s.fps]
