@@ -253,6 +253,10 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     from .report import (
         FRONTIER_HEADER,
         PRESSURE_HEADER,
+        TABLE1_SOURCE,
+        TABLE1_TITLE,
+        TABLE2_SOURCE,
+        TABLE2_TITLE,
         efficiency_table,
         frontier_table,
         layer_table,
@@ -271,25 +275,26 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         write_pressure_plot,
     )
 
-    def show(title: str, header: list[str], rows: list[list[str]]) -> None:
+    def show(title: str, header: list[str], rows: list[list[str]], source: str | None = None) -> None:
         from rich.table import Table
 
-        table = Table(title=title)
+        table = Table(title=title, caption=source)
         for column in header:
             table.add_column(column, justify="right")
         for row in rows:
             table.add_row(*row)
         console.print(table)
 
-    show("Architectural efficiency vs accuracy (seed 001, Table 1)", table1_header(records),
-         efficiency_table(records))
-    show("Cluster efficiency per layer (seed 001, Table 2)", table2_header(records), layer_table(records))
+    show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
+         TABLE1_SOURCE)
+    show(TABLE2_TITLE, table2_header(records), layer_table(records), TABLE2_SOURCE)
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
         pressure = pressure_rows(records, floor)
-    paths = [write_markdown(run_dir, records, frontier, pressure), *write_plots(run_dir, records, config)]
+    paths = [write_markdown(run_dir, records, frontier, pressure, config["precision"]),
+             *write_plots(run_dir, records, config)]
     if any(row["front"] for row in frontier):
         show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
              FRONTIER_HEADER, frontier_table(frontier))
@@ -299,10 +304,11 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
              pressure_table(pressure))
         paths.append(write_pressure_plot(run_dir, pressure, config))
     if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
-        show("Average cluster overlap per generation (seed 002, Table 1)",
+        show("Average cluster overlap per generation",
              ["Gen.", "Members", "Avg. overlap"],
              [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
-              for row in overlap_by_generation(run_dir, records, config["cluster"])])
+              for row in overlap_by_generation(run_dir, records, config["cluster"])],
+             "seed 002, Table 1")
         paths += write_population_plots(run_dir, records, config["precision"], config)
     for path in paths:
         console.print(f"plot: {path}")

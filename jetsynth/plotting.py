@@ -115,9 +115,11 @@ def layer_labels(layers: list[dict]) -> list[str]:
         if kind is None:
             kind = "linear" if layer.get("macs") == layer.get("synapses") else "conv"
         short = "fc" if kind == "linear" else "conv"
-        counts[short] += 1
         name = str(layer["name"])
-        labels.append(f"{short}{counts[short]}" if name.split(".")[-1].isdigit() else name)
+        if name.split(".")[-1].isdigit():
+            counts[short] += 1
+            name = f"{short}{counts[short]}"
+        labels.append(name)
     return labels
 
 

@@ -101,9 +101,6 @@ def pressure_rows(records: list[dict], floor: float) -> list[dict]:
 
 
 def pressure_table(rows: list[dict]) -> list[list[str]]:
-    def times(value: float | None) -> str:
-        return "–" if value is None else f"{value:.2f}×"
-
     return [[str(r["generation"]), f"{r['keep']:.3f}", f"{r['best_val_accuracy']:.4f}",
              f"{r['floor']:.4f}", str(r["at_floor"]), times(r["synaptic_efficiency"]),
              times(r["mac_reduction"])] for r in rows]
@@ -130,9 +127,12 @@ def _best_per_generation(records: list[dict]) -> list[dict]:
     return [best[g] for g in sorted(best)]
 
 
-def efficiency_table(records: list[dict]) -> list[list[str]]:
-    """Seed 001 Table 1: generation, member, architectural (synaptic) efficiency, cluster
-    efficiency, MAC reduction, test accuracy (and validation accuracy when the run has one)."""
+def efficiency_table(records: list[dict], precision: str = "fp32") -> list[list[str]]:
+    """Seed 001 Table 1, absolute figures beside the ratios: generation, member, live synapses
+    and synaptic efficiency, clusters and cluster efficiency, multiply-accumulates per image and
+    their reduction, the live weights' size (KiB at the run's `precision`), test accuracy (and
+    validation accuracy when the run has one), measured FPS with the latency of one query (ms),
+    and predicted FPS. Every ratio is ancestor / member, written with ×."""
     measured = has_fps(records)
     predicted = has_predictions(records)
     validated = has_validation(records)
@@ -140,16 +140,43 @@ def efficiency_table(records: list[dict]) -> list[list[str]]:
         [
             str(r["generation"]),
             str(r["member"]),
-            f"{r['synaptic_efficiency']:.2f}X",
-            f"{r['cluster_efficiency']:.2f}X",
-            f"{r['mac_reduction']:.2f}X",
+            f"{r['synapses']:,}",
+            times(r["synaptic_efficiency"]),
+            f"{r['clusters']:,}",
+            times(r["cluster_efficiency"]),
+            f"{r['macs']:,}",
+            times(r["mac_reduction"]),
+            f"{weights_kib(r, precision):,.1f}",
             f"{r['accuracy']:.4f}",
         ]
         + ([_accuracy(r.get("val_accuracy"))] if validated else [])
-        + ([_fps(r.get("fps"))] if measured else [])
+        + ([_fps(r.get("fps")), _latency_ms(r)] if measured else [])
         + ([_fps(r.get("fps_predicted"))] if predicted else [])
         for r in records
     ]
+
+
+def times(value: float | None) -> str:
+    """A ratio as '2.35×' (the one symbol for 'times' in every table); '–' when not known."""
+    return "–" if value is None else f"{value:.2f}×"
+
+
+BYTES_PER_WEIGHT = {"fp16": 2, "fp32": 4}
+
+
+def weights_kib(record: dict, precision: str) -> float:
+    """KiB of the member's live weights at `precision` (what a compacted export stores, biases
+    aside)."""
+    return record["synapses"] * BYTES_PER_WEIGHT.get(precision, 4) / 1024
+
+
+def _latency_ms(record: dict) -> str:
+    """Milliseconds per timed query (batch images) of a measured member, else '-'."""
+    fps = record.get("fps")
+    if not fps:
+        return "-"
+    batch = (record.get("bench") or {}).get("batch", 1)
+    return f"{1000.0 * batch / fps:.3f}"
 
 
 def _fps(value: float | None) -> str:
@@ -177,7 +204,7 @@ def has_fps(records: list[dict]) -> bool:
 
 def table1_header(records: list[dict]) -> list[str]:
     return (TABLE1_HEADER + (["Val. acc."] if has_validation(records) else [])
-            + (["FPS"] if has_fps(records) else [])
+            + (["FPS", "Latency (ms)"] if has_fps(records) else [])
             + (["Pred. FPS"] if has_predictions(records) else []))
 
 
@@ -209,21 +236,26 @@ def layer_table(records: list[dict]) -> list[list[str]]:
     generation on validation (its test accuracy shown)."""
     return [
         [str(r["generation"]), f"{r['accuracy']:.4f}"]
-        + [f"{e:.2f}X" for e in r["layer_cluster_efficiency"]]
-        + [f"{r['cluster_efficiency']:.2f}X"]
+        + [times(e) for e in r["layer_cluster_efficiency"]]
+        + [times(r["cluster_efficiency"])]
         for r in _best_per_generation(records)
     ]
 
 
-TABLE1_HEADER = ["Gen.", "Member", "A-E (synapses)", "Clusters", "MACs", "Acc."]
+TABLE1_HEADER = ["Gen.", "Member", "Synapses", "Synaptic eff.", "Clusters", "Cluster eff.", "MACs",
+                 "MAC red.", "Weights (KiB)", "Test acc."]
+TABLE1_TITLE, TABLE1_SOURCE = "Architectural efficiency vs accuracy", "seed 001, Table 1 (A-E: synaptic eff.)"
+TABLE2_TITLE, TABLE2_SOURCE = "Cluster efficiency per layer", "seed 001, Table 2 (E: all layers)"
 
 
 def table2_header(records: list[dict]) -> list[str]:
-    return ["Gen.", "Acc."] + [f"Layer {i + 1}" for i in range(len(records[0]["layers"]))] + ["E"]
+    from .plotting import layer_labels
+
+    return ["Gen.", "Test acc."] + layer_labels(records[0]["layers"]) + ["All layers"]
 
 
 def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | None = None,
-                   pressure: list[dict] | None = None) -> Path:
+                   pressure: list[dict] | None = None, precision: str = "fp32") -> Path:
     """The tables as Markdown in RUN/report/tables.md, to read without jetsynth (the frontier
     when members were timed, the pressure per generation when given)."""
 
@@ -234,9 +266,9 @@ def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | No
     path = Path(run_dir) / "report" / "tables.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "## Architectural efficiency vs accuracy (seed 001, Table 1)\n\n"
-        + markdown(table1_header(records), efficiency_table(records))
-        + "\n\n## Cluster efficiency per layer (seed 001, Table 2)\n\n"
+        f"## {TABLE1_TITLE}\n\n*{TABLE1_SOURCE}*\n\n"
+        + markdown(table1_header(records), efficiency_table(records, precision))
+        + f"\n\n## {TABLE2_TITLE}\n\n*{TABLE2_SOURCE}*\n\n"
         + markdown(table2_header(records), layer_table(records))
         + "\n"
         + (

@@ -37,7 +37,9 @@ def test_summary_has_the_contract_fields(run_dir):
 def test_tables(run_dir):
     _, records = load_records(run_dir)
     rows = efficiency_table(records)
-    assert rows[0][:3] == ["1", "0", "1.00X"]
+    assert rows[0][:2] == ["1", "0"] and rows[0][3] == "1.00×"
+    assert rows[0][2] == f"{records[0]['synapses']:,}" and rows[0][6] == f"{records[0]['macs']:,}"
+    assert rows[0][8] == f"{records[0]['synapses'] * 4 / 1024:,.1f}"  # KiB of fp32 weights
     assert len(layer_table(records)[0]) == 2 + 4 + 1
 
 
@@ -58,7 +60,9 @@ def test_not_a_run_dir(tmp_path):
 def test_markdown_tables(run_dir):
     _, records = load_records(run_dir)
     text = write_markdown(run_dir, records).read_text()
-    assert "seed 001, Table 1" in text and "| 1 | 0 | 1.00X |" in text
+    assert "## Architectural efficiency vs accuracy\n\n*seed 001, Table 1" in text
+    assert f"| 1 | 0 | {records[0]['synapses']:,} | 1.00× |" in text and "X |" not in text
+    assert "| Gen. | Test acc. | conv1 | conv2 | fc1 | fc2 | All layers |" in text
 
 
 def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
@@ -67,7 +71,11 @@ def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
     target = tmp_path / "copy"
     paths = write_plots(target, records)
     assert target / "report" / "fps.png" in paths
-    assert "| FPS |" in write_markdown(target, records).read_text()
+    assert "| FPS | Latency (ms) |" in write_markdown(target, records).read_text()
+    from jetsynth.report import table1_header
+
+    latency = efficiency_table(records)[0][table1_header(records).index("Latency (ms)")]
+    assert float(latency) == pytest.approx(1000 / records[0]["fps"], rel=1e-3)  # ms per query
 
 
 def test_pick_member_by_hand():
@@ -107,8 +115,9 @@ def test_best_members_and_the_floor_are_chosen_on_validation():
     from jetsynth.report import _best_per_generation, run_floor
     from jetsynth.selection import pick_member
 
-    base = {"macs": 10, "synapses": 5, "fps": None, "layers": [], "layer_cluster_efficiency": [],
-            "parents": [], "synaptic_efficiency": 1.0, "cluster_efficiency": 1.0, "mac_reduction": 1.0}
+    base = {"macs": 10, "synapses": 5, "clusters": 3, "fps": None, "layers": [],
+            "layer_cluster_efficiency": [], "parents": [], "synaptic_efficiency": 1.0,
+            "cluster_efficiency": 1.0, "mac_reduction": 1.0}
     records = [
         {**base, "id": "a", "generation": 1, "member": 0, "accuracy": 0.95, "val_accuracy": 0.99,
          "macs": 100},

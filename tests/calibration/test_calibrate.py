@@ -106,6 +106,21 @@ def test_calibration_plot(calibrated, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_calibration_plot_marks_the_held_out_networks(calibrated):
+    from jetsynth.calibration.plot import calibration_figure, held_out
+
+    samples: list[Sample] = [s for s, _, _ in calibrated["progress"]]
+    fig = calibration_figure(samples, calibrated["model"])
+    ax = fig.axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any(label.endswith(", held out") for label in labels) and "lenet5, fitted" in labels
+    assert "held-out median error" in ax.get_title()
+    timed = [s for s in samples if s.fps]
+    assert held_out(timed) == {i for i in range(len(timed)) if i % 4 == 3}
+    hollow = [c for c in ax.collections if c.get_label().endswith("held out")]
+    assert sum(len(c.get_offsets()) for c in hollow) == len(held_out(timed))
+
+
 def _run(*args):
     return CliRunner().invoke(cli, list(args))
 
