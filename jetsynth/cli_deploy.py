@@ -61,10 +61,10 @@ def devices_add(name: str, host: str, port: int | None, identity: str | None, py
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def devices_list(as_json: bool) -> None:
     """Show the stored devices."""
-    from rich.console import Console
     from rich.table import Table
 
     from .devices import inventory_path, load_devices
+    from .progress import make_console
 
     try:
         stored = load_devices()
@@ -80,7 +80,7 @@ def devices_list(as_json: bool) -> None:
     table = Table("name", "destination", "port", "profile", "python", "remote dir")
     for name, d in stored.items():
         table.add_row(name, d.destination, str(d.port), d.profile or "-", d.python, d.remote_dir)
-    Console().print(table)
+    make_console().print(table)
 
 
 @devices.command("remove")

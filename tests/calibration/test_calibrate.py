@@ -127,7 +127,9 @@ def _run(*args):
 
 def test_cli_calibrate_prints_the_model_as_json(calibrated, tmp_path):
     folder = with_networks(calibrated, tmp_path)
-    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--dir", str(folder), "--json")
+    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--precision", "fp16",
+                  "--dir", str(folder), "--json",
+                  "--precision", "fp16")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["path"] == str(folder / "ort-cpu.json") and data["plot"] == str(folder / "ort-cpu.png")
@@ -140,7 +142,8 @@ def test_cli_calibrate_prints_the_model_as_json(calibrated, tmp_path):
 def test_cli_calibrate_summarises_the_errors(calibrated, tmp_path):
     folder = calibrated["folder"]
     output = tmp_path / "model.json"
-    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--dir", str(folder),
+    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--precision", "fp16",
+                  "--dir", str(folder),
                   "-o", str(output))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -180,3 +183,11 @@ def test_cli_calibrate_an_unknown_device_in_a_real_process(tmp_path, monkeypatch
     lines = process.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no device named 'nowhere'")
     assert not (tmp_path / "calibration").exists()
+
+
+def test_calibrate_and_evolve_default_to_the_same_precision():
+    from jetsynth.cli_calibrate import calibrate as command
+    from jetsynth.config import EvolveConfig
+
+    option = next(p for p in command.params if p.name == "precision")
+    assert option.default == EvolveConfig().precision == "fp32"
