@@ -159,10 +159,10 @@ def test_cli_calibrate_summarises_the_errors(calibrated, tmp_path):
     [
         (["nowhere"], "no device named 'nowhere'"),
         (["none"], "calibrate needs somewhere to time networks"),
-        (["ort", "--batch", "0"], "--batch must be at least 1"),
-        (["ort", "--seconds", "0"], "--seconds positive"),
+        (["ort", "--batch", "0"], "--batch must be an integer in [1, 4096]"),
+        (["ort", "--seconds", "0"], "--seconds must be a finite number in (0, "),
         (["ort", "--arch", "resnet"], "cannot calibrate on 'resnet'"),
-        (["ort", "--variants", "0"], "--variants must be at least 1"),
+        (["ort", "--variants", "0"], "--variants must be an integer in [1, "),
     ],
 )
 def test_cli_calibrate_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, message):
