@@ -92,8 +92,8 @@ class RunDirectory:
     def set_aside_damaged(self) -> list[str]:
         """Move every damaged member out of the way, into RUN/damaged/, so that a resumed run
         trains it again: a member entry that is not a folder, a member.json that does not
-        validate, a finished member whose genome does not read. Returns what was moved, as
-        'member: why' lines."""
+        validate. Returns what was moved, as 'member: why' lines. A genome that does not read is
+        not moved: it may have been tampered with, and the run stops on one line naming it."""
         folder = self.root / MEMBERS_DIR
         if not folder.is_dir():
             return []
@@ -107,11 +107,8 @@ class RunDirectory:
             elif (entry / MEMBER_FILE).exists():
                 try:
                     MemberRecord.read(entry / MEMBER_FILE)
-                    genome_header(entry)
-                    load_masks(entry)
-                except JetsynthError as exc:
-                    problem = (f"{MEMBER_FILE} {exc.problem}" if isinstance(exc, DamagedRecord)
-                               else str(exc))
+                except DamagedRecord as exc:
+                    problem = f"{MEMBER_FILE} {exc.problem}"
             if problem is not None:
                 target = _free_name(self.root / DAMAGED_DIR / entry.name)
                 target.parent.mkdir(parents=True, exist_ok=True)

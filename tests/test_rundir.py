@@ -155,8 +155,7 @@ def test_a_config_written_before_the_format_was_recorded_still_reads(tmp_path):
         RunDirectory(tmp_path / "run").stored_config()
 
 
-@pytest.mark.parametrize("damage", ["garbage member.json", "member folder a file",
-                                    "garbage genome.json"])
+@pytest.mark.parametrize("damage", ["garbage member.json", "member folder a file"])
 def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage):
     from jetsynth.evolve import Observer, evolve
 
@@ -166,8 +165,6 @@ def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage
     member = run / "members" / "g02-m00"
     if damage == "garbage member.json":
         (member / "member.json").write_text("{{ not json")
-    elif damage == "garbage genome.json":
-        (member / "genome.json").write_text("garbage")
     else:
         import shutil
 
@@ -188,3 +185,15 @@ def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage
     assert [r["id"] for r in RunDirectory(run).records()] == ["g01-m00", "g02-m00", "g03-m00"]
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events].count("member_set_aside") == 1
+
+
+def test_resume_stops_on_a_damaged_genome_naming_it(tmp_path):
+    from jetsynth.evolve import evolve
+
+    run = tmp_path / "run"
+    config = replace(CONFIG, generations=2)
+    evolve(config, run)
+    (run / "members" / "g01-m00" / "genome.json").write_text("garbage")
+    with pytest.raises(JetsynthError, match="g01-m00/genome.json is damaged"):
+        evolve(replace(config, generations=3), run, resume=True)
+    assert not (run / "damaged").exists()
