@@ -15,69 +15,27 @@ from pathlib import Path
 import click
 
 from .cli_calibrate import calibrate
+from .cli_common import OneLineGroup
 from .cli_common import fail as _fail
 from .cli_deploy import build, deploy, devices
+from .cli_types import (
+    BATCH,
+    COUNT,
+    EPOCHS,
+    FRACTION,
+    IMAGE_SIZE,
+    MAX_COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    SECONDS,
+    SEED,
+    THREADS,
+    TRAIN_BATCH,
+    WARMUP,
+    Number,
+)
 from .errors import JetsynthError
-
-
-class _RichObserver:
-    """Live progress: one bar for the members of the run, one for the member in training."""
-
-    def __init__(self, console):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.run_task = None
-        self.member_task = None
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-
-    def run_started(self, run_dir, done, total):
-        self.console.print(f"run directory: {run_dir}")
-        self.run_task = self.progress.add_task("members", total=total, completed=done)
-
-    def member_started(self, member_id):
-        if self.member_task is not None:
-            self.progress.remove_task(self.member_task)
-        self.member_task = self.progress.add_task(f"training {member_id}", total=None)
-
-    def step(self, done, total):
-        self.progress.update(self.member_task, completed=done, total=total)
-
-    def notice(self, text):
-        self.progress.console.print(text)
-
-    def member_finished(self, record):
-        self.progress.advance(self.run_task)
-        val = record.get("val_accuracy")
-        self.progress.console.print(
-            f"{record['id']}: accuracy {record['accuracy']:.4f}"
-            + (f" (validation {val:.4f}), " if val is not None else ", ") +
-            f"{record['synapses']} synapses ({record['synaptic_efficiency']:.2f}X), "
-            f"{record['clusters']} clusters ({record['cluster_efficiency']:.2f}X), "
-            f"{record['train_seconds']:.1f} s{_speed_note(record)}"
-        )
+from .progress import StepProgress, make_console, run_observer
 
 
 def _floats(ctx, param, values) -> tuple[float, ...] | None:
@@ -90,19 +48,7 @@ def _floats(ctx, param, values) -> tuple[float, ...] | None:
     return found or None
 
 
-def _speed_note(record: dict) -> str:
-    """', 12,345 FPS (interquartile range ...)' when measured, ', ~12,345 FPS predicted' when
-    only predicted, else ''."""
-    if record.get("fps"):
-        iqr = record.get("fps_iqr")
-        spread = f" (interquartile range {iqr[0]:,.0f}–{iqr[1]:,.0f})" if iqr else ""
-        return f", {record['fps']:,.0f} FPS{spread}"
-    if record.get("fps_predicted"):
-        return f", ~{record['fps_predicted']:,.0f} FPS predicted"
-    return ""
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jetsynth")
 def cli() -> None:
     """Evolve small, fast neural networks and ship them to NVIDIA Jetson devices."""
@@ -112,12 +58,12 @@ def cli() -> None:
 @click.option("--data", default="digits", show_default=True,
               help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR | folder:DIR "
                    "(your images, one sub-folder per class)")
-@click.option("--subset", type=float, default=1.0, show_default=True,
+@click.option("--subset", type=Number(float, 0, 1, low_open=True), default=1.0, show_default=True,
               help="Stratified, seeded fraction of the training split to use.")
-@click.option("--val-split", type=float, default=0.1, show_default=True,
+@click.option("--val-split", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
               help="Stratified, seeded fraction of the training split held out for validation, "
                    "which selection uses (folder:DIR with DIR/val: that folder); 0: none.")
-@click.option("--input-size", type=int, default=None,
+@click.option("--input-size", type=IMAGE_SIZE, default=None,
               help="Resize every image to S×S [default: the dataset's size; folder:DIR: the images' "
                    "own when all are square and of one size, else 32].")
 @click.option("--mean", type=str, multiple=True, callback=_floats,
@@ -131,32 +77,33 @@ def cli() -> None:
 @click.option("--arch", default="lenet5", show_default=True,
               help="lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | file.py:function "
                    "(your factory (input_shape, classes) -> nn.Module; user code, see Security).")
-@click.option("--generations", type=int, default=6, show_default=True,
+@click.option("--generations", type=COUNT, default=6, show_default=True,
               help="Generations including the ancestor (generation 1).")
-@click.option("--population", type=int, default=1, show_default=True,
+@click.option("--population", type=COUNT, default=1, show_default=True,
               help="Offspring per generation.")
-@click.option("--parents", type=int, default=1, show_default=True, help="Parents per offspring.")
+@click.option("--parents", type=COUNT, default=1, show_default=True, help="Parents per offspring.")
 @click.option("--cluster", type=click.Choice(["kernel", "filter"]), default=None,
               help="What a synaptic cluster is in conv layers [default: filter with --target-fps, "
                    "else kernel].")
-@click.option("--keep", type=float, default=None,
+@click.option("--keep", type=Number(float, 0, 1, low_open=True), default=None,
               help="Offspring's share of its parent's synapses (environmental pressure); with "
                    "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
                    "--accuracy-floor, else 0.8].")
-@click.option("--balance", type=float, default=None,
+@click.option("--balance", type=FRACTION, default=None,
               help="0: every layer loses the same share; 1: big layers carry the pressure "
                    "[default: 0 with --target-fps, else 0.5].")
-@click.option("--truncation", type=float, default=0.1, show_default=True,
+@click.option("--truncation", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
               help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
-@click.option("--cluster-pressure", type=float, default=None,
+@click.option("--cluster-pressure", type=FRACTION, default=None,
               help="Share of the pressure that removes whole clusters (1) rather than thinning them (0) "
                    "[default: 0.9 with --target-fps, else 0.5].")
-@click.option("--epochs", type=int, default=None,
+@click.option("--epochs", type=EPOCHS, default=None,
               help="Training epochs per offspring [default: 5 on digits, else 2].")
-@click.option("--ancestor-epochs", type=int, default=None,
+@click.option("--ancestor-epochs", type=EPOCHS, default=None,
               help="Training epochs of the ancestor [default: 20 on digits, else 5].")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=TRAIN_BATCH, default=128, show_default=True)
+@click.option("--lr", type=Number(float, 0, 10, low_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32",
               show_default=True, help="fp16: restrict trained weights to half precision.")
 @click.option("--alignment", type=click.Choice(["tag", "position"]), default="tag",
@@ -165,36 +112,36 @@ def cli() -> None:
               help="Mating function: weighted sum (seed 000) or product over K_c (seed 002).")
 @click.option("--structure", type=click.Choice(["intersection", "union"]), default="intersection",
               show_default=True, help="Offspring clusters: in all parents, or in any (tagged union).")
-@click.option("--alpha", "alphas", type=float, multiple=True,
+@click.option("--alpha", "alphas", type=NON_NEGATIVE, multiple=True,
               help="Mating weight of each parent, once per parent [default: equal].")
 @click.option("--selection", type=click.Choice(["random", "fitness", "fps", "similarity"]), default=None,
               help="Parent-selection policy [default: fps with --target-fps, else random].")
-@click.option("--overlap-band", type=(float, float), default=(0.5, 0.9), show_default=True,
+@click.option("--overlap-band", type=(FRACTION, FRACTION), default=(0.5, 0.9), show_default=True,
               help="similarity selection: preferred cluster overlap of mates with the first parent.")
 @click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
 @click.option("--executor", default="local", show_default=True, help="Where members train.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--threads", type=THREADS, default=1, show_default=True,
               help="torch threads for training (0: torch's default, one per core); on a shared "
                    "machine one thread trains fastest (tools/bench_train_threads.py).")
 @click.option("--bench", default="none", show_default=True,
               help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                    "(a stored name or user@host[:port]; see `jetsynth devices`).")
-@click.option("--bench-batch", type=int, default=1, show_default=True, help="--bench: images per query.")
-@click.option("--bench-seconds", type=float, default=0.5, show_default=True,
+@click.option("--bench-batch", type=BATCH, default=1, show_default=True, help="--bench: images per query.")
+@click.option("--bench-seconds", type=SECONDS, default=0.5, show_default=True,
               help="--bench: minimum timed seconds per member.")
-@click.option("--target-fps", type=float, default=None,
+@click.option("--target-fps", type=POSITIVE, default=None,
               help="Stop after the generation in which a member reaches this FPS (needs --bench).")
-@click.option("--max-drop", type=float, default=None,
+@click.option("--max-drop", type=Number(float, 0, 1, high_open=True), default=None,
               help="Shrink until the floor: members must keep validation accuracy within this "
                    "fraction of the ancestor's (0.01 = one point); turns on adaptive pressure "
                    "[default floor: one point].")
-@click.option("--accuracy-floor", type=float, default=None,
+@click.option("--accuracy-floor", type=FRACTION, default=None,
               help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
-@click.option("--patience", type=int, default=None,
+@click.option("--patience", type=COUNT, default=None,
               help="Stop once this many generations in a row found no smaller (or faster) member "
                    "at the accuracy floor.")
 @click.option("--pressure", type=click.Choice(["fixed", "adaptive"]), default=None,
@@ -202,7 +149,7 @@ def cli() -> None:
                    "(strong with room above the floor, easing near it, none after a fall below it) "
                    "and, with --target-fps, the speed still missing [default: adaptive with "
                    "--target-fps, --max-drop or --accuracy-floor, else fixed].")
-@click.option("--measure-every", type=int, default=1, show_default=True,
+@click.option("--measure-every", type=COUNT, default=1, show_default=True,
               help="--bench: time every K-th member and predict the rest with the latency model.")
 @click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
               help="Start the ancestor from these weights (safetensors, or a torch state dict read "
@@ -217,7 +164,6 @@ def cli() -> None:
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""
-    from rich.console import Console
 
     from .config import EvolveConfig
     from .evolve import evolve as run_evolution
@@ -239,15 +185,15 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         stored = RunDirectory(run_dir).stored_config() if resume else None
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
-        with _RichObserver(Console(stderr=True)) as observer:
+        with run_observer() as observer:
             # user code is imported on the command line's word only: --arch typed, or --trust-code
             run_evolution(config, run_dir, resume=resume, observer=observer,
                           trust_code=trust_code or "arch" in given)
-        _print_report(run_dir, *load_records(run_dir), Console())
+        _print_report(run_dir, *load_records(run_dir), make_console())
         records = load_records(run_dir)[1]
-        if config.target_fps is not None:
-            click.echo(_target_outcome(config, records))
         click.echo(_ship_line(run_dir, config, records))
+        if config.target_fps is not None:  # last: whether the run did what was asked
+            click.echo(_target_outcome(config, records).replace("{run}", str(run_dir)))
     except JetsynthError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -292,8 +238,14 @@ def _target_outcome(config, records: list[dict]) -> str:
         return (f"target reached: {best['id']} runs at {best['fps']:,.0f} images/s (target "
                 f"{config.target_fps:,.0f}) with accuracy {selection_accuracy(best):.4f} on "
                 f"validation (floor {floor:.4f}), {best['accuracy']:.4f} on test")
-    kept = [r["fps"] for r in records if r.get("fps") and selection_accuracy(r) >= floor]
-    fastest = f"; fastest above the floor: {max(kept):,.0f} images/s" if kept else ""
+    kept = [r for r in records if r.get("fps") and selection_accuracy(r) >= floor]
+    fastest = ""
+    if kept:
+        best = max(kept, key=lambda r: r["fps"])
+        fastest = (f"; fastest above the floor: {best['id']} at {best['fps']:,.0f} images/s "
+                   f"({100 * best['fps'] / config.target_fps:.0f} % of the target), validation "
+                   f"accuracy {selection_accuracy(best):.4f} (jetsynth export {{run}} -g "
+                   f"{best['generation']} -m {best['member']})")
     return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
             f"not reached{fastest}")
 
@@ -303,6 +255,10 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     from .report import (
         FRONTIER_HEADER,
         PRESSURE_HEADER,
+        TABLE1_SOURCE,
+        TABLE1_TITLE,
+        TABLE2_SOURCE,
+        TABLE2_TITLE,
         efficiency_table,
         frontier_table,
         layer_table,
@@ -312,46 +268,50 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         run_floor,
         table1_header,
         table2_header,
-        write_frontier_plot,
         write_markdown,
+    )
+    from .report_plots import (
+        write_frontier_plot,
         write_plots,
         write_population_plots,
         write_pressure_plot,
     )
 
-    def show(title: str, header: list[str], rows: list[list[str]]) -> None:
+    def show(title: str, header: list[str], rows: list[list[str]], source: str | None = None) -> None:
         from rich.table import Table
 
-        table = Table(title=title)
+        table = Table(title=title, caption=source)
         for column in header:
             table.add_column(column, justify="right")
         for row in rows:
             table.add_row(*row)
         console.print(table)
 
-    show("Architectural efficiency vs accuracy (seed 001, Table 1)", table1_header(records),
-         efficiency_table(records))
-    show("Cluster efficiency per layer (seed 001, Table 2)", table2_header(records), layer_table(records))
+    show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
+         TABLE1_SOURCE)
+    show(TABLE2_TITLE, table2_header(records), layer_table(records), TABLE2_SOURCE)
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
         pressure = pressure_rows(records, floor)
-    paths = [write_markdown(run_dir, records, frontier, pressure), *write_plots(run_dir, records)]
+    paths = [write_markdown(run_dir, records, frontier, pressure, config["precision"]),
+             *write_plots(run_dir, records, config)]
     if any(row["front"] for row in frontier):
         show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
              FRONTIER_HEADER, frontier_table(frontier))
-        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps")))
+        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps"), config))
     if pressure:
         show(f"Environmental pressure per generation (floor {floor:.4f})", PRESSURE_HEADER,
              pressure_table(pressure))
-        paths.append(write_pressure_plot(run_dir, pressure))
+        paths.append(write_pressure_plot(run_dir, pressure, config))
     if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
-        show("Average cluster overlap per generation (seed 002, Table 1)",
+        show("Average cluster overlap per generation",
              ["Gen.", "Members", "Avg. overlap"],
              [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
-              for row in overlap_by_generation(run_dir, records, config["cluster"])])
-        paths += write_population_plots(run_dir, records, config["precision"])
+              for row in overlap_by_generation(run_dir, records, config["cluster"])],
+             "seed 002, Table 1")
+        paths += write_population_plots(run_dir, records, config["precision"], config)
     for path in paths:
         console.print(f"plot: {path}")
 
@@ -361,7 +321,6 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def report(run_dir: Path, as_json: bool) -> None:
     """Tables and plots of a run (seed 001's Tables 1-2; PNGs under RUN_DIR/report)."""
-    from rich.console import Console
 
     from .report import summary
     from .rundir import load_records
@@ -370,21 +329,21 @@ def report(run_dir: Path, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(summary(run_dir), indent=2))
         else:
-            _print_report(run_dir, *load_records(run_dir), Console())
+            _print_report(run_dir, *load_records(run_dir), make_console())
     except JetsynthError as exc:
         _fail(str(exc))
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--generation", "-g", type=int, required=True, help="Which generation to compare.")
+@click.option("--generation", "-g", type=COUNT, required=True, help="Which generation to compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     """Pairwise cluster overlap |A∩B|/|A| of a generation (seed 002), with a heatmap PNG."""
-    from rich.console import Console
     from rich.table import Table
 
-    from .report import generation_similarity, write_similarity_heatmap
+    from .report import generation_similarity
+    from .report_plots import write_similarity_heatmap
     from .rundir import load_records
     from .similarity import average_overlap
 
@@ -393,7 +352,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
         ids, matrix = generation_similarity(run_dir, generation, config["cluster"])
     except JetsynthError as exc:
         _fail(str(exc))
-    path = write_similarity_heatmap(run_dir, generation, ids, matrix)
+    path = write_similarity_heatmap(run_dir, generation, ids, matrix, config)
     if as_json:
         click.echo(json.dumps({"generation": generation, "members": ids,
                                "overlap": matrix.round(6).tolist(),
@@ -406,7 +365,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
         table.add_column(mid, justify="right")
     for mid, row in zip(ids, matrix, strict=True):
         table.add_row(mid, *[f"{100 * v:.1f} %" for v in row])
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")
     console.print(f"heatmap: {path}")
@@ -414,23 +373,24 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--generation", "-g", type=int, default=None, help="Generation of the member (ancestor: 1).")
-@click.option("--member", "-m", type=int, default=None, help="Member index within the generation.")
+@click.option("--generation", "-g", type=COUNT, default=None, help="Generation of the member (ancestor: 1).")
+@click.option("--member", "-m", type=Number(int, 0, MAX_COUNT), default=None,
+              help="Member index within the generation.")
 @click.option("--best", is_flag=True,
               help="The fastest member within --max-drop of the ancestor's accuracy [default].")
-@click.option("--max-drop", type=float, default=0.01, show_default=True,
+@click.option("--max-drop", type=FRACTION, default=0.01, show_default=True,
               help="--best: largest accuracy loss allowed, as a fraction (0.01 = one point).")
 @click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
               help="Weights and compute of the exported model.")
 @click.option("--io-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="Type of the input and output tensors.")
-@click.option("--opset", type=int, default=13, show_default=True,
+@click.option("--opset", type=Number(int, 1, 100), default=13, show_default=True,
               help="ONNX opset; TensorRT 8.2 (Jetson TX1) parses up to 13.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .onnx file to write.")
 @click.option("--parity/--no-parity", default=True, show_default=True,
               help="Compare onnxruntime's outputs with torch's on the run's test split.")
-@click.option("--finetune-epochs", type=int, default=0, show_default=True,
+@click.option("--finetune-epochs", type=EPOCHS, default=0, show_default=True,
               help="Train the member this many epochs more on the run's data first, its "
                    "structure fixed (evolution retrains each offspring only briefly).")
 @click.option("--arch", default=None,
@@ -438,7 +398,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
                    "allowing jetsynth to import it.")
 @click.option("--trust-code", is_flag=True,
               help="Allow importing the user code the run's config.json names.")
-@click.option("--channel-multiple", type=int, default=8, show_default=True,
+@click.option("--channel-multiple", type=Number(int, 1, 256), default=8, show_default=True,
               help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
                    "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
                    "padding is all zero, the output the same; 1 keeps exactly the live channels.")
@@ -453,9 +413,11 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
     if best and (generation is not None or member is not None):
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")
     try:
-        result, record = export_member(run_dir, output, generation, member, max_drop, precision,
-                                       io_precision, opset, parity, finetune_epochs, arch, trust_code,
-                                       channel_multiple)
+        with StepProgress(f"fine-tuning {finetune_epochs} epochs", finetune_epochs > 0) as progress:
+            result, record = export_member(run_dir, output, generation, member, max_drop, precision,
+                                           io_precision, opset, parity, finetune_epochs, arch,
+                                           trust_code, channel_multiple,
+                                           progress if finetune_epochs else None)
     except JetsynthError as exc:
         _fail(str(exc))
     summary = {
@@ -494,12 +456,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                                               "trt"]), default=None,
               help="[default: ort-cpu for .onnx files, torch-cpu for member folders, trt for engines "
                    "built here]")
-@click.option("--batch", type=int, default=1, show_default=True, help="Images per query.")
-@click.option("--duration", type=float, default=2.0, show_default=True,
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Images per query.")
+@click.option("--duration", type=SECONDS, default=2.0, show_default=True,
               help="Minimum seconds of timed queries.")
-@click.option("--iterations", type=int, default=50, show_default=True, help="Minimum timed queries.")
-@click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--iterations", type=COUNT, default=50, show_default=True, help="Minimum timed queries.")
+@click.option("--warmup", type=WARMUP, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
+@click.option("--threads", type=THREADS, default=1, show_default=True,
               help="CPU threads, the same as evolve --bench times with (0: the backend's own default, "
                    "all cores).")
 @click.option("--trials", type=click.IntRange(min=1), default=5, show_default=True,
@@ -543,7 +505,8 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        result = measure(runner, batch, warmup, duration, iterations, trials=trials)
+        result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations, trials=trials),
+                            model)
     except JetsynthError as exc:
         _fail(str(exc))
     if as_json:
@@ -560,6 +523,19 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
 
 
+def _run_model(timing, model: Path):
+    """Run `timing()`, which executes the user's model: a model that fails when run (a shape it
+    cannot take, an operator the backend lacks) is bad input, said in one line, not a bug."""
+    try:
+        return timing()
+    except (JetsynthError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # onnxruntime's and torch's errors share no base class
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise JetsynthError(f"{model} fails when run ({first[:300]}); check that it was exported "
+                            "for this input, or re-export it") from None
+
+
 cli.add_command(devices)
 cli.add_command(deploy)
 cli.add_command(build)
@@ -568,12 +544,5 @@ cli.add_command(calibrate)
 
 def main() -> None:
     """Console entry point: usage errors (an unknown option, a nonsense value) also end with one
-    line and exit status 2."""
-    try:
-        code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        _fail(f"{exc.format_message()} (see jetsynth --help)")
-    sys.exit(code if isinstance(code, int) else 0)
+    line and exit status 2 (see OneLineGroup)."""
+    cli.main()

@@ -8,21 +8,28 @@ from pathlib import Path
 import click
 
 from .cli_common import fail
+from .cli_types import BATCH, SECONDS, SEED, Number
+
+DEFAULT_PRECISION = "fp32"
+"""evolve's default --precision (fp32), so that `calibrate DEVICE` fits the model `evolve --bench
+DEVICE` looks for."""
 
 
 @click.command()
 @click.argument("device")
-@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
-              help="Precision the networks are exported at (evolve's --precision must match).")
-@click.option("--batch", type=int, default=1, show_default=True,
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default=DEFAULT_PRECISION,
+              show_default=True,
+              help="Precision the networks are exported at: evolve's --precision must match (the "
+                   "same default).")
+@click.option("--batch", type=BATCH, default=1, show_default=True,
               help="Images per query (evolve's --bench-batch must match).")
-@click.option("--seconds", type=float, default=0.5, show_default=True,
+@click.option("--seconds", type=SECONDS, default=0.5, show_default=True,
               help="Minimum timed seconds per network.")
-@click.option("--variants", type=int, default=24, show_default=True,
+@click.option("--variants", type=Number(int, 1, 10_000), default=24, show_default=True,
               help="Networks per architecture in the sweep (the first is the full ancestor).")
 @click.option("--arch", "archs", multiple=True, default=("lenet5", "alexnet-cifar"), show_default=True,
               help="Architectures whose compacted variants are timed (repeat the option).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Which random widths the sweep draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Which random widths the sweep draws.")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("calibration"), show_default=True,
               help="Where the model, its measurements, networks and plot are kept.")
@@ -35,30 +42,25 @@ def calibrate(device: str, precision: str, batch: int, seconds: float, variants:
     """Time a sweep of compacted networks on DEVICE and fit its latency model.
 
     DEVICE is ort (onnxruntime CPU here), ort-cuda, ort-trt, a stored device name or
-    user@host[:port]. Evolution with --bench DEVICE --measure-every K predicts the members it
-    does not time with DIR/DEVICE.json."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    user@host[:port]. The model is written to DIR/NAME.json, NAME being the backend's full name
+    (ort-cpu.json for ort) or the device's; evolution with --bench DEVICE --measure-every K
+    predicts the members it does not time with it."""
     from .calibration.plot import write_calibration_plot
     from .calibration.procedure import calibrate as run_calibration
     from .config import resolve_bench
     from .errors import JetsynthError
+    from .progress import StepProgress
 
-    if batch < 1 or seconds <= 0:
-        fail("--batch must be at least 1 and --seconds positive")
     if device == "none":
         fail("calibrate needs somewhere to time networks: ort, ort-cuda, ort-trt or a device")
     collected = []
     try:
         target = resolve_bench(device)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=Console(stderr=True)) as progress:
-            task = progress.add_task(f"timing networks on {device}", total=None)
+        with StepProgress(f"timing networks on {device}") as progress:
 
             def advance(sample, done, total):
                 collected.append(sample)
-                progress.update(task, completed=done, total=total)
+                progress(done, total)
 
             model, path = run_calibration(target, precision, batch, seconds, tuple(archs), variants, seed,
                                           folder, output, advance)

@@ -9,12 +9,13 @@ import click
 
 from .calibration.profiles import PROFILES
 from .cli_common import fail
+from .cli_types import BATCH, COUNT, MIB, PORT, SECONDS, THREADS, WARMUP, Number
 from .errors import JetsynthError
 
 _SSH_OPTIONS = [
     click.option("--accept-new-host-key", is_flag=True,
                  help="Record the key of a device seen for the first time (a changed key is still refused)."),
-    click.option("--connect-timeout", type=click.IntRange(1, 300), default=10, show_default=True,
+    click.option("--connect-timeout", type=Number(int, 1, 300), default=10, show_default=True,
                  help="Seconds to wait for the SSH connection."),
 ]
 
@@ -33,7 +34,7 @@ def devices() -> None:
 @devices.command("add")
 @click.argument("name")
 @click.option("--host", required=True, help="[user@]address[:port] of the device.")
-@click.option("--port", type=int, default=None, help="SSH port [default: 22, or the one in --host].")
+@click.option("--port", type=PORT, default=None, help="SSH port [default: 22, or the one in --host].")
 @click.option("--identity", default=None, help="Private key file for this device.")
 @click.option("--python", default="python3", show_default=True, help="The device's Python (runs the agent).")
 @click.option("--profile", type=click.Choice(list(PROFILES)), default=None, help="Which board it is.")
@@ -61,10 +62,10 @@ def devices_add(name: str, host: str, port: int | None, identity: str | None, py
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def devices_list(as_json: bool) -> None:
     """Show the stored devices."""
-    from rich.console import Console
     from rich.table import Table
 
     from .devices import inventory_path, load_devices
+    from .progress import make_console
 
     try:
         stored = load_devices()
@@ -80,7 +81,7 @@ def devices_list(as_json: bool) -> None:
     table = Table("name", "destination", "port", "profile", "python", "remote dir")
     for name, d in stored.items():
         table.add_row(name, d.destination, str(d.port), d.profile or "-", d.python, d.remote_dir)
-    Console().print(table)
+    make_console().print(table)
 
 
 @devices.command("remove")
@@ -180,21 +181,21 @@ def _in_order(targets: tuple[str, ...], chosen: list, results: list[dict],
               help="A stored device name or user@host[:port]; repeat for several devices at once.")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "trtexec", "onnxruntime"]), default="auto",
               show_default=True, help="auto: TensorRT bindings, else trtexec, else onnxruntime.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per query.")
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Images per query.")
 @click.option("--fp16/--no-fp16", default=None,
               help="Build in fp16 where the GPU has fast fp16 [default: the device profile's choice, fp16].")
-@click.option("--duration", type=float, default=3.0, show_default=True, help="Minimum timed seconds.")
-@click.option("--warmup", type=float, default=0.5, show_default=True, help="Untimed seconds first.")
-@click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--duration", type=SECONDS, default=3.0, show_default=True, help="Minimum timed seconds.")
+@click.option("--warmup", type=WARMUP, default=0.5, show_default=True, help="Untimed seconds first.")
+@click.option("--iterations", type=COUNT, default=50, show_default=True,
               help="Minimum timed queries.")
-@click.option("--threads", type=int, default=0, show_default=True,
+@click.option("--threads", type=THREADS, default=0, show_default=True,
               help="onnxruntime CPU threads (0: default).")
 @click.option("--ort-provider", type=click.Choice(["auto", "cpu", "cuda", "trt"]), default="auto",
               show_default=True, help="onnxruntime path: which execution provider.")
-@click.option("--workspace", type=int, default=256, show_default=True, help="TensorRT workspace (MiB).")
-@click.option("--min-free", type=int, default=64, show_default=True,
+@click.option("--workspace", type=MIB, default=256, show_default=True, help="TensorRT workspace (MiB).")
+@click.option("--min-free", type=Number(int, 0, 1 << 20), default=64, show_default=True,
               help="MiB the device must have free beyond the copied files.")
-@click.option("--timeout", type=float, default=900.0, show_default=True,
+@click.option("--timeout", type=SECONDS, default=900.0, show_default=True,
               help="Seconds any one remote step may take (an engine build on a TX1 takes minutes).")
 @_ssh_options
 @click.option("--json", "as_json", is_flag=True,
@@ -245,11 +246,11 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
               help="Engine file to write (its facts go to OUTPUT.json).")
 @click.option("--fp16", is_flag=True, help="Build in fp16 (used only where the GPU has fast fp16).")
 @click.option("--sparse", is_flag=True, help="Sparse weights (compute 8.0+ only; says so when ignored).")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch", type=BATCH, default=1, show_default=True,
               help="Batch size the engine is optimised for.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=None,
+@click.option("--max-batch", type=BATCH, default=None,
               help="Largest batch [default: --batch].")
-@click.option("--workspace", type=int, default=256, show_default=True, help="Workspace (MiB).")
+@click.option("--workspace", type=MIB, default=256, show_default=True, help="Workspace (MiB).")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Read and update this TensorRT timing cache (faster rebuilds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine's facts as JSON.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, fields, replace
 
 from .dataset import VAL_SPLIT, DataSpec
 from .devices import BenchTarget
@@ -141,6 +142,10 @@ class EvolveConfig:
                 f"give one --alpha per parent ({self.parents}), or none for equal weights",
             ),
             (
+                self.alphas is not None and (min(self.alphas) < 0 or sum(self.alphas) <= 0),
+                "--alpha weights must be 0 or more and not all 0",
+            ),
+            (
                 not 0.0 <= self.overlap_band[0] <= self.overlap_band[1] <= 1.0,
                 "--overlap-band LOW HIGH must satisfy 0 <= LOW <= HIGH <= 1",
             ),
@@ -177,10 +182,22 @@ class EvolveConfig:
                 "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",
             ),
         ]
+        not_finite = list(dict.fromkeys(name for name, value in self._numbers() if not math.isfinite(value)))
+        if not_finite:
+            raise JetsynthError(f"{', '.join(not_finite)} must be finite numbers (not NaN or infinity)")
         for failed, message in problems:
             if failed:
                 raise JetsynthError(message)
         self.bench_target()
+
+    def _numbers(self):
+        """(option, value) for every number in the configuration, tuples item by item."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            for item in values:
+                if isinstance(item, (int, float)) and not isinstance(item, bool):
+                    yield "--" + f.name.replace("_", "-"), item
 
     def synthesis(self, parents: int, keep: float | None = None) -> SynthesisConfig:
         """Synthesis settings for an offspring of `parents` parents (fewer than --parents when

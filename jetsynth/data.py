@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import struct
 from pathlib import Path
@@ -55,14 +56,21 @@ def load_dataset(spec: DataSpec) -> Dataset:
 
         return load_image_folder(spec)
     train_x, train_y, test_x, test_y = loaders[spec.kind](spec.path)
-    _check_pair(train_x, train_y, f"{spec} training split")
-    _check_pair(test_x, test_y, f"{spec} test split")
+    classes = len(CLASS_NAMES[spec.kind])
+    _check_pair(train_x, train_y, f"{spec} training split", classes)
+    _check_pair(test_x, test_y, f"{spec} test split", classes)
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise JetsynthError(
+            f"{spec}: training images are {'×'.join(map(str, train_x.shape[1:]))} but test images "
+            f"{'×'.join(map(str, test_x.shape[1:]))} (channels×height×width); the files do not "
+            "belong together, re-download them"
+        )
     train_rows, val_rows = training_rows(train_y, spec)
     return _normalise(spec, (train_x[train_rows], train_y[train_rows]), (test_x, test_y),
                       (train_x[val_rows], train_y[val_rows]), CLASS_NAMES[spec.kind])
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
+def _check_pair(images: np.ndarray, labels: np.ndarray, what: str, classes: int) -> None:
     if images.ndim != 4:
         raise JetsynthError(f"{what}: images have shape {images.shape}, expected (N, C, H, W)")
     if len(images) != len(labels):
@@ -72,6 +80,10 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
         )
     if len(images) == 0:
         raise JetsynthError(f"{what}: no examples")
+    if labels.min() < 0 or labels.max() >= classes:
+        raise JetsynthError(f"{what}: labels run from {labels.min()} to {labels.max()}, but the "
+                            f"dataset has classes 0..{classes - 1}; the label files are damaged, "
+                            "re-download them")
 
 
 def resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -188,7 +200,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     if len(raw) < header:
         raise JetsynthError(f"{path}: truncated IDX header; re-download the file")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)  # Python integers: a damaged header must not overflow
     if len(raw) - header < expected:
         raise JetsynthError(
             f"{path}: truncated: header promises {expected} bytes of data, file has "

@@ -137,7 +137,11 @@ def nearest_rank(sorted_values, percent):
 
 def time_queries(infer, warmup_seconds, min_seconds, min_queries):
     """Run `infer()` (one blocking query) for an untimed warm-up, then until `min_seconds` and
-    `min_queries` are both reached. Returns (per-query latencies in ms, loop wall time in s)."""
+    `min_queries` are both reached. Returns (per-query latencies in ms, loop wall time in s).
+    A NaN or infinite duration would never be reached: refused rather than looped on forever."""
+    if not all(math.isfinite(v) and v >= 0 for v in (warmup_seconds, min_seconds, min_queries)):
+        raise AgentError("timing durations and query counts must be finite and not negative, got "
+                         f"warm-up {warmup_seconds}, duration {min_seconds}, queries {min_queries}")
     started = time.perf_counter()
     infer()
     while time.perf_counter() - started < warmup_seconds:

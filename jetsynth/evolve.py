@@ -261,6 +261,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
+    for line in run.set_aside:
+        run.event("member_set_aside", detail=line)
+        observer.notice(f"damaged member set aside, trained again: {line}")
 
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)

@@ -31,6 +31,7 @@ def export_member(
     arch: str | None = None,
     trust_code: bool = False,
     channel_multiple: int = 1,
+    on_step=None,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `selection.best_member`), with parity measured on the run's test split. Returns the result
@@ -40,7 +41,8 @@ def export_member(
     is worth a longer training (the record then holds the new accuracy, and `finetune` the
     epochs and the accuracy before). A run made with user code (`module:function`,
     `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
-    the run's own) or `trust_code`."""
+    the run's own) or `trust_code`. `on_step(done, total)`: fine-tuning progress, per optimiser
+    step."""
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
@@ -60,7 +62,7 @@ def export_member(
                     else "the parity check; add --no-parity to skip it")
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
-        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs)
+        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
     images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
                            genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
@@ -68,13 +70,13 @@ def export_member(
 
 
 def finetune_member(genome: Genome, record: dict, dataset, config: dict,
-                    epochs: int) -> tuple[Genome, dict]:
+                    epochs: int, on_step=None) -> tuple[Genome, dict]:
     """The member trained `epochs` more with the run's batch size, learning rate, precision and
     seed (`config`: the run's settings as a dict), and its record with the new test and
     validation accuracies."""
     training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
                            precision=config["precision"])
-    result = train_genome(genome, dataset, training, config["seed"])
+    result = train_genome(genome, dataset, training, config["seed"], on_step)
     accuracy = result.metrics["accuracy"]
     return result.genome, {**record, "accuracy": accuracy,
                            "val_accuracy": result.metrics.get("val_accuracy"),

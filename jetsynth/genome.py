@@ -69,7 +69,13 @@ class Genome:
     def build(self) -> nn.Module:
         """The ancestor-shaped network carrying this genome's (masked) weights."""
         model = self.topology.build()
-        model.load_state_dict(self.state)
+        try:
+            model.load_state_dict(self.state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+            raise JetsynthError(f"the saved weights of {self.lineage.id} do not fit {self.arch} "
+                                f"({first}); its {TENSORS_FILE} is damaged or from another "
+                                "architecture") from None
         return model
 
     def with_state(self, state: dict[str, torch.Tensor]) -> Genome:
@@ -153,7 +159,10 @@ def genome_header(directory: Path) -> dict:
     meta_path, tensor_path = directory / META_FILE, directory / TENSORS_FILE
     if not meta_path.is_file() or not tensor_path.is_file():
         raise JetsynthError(f"{directory}: no saved genome ({META_FILE} + {TENSORS_FILE})")
-    meta = read_json(meta_path)
+    try:
+        meta = read_json(meta_path)
+    except (OSError, ValueError) as exc:
+        raise JetsynthError(f"{meta_path} is damaged ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise JetsynthError(f"{meta_path}: genome format {found} is not supported "
@@ -177,7 +186,10 @@ def load_masks(directory: Path) -> dict[str, torch.Tensor]:
     to build."""
     directory = Path(directory)
     genome_header(directory)
-    return {k[len("mask/"):]: v for k, v in _tensors(directory).items() if k.startswith("mask/")}
+    masks = {k[len("mask/"):]: v for k, v in _tensors(directory).items() if k.startswith("mask/")}
+    if not masks or any(mask.dtype != torch.bool for mask in masks.values()):
+        raise JetsynthError(f"{directory / TENSORS_FILE}: no valid masks; the file is damaged")
+    return masks
 
 
 def load_genome(directory: Path, topology: Topology | None = None,
@@ -207,7 +219,17 @@ def load_genome(directory: Path, topology: Topology | None = None,
         mask = masks.get(layer.name)
         if mask is None or mask.dtype != torch.bool or mask.numel() != expected[0] * expected[1]:
             raise JetsynthError(f"{tensor_path}: no valid mask for layer '{layer.name}'")
-    lineage = meta["lineage"]
+        weight = tensors.get(f"state/{layer.name}.weight")
+        if (weight is None or weight.numel() != expected[0] * expected[1]
+                or f"tag/{layer.name}" not in tensors):
+            raise JetsynthError(f"{tensor_path}: no valid weights or tags for layer '{layer.name}'; the "
+                                "file is damaged or from another architecture")
+    lineage = meta.get("lineage")
+    if not (isinstance(lineage, dict) and isinstance(lineage.get("id"), str)
+            and isinstance(lineage.get("generation"), int) and isinstance(lineage.get("member"), int)
+            and isinstance(lineage.get("parents"), list)):
+        raise JetsynthError(f"{directory / META_FILE}: its lineage (id, generation, member, parents) "
+                            "is missing or damaged")
     return Genome(
         topology=topology,
         state=group("state/"),

@@ -30,6 +30,7 @@ def size_metrics(genome: Genome, mode: str = "kernel") -> dict:
                 "kernels": int(cluster_view(mask, layer, "kernel").any(dim=1).sum()),
                 "units": units,
                 "macs": layer_macs[layer.name],
+                "kind": layer.kind,
             }
         )
     totals = {key: sum(entry[key] for entry in per_layer)

@@ -18,6 +18,7 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
+from .records import DamagedRecord, MemberRecord
 from .storage import (
     append_jsonl,
     lock_holder,
@@ -36,6 +37,7 @@ MEMBER_FILE = "member.json"
 LOCK_FILE = "run.lock"
 RESUMABLE_CHANGES = ("generations", "threads")
 """Settings a resumed run may change: more generations, and how many threads compute them."""
+DAMAGED_DIR = "damaged"
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written
 before it was recorded, in this same layout."""
@@ -61,6 +63,7 @@ class RunDirectory:
         self.factories = factories or {}  # architectures the user allowed (models.stored_factories)
         self._topologies: dict[tuple, Topology] = {}
         self._lock = None
+        self.set_aside: list[str] = []  # damaged members a resume moved to RUN/damaged
 
     def acquire(self) -> None:
         """Become the run's one writer, or fail with one line naming the process that is."""
@@ -84,8 +87,10 @@ class RunDirectory:
         return self.root / MEMBERS_DIR / mid
 
     def record(self, mid: str) -> dict | None:
+        """A finished member's record as written (None while unfinished), checked: a damaged
+        member.json raises DamagedRecord naming the file."""
         path = self.member_dir(mid) / MEMBER_FILE
-        return read_json(path) if path.is_file() else None
+        return MemberRecord.read(path).to_json() if path.is_file() else None
 
     def records(self) -> list[dict]:
         folder = self.root / MEMBERS_DIR
@@ -93,6 +98,33 @@ class RunDirectory:
             return []
         found = [self.record(p.name) for p in sorted(folder.iterdir()) if p.is_dir()]
         return [r for r in found if r is not None]
+
+    def set_aside_damaged(self) -> list[str]:
+        """Move every damaged member out of the way, into RUN/damaged/, so that a resumed run
+        trains it again: a member entry that is not a folder, a member.json that does not
+        validate. Returns what was moved, as 'member: why' lines. A genome that does not read is
+        not moved: it may have been tampered with, and the run stops on one line naming it."""
+        folder = self.root / MEMBERS_DIR
+        if not folder.is_dir():
+            return []
+        moved = []
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            problem = None
+            if not entry.is_dir():
+                problem = "not a folder"
+            elif (entry / MEMBER_FILE).exists():
+                try:
+                    MemberRecord.read(entry / MEMBER_FILE)
+                except DamagedRecord as exc:
+                    problem = f"{MEMBER_FILE} {exc.problem}"
+            if problem is not None:
+                target = _free_name(self.root / DAMAGED_DIR / entry.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                entry.rename(target)
+                moved.append(f"{entry.name}: {problem}; kept in {target}")
+        return moved
 
     def genome(self, mid: str) -> Genome:
         """A member's genome; the architecture is traced once per run directory object, with
@@ -153,6 +185,15 @@ class RunDirectory:
         write_json(folder / MEMBER_FILE, record)
 
 
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.1`, `path.2`... whichever does not exist yet."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
 _SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
@@ -195,6 +236,7 @@ def open_run(root: Path, config: EvolveConfig, resume: bool,
         if resume:
             # a writer killed inside atomic_write leaves its temporary file; the lock is ours now
             remove_partial_writes(run.root)
+        run.set_aside = run.set_aside_damaged() if resume else []
         write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
                                             "versions": versions()})
     except BaseException:
@@ -212,6 +254,10 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
                 "or choose another --run-dir"
             )
         return
+    events = root / EVENTS_FILE
+    if events.exists() and not events.is_file():
+        raise JetsynthError(f"{events} is not a file: move it away to resume the run (a fresh "
+                            "event log is started)")
     stored = run.stored_config().with_policies()
     differing = [
         f.name

@@ -27,14 +27,14 @@ def test_help_lists_the_contract_options():
     [
         (["--data", "mnist:/no/such/dir"], "dataset folder not found"),
         (["--data", "imagenet"], "unknown dataset"),
-        (["--parents", "0"], "--parents must be at least 1"),
+        (["--parents", "0"], "--parents must be an integer in [1, "),
         (["--parents", "2", "--alpha", "1"], "one --alpha per parent"),
-        (["--keep", "1.5"], "--keep must lie in (0, 1]"),
+        (["--keep", "1.5"], "--keep must be a finite number in (0, 1]"),
         (["--resume"], "nothing to resume"),
         (["--arch", "nope"], "unknown architecture"),
         (["--executor", "ray"], "--executor ray is not available"),
         (["--data", "folder:/no/such/dir"], "dataset folder not found"),
-        (["--val-split", "1.5"], "--val-split must lie in [0, 1)"),
+        (["--val-split", "1.5"], "--val-split must be a finite number in [0, 1)"),
         (["--mean", "0.1,0.2", "--std", "0.3", "--std", "0.3"], "give 2 value(s) but the images have 1"),
         (["--mean", "0.1"], "give --mean and --std together"),
     ],
@@ -103,7 +103,7 @@ def test_no_traceback_in_a_real_process():
     ("args", "message"),
     [
         (["evolve", "--cluster", "blob"], "'blob' is not one of 'kernel', 'filter'"),
-        (["evolve", "--generations", "many"], "'many' is not a valid integer"),
+        (["evolve", "--generations", "many"], "--generations must be an integer in [1, 1000000], got 'many'"),
         (["evolve", "--no-such-option"], "No such option"),
     ],
 )
@@ -155,7 +155,8 @@ def test_export_and_bench_from_the_command_line(tmp_path, benched_run):
         (["export", "RUN", "--best", "-g", "2", "-o", "x.onnx"], "--best picks the member itself"),
         (["export", "RUN", "-g", "9", "-o", "x.onnx"], "no finished member 0 in generation 9"),
         (["export", "RUN", "--opset", "3", "-o", "x.onnx"], "outside 7"),
-        (["export", "RUN", "--finetune-epochs", "-2", "-o", "x.onnx"], "must be 0 or more"),
+        (["export", "RUN", "--finetune-epochs", "-2", "-o", "x.onnx"],
+         "--finetune-epochs must be an integer in [0, "),
         (["bench", "GARBAGE"], "not a readable ONNX model"),
         (["bench", "RUN/members/g02-m00", "--backend", "ort-cpu"], "is a member folder"),
         (["bench", "ENGINE"], "TensorRT is not installed here"),
@@ -184,9 +185,15 @@ def test_evolve_reports_whether_the_target_fps_was_reached(tmp_path):
     reached = CliRunner().invoke(cli, [*common, "--target-fps", "1", "--run-dir", str(tmp_path / "a")])
     assert reached.exit_code == 0 and "target reached: g01-m00 runs at" in reached.output
     missed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b")])
-    assert missed.exit_code == 0 and "not reached; fastest above the floor:" in missed.output
+    assert missed.exit_code == 0
+    last = missed.stdout.strip().splitlines()[-1]  # the last line: what the run did not reach
+    assert "not reached; fastest above the floor: g0" in last and " -m 0)" in last
     assert "FPS/accuracy frontier per generation" in missed.output
     assert (tmp_path / "b" / "report" / "frontier.png").is_file()
+    resumed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b"),
+                                       "--resume", "--generations", "3"])
+    assert resumed.exit_code == 0 and "resuming: 2 of 3 members done" in resumed.stderr
+    assert "members 3/3, elapsed" in resumed.stderr  # plain progress records off a terminal
 
 
 def test_evolve_on_a_folder_of_pngs(tmp_path):

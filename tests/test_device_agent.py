@@ -324,3 +324,11 @@ def test_the_agent_ends_at_its_deadline(member_onnx, tmp_path):
         process.stdout.close()
         if not _gone(child):
             os.kill(child, 9)
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0])
+def test_timing_refuses_a_duration_it_would_never_reach(seconds):
+    from jetsynth.device_agent import AgentError, time_queries
+
+    with pytest.raises(AgentError, match="must be finite and not negative"):
+        time_queries(lambda: None, 0.0, seconds, 1)

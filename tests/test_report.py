@@ -9,8 +9,8 @@ from jetsynth.report import (
     summary,
     table1_header,
     write_markdown,
-    write_plots,
 )
+from jetsynth.report_plots import write_plots
 from jetsynth.rundir import load_records
 
 REQUIRED = {"generation", "member", "parents", "accuracy", "synapses", "clusters",
@@ -38,7 +38,9 @@ def test_summary_has_the_contract_fields(run_dir):
 def test_tables(run_dir):
     _, records = load_records(run_dir)
     rows = efficiency_table(records)
-    assert rows[0][:3] == ["1", "0", "1.00X"]
+    assert rows[0][:2] == ["1", "0"] and rows[0][3] == "1.00×"
+    assert rows[0][2] == f"{records[0]['synapses']:,}" and rows[0][6] == f"{records[0]['macs']:,}"
+    assert rows[0][8] == f"{records[0]['synapses'] * 4 / 1024:,.1f}"  # KiB of fp32 weights
     assert len(layer_table(records)[0]) == 2 + 4 + 1
 
 
@@ -59,7 +61,9 @@ def test_not_a_run_dir(tmp_path):
 def test_markdown_tables(run_dir):
     _, records = load_records(run_dir)
     text = write_markdown(run_dir, records).read_text()
-    assert "seed 001, Table 1" in text and "| 1 | 0 | 1.00X |" in text
+    assert "## Architectural efficiency vs accuracy\n\n*seed 001, Table 1" in text
+    assert f"| 1 | 0 | {records[0]['synapses']:,} | 1.00× |" in text and "X |" not in text
+    assert "| Gen. | Test acc. | conv1 | conv2 | fc1 | fc2 | All layers |" in text
 
 
 def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
@@ -68,7 +72,7 @@ def test_measured_speed_gets_a_column_and_a_plot(tmp_path, benched_run):
     target = tmp_path / "copy"
     paths = write_plots(target, records)
     assert target / "report" / "fps.png" in paths
-    assert "| FPS | FPS IQR |" in write_markdown(target, records).read_text()
+    assert "| FPS | FPS IQR | Latency (ms) |" in write_markdown(target, records).read_text()
 
 
 def test_the_spread_of_measured_speeds_is_reported(benched_run):
@@ -83,6 +87,12 @@ def test_the_spread_of_measured_speeds_is_reported(benched_run):
         assert member["fps_iqr"][0] <= member["fps"] <= member["fps_iqr"][1]
         assert member["fps_produced_by"] == "onnxruntime on the CPU, fp16 weights, 1 thread"
     assert all(len(row["fps_iqr"]) == 2 for row in report["frontier"] if row["fps"])
+
+
+def test_latency_column_is_the_inverse_of_the_speed(benched_run):
+    _, records = load_records(benched_run)
+    latency = efficiency_table(records)[0][table1_header(records).index("Latency (ms)")]
+    assert float(latency) == pytest.approx(1000 / records[0]["fps"], rel=1e-3)  # ms per query
 
 
 def test_pick_member_by_hand():
@@ -103,7 +113,8 @@ def test_pick_member_by_hand():
 
 
 def test_timed_runs_report_their_frontier(tmp_path, benched_run):
-    from jetsynth.report import summary, write_frontier_plot
+    from jetsynth.report import summary
+    from jetsynth.report_plots import write_frontier_plot
 
     report = summary(benched_run)
     assert report["accuracy_floor"] == pytest.approx(report["ancestor"]["val_accuracy"] - 0.01)
@@ -121,8 +132,9 @@ def test_best_members_and_the_floor_are_chosen_on_validation():
     from jetsynth.report import _best_per_generation, run_floor
     from jetsynth.selection import pick_member
 
-    base = {"macs": 10, "synapses": 5, "fps": None, "layers": [], "layer_cluster_efficiency": [],
-            "parents": [], "synaptic_efficiency": 1.0, "cluster_efficiency": 1.0, "mac_reduction": 1.0}
+    base = {"macs": 10, "synapses": 5, "clusters": 3, "fps": None, "layers": [],
+            "layer_cluster_efficiency": [], "parents": [], "synaptic_efficiency": 1.0,
+            "cluster_efficiency": 1.0, "mac_reduction": 1.0}
     records = [
         {**base, "id": "a", "generation": 1, "member": 0, "accuracy": 0.95, "val_accuracy": 0.99,
          "macs": 100},

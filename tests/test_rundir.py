@@ -171,3 +171,48 @@ def test_run_files_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "run" / CONFIG_FILE).stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("damage", ["garbage member.json", "member folder a file"])
+def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage):
+    from jetsynth.evolve import Observer, evolve
+
+    run = tmp_path / "run"
+    config = replace(CONFIG, generations=3)
+    first = {r["id"]: r for r in evolve(config, run)}
+    member = run / "members" / "g02-m00"
+    if damage == "garbage member.json":
+        (member / "member.json").write_text("{{ not json")
+    else:
+        import shutil
+
+        shutil.rmtree(member)
+        member.write_text("a file where a member folder was")
+
+    notices = []
+
+    class Notes(Observer):
+        def notice(self, text):
+            notices.append(text)
+
+    again = {r["id"]: r for r in evolve(config, run, resume=True, observer=Notes())}
+    assert set(again) == set(first)
+    assert again["g02-m00"]["accuracy"] == first["g02-m00"]["accuracy"]  # the same member again
+    assert (run / "damaged" / "g02-m00").exists()  # the damaged one kept aside
+    damaged = [n for n in notices if n.startswith("damaged")]
+    assert len(damaged) == 1 and damaged[0].startswith("damaged member set aside, trained again: g02-m00")
+    assert [r["id"] for r in RunDirectory(run).records()] == ["g01-m00", "g02-m00", "g03-m00"]
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events].count("member_set_aside") == 1
+
+
+def test_resume_stops_on_a_damaged_genome_naming_it(tmp_path):
+    from jetsynth.evolve import evolve
+
+    run = tmp_path / "run"
+    config = replace(CONFIG, generations=2)
+    evolve(config, run)
+    (run / "members" / "g01-m00" / "genome.json").write_text("garbage")
+    with pytest.raises(JetsynthError, match="g01-m00/genome.json is damaged"):
+        evolve(replace(config, generations=3), run, resume=True)
+    assert not (run / "damaged").exists()

@@ -25,7 +25,8 @@ from common import (
     settings,
 )
 
-from jetsynth.report import overlap_by_generation, write_population_plots
+from jetsynth.report import overlap_by_generation
+from jetsynth.report_plots import write_population_plots
 
 
 def main() -> int:

@@ -106,13 +106,30 @@ def test_calibration_plot(calibrated, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_calibration_plot_marks_the_held_out_networks(calibrated):
+    from jetsynth.calibration.plot import calibration_figure, held_out
+
+    samples: list[Sample] = [s for s, _, _ in calibrated["progress"]]
+    fig = calibration_figure(samples, calibrated["model"])
+    ax = fig.axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any(label.endswith(", held out") for label in labels) and "lenet5, fitted" in labels
+    assert "held-out median error" in ax.get_title()
+    timed = [s for s in samples if s.fps]
+    assert held_out(timed) == {i for i in range(len(timed)) if i % 4 == 3}
+    hollow = [c for c in ax.collections if c.get_label().endswith("held out")]
+    assert sum(len(c.get_offsets()) for c in hollow) == len(held_out(timed))
+
+
 def _run(*args):
     return CliRunner().invoke(cli, list(args))
 
 
 def test_cli_calibrate_prints_the_model_as_json(calibrated, tmp_path):
     folder = with_networks(calibrated, tmp_path)
-    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--dir", str(folder), "--json")
+    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--precision", "fp16",
+                  "--dir", str(folder), "--json",
+                  "--precision", "fp16")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["path"] == str(folder / "ort-cpu.json") and data["plot"] == str(folder / "ort-cpu.png")
@@ -125,7 +142,8 @@ def test_cli_calibrate_prints_the_model_as_json(calibrated, tmp_path):
 def test_cli_calibrate_summarises_the_errors(calibrated, tmp_path):
     folder = calibrated["folder"]
     output = tmp_path / "model.json"
-    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--dir", str(folder),
+    result = _run("calibrate", "ort", "--variants", "5", "--seconds", "0.02", "--precision", "fp16",
+                  "--dir", str(folder),
                   "-o", str(output))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -141,10 +159,10 @@ def test_cli_calibrate_summarises_the_errors(calibrated, tmp_path):
     [
         (["nowhere"], "no device named 'nowhere'"),
         (["none"], "calibrate needs somewhere to time networks"),
-        (["ort", "--batch", "0"], "--batch must be at least 1"),
-        (["ort", "--seconds", "0"], "--seconds positive"),
+        (["ort", "--batch", "0"], "--batch must be an integer in [1, 4096]"),
+        (["ort", "--seconds", "0"], "--seconds must be a finite number in (0, "),
         (["ort", "--arch", "resnet"], "cannot calibrate on 'resnet'"),
-        (["ort", "--variants", "0"], "--variants must be at least 1"),
+        (["ort", "--variants", "0"], "--variants must be an integer in [1, "),
     ],
 )
 def test_cli_calibrate_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, message):
@@ -165,3 +183,11 @@ def test_cli_calibrate_an_unknown_device_in_a_real_process(tmp_path, monkeypatch
     lines = process.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no device named 'nowhere'")
     assert not (tmp_path / "calibration").exists()
+
+
+def test_calibrate_and_evolve_default_to_the_same_precision():
+    from jetsynth.cli_calibrate import calibrate as command
+    from jetsynth.config import EvolveConfig
+
+    option = next(p for p in command.params if p.name == "precision")
+    assert option.default == EvolveConfig().precision == "fp32"
