@@ -17,6 +17,7 @@ import click
 from .cli_calibrate import calibrate
 from .cli_common import fail as _fail
 from .cli_deploy import build, deploy, devices
+from .cli_grow import grow
 from .errors import JetsynthError
 
 
@@ -546,6 +547,7 @@ cli.add_command(devices)
 cli.add_command(deploy)
 cli.add_command(build)
 cli.add_command(calibrate)
+cli.add_command(grow)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from .metrics import efficiency, size_metrics
 from .models import Factory, resolve_factory
 from .rundir import RunDirectory, open_run
 from .selection import pick_member, select_parents, selection_accuracy, speed
-from .similarity import cluster_presence, overlap_matrix
+from .similarity import aligned_presences, overlap_matrix
 from .stopping import stale_generations
 from .storage import read_json, write_json
 from .synthesis import synthesize
@@ -291,7 +291,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         overlaps = None
         if config.selection == "similarity":
             overlaps = overlap_matrix(
-                [cluster_presence(genomes[r["id"]].masks, config.cluster) for r in previous]
+                aligned_presences([genomes[r["id"]].masks for r in previous], config.cluster)
             )
         for index in range(config.population):
             mid = member_id(generation, index)

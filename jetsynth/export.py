@@ -266,7 +266,10 @@ def export_member(
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
     factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
-    record = pick_member(records, generation, member, max_drop)
+    from .growrun import grown_pick
+
+    grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
+    record = grown or pick_member(records, generation, member, max_drop)
     genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
     dataset = None
     if check_parity or finetune_epochs:
