@@ -189,6 +189,10 @@ def cli() -> None:
                    "[default floor: one point].")
 @click.option("--accuracy-floor", type=float, default=None,
               help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
+@click.option("--grow-on-drop", type=float, default=None,
+              help="Repair an offspring whose validation accuracy fell more than this fraction below "
+                   "its best parent's: widen (R2WiderR) the layer it lost most in, retrain, keep it "
+                   "if it recovers.")
 @click.option("--patience", type=int, default=None,
               help="Stop once this many generations in a row found no smaller (or faster) member "
                    "at the accuracy floor.")
@@ -331,6 +335,12 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
+    repaired = [r for r in records if r.get("repair")]
+    if repaired:
+        console.print("repaired by growth (--grow-on-drop): " + ", ".join(
+            f"{r['id']} ({r['repair']['transform']}, validation {r['repair']['val_before']:.4f} → "
+            f"{r['repair']['val_after']:.4f}, {'kept' if r['repair']['kept'] else 'not kept'})"
+            for r in repaired))
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
         pressure = pressure_rows(records, floor)
     paths = [write_markdown(run_dir, records, frontier, pressure), *write_plots(run_dir, records)]

@@ -48,7 +48,8 @@ from .cli_common import fail
 def grow(run_dir: Path, resume: bool, as_json: bool, **options) -> None:
     """Grow networks by R2R transforms with shared parameters (seed 003, Algorithm 1)."""
     from .errors import JetsynthError
-    from .growrun import GrowConfig, grow as run_grow
+    from .growrun import GrowConfig
+    from .growrun import grow as run_grow
 
     try:
         summary = run_grow(GrowConfig(**options), run_dir, resume,

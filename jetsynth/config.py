@@ -75,6 +75,7 @@ class EvolveConfig:
     augment: bool = False
     max_drop: float | None = None
     patience: int | None = None
+    grow_on_drop: float | None = None
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -167,6 +168,8 @@ class EvolveConfig:
                 "--max-drop is a fraction in [0, 1) (0.01 for one point)",
             ),
             (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
+            (self.grow_on_drop is not None and not 0.0 <= self.grow_on_drop < 1.0,
+             "--grow-on-drop must be a fraction in [0, 1), e.g. 0.01 for one point"),
             (
                 self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
                 "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",

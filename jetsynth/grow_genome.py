@@ -16,8 +16,7 @@ from dataclasses import replace
 import torch
 
 from .genome import Genome, Lineage, topology_for
-from .growth import Transform, apply_transform, canonical_layer, join_arch
-
+from .growth import Transform, apply_transform, canonical_layer, join_arch, split_arch
 
 TAG_BLOCK = 2**32
 
@@ -36,10 +35,14 @@ def _by_canonical(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def grow_genome(genome: Genome, transforms: list[Transform] | tuple[Transform, ...],
-                lineage: Lineage | None = None) -> Genome:
-    """`genome` grown by `transforms` (applied in order). The grown network computes what the
-    parent computes (R2R blocks output zero) in train and eval mode."""
+                lineage: Lineage | None = None, live: bool = True) -> Genome:
+    """`genome` grown by `transforms` (applied in the order of their ids). The grown network
+    computes what the parent computes (R2R blocks output zero) in train and eval mode. With
+    `live` False the new blocks are there with all-zero masks: clusters this genome lacks
+    (see `harmonize`)."""
     parent_factory = genome.topology.factory
+    base, existing = split_arch(genome.arch)
+    transforms = sorted(transforms, key=lambda t: t.uid)
 
     def factory(input_shape, num_classes):
         model = parent_factory(input_shape, num_classes)
@@ -47,7 +50,7 @@ def grow_genome(genome: Genome, transforms: list[Transform] | tuple[Transform, .
             apply_transform(model, transform)
         return model
 
-    arch = join_arch(genome.arch, transforms)
+    arch = join_arch(base, [*existing, *transforms])
     topology = topology_for(arch, genome.input_shape, genome.num_classes, factory)
     fresh = topology.build().state_dict()
     old_state = _by_canonical(genome.state)
@@ -62,7 +65,9 @@ def grow_genome(genome: Genome, transforms: list[Transform] | tuple[Transform, .
             masks[layer.name] = old_masks[key].clone()
             tags[layer.name] = old_tags[key].clone()
             continue
-        masks[layer.name] = torch.ones_like(state[f"{layer.name}.weight"], dtype=torch.bool)
+        masks[layer.name] = torch.full_like(state[f"{layer.name}.weight"], live, dtype=torch.bool)
+        if not live:
+            state[f"{layer.name}.weight"].zero_()
         uid = transform_of(layer.name)
         start = offsets.get(uid, uid * TAG_BLOCK)
         count = layer.out_units * layer.in_units
@@ -70,3 +75,22 @@ def grow_genome(genome: Genome, transforms: list[Transform] | tuple[Transform, .
         offsets[uid] = start + count
     return replace(genome, topology=topology, state=state, masks=masks, tags=tags,
                    lineage=lineage or genome.lineage)
+
+
+def harmonize(genomes: list[Genome]) -> list[Genome]:
+    """Genomes grown from one base by different transforms, each grown by the transforms it
+    lacks (their masks all zero), so all share one architecture and mate cluster by cluster:
+    a block's tags are the same in every genome, and a genome that lacks a block carries none
+    of its clusters. Genomes of one architecture come back unchanged."""
+    if len({g.arch for g in genomes}) == 1:
+        return list(genomes)
+    bases = {split_arch(g.arch)[0] for g in genomes}
+    if len(bases) != 1:
+        raise ValueError(f"genomes of different base architectures cannot mate: {sorted(bases)}")
+    union = {t for g in genomes for t in split_arch(g.arch)[1]}
+    out = []
+    for genome in genomes:
+        missing = union - set(split_arch(genome.arch)[1])
+        out.append(grow_genome(genome, sorted(missing, key=lambda t: t.uid), live=False)
+                   if missing else genome)
+    return out

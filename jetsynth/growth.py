@@ -77,7 +77,12 @@ def split_arch(arch: str) -> tuple[str, tuple[Transform, ...]]:
 
 
 def join_arch(base: str, transforms) -> str:
-    return SEPARATOR.join([base, *(str(t) for t in transforms)])
+    """The grown architecture's name, its transforms in the order of their ids (the order they
+    were made in: a transform inside a block comes after the block's)."""
+    ordered = sorted(set(transforms), key=lambda t: t.uid)
+    if len({t.uid for t in ordered}) != len(ordered):
+        raise JetsynthError("two different R2R transforms carry the same id")
+    return SEPARATOR.join([base, *(str(t) for t in ordered)])
 
 
 def is_grown(arch: str) -> bool:
@@ -143,8 +148,13 @@ class GrownLayer(nn.Module):
         self.deeps: list[str] = []
 
     def add(self, transform: Transform, block: R2RBlock) -> None:
+        """Blocks run in the order of their ids whatever order they were added in, so a set of
+        transforms builds one network (every block is zero when added, so inserting one before
+        a later one's residual layer changes nothing)."""
         self.add_module(transform.module_name, block)
-        (self.wides if transform.kind == "wide" else self.deeps).append(transform.module_name)
+        names = self.wides if transform.kind == "wide" else self.deeps
+        names.append(transform.module_name)
+        names.sort(key=lambda name: int(name[4:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)

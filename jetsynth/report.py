@@ -19,6 +19,7 @@ from .selection import selection_accuracy, speed
 from .similarity import aligned_presences, average_overlap, overlap_matrix
 
 SUMMARY_FIELDS = (
+    "repair",
     "id",
     "generation",
     "member",

@@ -3,11 +3,10 @@
 import torch
 
 from jetsynth.compact import compact
-from jetsynth.genome import ancestor_genome, load_genome, save_genome
+from jetsynth.genome import Lineage, ancestor_genome, load_genome, save_genome
 from jetsynth.grow_genome import TAG_BLOCK, grow_genome, transform_of
 from jetsynth.growth import Transform
 from jetsynth.synthesis import SynthesisConfig, synthesize
-from jetsynth.genome import Lineage
 
 OPS = [Transform("wide", "0", 5, 2, 1), Transform("deep", "4", 1, 3, 2),
        Transform("wide", "0.wide1.expand", 3, 2, 3)]
