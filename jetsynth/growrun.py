@@ -276,7 +276,8 @@ class Grower:
                 transform = random_transform(parent.model, self._topology(parent.arch).output.name,
                                              uid, generator)
                 uid += 1
-                arch = join_arch(parent.arch, [transform])
+                base, existing = split_arch(parent.arch)
+                arch = join_arch(base, [*existing, transform])
                 grown.append(Member("", arch, self.population.build(arch), parent.id))
             members = selected + grown
             joint_train(members, config.steps, self.dataset, optimizer.extend(), generator,

@@ -134,7 +134,15 @@ class R2RBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.crop:
             x = x[:, :, self.crop:x.shape[2] - self.crop, self.crop:x.shape[3] - self.crop]
-        return self.project(self.relu(self.norm(self.expand(x))))
+        hidden = self.expand(x)
+        if self.training and hidden.shape[0] == 1 and hidden.dim() == 2:
+            # batch norm cannot take batch statistics of one vector: use the running ones
+            norm = self.norm
+            hidden = nn.functional.batch_norm(hidden, norm.running_mean, norm.running_var, norm.weight,
+                                              norm.bias, False, 0.0, norm.eps)
+        else:
+            hidden = self.norm(hidden)
+        return self.project(self.relu(hidden))
 
 
 class GrownLayer(nn.Module):

@@ -73,3 +73,16 @@ def test_resume_with_other_settings_is_refused(tmp_path, changed):
     assert runner.invoke(cli, args).exit_code == 0
     result = runner.invoke(cli, [*args, "--resume", *changed])
     assert result.exit_code == 2 and "other settings (gamma)" in result.output
+
+
+def test_a_resumed_run_ends_as_the_uninterrupted_one(tmp_path):
+    runner = CliRunner()
+    args = ["grow", "--keep-best", "2", "--population", "3", "--initial-steps", "20", "--steps", "15",
+            "--coevolve", "--json"]
+    straight = runner.invoke(cli, [*args, "--iterations", "2", "--run-dir", str(tmp_path / "a")])
+    assert straight.exit_code == 0, straight.output
+    half = runner.invoke(cli, [*args, "--iterations", "1", "--run-dir", str(tmp_path / "b")])
+    assert half.exit_code == 0, half.output
+    rest = runner.invoke(cli, [*args, "--iterations", "2", "--run-dir", str(tmp_path / "b"), "--resume"])
+    assert rest.exit_code == 0, rest.output
+    assert json.loads(rest.output)["final"] == json.loads(straight.output)["final"]

@@ -126,3 +126,9 @@ def test_random_transforms_never_touch_the_output_layer():
     generator = torch.Generator().manual_seed(0)
     layers = {random_transform(model, "13", uid, generator).layer for uid in range(50)}
     assert layers <= {"0", "4", "8"} and len(layers) == 3
+
+
+def test_a_linear_block_trains_on_a_batch_of_one():
+    model = _chain(lenet5((1, 28, 28), 10), [Transform("wide", "7", 1, 2, 1)]).train()
+    model(torch.randn(1, 1, 28, 28)).sum().backward()
+    assert model[7].wide1.expand.weight.grad is not None
