@@ -18,6 +18,7 @@ from .cli_calibrate import calibrate
 from .cli_common import OneLineGroup
 from .cli_common import fail as _fail
 from .cli_deploy import build, deploy, devices
+from .cli_grow import grow
 from .cli_types import (
     BATCH,
     COUNT,
@@ -141,6 +142,10 @@ def cli() -> None:
                    "[default floor: one point].")
 @click.option("--accuracy-floor", type=FRACTION, default=None,
               help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
+@click.option("--grow-on-drop", type=FRACTION, default=None,
+              help="Repair an offspring whose validation accuracy fell more than this fraction below "
+                   "its best parent's: widen (R2WiderR) the layer it lost most in, retrain, keep it "
+                   "if it recovers.")
 @click.option("--patience", type=COUNT, default=None,
               help="Stop once this many generations in a row found no smaller (or faster) member "
                    "at the accuracy floor.")
@@ -293,6 +298,12 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
+    repaired = [r for r in records if r.get("repair")]
+    if repaired:
+        console.print("repaired by growth (--grow-on-drop): " + ", ".join(
+            f"{r['id']} ({r['repair']['transform']}, validation {r['repair']['val_before']:.4f} → "
+            f"{r['repair']['val_after']:.4f}, {'kept' if r['repair']['kept'] else 'not kept'})"
+            for r in repaired))
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
         pressure = pressure_rows(records, floor)
     paths = [write_markdown(run_dir, records, frontier, pressure, config["precision"]),
@@ -540,6 +551,7 @@ cli.add_command(devices)
 cli.add_command(deploy)
 cli.add_command(build)
 cli.add_command(calibrate)
+cli.add_command(grow)
 
 
 def main() -> None:

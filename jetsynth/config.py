@@ -80,6 +80,7 @@ class EvolveConfig:
     threads: int = 1
     """torch's intra-op threads while training (0: torch's own default, one per core). How the
     run computes, not what: a resumed run may change it."""
+    grow_on_drop: float | None = None
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -177,6 +178,8 @@ class EvolveConfig:
             ),
             (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
             (self.threads < 0, "--threads must be 0 (torch's default) or more"),
+            (self.grow_on_drop is not None and not 0.0 <= self.grow_on_drop < 1.0,
+             "--grow-on-drop must be a fraction in [0, 1), e.g. 0.01 for one point"),
             (
                 self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
                 "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",

@@ -8,7 +8,7 @@ A killed run resumes where it stopped: a member is complete once its `member.jso
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,14 @@ from .environment import adaptive_keep
 from .errors import JetsynthError
 from .frontier import meets_target
 from .genome import Genome, Lineage, ancestor_genome, topology_for
+from .grow_genome import harmonize
 from .mating import rate_for_factor
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .metrics import efficiency, size_metrics
 from .models import Factory, resolve_factory
 from .rundir import RunDirectory, open_run
 from .selection import pick_member, select_parents, selection_accuracy, speed
-from .similarity import cluster_presence, overlap_matrix
+from .similarity import aligned_presences, overlap_matrix
 from .stopping import stale_generations
 from .storage import read_json, write_json
 from .synthesis import synthesize
@@ -79,6 +80,8 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
         "environment": environment_record(keep, config.mates),
         "fps": None,
     }
+    if "repair" in trained.genome.extra:
+        record["repair"] = trained.genome.extra["repair"]
     if speedometer is not None:
         floor = config.floor(selection_accuracy(base))
         record.update(speedometer.assess(trained.genome, run.member_dir(lineage.id), ordinal,
@@ -196,11 +199,33 @@ def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[
             parent_ids = tuple(previous[i]["id"] for i in chosen)
             lineage = Lineage(mid, generation, index, parent_ids)
             try:
-                return synthesize([genomes[p] for p in parent_ids],
+                return synthesize(harmonize([genomes[p] for p in parent_ids]),
                                   config.synthesis(len(parent_ids), share), rng, lineage), share
             except JetsynthError as exc:
                 failure = exc
     raise failure
+
+
+def _repaired(run: RunDirectory, config: EvolveConfig, trained, lineage: Lineage,
+              genomes: dict[str, Genome], previous: list[dict], dataset, seed: int, observer):
+    """--grow-on-drop: the offspring repaired by growth when it lost too much (see `repair`);
+    the repair is marked in its genome (`extra['repair']`) and the events."""
+    from .repair import repair_offspring
+
+    by_id = {r["id"]: r for r in previous}
+    parents = [p for p in lineage.parents if p in by_id]
+    best = max(parents, key=lambda p: selection_accuracy(by_id[p]))
+    result, info = repair_offspring(
+        trained, genomes[best], selection_accuracy(by_id[best]), config.grow_on_drop,
+        lambda grown: train_genome(grown, dataset, config.training(False), seed, observer.step))
+    if info is None:
+        return trained
+    run.event("repair", member=lineage.id, **asdict(info))
+    observer.notice(f"{lineage.id}: lost {100 * info.drop:.2f} points; widened {info.layer} "
+                    f"({info.val_before:.4f} → {info.val_after:.4f}, "
+                    f"{'kept' if info.kept else 'not kept'})")
+    genome = replace(result.genome, extra={**result.genome.extra, "repair": asdict(info)})
+    return replace(result, genome=genome)
 
 
 def _order(record: dict) -> tuple[int, int]:
@@ -307,7 +332,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         overlaps = None
         if config.selection == "similarity":
             overlaps = overlap_matrix(
-                [cluster_presence(genomes[r["id"]].masks, config.cluster) for r in previous]
+                aligned_presences([genomes[r["id"]].masks for r in previous], config.cluster)
             )
         for index in range(config.population):
             mid = member_id(generation, index)
@@ -333,6 +358,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
                     child = _newborn(child, seed)
                 trained = train_genome(child, dataset, config.training(False), seed,
                                        observer.step, run.member_dir(mid))
+                if config.grow_on_drop is not None:
+                    trained = _repaired(run, config, trained, lineage, genomes, previous, dataset,
+                                        seed, observer)
                 ordinal = (generation - 2) * config.population + index + 1
                 record = _finish(run, trained, lineage, seed, ancestor, config, drawn_keep, speedometer,
                                  ordinal)

@@ -11,6 +11,7 @@ from .data import load_dataset
 from .errors import JetsynthError
 from .export import DEFAULT_OPSET, ExportResult, export_genome, genome_metadata
 from .genome import Genome
+from .growrun import grown_pick
 from .models import stored_factories
 from .rundir import RunDirectory, load_records
 from .selection import best_member, pick_member, selection_accuracy
@@ -47,7 +48,10 @@ def export_member(
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
     factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
-    if generation is None and member is None:
+    grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
+    if grown is not None:
+        record = grown
+    elif generation is None and member is None:
         record, why = best_member(records, selection_accuracy(records[0]) - max_drop)
         record = {**record, "picked_because": why}
     else:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import growth
 from .errors import JetsynthError
 
 
@@ -256,6 +257,20 @@ def mobilenet_v2(input_shape: tuple[int, int, int], num_classes: int) -> nn.Modu
     return MobileNetV2(input_shape[0], num_classes)
 
 
+def small_cnn(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Seed 003's initial architecture: three layers of one 3×3 conv each (16, 32, 64 filters,
+    batch norm, ReLU; 2×2 max pooling after the first two), global average pooling and a linear
+    classifier: a small base for `jetsynth grow` to widen and deepen."""
+    layers: list[nn.Module] = []
+    cin = input_shape[0]
+    for index, width in enumerate((16, 32, 64)):
+        layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        if index < 2:
+            layers.append(nn.MaxPool2d(2))
+        cin = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+
+
 Factory = Callable[[tuple[int, int, int], int], nn.Module]
 
 ARCHITECTURES: dict[str, Factory] = {
@@ -264,6 +279,7 @@ ARCHITECTURES: dict[str, Factory] = {
     "resnet-small": resnet_small,
     "resnet18": resnet18,
     "mobilenet-v2": mobilenet_v2,
+    "small-cnn": small_cnn,
 }
 
 
@@ -283,6 +299,9 @@ def canonical_arch(arch: str) -> str:
     `file.py:function` with the file's absolute path (so a resume from elsewhere finds it)."""
     if arch in ARCHITECTURES:
         return arch
+    if growth.is_grown(arch):
+        base, transforms = growth.split_arch(arch)
+        return growth.join_arch(canonical_arch(base), transforms)
     source, func_name, is_file = _split_user_arch(arch)
     return f"{Path(source).expanduser().resolve()}:{func_name}" if is_file else arch
 
@@ -327,6 +346,8 @@ def resolve_factory(arch: str, trusted: bool) -> Factory:
         raise JetsynthError(f"architecture {arch!r} is not a name")
     if arch in ARCHITECTURES:
         return ARCHITECTURES[arch]
+    if growth.is_grown(arch):  # a base architecture grown by R2R transforms (see growth)
+        return growth.grown_factory(resolve_factory(growth.split_arch(arch)[0], trusted), arch)
     source, func_name, is_file = _split_user_arch(arch)
     if not trusted:
         raise JetsynthError(untrusted_message(arch))

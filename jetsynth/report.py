@@ -15,9 +15,10 @@ from .errors import JetsynthError
 from .frontier import frontier_rows, source
 from .rundir import RunDirectory, load_records
 from .selection import selection_accuracy
-from .similarity import average_overlap, cluster_presence, overlap_matrix
+from .similarity import aligned_presences, average_overlap, overlap_matrix
 
 SUMMARY_FIELDS = (
+    "repair",
     "id",
     "generation",
     "member",
@@ -285,7 +286,7 @@ def generation_similarity(run_dir: Path, generation: int, mode: str) -> tuple[li
     ids = [r["id"] for r in run.records() if r["generation"] == generation]
     if not ids:
         raise JetsynthError(f"{run_dir} has no finished member in generation {generation}")
-    return ids, overlap_matrix([cluster_presence(run.masks(i), mode) for i in ids])
+    return ids, overlap_matrix(aligned_presences([run.masks(i) for i in ids], mode))
 
 
 def overlap_by_generation(run_dir: Path, records: list[dict], mode: str) -> list[dict]:

@@ -18,6 +18,7 @@ import torch
 from .config import EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
+from .growth import grown_factory, is_grown, split_arch
 from .records import DamagedRecord, MemberRecord
 from .storage import (
     append_jsonl,
@@ -133,8 +134,15 @@ class RunDirectory:
         header = genome_header(folder)
         key = (header["arch"], tuple(header["input_shape"]), header["num_classes"])
         if key not in self._topologies:
-            self._topologies[key] = topology_for(*key, self.factories.get(header["arch"]))
+            self._topologies[key] = topology_for(*key, self._factory(header["arch"]))
         return load_genome(folder, self._topologies[key])
+
+    def _factory(self, arch: str):
+        """The allowed factory of `arch`, or of the base of an R2R-grown `arch`."""
+        base = split_arch(arch)[0] if is_grown(arch) else arch
+        if arch not in self.factories and base in self.factories:
+            return grown_factory(self.factories[base], arch)
+        return self.factories.get(arch)
 
     def masks(self, mid: str) -> dict[str, torch.Tensor]:
         return load_masks(self.member_dir(mid))

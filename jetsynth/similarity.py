@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .growth import canonical_layer
+
 
 def cluster_presence(masks: dict[str, torch.Tensor], mode: str = "kernel") -> torch.Tensor:
     """One flag per ancestor cluster, layers by name: does a genome with these masks keep it?
@@ -21,6 +23,23 @@ def cluster_presence(masks: dict[str, torch.Tensor], mode: str = "kernel") -> to
         rows = mask.shape[0] * mask.shape[1] if mode == "kernel" and mask.dim() > 2 else mask.shape[0]
         flags.append(mask.reshape(rows, -1).any(dim=1))
     return torch.cat(flags)
+
+
+def aligned_presences(masks: list[dict[str, torch.Tensor]], mode: str = "kernel") -> list[torch.Tensor]:
+    """`cluster_presence` of several genomes over the union of their layers, so networks grown
+    by different R2R transforms compare: a layer is matched by its name without `.base` (a grown
+    block's name carries its transform id, like its gene tags), and a layer a network lacks
+    counts as clusters it does not keep."""
+    canonical = [{canonical_layer(k): v for k, v in m.items()} for m in masks]
+    sizes: dict[str, int] = {}
+    for table in canonical:
+        for name, mask in table.items():
+            sizes[name] = len(cluster_presence({name: mask}, mode))
+    out = []
+    for table in canonical:
+        out.append(torch.cat([cluster_presence({n: table[n]}, mode) if n in table
+                              else torch.zeros(sizes[n], dtype=torch.bool) for n in sorted(sizes)]))
+    return out
 
 
 def overlap(a: torch.Tensor, b: torch.Tensor) -> float:
