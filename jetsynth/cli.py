@@ -21,7 +21,8 @@ from .errors import JetsynthError
 
 
 class _RichObserver:
-    """Live progress: one bar for the members of the run, one for the member in training."""
+    """Live progress: one bar for the members of the run, one for each member in training (with
+    --executor ray, every member in flight; steps are counted for the one trained here)."""
 
     def __init__(self, console):
         from rich.progress import (
@@ -44,7 +45,8 @@ class _RichObserver:
             transient=False,
         )
         self.run_task = None
-        self.member_task = None
+        self.member_tasks = {}
+        self.latest = None
 
     def __enter__(self):
         self.progress.start()
@@ -58,18 +60,19 @@ class _RichObserver:
         self.run_task = self.progress.add_task("members", total=total, completed=done)
 
     def member_started(self, member_id):
-        if self.member_task is not None:
-            self.progress.remove_task(self.member_task)
-        self.member_task = self.progress.add_task(f"training {member_id}", total=None)
+        self.latest = self.progress.add_task(f"training {member_id}", total=None)
+        self.member_tasks[member_id] = self.latest
 
     def step(self, done, total):
-        self.progress.update(self.member_task, completed=done, total=total)
+        self.progress.update(self.latest, completed=done, total=total)
 
     def notice(self, text):
         self.progress.console.print(text)
 
     def member_finished(self, record):
         self.progress.advance(self.run_task)
+        if record["id"] in self.member_tasks:
+            self.progress.remove_task(self.member_tasks.pop(record["id"]))
         val = record.get("val_accuracy")
         self.progress.console.print(
             f"{record['id']}: accuracy {record['accuracy']:.4f}"
@@ -173,7 +176,16 @@ def cli() -> None:
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
-@click.option("--executor", default="local", show_default=True, help="Where members train.")
+@click.option("--executor", default="local", show_default=True,
+              help="Where members train: local (this process, one at a time) or ray (in parallel "
+                   "as Ray tasks; pip install 'jetsynth[ray]').")
+@click.option("--ray-address", default=None,
+              help="--executor ray: the cluster, auto or HOST:PORT or ray://HOST:PORT [default: "
+                   "start a local Ray on this machine].")
+@click.option("--cpus-per-member", type=int, default=1, show_default=True,
+              help="--executor ray: CPUs (torch threads) each training member gets.")
+@click.option("--gpus-per-member", type=float, default=0.0, show_default=True,
+              help="--executor ray: GPUs reserved for each training member (0.5: two per GPU).")
 @click.option("--bench", default="none", show_default=True,
               help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                    "(a stored name or user@host[:port]; see `jetsynth devices`).")

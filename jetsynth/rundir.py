@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import EvolveConfig
+from .config import PLACEMENT, EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
 from .storage import append_jsonl, lock_holder, read_json, try_lock, unlock, write_json
@@ -203,7 +203,7 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
     differing = [
         f.name
         for f in fields(EvolveConfig)
-        if f.name != "generations" and getattr(stored, f.name) != getattr(config, f.name)
+        if f.name not in ("generations", *PLACEMENT) and getattr(stored, f.name) != getattr(config, f.name)
     ]
     if differing:
         raise JetsynthError(
