@@ -4,6 +4,8 @@ offspring, writing every result to the run directory as soon as it exists.
 A killed run resumes where it stopped: a member is complete once its `member.json` is written
 (after its genome), complete members are never trained again, and every random draw is seeded by
 (run seed, generation, member) so a resumed run computes what an uninterrupted one would.
+Each member goes through the member pipeline (`member`: breed, train, record); an executor
+(`executors`: this process, or Ray) trains them, and members are recorded as they finish.
 """
 
 from __future__ import annotations
