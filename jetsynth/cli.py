@@ -124,7 +124,16 @@ def cli() -> None:
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
-@click.option("--executor", default="local", show_default=True, help="Where members train.")
+@click.option("--executor", default="local", show_default=True,
+              help="Where members train: local (this process, one at a time) or ray (in parallel "
+                   "as Ray tasks; pip install 'jetsynth[ray]').")
+@click.option("--ray-address", default=None,
+              help="--executor ray: the cluster, auto or HOST:PORT or ray://HOST:PORT [default: "
+                   "start a local Ray on this machine].")
+@click.option("--cpus-per-member", type=int, default=1, show_default=True,
+              help="--executor ray: CPUs (torch threads) each training member gets.")
+@click.option("--gpus-per-member", type=Number(float, 0, 1024), default=0.0, show_default=True,
+              help="--executor ray: GPUs reserved for each training member (0.5: two per GPU).")
 @click.option("--threads", type=THREADS, default=1, show_default=True,
               help="torch threads for training (0: torch's default, one per core); on a shared "
                    "machine one thread trains fastest (tools/bench_train_threads.py).")

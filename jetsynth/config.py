@@ -17,6 +17,9 @@ from .train import TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
 PRESSURES = ("fixed", "adaptive")
+EXECUTORS = ("local", "ray")
+PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member")
+"""Settings that say where members train, not what they become: a run may resume under others."""
 DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
 
@@ -61,6 +64,9 @@ class EvolveConfig:
     reinit: bool = False
     seed: int = 0
     executor: str = "local"
+    ray_address: str | None = None
+    cpus_per_member: int = 1
+    gpus_per_member: float = 0.0
     bench: str = "none"
     bench_batch: int = 1
     bench_seconds: float = 0.5
@@ -150,10 +156,9 @@ class EvolveConfig:
                 not 0.0 <= self.overlap_band[0] <= self.overlap_band[1] <= 1.0,
                 "--overlap-band LOW HIGH must satisfy 0 <= LOW <= HIGH <= 1",
             ),
-            (
-                self.executor != "local",
-                f"--executor {self.executor} is not available in this version; use local",
-            ),
+            (self.executor not in EXECUTORS, "--executor must be local or ray"),
+            (self.cpus_per_member < 1, "--cpus-per-member must be at least 1"),
+            (self.gpus_per_member < 0, "--gpus-per-member must be 0 or more (0.5: two members per GPU)"),
             (self.bench_batch < 1, "--bench-batch must be at least 1"),
             (self.bench_seconds <= 0, "--bench-seconds must be positive"),
             (self.target_fps is not None and self.target_fps <= 0, "--target-fps must be positive"),

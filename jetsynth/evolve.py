@@ -4,14 +4,16 @@ offspring, writing every result to the run directory as soon as it exists.
 A killed run resumes where it stopped: a member is complete once its `member.json` is written
 (after its genome), complete members are never trained again, and every random draw is seeded by
 (run seed, generation, member) so a resumed run computes what an uninterrupted one would.
+Each member goes through the member pipeline (`member`: breed, train, record); an executor
+(`executors`: this process, or Ray) trains them, and members are recorded as they finish.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .calibration.model import LatencyModel, default_path, load_model
@@ -19,21 +21,19 @@ from .config import EvolveConfig
 from .data import load_dataset
 from .environment import adaptive_keep
 from .errors import JetsynthError
+from .executors import Executor, open_executor
 from .frontier import meets_target
-from .genome import Genome, Lineage, ancestor_genome, topology_for
-from .grow_genome import harmonize
-from .mating import rate_for_factor
+from .genome import Genome
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
-from .metrics import efficiency, size_metrics
+from .member import MemberTask, ancestor_task, member_id, offspring_task, record_member
 from .models import Factory, resolve_factory
 from .rundir import RunDirectory, open_run
-from .selection import pick_member, select_parents, selection_accuracy, speed
+from .selection import pick_member, selection_accuracy, speed
 from .similarity import aligned_presences, overlap_matrix
 from .stopping import stale_generations
 from .storage import read_json, write_json
-from .synthesis import synthesize
-from .train import train_genome
-from .weights import file_digest, fit_state, load_state_dict
+from .train import TrainResult, train_genome
+from .weights import load_state_dict
 
 
 class Observer:
@@ -49,47 +49,6 @@ class Observer:
 
     def notice(self, text: str) -> None:
         """A one-line remark the user should see (e.g. a calibration that was skipped)."""
-
-
-def member_id(generation: int, member: int) -> str:
-    return f"g{generation:02d}-m{member:02d}"
-
-
-def member_seed(seed: int, generation: int, member: int) -> int:
-    return int(np.random.SeedSequence([seed, generation, member]).generate_state(1)[0])
-
-
-def environment_record(keep: float, m: int) -> dict:
-    """Seed 000's environmental factor R = (1 − r)^m for this offspring: R is --keep (the same
-    for every m, as the paper tuned it) and r the per-parent rate that yields it."""
-    return {"m": m, "R": keep, "r": round(rate_for_factor(keep, m), 6)}
-
-
-def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: dict | None,
-            config: EvolveConfig, keep: float, speedometer: Speedometer | None, ordinal: int):
-    metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
-    base = ancestor if ancestor is not None else metrics
-    record = {
-        "id": lineage.id,
-        "generation": lineage.generation,
-        "member": lineage.member,
-        "parents": list(lineage.parents),
-        "seed": seed,
-        **metrics,
-        **efficiency(base, metrics),
-        "environment": environment_record(keep, config.mates),
-        "fps": None,
-    }
-    if "repair" in trained.genome.extra:
-        record["repair"] = trained.genome.extra["repair"]
-    if speedometer is not None:
-        floor = config.floor(selection_accuracy(base))
-        record.update(speedometer.assess(trained.genome, run.member_dir(lineage.id), ordinal,
-                                         config.target_fps, selection_accuracy(metrics) >= floor))
-    run.save(trained.genome, record)
-    run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
-              val_accuracy=metrics.get("val_accuracy"), synapses=metrics["synapses"])
-    return record
 
 
 LATENCY_MODEL_FILE = "latency-model.json"
@@ -169,55 +128,20 @@ def parent_pool(config: EvolveConfig, records: list[dict], previous: list[dict],
     return previous, None
 
 
-def _newborn(offspring: Genome, seed: int) -> Genome:
-    """Seed 001's 'newborn' reading: the offspring's structure with fresh random weights."""
-    fresh = ancestor_genome(offspring.arch, offspring.input_shape, offspring.num_classes, seed,
-                            offspring.topology)
-    return replace(offspring, state=fresh.state).with_masks(offspring.masks, offspring.lineage)
-
-
-MATINGS = 5
-
-
-def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
-                      overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
-                      floor: float) -> tuple[Genome, float]:
-    """Select parents and synthesise; returns the offspring and the keep share it was drawn
-    under. Parents whose structures leave no viable offspring (a whole layer or a class lost in
-    every draw) are replaced by another selection; after MATINGS selections the offspring is
-    mated from one parent fewer, down to one. Under strong pressure m sparse siblings can share
-    no live layer, and a parent pressed to one synapse per class loses a class with almost any
-    unit it loses; then, last, the offspring inherits one parent's structure whole (keep 1).
-    A run goes on rather than stop; the lineage records the parents the offspring had, and the
-    pressure stays the run's (`mates` is --parents whatever this offspring got)."""
-    mid = member_id(generation, index)
-    failure = None
-    attempts = [(count, keep) for count in range(min(config.parents, len(previous)), 0, -1)]
-    for count, share in [*attempts, (1, 1.0)]:
-        for _ in range(MATINGS):
-            chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
-            parent_ids = tuple(previous[i]["id"] for i in chosen)
-            lineage = Lineage(mid, generation, index, parent_ids)
-            try:
-                return synthesize(harmonize([genomes[p] for p in parent_ids]),
-                                  config.synthesis(len(parent_ids), share), rng, lineage), share
-            except JetsynthError as exc:
-                failure = exc
-    raise failure
-
-
-def _repaired(run: RunDirectory, config: EvolveConfig, trained, lineage: Lineage,
-              genomes: dict[str, Genome], previous: list[dict], dataset, seed: int, observer):
-    """--grow-on-drop: the offspring repaired by growth when it lost too much (see `repair`);
-    the repair is marked in its genome (`extra['repair']`) and the events."""
+def _repaired(run: RunDirectory, config: EvolveConfig, task: MemberTask, trained: TrainResult,
+              genomes: dict[str, Genome], previous: list[dict], dataset, observer) -> TrainResult:
+    """--grow-on-drop, on the driver after training: the offspring repaired by growth when it
+    lost too much (see `repair`); the repair is marked in its genome (`extra['repair']`) and the
+    events."""
     from .repair import repair_offspring
 
+    lineage = task.genome.lineage
     by_id = {r["id"]: r for r in previous}
     parents = [p for p in lineage.parents if p in by_id]
     best = max(parents, key=lambda p: selection_accuracy(by_id[p]))
     result, info = repair_offspring(
         trained, genomes[best], selection_accuracy(by_id[best]), config.grow_on_drop,
-        lambda grown: train_genome(grown, dataset, config.training(False), seed, observer.step))
+        lambda grown: train_genome(grown, dataset, config.training(False), task.seed, observer.step))
     if info is None:
         return trained
     run.event("repair", member=lineage.id, **asdict(info))
@@ -260,20 +184,25 @@ def evolve(
     weights = None
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
-    run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+    executor = open_executor(config, dataset)
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _evolve(config, run, resume, observer, dataset, target, given, factory, weights)
+        run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+        try:
+            return _evolve(config, run, resume, observer, dataset, target, given, factory, weights,
+                           executor)
+        finally:
+            run.release()
     finally:
         torch.set_num_threads(threads)
-        run.release()
+        executor.close()
 
 
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
             target, given: LatencyModel | None, factory: Factory,
-            weights: dict | None) -> list[dict]:
+            weights: dict | None, executor: Executor) -> list[dict]:
     """The generations of `evolve` in the run directory it holds the lock of."""
     speedometer = None
     if target is not None:
@@ -293,19 +222,10 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)
     if ancestor is None:
-        seed = member_seed(config.seed, 1, 0)
         observer.member_started(ancestor_id)
-        topology = topology_for(config.arch, dataset.input_shape, dataset.classes, factory)
-        genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed, topology)
-        genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
-        if weights is not None:  # the given weights replace the fresh initialisation
-            genome = genome.with_state(fit_state(weights, genome.state, config.ancestor_weights,
-                                                 config.arch))
-            run.event("ancestor_weights", path=config.ancestor_weights,
-                      sha256=file_digest(Path(config.ancestor_weights)))
-        trained = train_genome(genome, dataset, config.training(True), seed, observer.step,
-                               run.member_dir(ancestor_id))
-        ancestor = _finish(run, trained, genome.lineage, seed, None, config, 1.0, speedometer, 0)
+        task = ancestor_task(config, run, dataset, factory, weights)
+        ((task, trained),) = executor.train([task], observer.step)
+        ancestor = record_member(run, task, trained, None, config, speedometer)
         observer.member_finished(ancestor)
     if speedometer is not None:
         from .bench import MEMBER_MODEL
@@ -318,7 +238,6 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             break
         if _patience_spent(run, records, config, selection_accuracy(ancestor)):
             break
-        current = []
         floor = config.floor(selection_accuracy(ancestor))
         previous, retreat = parent_pool(config, records, previous, floor)
         keep, terms = generation_keep(config, previous, ancestor, retreat is not None)
@@ -334,39 +253,17 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             overlaps = overlap_matrix(
                 aligned_presences([genomes[r["id"]].masks for r in previous], config.cluster)
             )
-        for index in range(config.population):
-            mid = member_id(generation, index)
-            record = run.record(mid)
-            if record is None:
-                seed = member_seed(config.seed, generation, index)
-                rng = torch.Generator().manual_seed(seed)
-                observer.member_started(mid)
-                child, drawn_keep = _viable_offspring(config, previous, genomes, overlaps, rng,
-                                                      generation, index, keep, floor)
-                lineage = child.lineage
-                wanted = min(config.parents, len(previous))
-                if drawn_keep != keep:
-                    run.event("pressure_lifted", member=mid, parent=lineage.parents[0])
-                    observer.notice(f"{mid}: no parent left a viable offspring under --keep "
-                                    f"{keep:g}; it inherits {lineage.parents[0]}'s structure")
-                elif len(lineage.parents) < wanted:
-                    run.event("fewer_parents", member=mid, parents=len(lineage.parents),
-                              wanted=wanted)
-                    observer.notice(f"{mid}: no {wanted} parents left a viable offspring; "
-                                    f"mated from {len(lineage.parents)}")
-                if config.reinit:
-                    child = _newborn(child, seed)
-                trained = train_genome(child, dataset, config.training(False), seed,
-                                       observer.step, run.member_dir(mid))
-                if config.grow_on_drop is not None:
-                    trained = _repaired(run, config, trained, lineage, genomes, previous, dataset,
-                                        seed, observer)
-                ordinal = (generation - 2) * config.population + index + 1
-                record = _finish(run, trained, lineage, seed, ancestor, config, drawn_keep, speedometer,
-                                 ordinal)
-                observer.member_finished(record)
-            records.append(record)
-            current.append(record)
+        found = {i: run.record(member_id(generation, i)) for i in range(config.population)}
+        todo = [i for i, record in found.items() if record is None]
+        tasks = _bred(config, run, observer, todo, previous, genomes, overlaps, generation, keep, floor)
+        for task, trained in executor.train(tasks, observer.step):
+            if config.grow_on_drop is not None:
+                trained = _repaired(run, config, task, trained, genomes, previous, dataset, observer)
+            record = record_member(run, task, trained, ancestor, config, speedometer)
+            found[task.genome.lineage.member] = record
+            observer.member_finished(record)
+        current = [found[i] for i in range(config.population)]
+        records.extend(current)
         run.event("generation_done", generation=generation)
         previous = current
     else:
@@ -386,6 +283,16 @@ def _threads_note(target) -> str:
         note += (f"; timing each member with {BACKEND_WORDS[target]}, {THREADS} thread, the median "
                  f"of {TRIALS} trials")
     return note
+
+
+def _bred(config: EvolveConfig, run: RunDirectory, observer: Observer, todo: list[int],
+          previous: list[dict], genomes: dict, overlaps, generation: int, keep: float,
+          floor: float) -> Iterator[MemberTask]:
+    """The tasks of members `todo` of `generation`, each bred when the executor asks for it."""
+    for index in todo:
+        observer.member_started(member_id(generation, index))
+        yield offspring_task(config, run, observer.notice, previous, genomes, overlaps, generation,
+                             index, keep, floor)
 
 
 def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,

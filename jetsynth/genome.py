@@ -11,12 +11,14 @@ Format 2 drops format 1's chain-layer list; the tensors are the same, so a forma
 
 from __future__ import annotations
 
+import json
+import struct
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save, save_file
 from torch import nn
 
 from .errors import JetsynthError
@@ -30,6 +32,7 @@ PRECISIONS = ("fp32", "fp16")
 READABLE_FORMATS = (1, 2)
 TENSORS_FILE = "genome.safetensors"
 META_FILE = "genome.json"
+BLOB_HEADER = "jetsynth.genome"
 
 
 @dataclass(frozen=True)
@@ -132,24 +135,57 @@ def ancestor_genome(arch: str, input_shape: tuple[int, int, int], num_classes: i
     )
 
 
-def save_genome(genome: Genome, directory: Path) -> None:
-    directory = Path(directory)
+def _flat_tensors(genome: Genome) -> dict[str, torch.Tensor]:
     tensors = {f"state/{k}": v.contiguous() for k, v in genome.state.items()}
     tensors.update({f"mask/{k}": v.contiguous() for k, v in genome.masks.items()})
     tensors.update({f"tag/{k}": v.contiguous() for k, v in genome.tags.items()})
+    return tensors
+
+
+def _header(genome: Genome) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "arch": genome.arch,
+        "input_shape": list(genome.input_shape),
+        "num_classes": genome.num_classes,
+        "lineage": asdict(genome.lineage),
+        "precision": genome.precision,
+        "extra": genome.extra,
+    }
+
+
+def save_genome(genome: Genome, directory: Path) -> None:
+    directory = Path(directory)
+    tensors = _flat_tensors(genome)
     atomic_write(directory / TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    write_json(
-        directory / META_FILE,
-        {
-            "format": FORMAT_VERSION,
-            "arch": genome.arch,
-            "input_shape": list(genome.input_shape),
-            "num_classes": genome.num_classes,
-            "lineage": asdict(genome.lineage),
-            "precision": genome.precision,
-            "extra": genome.extra,
-        },
-    )
+    write_json(directory / META_FILE, _header(genome))
+
+
+def genome_bytes(genome: Genome) -> bytes:
+    """The genome as one safetensors blob (its JSON header in the file's metadata): how a
+    genome travels to and from another process, never pickled."""
+    return save(_flat_tensors(genome), metadata={BLOB_HEADER: json.dumps(_header(genome))})
+
+
+def blob_header(blob: bytes) -> dict:
+    """The JSON header of a `genome_bytes` blob, checked as `genome_header` checks a folder's."""
+    try:
+        (size,) = struct.unpack("<Q", blob[:8])
+        meta = json.loads(json.loads(blob[8:8 + size])["__metadata__"][BLOB_HEADER])
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise JetsynthError(f"not a genome blob ({exc})") from None
+    return _checked_header(meta, "genome blob")
+
+
+def genome_from_bytes(blob: bytes, topology: Topology) -> Genome:
+    """The genome a `genome_bytes` blob holds, on `topology` (its architecture, traced)."""
+    meta = blob_header(blob)
+    _check_belongs(meta, topology, "genome blob")
+    try:
+        tensors = load(blob)
+    except SafetensorError as exc:
+        raise JetsynthError(f"unreadable genome blob ({exc})") from None
+    return _assemble(meta, tensors, topology, "genome blob")
 
 
 def genome_header(directory: Path) -> dict:
@@ -163,13 +199,17 @@ def genome_header(directory: Path) -> dict:
         meta = read_json(meta_path)
     except (OSError, ValueError) as exc:
         raise JetsynthError(f"{meta_path} is damaged ({type(exc).__name__}: {exc})") from None
+    return _checked_header(meta, str(meta_path))
+
+
+def _checked_header(meta, where: str) -> dict:
     if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise JetsynthError(f"{meta_path}: genome format {found} is not supported "
+        raise JetsynthError(f"{where}: genome format {found} is not supported "
                             f"(this jetsynth reads {', '.join(map(str, READABLE_FORMATS))})")
-    check_input_shape(meta.get("input_shape"), meta.get("num_classes"), str(meta_path))
+    check_input_shape(meta.get("input_shape"), meta.get("num_classes"), where)
     if not isinstance(meta.get("arch"), str):
-        raise JetsynthError(f"{meta_path}: arch must be an architecture name, not {meta.get('arch')!r}")
+        raise JetsynthError(f"{where}: arch must be an architecture name, not {meta.get('arch')!r}")
     return meta
 
 
@@ -202,33 +242,40 @@ def load_genome(directory: Path, topology: Topology | None = None,
     shape, classes = tuple(meta["input_shape"]), meta["num_classes"]
     if topology is None:
         topology = topology_for(meta["arch"], shape, classes, factory)
-    elif (meta["arch"], shape, classes) != (topology.arch, topology.input_shape, topology.num_classes):
+    else:
+        _check_belongs(meta, topology, str(directory))
+    return _assemble(meta, _tensors(directory), topology, str(directory / TENSORS_FILE))
+
+
+def _check_belongs(meta: dict, topology: Topology, where: str) -> None:
+    shape, classes = tuple(meta["input_shape"]), meta["num_classes"]
+    if (meta["arch"], shape, classes) != (topology.arch, topology.input_shape, topology.num_classes):
         raise JetsynthError(
-            f"{directory}: a genome of {meta['arch']} {shape} with {classes} classes does not belong "
+            f"{where}: a genome of {meta['arch']} {shape} with {classes} classes does not belong "
             f"to this run ({topology.arch} {topology.input_shape} with {topology.num_classes} classes)"
         )
-    tensors = _tensors(directory)
 
+
+def _assemble(meta: dict, tensors: dict[str, torch.Tensor], topology: Topology, where: str) -> Genome:
     def group(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     masks = group("mask/")
-    tensor_path = directory / TENSORS_FILE
     for layer in topology.layers:
         expected = (layer.out_units, layer.in_units * layer.kernel)
         mask = masks.get(layer.name)
         if mask is None or mask.dtype != torch.bool or mask.numel() != expected[0] * expected[1]:
-            raise JetsynthError(f"{tensor_path}: no valid mask for layer '{layer.name}'")
+            raise JetsynthError(f"{where}: no valid mask for layer '{layer.name}'")
         weight = tensors.get(f"state/{layer.name}.weight")
         if (weight is None or weight.numel() != expected[0] * expected[1]
                 or f"tag/{layer.name}" not in tensors):
-            raise JetsynthError(f"{tensor_path}: no valid weights or tags for layer '{layer.name}'; the "
+            raise JetsynthError(f"{where}: no valid weights or tags for layer '{layer.name}'; the "
                                 "file is damaged or from another architecture")
     lineage = meta.get("lineage")
     if not (isinstance(lineage, dict) and isinstance(lineage.get("id"), str)
             and isinstance(lineage.get("generation"), int) and isinstance(lineage.get("member"), int)
             and isinstance(lineage.get("parents"), list)):
-        raise JetsynthError(f"{directory / META_FILE}: its lineage (id, generation, member, parents) "
+        raise JetsynthError(f"{where}: its lineage (id, generation, member, parents) "
                             "is missing or damaged")
     return Genome(
         topology=topology,

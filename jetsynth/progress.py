@@ -85,8 +85,9 @@ def resuming_line(done: int, total: int) -> str | None:
 
 
 class RichObserver:
-    """Live bars on a terminal: one for the run's members (with ETA), one for the member in
-    training."""
+    """Live bars on a terminal: one for the run's members (with ETA), one for each member in
+    training (with --executor ray, every member in flight; steps are counted for the one trained
+    in this process)."""
 
     def __init__(self, console):
         from rich.progress import (
@@ -103,7 +104,8 @@ class RichObserver:
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=console)
         self.clock = MemberClock()
         self.run_task = None
-        self.member_task = None
+        self.member_tasks: dict[str, int] = {}
+        self.latest = None
         self.total = 0
 
     def __enter__(self):
@@ -122,12 +124,11 @@ class RichObserver:
 
     def member_started(self, member_id):
         self.clock.member_started()
-        if self.member_task is not None:
-            self.progress.remove_task(self.member_task)
-        self.member_task = self.progress.add_task(f"training {member_id}", total=None)
+        self.latest = self.progress.add_task(f"training {member_id}", total=None)
+        self.member_tasks[member_id] = self.latest
 
     def step(self, done, total):
-        self.progress.update(self.member_task, completed=done, total=total)
+        self.progress.update(self.latest, completed=done, total=total)
 
     def notice(self, text):
         self.progress.console.print(text)
@@ -135,6 +136,8 @@ class RichObserver:
     def member_finished(self, record):
         self.clock.member_finished(record["id"])
         self.progress.advance(self.run_task)
+        if record["id"] in self.member_tasks:
+            self.progress.remove_task(self.member_tasks.pop(record["id"]))
         completed = int(next(t.completed for t in self.progress.tasks if t.id == self.run_task))
         eta = self.clock.eta(self.total - completed)
         self.progress.update(self.run_task, description=f"members (eta {clock(eta)})")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import EvolveConfig
+from .config import PLACEMENT, EvolveConfig
 from .errors import JetsynthError
 from .genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
 from .growth import grown_factory, is_grown, split_arch
@@ -36,8 +36,9 @@ EVENTS_FILE = "events.jsonl"
 MEMBERS_DIR = "members"
 MEMBER_FILE = "member.json"
 LOCK_FILE = "run.lock"
-RESUMABLE_CHANGES = ("generations", "threads")
-"""Settings a resumed run may change: more generations, and how many threads compute them."""
+RESUMABLE_CHANGES = ("generations", "threads", *PLACEMENT)
+"""Settings a resumed run may change: more generations, how many threads compute them, and
+where members train (the executor and its placement)."""
 DAMAGED_DIR = "damaged"
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written

@@ -144,3 +144,17 @@ def local_device(sshd, tmp_path):
     remote = tmp_path / "remote"
     remote.mkdir()
     return Device(name="local", remote_dir=str(remote), **sshd.device_fields())
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray with 2 CPUs, shared by the tests that need one and shut down after them;
+    yields its address (HOST:PORT) for drivers in other processes."""
+    ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'jetsynth[ray]'; .ci/run does)")
+    import logging
+
+    context = ray.init(num_cpus=2, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()

@@ -32,7 +32,8 @@ def test_help_lists_the_contract_options():
         (["--keep", "1.5"], "--keep must be a finite number in (0, 1]"),
         (["--resume"], "nothing to resume"),
         (["--arch", "nope"], "unknown architecture"),
-        (["--executor", "ray"], "--executor ray is not available"),
+        (["--executor", "dask"], "--executor must be local or ray"),
+        (["--executor", "ray", "--cpus-per-member", "0"], "--cpus-per-member must be at least 1"),
         (["--data", "folder:/no/such/dir"], "dataset folder not found"),
         (["--val-split", "1.5"], "--val-split must be a finite number in [0, 1)"),
         (["--mean", "0.1,0.2", "--std", "0.3", "--std", "0.3"], "give 2 value(s) but the images have 1"),
@@ -239,3 +240,27 @@ def test_max_drop_run_shows_its_pressure_and_names_the_member_to_ship(tmp_path):
     assert (run_dir / "report" / "pressure.png").is_file()
     data = json.loads(_run("report", str(run_dir), "--json").output)
     assert [row["keep"] for row in data["pressure"]] == [1.0, 1.0, 1.0]
+
+
+def test_progress_shows_every_member_in_flight():
+    """With --executor ray several members train at once: each has its own line until it is
+    recorded."""
+    import io
+
+    from rich.console import Console
+
+    from jetsynth.cli import _RichObserver
+
+    stream = io.StringIO()
+    record = {"id": "g02-m01", "accuracy": 0.9, "synapses": 10, "synaptic_efficiency": 2.0,
+              "clusters": 5, "cluster_efficiency": 1.5, "train_seconds": 1.0}
+    with _RichObserver(Console(file=stream, width=120)) as observer:
+        observer.run_started("RUN", 1, 4)
+        for member in ("g02-m00", "g02-m01", "g02-m02"):
+            observer.member_started(member)
+        descriptions = [t.description for t in observer.progress.tasks]
+        assert descriptions == ["members", "training g02-m00", "training g02-m01", "training g02-m02"]
+        observer.member_finished(record)
+        descriptions = [t.description for t in observer.progress.tasks]
+        assert descriptions == ["members", "training g02-m00", "training g02-m02"]
+    assert "g02-m01: accuracy 0.9000" in stream.getvalue()

@@ -12,8 +12,9 @@ import torch
 
 from jetsynth.config import EvolveConfig
 from jetsynth.errors import JetsynthError
-from jetsynth.evolve import Observer, _viable_offspring, evolve
+from jetsynth.evolve import Observer, evolve
 from jetsynth.genome import Lineage, ancestor_genome
+from jetsynth.member import viable_offspring
 from jetsynth.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
 
@@ -153,7 +154,7 @@ def test_parents_that_share_no_live_layer_mate_from_fewer():
     genomes = _parents_with_disjoint_fc1(3)
     previous = [{"id": key} for key in genomes]
     config = replace(SMALL, population=3, parents=3, keep=0.8).resolved()
-    child, keep = _viable_offspring(config, previous, genomes, None,
+    child, keep = viable_offspring(config, previous, genomes, None,
                                     torch.Generator().manual_seed(0), 3, 0, 0.8, 0.0)
     assert len(child.lineage.parents) == 1 and keep == 0.8
     parent = genomes[child.lineage.parents[0]]
@@ -178,7 +179,7 @@ def test_a_parent_no_draw_can_press_passes_its_structure_on_whole():
     parent = _parent_with_one_reader_per_class()
     config = replace(SMALL, population=1, parents=1, keep=0.01, cluster_pressure=1.0,
                      balance=0.0).resolved()
-    child, keep = _viable_offspring(config, [{"id": "p0"}], {"p0": parent}, None,
+    child, keep = viable_offspring(config, [{"id": "p0"}], {"p0": parent}, None,
                                     torch.Generator().manual_seed(0), 3, 0, 0.01, 0.0)
     assert keep == 1.0 and child.lineage.parents == ("p0",)
     for name, mask in child.masks.items():

@@ -63,3 +63,24 @@ def test_a_genome_of_another_network_is_refused(tmp_path):
     other = ancestor_genome("lenet5", (1, 28, 28), 5, seed=0)
     with pytest.raises(JetsynthError, match="does not belong to this run"):
         load_genome(tmp_path / "g", other.topology)
+
+
+def test_a_genome_travels_as_one_safetensors_blob(tmp_path):
+    from safetensors.torch import load
+
+    from jetsynth.genome import blob_header, genome_bytes, genome_from_bytes
+
+    genome = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    masks = {k: torch.rand(v.shape) > 0.5 for k, v in genome.masks.items()}
+    genome = genome.with_masks(masks, Lineage("g02-m01", 2, 1, ("g01-m00",)))
+    blob = genome_bytes(genome)
+    assert set(load(blob)) >= {"mask/0", "state/0.weight", "tag/0"}  # a plain safetensors file
+    assert blob_header(blob)["lineage"]["parents"] == ["g01-m00"]
+    back = genome_from_bytes(blob, genome.topology)
+    assert back.lineage == genome.lineage
+    for name in genome.state:
+        assert torch.equal(back.state[name], genome.state[name])
+    for name in genome.masks:
+        assert torch.equal(back.masks[name], genome.masks[name])
+    with pytest.raises(JetsynthError, match="not a genome blob"):
+        blob_header(b"\x00" * 16)
