@@ -240,27 +240,3 @@ def test_max_drop_run_shows_its_pressure_and_names_the_member_to_ship(tmp_path):
     assert (run_dir / "report" / "pressure.png").is_file()
     data = json.loads(_run("report", str(run_dir), "--json").output)
     assert [row["keep"] for row in data["pressure"]] == [1.0, 1.0, 1.0]
-
-
-def test_progress_shows_every_member_in_flight():
-    """With --executor ray several members train at once: each has its own line until it is
-    recorded."""
-    import io
-
-    from rich.console import Console
-
-    from jetsynth.cli import _RichObserver
-
-    stream = io.StringIO()
-    record = {"id": "g02-m01", "accuracy": 0.9, "synapses": 10, "synaptic_efficiency": 2.0,
-              "clusters": 5, "cluster_efficiency": 1.5, "train_seconds": 1.0}
-    with _RichObserver(Console(file=stream, width=120)) as observer:
-        observer.run_started("RUN", 1, 4)
-        for member in ("g02-m00", "g02-m01", "g02-m02"):
-            observer.member_started(member)
-        descriptions = [t.description for t in observer.progress.tasks]
-        assert descriptions == ["members", "training g02-m00", "training g02-m01", "training g02-m02"]
-        observer.member_finished(record)
-        descriptions = [t.description for t in observer.progress.tasks]
-        assert descriptions == ["members", "training g02-m00", "training g02-m02"]
-    assert "g02-m01: accuracy 0.9000" in stream.getvalue()
