@@ -10,7 +10,7 @@ from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from .selection import POLICIES, SelectionConfig
 from .structure import CLUSTER_MODES
-from .synthesis import SynthesisConfig
+from .synthesis import PRESSURE_ON, SynthesisConfig
 from .train import PRECISIONS, TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
@@ -75,6 +75,7 @@ class EvolveConfig:
     augment: bool = False
     max_drop: float | None = None
     patience: int | None = None
+    pressure_on: str | None = None
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -97,6 +98,7 @@ class EvolveConfig:
             selection=self.selection or ("fps" if closed else "random"),
             pressure=self.pressure or ("adaptive" if closed or floored else "fixed"),
             keep=self.keep if self.keep is not None else (0.5 if floored and not closed else 0.8),
+            pressure_on=self.pressure_on or "synapses",
         )
 
     def resolved(self) -> EvolveConfig:
@@ -131,6 +133,8 @@ class EvolveConfig:
             (self.structure not in STRUCTURES, "--structure must be intersection or union"),
             (self.selection not in POLICIES, f"--selection must be one of {', '.join(POLICIES)}"),
             (self.pressure not in PRESSURES, "--pressure must be fixed or adaptive"),
+            (self.pressure_on not in PRESSURE_ON,
+             f"--pressure-on must be one of {', '.join(PRESSURE_ON)}"),
             (self.parents < 1, "--parents must be at least 1"),
             (
                 self.alphas is not None and len(self.alphas) != self.parents,
@@ -195,6 +199,7 @@ class EvolveConfig:
             alignment=self.alignment,
             alphas=alphas,
             mates=self.mates,
+            pressure_on=self.pressure_on,
         )
 
     @property

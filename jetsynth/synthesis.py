@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .encoding import encode_clusters
-from .environment import layer_factors, layer_targets
+from .environment import cost_targets, layer_factors, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
 from .mating import align, equal_alphas, mate, rate_for_factor, structure
@@ -35,7 +35,9 @@ class SynthesisConfig:
     share of the pressure that removes whole clusters rather than thinning them; mating: 'sum' (seed 000)
     or 'product' (seed 002); structure: 'intersection' or 'union' of the parents' clusters;
     alignment: match clusters by 'tag' or by compacted 'position'; alphas: mating weights
-    (None: equal); mates: the run's m, how many siblings a later offspring intersects."""
+    (None: equal); mates: the run's m, how many siblings a later offspring intersects;
+    pressure_on: what the budget counts, 'synapses' (seed 001) or 'macs' (each synapse weighs
+    the multiply-accumulates it does per image, see `environment.cost_targets`)."""
 
     cluster: str = "kernel"
     keep: float = 0.8
@@ -47,6 +49,7 @@ class SynthesisConfig:
     alignment: str = "tag"
     alphas: tuple[float, ...] | None = None
     mates: int = 1
+    pressure_on: str = "synapses"
 
     @property
     def share(self) -> float:
@@ -118,6 +121,34 @@ def pool_split(view: torch.Tensor, topology: Topology, pool: Pool,
     return out
 
 
+PRESSURE_ON = ("synapses", "macs")
+
+
+def synapse_cost(topology: Topology, name: str, pressure_on: str) -> float:
+    """What one synapse of layer `name` costs under `pressure_on`: 1, or its multiply-accumulates
+    per image (the layer's output positions; 1 for a linear layer)."""
+    return 1.0 if pressure_on == "synapses" else float(topology.layer(name).out_positions)
+
+
+def pool_cost(topology: Topology, pool: Pool, allowed: dict[str, torch.Tensor],
+              pressure_on: str) -> float:
+    """The mean cost per allowed synapse of a pool (its layers' costs weighted by their synapses)."""
+    if pressure_on == "synapses":
+        return 1.0
+    counts = [float(allowed[name].sum()) for name in pool.layers]
+    costs = [synapse_cost(topology, name, pressure_on) for name in pool.layers]
+    total = sum(counts)
+    if total == 0:
+        return costs[0]
+    return sum(n * c for n, c in zip(counts, costs, strict=True)) / total
+
+
+def masks_cost(topology: Topology, masks: dict[str, torch.Tensor], pressure_on: str) -> float:
+    """The cost of a set of masks: live synapses, or their multiply-accumulates per image."""
+    return sum(float(mask.sum()) * synapse_cost(topology, name, pressure_on)
+               for name, mask in masks.items())
+
+
 def sample_masks(
     topology: Topology,
     strengths: dict[str, torch.Tensor],
@@ -135,7 +166,12 @@ def sample_masks(
     groups = pools(topology, config.cluster)
     alive = [int(pool_view(allowed, topology, pool, config.cluster).sum()) for pool in groups]
     floors = [pool.floor for pool in groups]
-    targets = layer_targets(alive, floors, min(1.0, config.share * scale), config.balance, base)
+    share = min(1.0, config.share * scale)
+    if config.pressure_on == "synapses":
+        targets = layer_targets(alive, floors, share, config.balance, base)
+    else:
+        costs = [pool_cost(topology, pool, allowed, config.pressure_on) for pool in groups]
+        targets = cost_targets(alive, floors, costs, share, config.balance, base)
     output = topology.output
     masks: dict[str, torch.Tensor] = {}
     for pool, target in zip(groups, targets, strict=True):
@@ -247,13 +283,16 @@ def synthesize(
     mean_size = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
     base = min(mean_size, sum(float(a.sum()) for a in allowed.values()))
     wanted = config.share * base
+    if config.pressure_on != "synapses":
+        allowed_synapses = sum(float(a.sum()) for a in allowed.values())
+        wanted *= masks_cost(topology, allowed, config.pressure_on) / max(allowed_synapses, 1.0)
     ceiling = 1.0 / math.sqrt(config.share)
     scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
         masks = sample_masks(topology, strengths, allowed, base, config, generator, scale)
         if not _viable(topology, allowed, masks):
             continue
-        realized = sum(float(mask.sum()) for mask in masks.values())
+        realized = masks_cost(topology, masks, config.pressure_on)
         distance = abs(math.log(max(realized, 1.0) / max(wanted, 1.0)))
         if distance < miss:
             chosen, miss = masks, distance
