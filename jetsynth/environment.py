@@ -30,6 +30,8 @@ def _bisect(func, target: float, low: float, high: float, steps: int = 100) -> f
     """The x in [low, high] where the increasing `func` reaches `target`."""
     for _ in range(steps):
         mid = 0.5 * (low + high)
+        if mid in (low, high):  # adjacent floats: further steps change nothing
+            break
         if func(mid) < target:
             low = mid
         else:
