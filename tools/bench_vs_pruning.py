@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 from common import DEFAULT_MNIST, emit
+from safetensors.torch import load_file
 from torch import nn
 
 from jetsynth import EvolveConfig, evolve
@@ -148,6 +149,22 @@ def torch_pruning_run(ancestor: nn.Module, dataset, importance: str, args, confi
         models.append(copy.deepcopy(model).eval())
     return points, models, {"wall_seconds": round(time.perf_counter() - started, 1),
                             "cpu_seconds": round(time.process_time() - cpu, 1)}
+
+
+def torch_pruning_points(ancestor: nn.Module, dataset, importance: str, args, config: TrainConfig,
+                         input_shape, out: Path) -> tuple[list[dict], dict]:
+    """`torch_pruning_run` with every point's FPS, cached in OUT/tp-*.json."""
+    kept = out / f"tp-{importance}-s{args.steps}-e{args.epochs}-r{args.tp_ratio:g}.json"
+    if kept.is_file():
+        stored = json.loads(kept.read_text())
+        return stored["points"], stored["timing"]
+    points, models, timing = torch_pruning_run(ancestor, dataset, importance, args, config,
+                                               input_shape)
+    for point, model in zip(points, models, strict=True):
+        point.update(fps_trials(model, input_shape, out / "onnx" / f"tp-{importance}-{point['step']}",
+                                args))
+    kept.write_text(json.dumps({"points": points, "timing": timing}))
+    return points, timing
 
 
 def fps_trials(model: nn.Module, input_shape, folder: Path, args) -> dict:
@@ -266,6 +283,9 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--tp-ratio", type=float, default=0.95)
     parser.add_argument("--importance", action="append", choices=IMPORTANCES)
+    parser.add_argument("--only-torch-pruning", action="store_true",
+                        help="run (and cache in OUT) the Torch-Pruning side only, e.g. beside a "
+                             "jetsynth run in another process")
     parser.add_argument("--population", type=int, default=1)
     parser.add_argument("--keep", type=float, default=0.7)
     parser.add_argument("--pressure-on", default="macs")
@@ -290,6 +310,12 @@ def main() -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     weights, ancestor_seconds = train_ancestor(dataset, args, out, config)
 
+    if args.only_torch_pruning:
+        ancestor_net = ancestor_genome(args.arch, input_shape, dataset.classes, args.seed).build()
+        ancestor_net.load_state_dict(load_file(str(weights)))
+        for importance in importances:
+            torch_pruning_points(ancestor_net, dataset, importance, args, config, input_shape, out)
+        return 0
     evolve_config = EvolveConfig(
         data=args.data, arch=args.arch, input_size=args.input_size, generations=args.steps + 1,
         population=args.population, epochs=args.epochs, ancestor_epochs=0,
@@ -321,18 +347,8 @@ def main() -> int:
                            **fps_trials(model, input_shape, out / "onnx" / record["id"], args)})
     methods["jetsynth"] = jet_points
     for importance in importances:
-        kept = out / f"tp-{importance}-s{args.steps}-e{args.epochs}-r{args.tp_ratio:g}.json"
-        if kept.is_file():
-            stored = json.loads(kept.read_text())
-            points, wall = stored["points"], stored["timing"]
-        else:
-            ancestor_net = compact_genome(ancestor_genome_).model
-            points, models, wall = torch_pruning_run(ancestor_net, dataset, importance, args, config,
-                                                     input_shape)
-            for point, model in zip(points, models, strict=True):
-                point.update(fps_trials(model, input_shape,
-                                        out / "onnx" / f"tp-{importance}-{point['step']}", args))
-            kept.write_text(json.dumps({"points": points, "timing": wall}))
+        points, wall = torch_pruning_points(compact_genome(ancestor_genome_).model, dataset,
+                                            importance, args, config, input_shape, out)
         methods[f"tp-{importance}"] = points
         walls[f"tp-{importance}"] = wall
     for points in methods.values():
