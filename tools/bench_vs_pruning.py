@@ -286,6 +286,9 @@ def main() -> int:
     parser.add_argument("--only-torch-pruning", action="store_true",
                         help="run (and cache in OUT) the Torch-Pruning side only, e.g. beside a "
                              "jetsynth run in another process")
+    parser.add_argument("--only-jetsynth", action="store_true",
+                        help="run jetsynth's evolution only (resumable in OUT); a later call "
+                             "without it reports")
     parser.add_argument("--population", type=int, default=1)
     parser.add_argument("--keep", type=float, default=0.7)
     parser.add_argument("--pressure-on", default="macs")
@@ -329,6 +332,8 @@ def main() -> int:
     if not timing.is_file():  # a run resumed here counts only what this call did
         timing.write_text(json.dumps({"wall_seconds": round(time.perf_counter() - started, 1),
                                       "cpu_seconds": round(time.process_time() - cpu, 1)}))
+    if args.only_jetsynth:
+        return 0
     run = RunDirectory(run_dir)
 
     ancestor_genome_ = run.genome(records[0]["id"])
