@@ -8,9 +8,10 @@ from .dataset import VAL_SPLIT, DataSpec
 from .devices import BenchTarget
 from .errors import JetsynthError
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
+from .pressure_costs import PRESSURE_ON
 from .selection import POLICIES, SelectionConfig
 from .structure import CLUSTER_MODES
-from .synthesis import PRESSURE_ON, SynthesisConfig
+from .synthesis import SynthesisConfig
 from .train import PRECISIONS, TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
@@ -135,6 +136,9 @@ class EvolveConfig:
             (self.pressure not in PRESSURES, "--pressure must be fixed or adaptive"),
             (self.pressure_on not in PRESSURE_ON,
              f"--pressure-on must be one of {', '.join(PRESSURE_ON)}"),
+            (self.pressure_on == "latency" and self.bench == "none",
+             "--pressure-on latency weighs synapses by a calibrated latency model of the bench "
+             "target: add --bench DEVICE (and --latency-model FILE, or calibrate it first)"),
             (self.parents < 1, "--parents must be at least 1"),
             (
                 self.alphas is not None and len(self.alphas) != self.parents,
@@ -181,10 +185,12 @@ class EvolveConfig:
                 raise JetsynthError(message)
         self.bench_target()
 
-    def synthesis(self, parents: int, keep: float | None = None) -> SynthesisConfig:
+    def synthesis(self, parents: int, keep: float | None = None,
+                  layer_costs: dict[str, float] | None = None) -> SynthesisConfig:
         """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
         the previous generation is smaller, e.g. the ancestor alone); `keep` overrides --keep
-        (the adaptive pressure's share for this generation)."""
+        (the adaptive pressure's share for this generation); `layer_costs`: the cost of one
+        synapse per layer for --pressure-on latency (`pressure_costs.latency_costs`)."""
         alphas = self.alphas if self.alphas is not None and len(self.alphas) == parents else None
         if self.alphas is not None and alphas is None:
             alphas = tuple(a / sum(self.alphas[:parents]) for a in self.alphas[:parents])
@@ -200,6 +206,7 @@ class EvolveConfig:
             alphas=alphas,
             mates=self.mates,
             pressure_on=self.pressure_on,
+            layer_costs=tuple(sorted(layer_costs.items())) if layer_costs else None,
         )
 
     @property

@@ -25,6 +25,7 @@ from .mating import rate_for_factor
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .metrics import efficiency, size_metrics
 from .models import Factory, resolve_factory
+from .pressure_costs import latency_costs
 from .rundir import RunDirectory, open_run
 from .selection import pick_member, select_parents, selection_accuracy, speed
 from .similarity import cluster_presence, overlap_matrix
@@ -90,6 +91,8 @@ def _finish(run: RunDirectory, trained, lineage: Lineage, seed: int, ancestor: d
 
 
 LATENCY_MODEL_FILE = "latency-model.json"
+_NO_LATENCY_MODEL = ("--pressure-on latency needs a calibrated latency model of the bench target: "
+                     "run `jetsynth calibrate` for it or give --latency-model FILE")
 OWN_MODEL = "none"
 
 
@@ -178,7 +181,7 @@ MATINGS = 5
 
 def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
                       overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
-                      floor: float) -> tuple[Genome, float]:
+                      floor: float, costs: dict[str, float] | None = None) -> tuple[Genome, float]:
     """Select parents and synthesise; returns the offspring and the keep share it was drawn
     under. Parents whose structures leave no viable offspring (a whole layer or a class lost in
     every draw) are replaced by another selection; after MATINGS selections the offspring is
@@ -197,7 +200,7 @@ def _viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[
             lineage = Lineage(mid, generation, index, parent_ids)
             try:
                 return synthesize([genomes[p] for p in parent_ids],
-                                  config.synthesis(len(parent_ids), share), rng, lineage), share
+                                  config.synthesis(len(parent_ids), share, costs), rng, lineage), share
             except JetsynthError as exc:
                 failure = exc
     raise failure
@@ -228,6 +231,9 @@ def evolve(
     dataset = load_dataset(config.data_spec())
     target = config.bench_target()
     given = given_latency_model(config, target) if target is not None else None
+    if (config.pressure_on == "latency" and given is None
+            and not default_path(target_label(target)).is_file()):
+        raise JetsynthError(_NO_LATENCY_MODEL)
     weights = None
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
@@ -248,6 +254,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
                                   MeasurementCache(run.root / CACHE_FILE),
                                   _latency_model(config, run, target, given, observer),
                                   config.measure_every, run_samples(sorted(run.records(), key=_order)))
+    if config.pressure_on == "latency" and (speedometer is None or speedometer.model is None):
+        raise JetsynthError(_NO_LATENCY_MODEL)
     total = 1 + (config.generations - 1) * config.population
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
@@ -288,6 +296,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             observer.notice(f"generation {generation - 1} fell below the accuracy floor: generation "
                             f"{generation} is bred from generation {retreat}'s members at the floor")
         genomes = {r["id"]: run.genome(r["id"]) for r in previous}
+        costs = None
+        if config.pressure_on == "latency":
+            costs = latency_costs(speedometer.model, next(iter(genomes.values())).topology)
         overlaps = None
         if config.selection == "similarity":
             overlaps = overlap_matrix(
@@ -301,7 +312,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
                 rng = torch.Generator().manual_seed(seed)
                 observer.member_started(mid)
                 child, drawn_keep = _viable_offspring(config, previous, genomes, overlaps, rng,
-                                                      generation, index, keep, floor)
+                                                      generation, index, keep, floor, costs)
                 lineage = child.lineage
                 wanted = min(config.parents, len(previous))
                 if drawn_keep != keep:

@@ -11,5 +11,10 @@ def test_pressure_on_defaults_to_seed_001s_synapses_and_reaches_synthesis():
 
 
 def test_unknown_pressure_on_is_a_clear_error():
-    with pytest.raises(JetsynthError, match="--pressure-on must be one of synapses, macs"):
+    with pytest.raises(JetsynthError, match="--pressure-on must be one of synapses, macs, latency"):
         EvolveConfig(pressure_on="flops").resolved()
+
+
+def test_latency_pressure_needs_a_bench_target():
+    with pytest.raises(JetsynthError, match="--pressure-on latency .* add --bench"):
+        EvolveConfig(pressure_on="latency").resolved()
