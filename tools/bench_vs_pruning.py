@@ -151,10 +151,14 @@ def torch_pruning_run(ancestor: nn.Module, dataset, importance: str, args, confi
                             "cpu_seconds": round(time.process_time() - cpu, 1)}
 
 
+def tp_cache(out: Path, importance: str, args) -> Path:
+    return out / f"tp-{importance}-s{args.steps}-e{args.epochs}-r{args.tp_ratio:g}.json"
+
+
 def torch_pruning_points(ancestor: nn.Module, dataset, importance: str, args, config: TrainConfig,
                          input_shape, out: Path) -> tuple[list[dict], dict]:
     """`torch_pruning_run` with every point's FPS, cached in OUT/tp-*.json."""
-    kept = out / f"tp-{importance}-s{args.steps}-e{args.epochs}-r{args.tp_ratio:g}.json"
+    kept = tp_cache(out, importance, args)
     if kept.is_file():
         stored = json.loads(kept.read_text())
         return stored["points"], stored["timing"]
@@ -286,6 +290,9 @@ def main() -> int:
     parser.add_argument("--only-torch-pruning", action="store_true",
                         help="run (and cache in OUT) the Torch-Pruning side only, e.g. beside a "
                              "jetsynth run in another process")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="report with the Torch-Pruning points already cached in OUT, leaving "
+                             "out those still missing")
     parser.add_argument("--only-jetsynth", action="store_true",
                         help="run jetsynth's evolution only (resumable in OUT); a later call "
                              "without it reports")
@@ -343,15 +350,19 @@ def main() -> int:
                 **fps_trials(ancestor_model, input_shape, out / "onnx" / "ancestor", args)}
     methods: dict[str, list[dict]] = {}
     walls = {"jetsynth": json.loads(timing.read_text())}
-    jet_points = []
-    for record in records[1:]:
+    measured = run_dir / "points.json"
+    jet_points = json.loads(measured.read_text()) if measured.is_file() else []
+    for record in records[1 + len(jet_points):]:
         model = compact_genome(run.genome(record["id"])).model
         jet_points.append({"id": record["id"], "accuracy": record["accuracy"],
                            "val_accuracy": record["val_accuracy"],
                            "macs": count_macs(model, input_shape), "params": params(model),
                            **fps_trials(model, input_shape, out / "onnx" / record["id"], args)})
+    measured.write_text(json.dumps(jet_points))
     methods["jetsynth"] = jet_points
     for importance in importances:
+        if args.cached_only and not tp_cache(out, importance, args).is_file():
+            continue
         points, wall = torch_pruning_points(compact_genome(ancestor_genome_).model, dataset,
                                             importance, args, config, input_shape, out)
         methods[f"tp-{importance}"] = points
