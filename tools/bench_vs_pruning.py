@@ -244,7 +244,10 @@ def plot(methods: dict[str, list[dict]], ancestor: dict, path: Path, title: str)
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(100 * ancestor["accuracy"] - 4.0, 100 * ancestor["accuracy"] + 0.5)
+        values = [100 * p["accuracy"] for points in methods.values() for p in points]
+        top = max([100 * ancestor["accuracy"], *values]) + 0.3
+        ax.set_ylim(max(min([100 * ancestor["accuracy"] - 2.3, *values]) - 0.3,
+                        100 * ancestor["accuracy"] - 5.0), top)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(title)
@@ -373,7 +376,8 @@ def main() -> int:
             p["param_reduction"] = round(ancestor["params"] / p["params"], 2)
             p["fps_gain"] = round(p["fps"] / ancestor["fps"], 2)
     title = (f"{args.arch} on {args.data.split(':')[0]}: jetsynth (pressure on {args.pressure_on}, "
-             f"keep {args.keep:g}) vs Torch-Pruning, {args.steps} steps × {args.epochs} epochs")
+             f"keep {args.keep:g}) vs Torch-Pruning, {args.steps} steps × {args.epochs} epoch(s); "
+             "below the axis: more than 5 points lost")
     plot(methods, ancestor, out / "frontiers.png", title)
     summary = {}
     for name, points in methods.items():
