@@ -222,6 +222,7 @@ def plot(methods: dict[str, list[dict]], ancestor: dict, path: Path, title: str)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     axes_spec = [("mac_reduction", "MAC reduction (×, log)"),
                  ("param_reduction", "parameter reduction (×, log)"),
@@ -242,6 +243,7 @@ def plot(methods: dict[str, list[dict]], ancestor: dict, path: Path, title: str)
         ax.axhline(100 * ancestor["accuracy"] - 2.0, color="grey", ls=":", lw=0.8,
                    label="ancestor − 2 points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         values = [100 * p["accuracy"] for points in methods.values() for p in points]
