@@ -93,6 +93,11 @@ def cli() -> None:
 @click.option("--balance", type=FRACTION, default=None,
               help="0: every layer loses the same share; 1: big layers carry the pressure "
                    "[default: 0 with --target-fps, else 0.5].")
+@click.option("--pressure-on", type=click.Choice(["synapses", "macs", "latency"]), default=None,
+              help="What the pressure's budget counts: synapses (seed 001), macs (each synapse "
+                   "weighs its multiply-accumulates, so expensive convolutions carry the pressure "
+                   "at --balance > 0) or latency (its terms in the calibrated latency model of the "
+                   "--bench target) [default: synapses].")
 @click.option("--truncation", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
               help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
 @click.option("--cluster-pressure", type=FRACTION, default=None,

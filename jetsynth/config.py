@@ -10,6 +10,7 @@ from .devices import BenchTarget
 from .errors import JetsynthError
 from .genome import PRECISIONS
 from .mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
+from .pressure_costs import PRESSURE_ON
 from .selection import POLICIES, SelectionConfig
 from .structure import CLUSTER_MODES
 from .synthesis import SynthesisConfig
@@ -87,6 +88,7 @@ class EvolveConfig:
     """torch's intra-op threads while training (0: torch's own default, one per core). How the
     run computes, not what: a resumed run may change it."""
     grow_on_drop: float | None = None
+    pressure_on: str | None = None
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -109,6 +111,7 @@ class EvolveConfig:
             selection=self.selection or ("fps" if closed else "random"),
             pressure=self.pressure or ("adaptive" if closed or floored else "fixed"),
             keep=self.keep if self.keep is not None else (0.5 if floored and not closed else 0.8),
+            pressure_on=self.pressure_on or "synapses",
         )
 
     def resolved(self) -> EvolveConfig:
@@ -143,6 +146,11 @@ class EvolveConfig:
             (self.structure not in STRUCTURES, "--structure must be intersection or union"),
             (self.selection not in POLICIES, f"--selection must be one of {', '.join(POLICIES)}"),
             (self.pressure not in PRESSURES, "--pressure must be fixed or adaptive"),
+            (self.pressure_on not in PRESSURE_ON,
+             f"--pressure-on must be one of {', '.join(PRESSURE_ON)}"),
+            (self.pressure_on == "latency" and self.bench == "none",
+             "--pressure-on latency weighs synapses by a calibrated latency model of the bench "
+             "target: add --bench DEVICE (and --latency-model FILE, or calibrate it first)"),
             (self.parents < 1, "--parents must be at least 1"),
             (
                 self.alphas is not None and len(self.alphas) != self.parents,
@@ -207,10 +215,12 @@ class EvolveConfig:
                 if isinstance(item, (int, float)) and not isinstance(item, bool):
                     yield "--" + f.name.replace("_", "-"), item
 
-    def synthesis(self, parents: int, keep: float | None = None) -> SynthesisConfig:
+    def synthesis(self, parents: int, keep: float | None = None,
+                  layer_costs: dict[str, float] | None = None) -> SynthesisConfig:
         """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
         the previous generation is smaller, e.g. the ancestor alone); `keep` overrides --keep
-        (the adaptive pressure's share for this generation)."""
+        (the adaptive pressure's share for this generation); `layer_costs`: the cost of one
+        synapse per layer for --pressure-on latency (`pressure_costs.latency_costs`)."""
         alphas = self.alphas if self.alphas is not None and len(self.alphas) == parents else None
         if self.alphas is not None and alphas is None:
             alphas = tuple(a / sum(self.alphas[:parents]) for a in self.alphas[:parents])
@@ -225,6 +235,8 @@ class EvolveConfig:
             alignment=self.alignment,
             alphas=alphas,
             mates=self.mates,
+            pressure_on=self.pressure_on,
+            layer_costs=tuple(sorted(layer_costs.items())) if layer_costs else None,
         )
 
     @property

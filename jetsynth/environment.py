@@ -7,6 +7,16 @@ the same number of survivors, so large layers carry most of the pressure and sma
 spared. Inside a layer the cluster factor F_c and the synapse factor F_s are chosen so that
 Σ_c min(1, F_c·p_c) · Σ_{i∈c} min(1, F_s·p_i) = T_l, with a set share of the pressure falling on
 whole clusters (`layer_factors`).
+
+Cost-aware pressure (`--pressure-on macs`): the budget and the spread are counted in what a
+synapse costs rather than in synapses. A layer whose synapses each cost c_l (multiply-accumulates
+per image: the output positions of a conv, 1 for a linear layer) and number n_l costs
+C_l = c_l·n_l; the targets are T_l = clip(F · C_l^(1−balance), floor_l·c_l, C_l) / c_l synapses
+with one F for the whole network (`cost_targets`). A cluster of layer l then survives with
+probability min(1, F_l·p_c), where F_l ∝ n_l^(−balance) · c_l^(−balance): its strength p_c is
+weighed against its layer's cost per synapse, so at balance > 0 the expensive convolutions,
+not the big cheap fully-connected layers, carry the pressure. With every c_l = 1 this is
+seed 001's synapse budget exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ def _bisect(func, target: float, low: float, high: float, steps: int = 100) -> f
     """The x in [low, high] where the increasing `func` reaches `target`."""
     for _ in range(steps):
         mid = 0.5 * (low + high)
+        if mid in (low, high):  # adjacent floats: further steps change nothing
+            break
         if func(mid) < target:
             low = mid
         else:
@@ -33,18 +45,38 @@ def layer_targets(
     """Expected live synapses allowed to each layer of the offspring (see module docstring).
     `alive` caps each layer; the budget is `keep` × `base` (default: the sum of `alive`, the
     parents' common structure; with a union of m parents, their mean size)."""
-    budget = keep * (sum(alive) if base is None else base)
     lows = [min(n, f) for n, f in zip(alive, floors, strict=False)]
+    return _spread(alive, lows, keep, balance, base)
+
+
+def cost_targets(
+    alive: list[int], floors: list[int], costs: list[float], keep: float, balance: float,
+    base: float | None = None,
+) -> list[float]:
+    """Expected live synapses of each layer under a budget of `keep` × the parents' cost (see
+    module docstring): `costs[l]` is what one synapse of layer l costs, `base` the parents'
+    synapse count the keep applies to (default: the sum of `alive`), scaled to cost by the
+    layers' mean cost per synapse."""
+    weighted = [c * n for c, n in zip(costs, alive, strict=True)]
+    lows = [c * min(n, f) for c, n, f in zip(costs, alive, floors, strict=True)]
+    total = sum(alive)
+    base_cost = None if base is None else base * sum(weighted) / max(total, 1)
+    spread = _spread(weighted, lows, keep, balance, base_cost)
+    return [t / c if c > 0 else float(n) for t, c, n in zip(spread, costs, alive, strict=True)]
+
+
+def _spread(sizes: list[float], lows: list[float], keep: float, balance: float,
+            base: float | None) -> list[float]:
+    """T_l = clip(F · size_l^(1−balance), low_l, size_l) with Σ T_l = keep × base."""
+    budget = keep * (sum(sizes) if base is None else base)
 
     def targets(scale: float) -> list[float]:
-        return [
-            min(float(n), max(float(lo), scale * n ** (1.0 - balance)))
-            for n, lo in zip(alive, lows, strict=False)
-        ]
+        return [min(float(n), max(float(lo), scale * n ** (1.0 - balance)))
+                for n, lo in zip(sizes, lows, strict=False)]
 
     if sum(lows) >= budget:
         return [float(lo) for lo in lows]
-    high = max((n ** balance for n in alive if n > 0), default=1.0)
+    high = max((n ** balance for n in sizes if n > 0), default=1.0)
     return targets(_bisect(lambda s: sum(targets(s)), budget, 0.0, high))
 
 

@@ -27,6 +27,7 @@ from .genome import Genome
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .member import MemberTask, ancestor_task, member_id, offspring_task, record_member
 from .models import Factory, resolve_factory
+from .pressure_costs import latency_costs
 from .rundir import RunDirectory, open_run
 from .selection import pick_member, selection_accuracy, speed
 from .similarity import aligned_presences, overlap_matrix
@@ -52,6 +53,8 @@ class Observer:
 
 
 LATENCY_MODEL_FILE = "latency-model.json"
+_NO_LATENCY_MODEL = ("--pressure-on latency needs a calibrated latency model of the bench target: "
+                     "run `jetsynth calibrate` for it or give --latency-model FILE")
 OWN_MODEL = "none"
 
 
@@ -181,6 +184,9 @@ def evolve(
 
         require_provider(target, "--bench ort (onnxruntime on this CPU)")
     given = given_latency_model(config, target) if target is not None else None
+    if (config.pressure_on == "latency" and given is None
+            and not default_path(target_label(target)).is_file()):
+        raise JetsynthError(_NO_LATENCY_MODEL)
     weights = None
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
@@ -210,6 +216,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
                                   MeasurementCache(run.root / CACHE_FILE),
                                   _latency_model(config, run, target, given, observer),
                                   config.measure_every, run_samples(sorted(run.records(), key=_order)))
+    if config.pressure_on == "latency" and (speedometer is None or speedometer.model is None):
+        raise JetsynthError(_NO_LATENCY_MODEL)
     total = 1 + (config.generations - 1) * config.population
     done = len(run.records())
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
@@ -248,6 +256,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             observer.notice(f"generation {generation - 1} fell below the accuracy floor: generation "
                             f"{generation} is bred from generation {retreat}'s members at the floor")
         genomes = {r["id"]: run.genome(r["id"]) for r in previous}
+        costs = None
+        if config.pressure_on == "latency":
+            costs = latency_costs(speedometer.model, next(iter(genomes.values())).topology)
         overlaps = None
         if config.selection == "similarity":
             overlaps = overlap_matrix(
@@ -255,7 +266,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             )
         found = {i: run.record(member_id(generation, i)) for i in range(config.population)}
         todo = [i for i, record in found.items() if record is None]
-        tasks = _bred(config, run, observer, todo, previous, genomes, overlaps, generation, keep, floor)
+        tasks = _bred(config, run, observer, todo, previous, genomes, overlaps, generation, keep, floor,
+                      costs)
         for task, trained in executor.train(tasks, observer.step):
             if config.grow_on_drop is not None:
                 trained = _repaired(run, config, task, trained, genomes, previous, dataset, observer)
@@ -287,12 +299,12 @@ def _threads_note(target) -> str:
 
 def _bred(config: EvolveConfig, run: RunDirectory, observer: Observer, todo: list[int],
           previous: list[dict], genomes: dict, overlaps, generation: int, keep: float,
-          floor: float) -> Iterator[MemberTask]:
+          floor: float, costs: dict[str, float] | None) -> Iterator[MemberTask]:
     """The tasks of members `todo` of `generation`, each bred when the executor asks for it."""
     for index in todo:
         observer.member_started(member_id(generation, index))
         yield offspring_task(config, run, observer.notice, previous, genomes, overlaps, generation,
-                             index, keep, floor)
+                             index, keep, floor, costs)
 
 
 def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,

@@ -85,14 +85,15 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, dataset: Dataset, fac
 
 def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],
                    genomes: dict[str, Genome], overlaps, generation: int, index: int, keep: float,
-                   floor: float) -> MemberTask:
+                   floor: float, costs: dict[str, float] | None = None) -> MemberTask:
     """Breed member `index` of `generation` from `previous` (their genomes in `genomes`) under
-    the keep share `keep`; `notice(text)` tells the user when the pressure had to give way."""
+    the keep share `keep`; `notice(text)` tells the user when the pressure had to give way.
+    `costs`: one synapse's cost per layer for --pressure-on latency."""
     mid = member_id(generation, index)
     seed = member_seed(config.seed, generation, index)
     rng = torch.Generator().manual_seed(seed)
     child, drawn_keep = viable_offspring(config, previous, genomes, overlaps, rng, generation, index,
-                                         keep, floor)
+                                         keep, floor, costs)
     lineage = child.lineage
     wanted = min(config.parents, len(previous))
     if drawn_keep != keep:
@@ -156,7 +157,7 @@ MATINGS = 5
 
 def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
                      overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
-                     floor: float) -> tuple[Genome, float]:
+                     floor: float, costs: dict[str, float] | None = None) -> tuple[Genome, float]:
     """Select parents and synthesise; returns the offspring and the keep share it was drawn
     under. Parents whose structures leave no viable offspring (a whole layer or a class lost in
     every draw) are replaced by another selection; after MATINGS selections the offspring is
@@ -174,8 +175,9 @@ def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[s
             parent_ids = tuple(previous[i]["id"] for i in chosen)
             lineage = Lineage(mid, generation, index, parent_ids)
             try:
-                return synthesize(harmonize([genomes[p] for p in parent_ids]),
-                                  config.synthesis(len(parent_ids), share), rng, lineage), share
+                offspring = synthesize(harmonize([genomes[p] for p in parent_ids]),
+                                       config.synthesis(len(parent_ids), share, costs), rng, lineage)
+                return offspring, share
             except JetsynthError as exc:
                 failure = exc
     raise failure

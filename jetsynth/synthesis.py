@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from .encoding import encode_clusters
-from .environment import layer_factors, layer_targets
+from .environment import cost_targets, layer_factors, layer_targets
 from .errors import JetsynthError
 from .genome import Genome, Lineage
 from .mating import align, equal_alphas, mate, rate_for_factor, structure
+from .pressure_costs import mac_costs
 from .structure import Topology, cluster_view, delivered_inputs, settle
 
 MAX_DRAWS = 20
@@ -35,7 +36,10 @@ class SynthesisConfig:
     share of the pressure that removes whole clusters rather than thinning them; mating: 'sum' (seed 000)
     or 'product' (seed 002); structure: 'intersection' or 'union' of the parents' clusters;
     alignment: match clusters by 'tag' or by compacted 'position'; alphas: mating weights
-    (None: equal); mates: the run's m, how many siblings a later offspring intersects."""
+    (None: equal); mates: the run's m, how many siblings a later offspring intersects;
+    pressure_on: what the budget counts, 'synapses' (seed 001), 'macs' (each synapse weighs
+    the multiply-accumulates it does per image, see `environment.cost_targets`) or 'latency';
+    layer_costs: (layer, cost of one synapse) pairs for 'latency' (`pressure_costs`)."""
 
     cluster: str = "kernel"
     keep: float = 0.8
@@ -47,6 +51,8 @@ class SynthesisConfig:
     alignment: str = "tag"
     alphas: tuple[float, ...] | None = None
     mates: int = 1
+    pressure_on: str = "synapses"
+    layer_costs: tuple[tuple[str, float], ...] | None = None
 
     @property
     def share(self) -> float:
@@ -118,6 +124,34 @@ def pool_split(view: torch.Tensor, topology: Topology, pool: Pool,
     return out
 
 
+def synapse_costs(topology: Topology, config: SynthesisConfig) -> dict[str, float] | None:
+    """What one synapse of each layer costs under `config.pressure_on`; None for synapses
+    (every synapse costs 1: seed 001's budget, computed exactly as before)."""
+    if config.pressure_on == "synapses":
+        return None
+    if config.pressure_on == "macs":
+        return mac_costs(topology)
+    if config.layer_costs is None:
+        raise JetsynthError("--pressure-on latency needs the latency model's per-layer costs")
+    return dict(config.layer_costs)
+
+
+def pool_cost(pool: Pool, allowed: dict[str, torch.Tensor], costs: dict[str, float]) -> float:
+    """The mean cost per allowed synapse of a pool (its layers' costs weighted by their synapses)."""
+    counts = [float(allowed[name].sum()) for name in pool.layers]
+    total = sum(counts)
+    if total == 0:
+        return costs[pool.layers[0]]
+    return sum(n * costs[name] for n, name in zip(counts, pool.layers, strict=True)) / total
+
+
+def masks_cost(masks: dict[str, torch.Tensor], costs: dict[str, float] | None) -> float:
+    """The cost of a set of masks: live synapses, or their summed costs."""
+    if costs is None:
+        return sum(float(mask.sum()) for mask in masks.values())
+    return sum(float(mask.sum()) * costs[name] for name, mask in masks.items())
+
+
 def sample_masks(
     topology: Topology,
     strengths: dict[str, torch.Tensor],
@@ -135,7 +169,13 @@ def sample_masks(
     groups = pools(topology, config.cluster)
     alive = [int(pool_view(allowed, topology, pool, config.cluster).sum()) for pool in groups]
     floors = [pool.floor for pool in groups]
-    targets = layer_targets(alive, floors, min(1.0, config.share * scale), config.balance, base)
+    share = min(1.0, config.share * scale)
+    costs = synapse_costs(topology, config)
+    if costs is None:
+        targets = layer_targets(alive, floors, share, config.balance, base)
+    else:
+        targets = cost_targets(alive, floors, [pool_cost(pool, allowed, costs) for pool in groups],
+                               share, config.balance, base)
     output = topology.output
     masks: dict[str, torch.Tensor] = {}
     for pool, target in zip(groups, targets, strict=True):
@@ -247,13 +287,17 @@ def synthesize(
     mean_size = sum(float(p.masks[layer.name].sum()) for p in parents for layer in layers) / m
     base = min(mean_size, sum(float(a.sum()) for a in allowed.values()))
     wanted = config.share * base
+    costs = synapse_costs(topology, config)
+    if costs is not None:
+        allowed_synapses = sum(float(a.sum()) for a in allowed.values())
+        wanted *= masks_cost(allowed, costs) / max(allowed_synapses, 1.0)
     ceiling = 1.0 / math.sqrt(config.share)
     scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
         masks = sample_masks(topology, strengths, allowed, base, config, generator, scale)
         if not _viable(topology, allowed, masks):
             continue
-        realized = sum(float(mask.sum()) for mask in masks.values())
+        realized = masks_cost(masks, costs)
         distance = abs(math.log(max(realized, 1.0) / max(wanted, 1.0)))
         if distance < miss:
             chosen, miss = masks, distance

@@ -3,7 +3,13 @@ import math
 import pytest
 import torch
 
-from jetsynth.environment import adaptive_keep, expected_survivors, layer_factors, layer_targets
+from jetsynth.environment import (
+    adaptive_keep,
+    cost_targets,
+    expected_survivors,
+    layer_factors,
+    layer_targets,
+)
 
 
 def test_equal_rates_when_balance_is_zero():
@@ -87,3 +93,30 @@ def test_accuracy_led_pressure_by_hand():
     # at the floor: a quarter of the pressure, 0.5^0.25 = 0.8409
     assert adaptive_keep(0.5, None, None, 0.98, 0.98, 0.99)[0] == pytest.approx(0.84090, abs=1e-5)
     assert adaptive_keep(0.5, None, None, 0.979, 0.98, 0.99)[0] == 1.0  # fell below: back off
+
+
+def test_synapse_and_mac_budgets_choose_differently_by_hand():
+    # layer A: 100 synapses costing 1 MAC each (a linear layer); layer B: 25 synapses costing 16
+    # (a conv on a 4x4 output); keep 0.5, balance 0.5.
+    # synapses: T = F*sqrt(n) = [10F, 5F], 15F = 62.5 -> F = 25/6 -> [41.67, 20.83]: A carries it.
+    # macs: C = [100, 400], T_cost = F*sqrt(C) = [10F, 20F], 30F = 250 -> F = 25/3
+    #       -> [83.33, 166.67] MACs = [83.33, 10.42] synapses: B, the expensive layer, carries it.
+    synapses = layer_targets([100, 25], [0, 0], keep=0.5, balance=0.5)
+    macs = cost_targets([100, 25], [0, 0], [1.0, 16.0], keep=0.5, balance=0.5)
+    assert synapses == pytest.approx([250 / 6, 125 / 6])
+    assert macs == pytest.approx([250 / 3, 500 / 3 / 16])
+    assert synapses[0] < macs[0] and synapses[1] > macs[1]
+    assert sum(t * c for t, c in zip(macs, [1, 16], strict=True)) == pytest.approx(0.5 * 500)
+
+
+def test_unit_costs_are_the_synapse_budget():
+    assert cost_targets([100, 400], [3, 0], [1.0, 1.0], 0.5, 0.5) == pytest.approx(
+        layer_targets([100, 400], [3, 0], 0.5, 0.5))
+
+
+def test_cost_budget_scales_base_and_floors_by_cost():
+    # base 50 synapses of mean cost (100*1 + 25*16)/125 = 4 -> budget 0.5 * 200 = 100 MACs;
+    # balance 0: equal rates, T_cost = F*[100, 400], 500F = 100 -> F = 0.2 -> [20, 5] synapses;
+    # a floor of 10 synapses in B costs 160 > the budget: floors win.
+    assert cost_targets([100, 25], [0, 0], [1.0, 16.0], 0.5, 0.0, base=50) == pytest.approx([20, 5])
+    assert cost_targets([100, 25], [0, 10], [1.0, 16.0], 0.5, 0.0, base=50) == pytest.approx([0, 10])

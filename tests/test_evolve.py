@@ -263,3 +263,21 @@ def test_threads_sets_torchs_training_threads_and_says_so(tmp_path):
     evolve(replace(config, threads=1, generations=2), tmp_path / "run", resume=True)
     with pytest.raises(JetsynthError, match="--threads"):
         EvolveConfig(threads=-1).resolved()
+
+
+def test_latency_pressure_needs_a_calibration_then_presses_by_it(tmp_path, monkeypatch):
+    from jetsynth.calibration.features import FEATURES
+    from jetsynth.calibration.model import LatencyModel
+
+    monkeypatch.chdir(tmp_path)
+    config = EvolveConfig(data="digits", subset=0.2, generations=2, ancestor_epochs=1, epochs=1,
+                          bench="ort", bench_seconds=0.05, pressure_on="latency", keep=0.5,
+                          cluster="filter", cluster_pressure=1.0)
+    with pytest.raises(JetsynthError, match="--pressure-on latency needs a calibrated latency model"):
+        evolve(config, tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    coefficients = {"query": 1e-5, "conv_macs": 2e-11, "im2col": 3e-10, "weights": 6e-11}
+    LatencyModel("ort-cpu", "ort-cpu", "fp32", 1, tuple(coefficients.get(f, 0.0) for f in FEATURES),
+                 30, {}).save(tmp_path / "calibration" / "ort-cpu.json")
+    records = evolve(config, tmp_path / "run")
+    assert len(records) == 2 and records[1]["macs"] < records[0]["macs"]

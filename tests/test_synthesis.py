@@ -130,3 +130,25 @@ def test_filter_clusters_are_channels_of_a_space(arch):
             for name, mask in child.masks.items():
                 if name != topology.output.name:
                     assert not (mask & ~(parents[0].masks[name] & parents[1].masks[name])).any()
+
+
+def test_mac_pressure_spares_the_cheap_fully_connected_layer(parent):
+    from jetsynth.structure import macs
+
+    def draw(pressure_on):
+        config = SynthesisConfig(cluster="filter", keep=0.5, balance=0.5, cluster_pressure=0.9,
+                                 pressure_on=pressure_on)
+        return synthesize(parent, config, torch.Generator().manual_seed(0), CHILD)
+
+    by_synapses, by_macs = draw("synapses"), draw("macs")
+    full = macs(parent.topology, parent.masks)
+    cost = {name: sum(macs(child.topology, child.masks).values())
+            for name, child in (("synapses", by_synapses), ("macs", by_macs))}
+    # the MAC budget keeps about half the ancestor's MACs, cutting conv2 ("3", 70 % of them) and
+    # sparing fc1's neurons ("7"); the synapse budget lets fc1 (93 % of the synapses) carry
+    # the cut, and keeps every conv MAC
+    assert cost["macs"] < 0.6 * sum(full.values()) < cost["synapses"]
+    assert by_macs.masks["3"].sum() < by_synapses.masks["3"].sum()
+    fc1_neurons = {name: int(child.masks["9"].any(dim=0).sum())
+                   for name, child in (("synapses", by_synapses), ("macs", by_macs))}
+    assert fc1_neurons["macs"] > fc1_neurons["synapses"]
