@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .compact import Compacted, compact
-from .device_agent import ort_reason
+from .agent.ort import ort_reason
 from .errors import JetsynthError
 from .genome import PRECISIONS, Genome
 from .storage import atomic_write
