@@ -18,6 +18,7 @@ import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn

@@ -530,7 +530,8 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        result = measure(runner, batch, warmup, duration, iterations)
+        with runner:
+            result = measure(runner, batch, warmup, duration, iterations)
     except JetsynthError as exc:
         _fail(str(exc))
     if as_json:

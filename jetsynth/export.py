@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .compact import Compacted, compact
 from .agent.ort import ort_reason
+from .compact import Compacted, compact
 from .errors import JetsynthError
 from .genome import PRECISIONS, Genome
 from .storage import atomic_write

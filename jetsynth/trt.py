@@ -1,9 +1,9 @@
 """Building TensorRT engines on this machine (`jetsynth build`), for TensorRT 8.x and 10.x.
 
-The builder itself lives in the device agent (jetsynth/agent/tensorrt.py, which also runs on a Jetson), so the host
-and the device build the same way; this module adds what a host user needs around it: a lazy
-import with a clear message when TensorRT is absent, host-side model checks, and the engine's
-facts in a sidecar JSON file next to the engine.
+The builder itself lives in the device agent (jetsynth/agent/tensorrt.py, which also runs on a
+Jetson), so the host and the device build the same way; this module adds what a host user needs
+around it: a lazy import with a clear message when TensorRT is absent, host-side model checks,
+and the engine's facts in a sidecar JSON file next to the engine.
 """
 
 from __future__ import annotations

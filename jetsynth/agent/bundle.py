@@ -44,28 +44,25 @@ def _split(name, text):
     for index, node in enumerate(tree.body):
         span = range(starts[index] - 1, starts[index + 1] - 1)
         if index == 0 and isinstance(node, ast.Expr) and ast.get_docstring(tree) is not None:
-            drop.update(span)
+            drop.update(range(0, starts[1] - 1))  # Python < 3.8 gives a string's last line
         elif isinstance(node, ast.ImportFrom) and node.level:
             if node.level != 1 or node.module not in MODULES[:MODULES.index(name)] or any(
                     alias.asname for alias in node.names):
-                raise BundleError("{}.py line {}: only `from .module import name` of an earlier "
-                                  "module in MODULES can be joined".format(name, node.lineno))
+                raise BundleError(f"{name}.py line {node.lineno}: only `from .module import name` of "
+                                  "an earlier module in MODULES can be joined")
             drop.update(span)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-                raise BundleError("{}.py line {}: no __future__ imports in the agent".format(
-                    name, node.lineno))
+                raise BundleError(f"{name}.py line {node.lineno}: no __future__ imports in the agent")
             drop.update(span)
             imports.extend(_import_lines(node))
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level and node not in tree.body:
-            raise BundleError("{}.py line {}: relative imports belong at the top level".format(
-                name, node.lineno))
+            raise BundleError(f"{name}.py line {node.lineno}: relative imports belong at the top level")
         if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
                 (alias.name or "").split(".")[0] == "jetsynth" for alias in node.names) or (
                 isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "jetsynth"):
-            raise BundleError("{}.py line {}: the agent imports nothing from jetsynth".format(
-                name, node.lineno))
+            raise BundleError(f"{name}.py line {node.lineno}: the agent imports nothing from jetsynth")
     body = [line for number, line in enumerate(lines) if number not in drop]
     docstring = ast.get_docstring(tree, clean=False)
     return docstring, imports, body, tree
@@ -78,8 +75,8 @@ def _first_line(node):
 
 def _import_lines(node):
     if isinstance(node, ast.Import):
-        return ["import {}".format(_alias(a)) for a in node.names]
-    return ["from {} import {}".format(node.module, _alias(a)) for a in node.names]
+        return [f"import {_alias(a)}" for a in node.names]
+    return [f"from {node.module} import {_alias(a)}" for a in node.names]
 
 
 def _alias(alias):
@@ -107,11 +104,10 @@ def bundle(folder=HERE):
         for node in tree.body:
             for defined in _top_level_names(node):
                 if defined in owner and owner[defined] != name and defined != "__doc__":
-                    raise BundleError("{} is defined in both {}.py and {}.py".format(
-                        defined, owner[defined], name))
+                    raise BundleError(f"{defined} is defined in both {owner[defined]}.py and {name}.py")
                 owner[defined] = name
         imports.update(module_imports)
-        parts.append("# " + "-" * 30 + " jetsynth/agent/{}.py\n\n".format(name)
+        parts.append("# " + "-" * 30 + f" jetsynth/agent/{name}.py\n\n"
                      + "\n".join(_strip_blank_edges(body)) + "\n")
         if name == "cli":
             docstring = doc

@@ -12,7 +12,7 @@ that owns its loop (trtexec) overrides it. The agent (onnxruntime, TensorRT, trt
 from .timing import summarize, time_queries
 
 
-class Runner(object):
+class Runner:
     """Base of every runner; see the module's docstring for the order of the calls."""
 
     name = "runner"

@@ -30,7 +30,7 @@ def trt_major(trt):
     return int(trt.__version__.split(".")[0])
 
 
-class BindingApi(object):
+class BindingApi:
     """TensorRT 8.x; see the module's docstring."""
 
     strongly_typed = False
@@ -207,6 +207,9 @@ def build_engine(trt, onnx_path, engine_path, fp16=True, sparse=False, workspace
         "engine_bytes": len(data),
         "engine_sha256": hashlib.sha256(data).hexdigest(),
     }
+    if fp16 and api.strongly_typed:
+        facts["fp16_note"] = (f"TensorRT {trt.__version__} builds strongly typed networks: the engine "
+                              "keeps the model's own types (export the model in fp16 for fp16)")
     if sparse and not sparse_applied:
         facts["sparse_note"] = ("sparse weights need compute capability 8.0 or newer (Ampere, Orin); "
                                 "this GPU runs dense kernels, --sparse does nothing here")
@@ -302,7 +305,8 @@ class TrtRunner(Runner):
                 self.api.set_input_shape(self.engine, self.context, self.input_name, shape)
             for name in self.names:
                 dtype = self.np.dtype(self.trt.nptype(self.api.dtype(self.engine, name)))
-                tensor_shape = self.api.shape(self.engine, self.context, name) if name != self.input_name else shape
+                tensor_shape = (shape if name == self.input_name
+                                else self.api.shape(self.engine, self.context, name))
                 host = self.np.zeros([int(d) for d in tensor_shape], dtype=dtype)
                 device = self.buffers.alloc(max(host.nbytes, 1))
                 self.bound[name] = (host, device)

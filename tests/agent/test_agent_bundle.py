@@ -1,4 +1,7 @@
+import glob
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -77,3 +80,32 @@ def test_the_bundler_refuses_a_name_two_modules_define(tmp_path):
     text = (PACKAGE / "power.py").read_text() + "\n\ndef nearest_rank():\n    pass\n"
     with pytest.raises(BundleError, match="nearest_rank is defined in both timing.py and power.py"):
         bundle(_copy_package(tmp_path, "power", text))
+
+
+def _python36():
+    """A working Python 3.6 interpreter here (on PATH or under pyenv), else None."""
+    candidates = [shutil.which("python3.6"), *sorted(glob.glob(os.path.expanduser(
+        "~/.pyenv/versions/3.6*/bin/python3.6")))]
+    for candidate in filter(None, candidates):
+        done = subprocess.run([candidate, "--version"], capture_output=True, text=True)
+        if done.returncode == 0 and "3.6" in done.stdout + done.stderr:
+            return candidate
+    return None
+
+
+def test_on_a_real_python_36_the_bundler_gives_the_same_file_and_the_agent_runs(tmp_path):
+    """What a JetPack 4.6 device (and its Docker image, which bundles there) runs."""
+    python = _python36()
+    if python is None:
+        pytest.skip("no Python 3.6 interpreter here (vermin still checks the syntax)")
+    out = tmp_path / "jetsynth_agent.py"
+    done = subprocess.run([python, str(PACKAGE / "bundle.py"), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == agent_source()
+    done = subprocess.run([python, str(out), "facts", "--workdir", str(tmp_path)], capture_output=True,
+                          text=True)
+    facts = json.loads(done.stdout)
+    assert done.returncode == 0 and facts["python"].startswith("3.6") and facts["free_disk_mib"] > 0
+    done = subprocess.run([python, str(out), "run", str(tmp_path / "absent.onnx")], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and json.loads(done.stdout) == {"error": f"no model at {tmp_path / 'absent.onnx'}"}

@@ -1,12 +1,13 @@
 import os
 import stat
 
+import numpy as np
 import pytest
-from fake_tensorrt import make_tensorrt
+from fake_tensorrt import FakeBuffers, add_runtime, make_tensorrt
 
 from jetsynth.agent.cli import parse_args
 from jetsynth.agent.errors import AgentError
-from jetsynth.agent.tensorrt import build_engine, default_timing_cache
+from jetsynth.agent.tensorrt import TrtRunner, build_engine, default_timing_cache, tensorrt_api
 
 
 def _onnx(tmp_path):
@@ -100,3 +101,49 @@ def test_the_timing_cache_is_per_user(tmp_path, monkeypatch):
                  timing_cache=default_timing_cache())
     folder = tmp_path / "home" / ".cache" / "jetsynth"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("version, api", [("8.2.1.8", "BindingApi"), ("8.6.1", "BindingApi"),
+                                          ("10.3.0", "TensorApi"), ("11.4.1", "StronglyTypedApi")])
+def test_the_version_adapter_is_chosen_once_by_the_major_version(version, api):
+    assert type(tensorrt_api(make_tensorrt(version))).__name__ == api
+
+
+@pytest.mark.parametrize("version, execute", [("8.2.1.8", "v2"), ("10.3.0", "v3"), ("11.4.1", "v3")])
+def test_the_runner_binds_and_runs_through_the_versions_own_api(version, execute):
+    trt = add_runtime(make_tensorrt(version))
+    buffers = FakeBuffers()
+    with TrtRunner(trt, b"ENGINE", buffers) as runner:
+        assert runner.image_shape == (1, 28, 28) and runner.dtype == np.float32
+        runner.prepare(4)
+        assert trt.calls["input_shapes"] == [(4, 1, 28, 28)]
+        runner.infer()
+        assert buffers.copies == [("in", 1000, (4, 1, 28, 28)), ("out", 1001, (4, 10)), ("sync",)]
+        runner.prepare(4, np.ones((4, 1, 28, 28), np.float32))
+        assert trt.calls["input_shapes"] == [(4, 1, 28, 28)] and buffers.freed == []
+        assert runner.bound["image"][0].min() == 1.0
+        runner.infer()
+    assert sorted(buffers.freed) == [1000, 1001]
+    if execute == "v2":
+        assert trt.calls["executed"][0] == ("v2", [1000, 1001], 7)
+    else:
+        assert trt.calls["executed"][0] == ("v3", 7)
+        assert trt.calls["addresses"] == {"image": 1000, "logits": 1001}
+
+
+def test_a_fixed_batch_engine_refuses_another_batch_and_a_foreign_engine_is_one_line():
+    trt = add_runtime(make_tensorrt("10.3.0"), input_shape=(1, 1, 28, 28), output_shape=(1, 10))
+    runner = TrtRunner(trt, b"ENGINE", FakeBuffers())
+    with pytest.raises(AgentError, match="fixed at 1; ask for --batch 1"):
+        runner.prepare(4)
+    runner.prepare(1)
+    assert "input_shapes" not in trt.calls
+    with pytest.raises(AgentError, match="cannot load the engine"):
+        TrtRunner(trt, b"other", FakeBuffers())
+
+
+def test_tensorrt_11_sets_no_fp16_flag_and_says_why(tmp_path):
+    trt = make_tensorrt("11.4.1", fast_fp16=True)
+    facts = build_engine(trt, str(_onnx(tmp_path)), str(tmp_path / "m.engine"), fp16=True)
+    assert "flags" not in trt.calls and trt.calls["network_flags"] == 0
+    assert "strongly typed" in facts["fp16_note"]
