@@ -45,7 +45,7 @@ from .lifetime import watch
 from .ort import OrtRunner, ort_session
 from .power import PowerSampler
 from .tensorrt import TrtRunner, build_engine, default_timing_cache
-from .trtexec import trtexec_build, trtexec_time
+from .trtexec import TrtexecRunner, trtexec_build
 
 BACKENDS = ("tensorrt", "trtexec", "onnxruntime")
 DESCRIPTION = "jetsynth device agent: builds and times one ONNX model on the machine it runs on, prints JSON."
@@ -91,35 +91,33 @@ def run(options):
         program = find_trtexec()
         if not program:
             raise AgentError("trtexec is not on this device's PATH nor in /usr/src/tensorrt/bin")
-        result.update(trtexec_build(program, onnx_path, engine_path, options))
-        with PowerSampler() as sampler:
-            timing = trtexec_time(program, engine_path, options)
-    else:
-        if backend == "tensorrt":
-            import tensorrt as trt
+        build = trtexec_build(program, onnx_path, engine_path, options)
+        runner = TrtexecRunner(program, engine_path, options)
+    elif backend == "tensorrt":
+        import tensorrt as trt
 
-            buffers = cuda_buffers()
-            if buffers is None:
-                raise AgentError("TensorRT is here but neither pycuda nor cuda-python is; install "
-                                 "python3-pycuda or pick --backend trtexec")
-            build = build_engine(trt, onnx_path, engine_path, options.fp16, options.sparse,
-                                 options.workspace_mib, options.timing_cache, options.batch,
-                                 options.max_batch)
-            with open(engine_path, "rb") as handle:
-                runner = TrtRunner(trt, handle.read(), buffers)
-        else:
-            started = time.perf_counter()
-            session = ort_session(onnx_path, options.ort_provider, options.threads)
-            runner = OrtRunner(session)
-            meta = session.get_modelmeta().custom_metadata_map
-            build = {"build_seconds": time.perf_counter() - started, "engine_bytes": None,
-                     "precision": _json_value(meta.get("precision")) or "fp32",
-                     "onnxruntime_provider": session.get_providers()[0]}
-        with runner:
-            runner.prepare(options.batch)
-            result.update(build)
-            with PowerSampler() as sampler:
-                timing = runner.time_loop(options.warmup, options.duration, options.min_queries)
+        buffers = cuda_buffers()
+        if buffers is None:
+            raise AgentError("TensorRT is here but neither pycuda nor cuda-python is; install "
+                             "python3-pycuda or pick --backend trtexec")
+        build = build_engine(trt, onnx_path, engine_path, options.fp16, options.sparse,
+                             options.workspace_mib, options.timing_cache, options.batch,
+                             options.max_batch)
+        with open(engine_path, "rb") as handle:
+            runner = TrtRunner(trt, handle.read(), buffers)
+    else:
+        started = time.perf_counter()
+        session = ort_session(onnx_path, options.ort_provider, options.threads)
+        runner = OrtRunner(session)
+        meta = session.get_modelmeta().custom_metadata_map
+        build = {"build_seconds": time.perf_counter() - started, "engine_bytes": None,
+                 "precision": _json_value(meta.get("precision")) or "fp32",
+                 "onnxruntime_provider": session.get_providers()[0]}
+    with runner:
+        runner.prepare(options.batch)
+        result.update(build)
+        with PowerSampler() as sampler:
+            timing = runner.time_loop(options.warmup, options.duration, options.min_queries)
     result.update(timing)
     result["power"] = sampler.summary(timing["fps"])
     result["device"] = device_facts(workdir)

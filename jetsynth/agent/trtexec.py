@@ -1,8 +1,8 @@
 """trtexec, for devices with TensorRT but no Python bindings: `--buildOnly` with a 1..max-batch
 profile, then trtexec's own timed loop on the saved engine, whose performance summary is parsed
-into the agent's figures. trtexec owns its loop and makes its own input, so it is not a
-per-query runner."""
+into the agent's figures. Its runner owns the timed loop, as trtexec does."""
 
+import argparse
 import contextlib
 import math
 import os
@@ -14,6 +14,7 @@ import time
 from .errors import AgentError
 from .facts import _command
 from .lifetime import run_child
+from .runners import Runner
 
 _TRTEXEC_LATENCY = re.compile(r"\] Latency: (.*)$", re.MULTILINE)
 _TRTEXEC_FIELD = re.compile(r"(min|max|mean|median|percentile\((\d+(?:\.\d+)?)%\)) = ([\d.eE+-]+) ms")
@@ -115,3 +116,31 @@ def trtexec_time(program, engine_path, options):
     if code != 0:
         raise AgentError(f"trtexec could not time the engine: {_last_words(output)}")
     return parse_trtexec(output, options.batch)
+
+
+class TrtexecRunner(Runner):
+    """A saved engine timed by trtexec: the runner interface with trtexec's own loop. trtexec
+    makes its own input and runs no single query, so `prepare` only takes the batch, `time_loop`
+    is trtexec's (its summary parsed) and `infer` is refused."""
+
+    name = "trtexec"
+
+    def __init__(self, program, engine_path, options):
+        self.program = program
+        self.engine_path = engine_path
+        self.options = options
+        self.image_shape = tuple(int(d) for d in (options.input_shape or "").split("x") if d)
+
+    def prepare(self, batch, images=None):
+        self.batch = batch
+
+    def infer(self):
+        raise AgentError("trtexec times its own loop; it runs no single query")
+
+    def time_loop(self, warmup_seconds, min_seconds, min_queries):
+        options = argparse.Namespace(**vars(self.options))
+        options.batch = self.batch
+        options.warmup = warmup_seconds
+        options.duration = min_seconds
+        options.min_queries = min_queries
+        return trtexec_time(self.program, self.engine_path, options)
