@@ -114,3 +114,29 @@ def local_device(sshd, tmp_path):
     remote = tmp_path / "remote"
     remote.mkdir()
     return Device(name="local", remote_dir=str(remote), **sshd.device_fields())
+
+
+@pytest.fixture(scope="session")
+def agent_file(tmp_path_factory) -> Path:
+    """The device agent as it is shipped: the one file `jetsynth deploy` copies as
+    `jetsynth_agent.py`, joined from jetsynth/agent/ by its bundler."""
+    from jetsynth.agent.bundle import bundle
+
+    path = tmp_path_factory.mktemp("agent") / "jetsynth_agent.py"
+    path.write_text(bundle())
+    return path
+
+
+@pytest.fixture
+def agent(agent_file):
+    """Run the shipped agent with arguments: (exit status, its one JSON object)."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*args, env=None):
+        done = subprocess.run([sys.executable, str(agent_file), *args], capture_output=True, text=True,
+                              env=env)
+        return done.returncode, json.loads(done.stdout)
+
+    return run
