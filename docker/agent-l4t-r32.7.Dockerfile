@@ -13,7 +13,10 @@ RUN apt-get update \
 ENV PATH=/usr/local/cuda/bin:${PATH} CPATH=/usr/local/cuda/include
 RUN python3 -m pip install --no-cache-dir pycuda==2020.1
 
-COPY jetsynth/device_agent.py /opt/jetsynth/jetsynth_agent.py
+# The agent's modules, joined into the one file `jetsynth deploy` ships (the bundler needs only
+# the device's Python).
+COPY jetsynth/agent /opt/jetsynth/agent
+RUN python3 /opt/jetsynth/agent/bundle.py /opt/jetsynth/jetsynth_agent.py
 WORKDIR /models
 ENTRYPOINT ["python3", "/opt/jetsynth/jetsynth_agent.py"]
 CMD ["facts"]

@@ -11,7 +11,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m pip install --no-cache-dir cuda-python==12.6.0
 
-COPY jetsynth/device_agent.py /opt/jetsynth/jetsynth_agent.py
+# The agent's modules, joined into the one file `jetsynth deploy` ships (the bundler needs only
+# the device's Python).
+COPY jetsynth/agent /opt/jetsynth/agent
+RUN python3 /opt/jetsynth/agent/bundle.py /opt/jetsynth/jetsynth_agent.py
 WORKDIR /models
 ENTRYPOINT ["python3", "/opt/jetsynth/jetsynth_agent.py"]
 CMD ["facts"]

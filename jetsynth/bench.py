@@ -1,11 +1,15 @@
 """Timing a model on this machine: runners for onnxruntime (CPU, CUDA and TensorRT execution
-providers) and torch (CPU, CUDA) behind one interface, and one measuring loop.
+providers), torch (CPU, CUDA) and TensorRT engines behind the agent's runner interface
+(`jetsynth.agent.runners`: prepare, infer, close), and one measuring loop.
 
 The statistics follow trtexec's definitions: throughput is queries over the wall time of the
 timed loop (a query = one batch of B images; FPS = throughput × B); latency percentiles are over
 the per-query latencies, nearest-rank. A warm-up runs first and is not counted; the timed loop
 runs until both a minimum duration and a minimum number of queries are reached. The loop and the
-statistics are the device agent's own, so a host measurement and a device one follow one rule.
+statistics are the device agent's own (`jetsynth.agent.timing`), so a host measurement and a
+device one follow one rule. The onnxruntime and TensorRT runners are the agent's, with the host's
+checks and messages around them; the torch runner is the host's alone (the agent never imports
+torch).
 
 On this host the minimum duration is shared by several trials (see `trials`): the figure is
 their median FPS with the interquartile range, and trials that disagree are re-timed.
@@ -17,13 +21,16 @@ import os
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from .device_agent import summarize, time_queries
+from .agent import ort as agent_ort
+from .agent.errors import AgentError
+from .agent.runners import Runner
+from .agent.tensorrt import TrtRunner
+from .agent.timing import summarize, time_queries
 from .errors import JetsynthError
 from .onnxfile import read_onnx
 from .trials import MAX_TRIALS, TRIALS, run_trials
@@ -44,17 +51,6 @@ BACKEND_WORDS = {"ort-cpu": "onnxruntime on the CPU", "ort-cuda": "onnxruntime w
                  "torch-cuda": "torch with CUDA", "trt": "TensorRT"}
 
 
-class Runner(Protocol):
-    """What the measuring loop needs: a name, the per-image input shape and dtype, and a
-    blocking `infer` of one batch."""
-
-    name: str
-    image_shape: tuple[int, ...]
-    dtype: np.dtype
-
-    def infer(self, batch: np.ndarray) -> None: ...
-
-
 def require_provider(backend: str, instead: str) -> str:
     """The onnxruntime execution provider of `backend`, or one line saying this onnxruntime
     lacks it and what to do: install onnxruntime-gpu or use `instead` (the calling command's
@@ -70,46 +66,44 @@ def require_provider(backend: str, instead: str) -> str:
     return provider
 
 
-class OrtRunner:
-    """An onnxruntime session on one execution provider."""
+class OrtRunner(agent_ort.OrtRunner):
+    """An onnxruntime session on one execution provider: the agent's runner, with the host's
+    checks on the file and the input, in the host's words."""
 
     def __init__(self, path: Path, backend: str = "ort-cpu", threads: int = THREADS) -> None:
         from .export import onnx_session
 
         provider = require_provider(backend, "--backend ort-cpu")
         read_onnx(Path(path))
-        self.name = backend
-        self.session = onnx_session(Path(path), threads, (provider,))
-        inputs = self.session.get_inputs()
+        session = onnx_session(Path(path), threads, (provider,))
+        inputs = session.get_inputs()
         if len(inputs) != 1:
             raise JetsynthError(f"{path} has {len(inputs)} inputs; bench feeds models with one image input")
         spec = inputs[0]
-        self.input_name = spec.name
         rest = spec.shape[1:]
         if not rest or not all(isinstance(d, int) and d > 0 for d in rest):
             raise JetsynthError(
                 f"{path}: input '{spec.name}' has shape {spec.shape}; bench needs fixed dimensions "
                 "after the batch axis"
             )
-        self.fixed_batch = spec.shape[0] if isinstance(spec.shape[0], int) else None
-        self.image_shape = tuple(rest)
         if spec.type not in ("tensor(float)", "tensor(float16)"):
             raise JetsynthError(f"{path}: input type {spec.type}; bench feeds float or float16 images")
-        self.dtype = np.dtype(np.float16 if spec.type == "tensor(float16)" else np.float32)
-        stated = self.session.get_modelmeta().custom_metadata_map.get("precision", "")
+        super().__init__(session, backend)
+        stated = session.get_modelmeta().custom_metadata_map.get("precision", "")
         self.precision = stated.strip('"') or ("fp16" if self.dtype == np.float16 else "fp32")
         self.threads = threads
 
-    def infer(self, batch: np.ndarray) -> None:
-        if self.fixed_batch is not None and len(batch) != self.fixed_batch:
+    def prepare(self, batch: int, images: np.ndarray | None = None) -> None:
+        if self.fixed_batch is not None and batch != self.fixed_batch:
             raise JetsynthError(f"the model's batch size is fixed at {self.fixed_batch}: use --batch "
                                 f"{self.fixed_batch}")
-        self.session.run(None, {self.input_name: batch})
+        super().prepare(batch, images)
 
 
-class TorchRunner:
+class TorchRunner(Runner):
     """A torch module in eval mode on the CPU or a CUDA device, optionally in half precision;
-    `threads` > 0 sets torch's CPU threads (process-wide, as torch has no per-model setting)."""
+    `threads` > 0 sets torch's CPU threads (process-wide, as torch has no per-model setting).
+    One query copies the batch to the device, runs the module and waits for it."""
 
     def __init__(self, model: nn.Module, image_shape: tuple[int, ...], backend: str = "torch-cpu",
                  half: bool = False, threads: int = 0) -> None:
@@ -127,12 +121,22 @@ class TorchRunner:
         self.dtype = np.dtype(np.float16 if half else np.float32)
         self.precision = "fp16" if half else "fp32"
         self.threads = torch.get_num_threads() if device == "cpu" else 0
+        self.images = None
 
-    def infer(self, batch: np.ndarray) -> None:
+    def prepare(self, batch: int, images: np.ndarray | None = None) -> None:
+        if images is None:
+            images = np.random.default_rng(0).standard_normal((batch, *self.image_shape))
+        self.batch = batch
+        self.images = images.astype(self.dtype, copy=False)
+
+    def infer(self) -> None:
         with torch.inference_mode():
-            self.model(torch.from_numpy(batch).to(self.device))
+            self.model(torch.from_numpy(self.images).to(self.device))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+
+    def close(self) -> None:
+        self.images = None
 
 
 @dataclass
@@ -193,13 +197,17 @@ def host_info() -> dict:
 def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_seconds: float = 1.0,
             min_queries: int = 20, seed: int = 0, trials: int = TRIALS,
             max_trials: int = MAX_TRIALS) -> BenchResult:
-    """Time `runner` on random inputs of `batch` images: one warm-up, then `trials` trials that
-    share `min_seconds` and `min_queries` (each at least 3 queries when there are several),
-    re-timed while they disagree (see `trials.run_trials`)."""
+    """Time `runner` (prepared here, closed by its owner) on random inputs of `batch` images:
+    one warm-up, then `trials` trials that share `min_seconds` and `min_queries` (each at least
+    3 queries when there are several), re-timed while they disagree (see `trials.run_trials`)."""
     if batch < 1:
         raise JetsynthError(f"--batch must be at least 1, not {batch}")
     data = np.random.default_rng(seed).standard_normal((batch, *runner.image_shape))
     data = data.astype(runner.dtype)
+    try:
+        runner.prepare(batch, data)
+    except AgentError as exc:
+        raise JetsynthError(str(exc)) from None
     count = max(1, trials)
     per_seconds = min_seconds / count
     per_queries = min_queries if count == 1 else max(3, -(-min_queries // count))
@@ -207,7 +215,7 @@ def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_sec
     warmup = [warmup_seconds]
 
     def trial() -> float:
-        timed, wall = time_queries(lambda: runner.infer(data), warmup[0], per_seconds, per_queries)
+        timed, wall = time_queries(runner.infer, warmup[0], per_seconds, per_queries)
         warmup[0] = 0.0
         latencies.extend(timed)
         walls.append(wall)
@@ -234,26 +242,25 @@ def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = THREADS) ->
     return OrtRunner(path, backend, threads)
 
 
-class EngineRunner:
-    """A TensorRT engine built on this machine (`jetsynth build`), timed through the device
-    agent's runner: one query = copy in, execute, copy out, synchronise."""
+class EngineRunner(TrtRunner):
+    """A TensorRT engine built on this machine (`jetsynth build`): the agent's runner, where one
+    query = copy in, execute, copy out, synchronise; prepared for `batch` images until `measure`
+    prepares it again."""
 
     def __init__(self, path: Path, batch: int = 1) -> None:
-        from . import device_agent
+        from .agent.buffers import cuda_buffers
         from .trt import import_tensorrt
 
         trt = import_tensorrt()
-        buffers = device_agent.cuda_buffers()
+        buffers = cuda_buffers()
         if buffers is None:
             raise JetsynthError("timing an engine needs pycuda or cuda-python for GPU buffers: "
                                 "pip install pycuda")
         try:
-            self.runner = device_agent.TrtRunner(trt, Path(path).read_bytes(), batch, buffers)
-        except device_agent.AgentError as exc:
+            super().__init__(trt, Path(path).read_bytes(), buffers, name="trt")
+            self.prepare(batch)
+        except AgentError as exc:
             raise JetsynthError(f"{path}: {exc}") from None
-        self.name = "trt"
-        self.image_shape = self.runner.image_shape
-        self.dtype = np.dtype(np.float32)
         facts = Path(str(path) + ".json")
         self.precision = "see the engine's build"
         if facts.is_file():
@@ -261,9 +268,6 @@ class EngineRunner:
 
             self.precision = str(json.loads(facts.read_text()).get("precision", self.precision))
         self.threads = 0
-
-    def infer(self, batch: np.ndarray) -> None:
-        self.runner.infer()
 
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")

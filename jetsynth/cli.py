@@ -530,8 +530,9 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations, trials=trials),
-                            model)
+        with runner:
+            result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations,
+                                                trials=trials), model)
     except JetsynthError as exc:
         _fail(str(exc))
     if as_json:

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import device_agent
+from .agent.bundle import bundle
+from .agent.lifetime import WORKDIR_PREFIX
 from .calibration.profiles import disagreements, get_profile
 from .devices import Device
 from .errors import JetsynthError
@@ -32,7 +33,6 @@ from .ssh import Ssh, SshOptions
 
 AGENT_NAME = "jetsynth_agent.py"
 REMOTE_MODEL = "model.onnx"
-WORKDIR_PREFIX = device_agent.WORKDIR_PREFIX
 STALE_MINUTES = 24 * 60
 """A work directory of this user older than this is a leftover and the next deploy removes it."""
 AGENT_GRACE_SECONDS = 60
@@ -72,7 +72,8 @@ def _shipment(model: Path) -> _Shipment:
 
 
 def agent_source() -> bytes:
-    return Path(device_agent.__file__).read_bytes()
+    """The one file shipped as AGENT_NAME: the agent's modules joined by `bundle`."""
+    return bundle().encode("utf-8")
 
 
 def _free_mib(df_output: str) -> float:

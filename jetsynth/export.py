@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .agent.ort import ort_reason
 from .compact import Compacted, compact
-from .device_agent import ort_reason
 from .errors import JetsynthError
 from .genome import PRECISIONS, Genome
 from .storage import atomic_write

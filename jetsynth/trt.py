@@ -1,9 +1,9 @@
 """Building TensorRT engines on this machine (`jetsynth build`), for TensorRT 8.x and 10.x.
 
-The builder itself lives in the device agent (one file that also runs on a Jetson), so the host
-and the device build the same way; this module adds what a host user needs around it: a lazy
-import with a clear message when TensorRT is absent, host-side model checks, and the engine's
-facts in a sidecar JSON file next to the engine.
+The builder itself lives in the device agent (jetsynth/agent/tensorrt.py, which also runs on a
+Jetson), so the host and the device build the same way; this module adds what a host user needs
+around it: a lazy import with a clear message when TensorRT is absent, host-side model checks,
+and the engine's facts in a sidecar JSON file next to the engine.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import device_agent
+from .agent.errors import AgentError
+from .agent.facts import gpu_info
+from .agent.tensorrt import build_engine
 from .errors import JetsynthError
 from .onnxfile import model_facts
 
@@ -47,15 +49,15 @@ def build(model: Path, output: Path, fp16: bool = False, sparse: bool = False, b
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        built = device_agent.build_engine(trt, str(model), str(output), fp16, sparse, workspace_mib,
-                                          str(timing_cache) if timing_cache else None, batch, max_batch)
-    except device_agent.AgentError as exc:
+        built = build_engine(trt, str(model), str(output), fp16, sparse, workspace_mib,
+                             str(timing_cache) if timing_cache else None, batch, max_batch)
+    except AgentError as exc:
         raise JetsynthError(str(exc)) from None
     built.update({
         "model": {"path": str(model), "sha256": facts["sha256"], "bytes": facts["bytes"]},
         "engine": str(output),
         "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "gpu": device_agent.gpu_info(),
+        "gpu": gpu_info(),
         "portable": False,
     })
     if hashlib.sha256(output.read_bytes()).hexdigest() != built["engine_sha256"]:

@@ -158,3 +158,29 @@ def ray_cluster():
         yield context.address_info["gcs_address"]
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def agent_file(tmp_path_factory) -> Path:
+    """The device agent as it is shipped: the one file `jetsynth deploy` copies as
+    `jetsynth_agent.py`, joined from jetsynth/agent/ by its bundler."""
+    from jetsynth.agent.bundle import bundle
+
+    path = tmp_path_factory.mktemp("agent") / "jetsynth_agent.py"
+    path.write_text(bundle())
+    return path
+
+
+@pytest.fixture
+def agent(agent_file):
+    """Run the shipped agent with arguments: (exit status, its one JSON object)."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*args, env=None):
+        done = subprocess.run([sys.executable, str(agent_file), *args], capture_output=True, text=True,
+                              env=env)
+        return done.returncode, json.loads(done.stdout)
+
+    return run

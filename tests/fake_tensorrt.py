@@ -1,6 +1,6 @@
 """A stand-in for the `tensorrt` module's builder API (this machine has no GPU and no TensorRT).
 
-Only what `device_agent.build_engine` touches, with the calls that differ between TensorRT 8.x and
+Only what `jetsynth.agent.tensorrt.build_engine` touches, with the calls that differ between TensorRT 8.x and
 10.x: 8.x accepts `max_workspace_size` and needs the EXPLICIT_BATCH flag; 10.x has only memory
 pool limits. Every setting lands in `calls` so a test can read what the builder was told.
 """
@@ -135,3 +135,97 @@ def make_tensorrt(version="8.2.1.8", fast_fp16=True, tf32=False, input_shape=(-1
         BuilderFlag=SimpleNamespace(FP16=_Flag("FP16"), SPARSE_WEIGHTS=_Flag("SPARSE_WEIGHTS")),
         MemoryPoolType=SimpleNamespace(WORKSPACE="WORKSPACE"),
     )
+
+
+def add_runtime(trt, input_shape=(-1, 1, 28, 28), output_shape=(-1, 10)):
+    """Give a `make_tensorrt` namespace a runtime that deserializes b"ENGINE" into an engine with
+    one input 'image' and one output 'logits': TensorRT 8.x offers only bindings by index and
+    `execute_async_v2`, 10.x and later only tensors by name and `execute_async_v3` (a call to the
+    other API fails as it would). Calls land in `trt.calls`."""
+    major = int(trt.__version__.split(".")[0])
+    calls = trt.calls
+    names = ["image", "logits"]
+    shapes = {"image": tuple(input_shape), "logits": tuple(output_shape)}
+
+    class Context:
+        def __init__(self):
+            self.shapes = dict(shapes)
+
+        def _set(self, name, shape):
+            calls.setdefault("input_shapes", []).append(tuple(shape))
+            self.shapes["image"] = tuple(shape)
+            self.shapes["logits"] = (shape[0],) + tuple(shapes["logits"][1:])
+
+    class Engine:
+        def create_execution_context(self):
+            return self.context
+
+        def __init__(self):
+            self.context = Context()
+
+    if major >= 10:
+        Engine.num_io_tensors = 2
+        Engine.get_tensor_name = lambda self, i: names[i]
+        Engine.get_tensor_mode = lambda self, name: "INPUT" if name == "image" else "OUTPUT"
+        Engine.get_tensor_dtype = lambda self, name: "FLOAT"
+        Context.get_tensor_shape = lambda self, name: self.shapes[name]
+        Context.set_input_shape = lambda self, name, shape: self._set(name, shape)
+        Context.set_tensor_address = lambda self, name, pointer: calls.setdefault(
+            "addresses", {}).__setitem__(name, pointer)
+        Context.execute_async_v3 = lambda self, stream: calls.setdefault("executed", []).append(
+            ("v3", stream))
+    else:
+        Engine.num_bindings = 2
+        Engine.get_binding_name = lambda self, i: names[i]
+        Engine.get_binding_index = lambda self, name: names.index(name)
+        Engine.binding_is_input = lambda self, i: i == 0
+        Engine.get_binding_dtype = lambda self, i: "FLOAT"
+        Context.get_binding_shape = lambda self, i: self.shapes[names[i]]
+        Context.set_binding_shape = lambda self, i, shape: self._set(names[i], shape)
+        Context.execute_async_v2 = lambda self, bindings, stream: calls.setdefault(
+            "executed", []).append(("v2", list(bindings), stream))
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            return Engine() if data == b"ENGINE" else None
+
+    trt.Runtime = Runtime
+    trt.TensorIOMode = SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+    trt.nptype = lambda dtype: {"FLOAT": "float32", "HALF": "float16"}[dtype]
+    return trt
+
+
+class FakeBuffers:
+    """Host arrays standing in for GPU buffers: 'device' memory is a numbered bytearray, copies
+    are recorded, the stream handle is 7."""
+
+    def __init__(self):
+        self.memory = {}
+        self.copies = []
+        self.freed = []
+
+    def alloc(self, nbytes):
+        pointer = 1000 + len(self.memory)
+        self.memory[pointer] = nbytes
+        return pointer
+
+    def pointer(self, buffer):
+        return buffer
+
+    def to_device(self, buffer, host):
+        self.copies.append(("in", buffer, host.shape))
+
+    def to_host(self, host, buffer):
+        self.copies.append(("out", buffer, host.shape))
+
+    def handle(self):
+        return 7
+
+    def sync(self):
+        self.copies.append(("sync",))
+
+    def free(self, buffer):
+        self.freed.append(buffer)

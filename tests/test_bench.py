@@ -5,6 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from jetsynth.agent.runners import Runner
 from jetsynth.bench import (
     OrtRunner,
     TorchRunner,
@@ -16,7 +17,7 @@ from jetsynth.export import compact_genome
 from jetsynth.rundir import RunDirectory
 
 
-class _Sleeper:
+class _Sleeper(Runner):
     """A runner whose every query takes about `ms` milliseconds."""
 
     name = "sleeper"
@@ -28,9 +29,11 @@ class _Sleeper:
         self.calls = 0
         self.batches = set()
 
-    def infer(self, batch):
+    def prepare(self, batch, images=None):
+        self.batches.add(images.shape)
+
+    def infer(self):
         self.calls += 1
-        self.batches.add(batch.shape)
         time.sleep(self.ms / 1000)
 
 
@@ -59,9 +62,9 @@ class _Jittery(_Sleeper):
         self.speeds_ms = speeds_ms
         self.per_trial = per_trial
 
-    def infer(self, batch):
+    def infer(self):
         self.ms = self.speeds_ms[(self.calls // self.per_trial) % len(self.speeds_ms)]
-        super().infer(batch)
+        super().infer()
 
 
 def test_measure_reports_the_median_of_its_trials_and_their_spread():

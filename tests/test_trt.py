@@ -4,7 +4,7 @@ import sys
 import pytest
 from fake_tensorrt import make_tensorrt
 
-from jetsynth.device_agent import gpu_info
+from jetsynth.agent.facts import gpu_info
 from jetsynth.errors import JetsynthError
 from jetsynth.trt import build, import_tensorrt, sidecar_path
 
