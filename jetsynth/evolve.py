@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .calibration.costs import latency_costs
 from .calibration.model import LatencyModel, default_path, load_model
 from .config import EvolveConfig
 from .data import load_dataset
@@ -27,7 +28,6 @@ from .genome import Genome
 from .measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from .member import MemberTask, ancestor_task, member_id, offspring_task, record_member
 from .models import Factory, resolve_factory
-from .pressure_costs import latency_costs
 from .rundir import RunDirectory, open_run
 from .selection import pick_member, selection_accuracy, speed
 from .similarity import aligned_presences, overlap_matrix

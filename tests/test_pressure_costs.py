@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from jetsynth.calibration.costs import latency_costs
 from jetsynth.calibration.features import FEATURES
 from jetsynth.calibration.model import LatencyModel
 from jetsynth.genome import Lineage, ancestor_genome
-from jetsynth.pressure_costs import latency_costs, mac_costs
+from jetsynth.pressure_costs import mac_costs
 from jetsynth.synthesis import SynthesisConfig, synthesize
 
 CHILD = Lineage("g02-m00", 2, 0, ("g01-m00",))
