@@ -1,3 +1,3 @@
-from .cli import main
+from jetsynth.cli.main import main
 
 main()

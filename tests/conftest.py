@@ -94,7 +94,7 @@ def idx_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def digits():
-    from jetsynth.data import DataSpec, load_dataset
+    from jetsynth.nn.data import DataSpec, load_dataset
 
     return load_dataset(DataSpec.parse("digits"))
 
@@ -110,8 +110,8 @@ def mnist_dir() -> Path:
 def benched_run(tmp_path_factory) -> Path:
     """A three-generation digits run under the fp16 restriction whose members were exported and
     timed (`jetsynth evolve --precision fp16 --bench ort`)."""
-    from jetsynth.config import EvolveConfig
-    from jetsynth.evolve import evolve
+    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.evolve import evolve
 
     path = tmp_path_factory.mktemp("benched") / "run"
     evolve(EvolveConfig(data="digits", subset=0.3, generations=3, ancestor_epochs=2, epochs=1,
@@ -139,7 +139,7 @@ def sshd(tmp_path_factory):
 @pytest.fixture
 def local_device(sshd, tmp_path):
     """A jetsynth Device that reaches `sshd` with its own known_hosts and a fresh remote_dir."""
-    from jetsynth.devices import Device
+    from jetsynth.devices.inventory import Device
 
     remote = tmp_path / "remote"
     remote.mkdir()

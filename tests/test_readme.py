@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from jetsynth.cli import cli
+from jetsynth.cli.main import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -66,7 +66,7 @@ def test_remove_partial_writes_removes_only_temporary_files(tmp_path):
 def test_genomes_respect_the_umask(tmp_path):
     import os
 
-    from jetsynth.genome import ancestor_genome, save_genome
+    from jetsynth.core.genome import ancestor_genome, save_genome
 
     old = os.umask(0o022)
     try:

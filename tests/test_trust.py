@@ -6,7 +6,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from jetsynth.cli import cli
+from jetsynth.cli.main import cli
 
 QUICK = ["--subset", "0.2", "--ancestor-epochs", "1", "--epochs", "1"]
 FACTORY = """

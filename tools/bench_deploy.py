@@ -23,9 +23,9 @@ from pathlib import Path
 
 from common import emit
 
-from jetsynth.bench import measure, onnx_runner
-from jetsynth.deploy import DeployOptions, deploy
-from jetsynth.devices import Device, resolve_device
+from jetsynth.devices.deploy import DeployOptions, deploy
+from jetsynth.devices.inventory import Device, resolve_device
+from jetsynth.ship.bench import measure, onnx_runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 

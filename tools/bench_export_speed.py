@@ -18,10 +18,10 @@ from pathlib import Path
 
 from common import by_generation, emit
 
-from jetsynth.bench import measure, onnx_runner
-from jetsynth.export import export_genome
-from jetsynth.genome import PRECISIONS
-from jetsynth.rundir import RunDirectory, load_records
+from jetsynth.core.genome import PRECISIONS
+from jetsynth.run.rundir import RunDirectory, load_records
+from jetsynth.ship.bench import measure, onnx_runner
+from jetsynth.ship.export import export_genome
 
 BATCHES = (1, 32)
 

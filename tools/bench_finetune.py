@@ -23,11 +23,11 @@ from pathlib import Path
 
 from common import emit, kernel_efficiency
 
-from jetsynth.config import EvolveConfig
-from jetsynth.data import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.export_run import finetune_member
-from jetsynth.rundir import RunDirectory, load_records
+from jetsynth.nn.data import load_dataset
+from jetsynth.run.config import EvolveConfig
+from jetsynth.run.export_run import finetune_member
+from jetsynth.run.rundir import RunDirectory, load_records
 
 
 def main() -> int:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from common import emit
 
-from jetsynth.calibration import calibrate, export_variant, layer_work, sweep
-from jetsynth.measurement import MeasurementCache, measurement_key, timed
+from jetsynth.calibration import export_variant, layer_work
+from jetsynth.run.calibrate import calibrate, sweep
+from jetsynth.run.measurement import MeasurementCache, measurement_key, timed
 
 
 def errors(rows: list[dict]) -> dict:

@@ -22,8 +22,8 @@ from pathlib import Path
 from common import DEFAULT_MNIST, by_generation, emit, mnist_missing, run_all
 
 from jetsynth import EvolveConfig
-from jetsynth.report import pressure_rows
-from jetsynth.selection import pick_member, selection_accuracy
+from jetsynth.core.selection import pick_member, selection_accuracy
+from jetsynth.report.run_report import pressure_rows
 from jetsynth.storage import read_jsonl
 
 

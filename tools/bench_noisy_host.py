@@ -37,9 +37,9 @@ while True:
 
 
 def build_pair(folder: Path) -> tuple[Path, Path]:
-    from jetsynth.export import export_genome
-    from jetsynth.genome import ancestor_genome, topology_for
-    from jetsynth.models import resolve_factory
+    from jetsynth.core.genome import ancestor_genome, topology_for
+    from jetsynth.nn.models import resolve_factory
+    from jetsynth.ship.export import export_genome
 
     factory = resolve_factory("lenet5", True)
     topology = topology_for("lenet5", (1, 28, 28), 10, factory)
@@ -66,9 +66,9 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=2, help="bursty busy processes meanwhile")
     args = parser.parse_args()
 
-    from jetsynth.bench import THREADS, measure, onnx_runner
-    from jetsynth.measurement import time_here
-    from jetsynth.trials import ties
+    from jetsynth.core.trials import ties
+    from jetsynth.run.measurement import time_here
+    from jetsynth.ship.bench import THREADS, measure, onnx_runner
 
     with tempfile.TemporaryDirectory() as scratch:
         a, b = args.models if len(args.models) == 2 else build_pair(Path(scratch))

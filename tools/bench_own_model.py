@@ -27,12 +27,12 @@ import numpy as np
 from common import DEFAULT_MNIST, by_generation, emit, mnist_missing
 
 from jetsynth import EvolveConfig, evolve
-from jetsynth.bench import measure, onnx_runner
-from jetsynth.data import read_idx
-from jetsynth.dataset import stratified_subset
-from jetsynth.export import export_genome
-from jetsynth.rundir import RunDirectory
-from jetsynth.selection import selection_accuracy
+from jetsynth.core.selection import selection_accuracy
+from jetsynth.nn.data import read_idx
+from jetsynth.nn.dataset import stratified_subset
+from jetsynth.run.rundir import RunDirectory
+from jetsynth.ship.bench import measure, onnx_runner
+from jetsynth.ship.export import export_genome
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}

@@ -91,11 +91,11 @@ def main() -> int:
     import torch
 
     from jetsynth import EvolveConfig, evolve
-    from jetsynth.data import load_dataset
-    from jetsynth.executors import LocalExecutor
-    from jetsynth.member import MemberTask
-    from jetsynth.ray_executor import RayExecutor
-    from jetsynth.rundir import RunDirectory
+    from jetsynth.nn.data import load_dataset
+    from jetsynth.run.executors import LocalExecutor
+    from jetsynth.run.member import MemberTask
+    from jetsynth.run.ray_executor import RayExecutor
+    from jetsynth.run.rundir import RunDirectory
 
     wall_started = time.perf_counter()
     torch.set_num_threads(args.local_threads)

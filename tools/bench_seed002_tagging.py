@@ -25,8 +25,8 @@ from common import (
     settings,
 )
 
-from jetsynth.report import overlap_by_generation
-from jetsynth.report_plots import write_population_plots
+from jetsynth.report.plots import write_population_plots
+from jetsynth.report.run_report import overlap_by_generation
 
 
 def main() -> int:

@@ -26,10 +26,10 @@ import sys, time, torch
 threads = int(sys.argv[1])
 if threads:
     torch.set_num_threads(threads)
-from jetsynth.data import DataSpec, load_dataset
-from jetsynth.genome import ancestor_genome, topology_for
-from jetsynth.models import resolve_factory
-from jetsynth.train import TrainConfig, train_genome
+from jetsynth.nn.data import DataSpec, load_dataset
+from jetsynth.core.genome import ancestor_genome, topology_for
+from jetsynth.nn.models import resolve_factory
+from jetsynth.run.train import TrainConfig, train_genome
 data = load_dataset(DataSpec.parse(sys.argv[2]))
 factory = resolve_factory("lenet5", True)
 genome = ancestor_genome("lenet5", data.input_shape, data.classes, 0,

@@ -47,13 +47,13 @@ from safetensors.torch import load_file
 from torch import nn
 
 from jetsynth import EvolveConfig, evolve
-from jetsynth.data import load_dataset, training_batch
-from jetsynth.dataset import VAL_SPLIT, DataSpec
+from jetsynth.core.genome import ancestor_genome
 from jetsynth.errors import JetsynthError
-from jetsynth.export import compact_genome
-from jetsynth.genome import ancestor_genome
-from jetsynth.rundir import RunDirectory
-from jetsynth.train import TrainConfig, cosine_lr, evaluate, train_genome
+from jetsynth.nn.data import load_dataset, training_batch
+from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
+from jetsynth.run.rundir import RunDirectory
+from jetsynth.run.train import TrainConfig, cosine_lr, evaluate, train_genome
+from jetsynth.ship.export import compact_genome
 
 IMPORTANCES = ("l1", "taylor")
 TAYLOR_BATCHES = 8
@@ -173,8 +173,8 @@ def torch_pruning_points(ancestor: nn.Module, dataset, importance: str, args, co
 
 def fps_trials(model: nn.Module, input_shape, folder: Path, args) -> dict:
     """ORT CPU throughput of the model's fp32 ONNX, one thread: median and spread of trials."""
-    from jetsynth.bench import measure, onnx_runner
-    from jetsynth.export import to_onnx
+    from jetsynth.ship.bench import measure, onnx_runner
+    from jetsynth.ship.export import to_onnx
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"

@@ -1,31 +1,26 @@
-"""Device latency calibration: what jetsynth knows about each board (profiles), what it reads of
-a network (per-layer work), and the fitted model that predicts a network's latency on a device.
+"""Device latency model: what jetsynth reads of a network (per-layer work), the variants it
+times to learn a device, and the fitted model that predicts a network's latency on a device.
+(The procedure that times them on a device is `jetsynth.run.calibrate`; the boards' facts are
+`jetsynth.devices.profiles`.)
 
 Names are imported on first use: the device commands read the profiles without importing torch."""
 
 from importlib import import_module
 
 _PUBLIC = {
-    "calibrate": ".procedure",
-    "default_path": ".model",
-    "DeviceProfile": ".profiles",
-    "disagreements": ".profiles",
-    "export_variant": ".sweep",
-    "FEATURES": ".features",
-    "features": ".features",
-    "fit": ".model",
-    "get_profile": ".profiles",
-    "LatencyModel": ".model",
-    "layer_work": ".features",
-    "LayerWork": ".features",
-    "load_model": ".model",
-    "model_work": ".features",
-    "PROFILES": ".profiles",
-    "Sample": ".procedure",
-    "sweep": ".procedure",
-    "Variant": ".sweep",
-    "variant_genome": ".sweep",
-    "variants": ".sweep",
+    "default_path": "jetsynth.calibration.model",
+    "export_variant": "jetsynth.calibration.sweep",
+    "FEATURES": "jetsynth.calibration.features",
+    "features": "jetsynth.calibration.features",
+    "fit": "jetsynth.calibration.model",
+    "LatencyModel": "jetsynth.calibration.model",
+    "layer_work": "jetsynth.calibration.features",
+    "LayerWork": "jetsynth.calibration.features",
+    "load_model": "jetsynth.calibration.model",
+    "model_work": "jetsynth.calibration.features",
+    "Variant": "jetsynth.calibration.sweep",
+    "variant_genome": "jetsynth.calibration.sweep",
+    "variants": "jetsynth.calibration.sweep",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -13,8 +13,8 @@ the per-image terms times the model's batch. Units: seconds per query; only rati
 
 from __future__ import annotations
 
-from ..structure import Topology
-from .model import LatencyModel
+from jetsynth.calibration.model import LatencyModel
+from jetsynth.nn.structure import Topology
 
 
 def latency_costs(model: LatencyModel, topology: Topology) -> dict[str, float]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import JetsynthError
+from jetsynth.errors import JetsynthError
 
 if TYPE_CHECKING:
     import onnx

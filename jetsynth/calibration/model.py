@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import JetsynthError
-from ..storage import atomic_write
-from .features import FEATURES, LayerWork, features
+from jetsynth.calibration.features import FEATURES, LayerWork, features
+from jetsynth.errors import JetsynthError
+from jetsynth.storage import atomic_write
 
 FORMAT_VERSION = 1
 HOLDOUT_EVERY = 4
@@ -140,7 +140,7 @@ def fit(vectors: np.ndarray, seconds: np.ndarray, device: str, backend: str, pre
         batch: int, profile: str | None = None) -> LatencyModel:
     """Fit on all samples; the held-out error comes from a second fit without every
     HOLDOUT_EVERY-th sample, scored on those (an estimate for networks the sweep never saw)."""
-    from ..version import __version__
+    from jetsynth.version import __version__
 
     vectors = np.asarray(vectors, dtype=float)
     seconds = np.asarray(seconds, dtype=float)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..genome import Genome, Lineage, ancestor_genome
+from jetsynth.core.genome import Genome, Lineage, ancestor_genome
 
 ARCH_INPUTS = {"lenet5": ((1, 28, 28), 10), "alexnet-cifar": ((3, 32, 32), 10)}
 """The input shape and classes each built-in ancestor is calibrated at (MNIST, CIFAR-10)."""
@@ -70,7 +70,7 @@ def variant_genome(variant: Variant) -> Genome:
 
 def export_variant(variant: Variant, folder: Path, precision: str) -> Path:
     """The variant compacted and exported to `folder`/NAME.onnx (reused when already there)."""
-    from ..export import export_genome
+    from jetsynth.ship.export import export_genome
 
     path = Path(folder) / f"{variant.name}-{precision}.onnx"
     if not path.is_file():

@@ -11,7 +11,7 @@ import pytest
 
 from jetsynth.agent import bundle as bundler
 from jetsynth.agent.bundle import MODULES, BundleError, bundle
-from jetsynth.deploy import agent_source
+from jetsynth.devices.deploy import agent_source
 
 PACKAGE = Path(bundler.__file__).parent
 

@@ -2,7 +2,6 @@ import onnx
 import pytest
 
 from jetsynth.calibration.features import model_work
-from jetsynth.calibration.procedure import sweep
 from jetsynth.calibration.sweep import (
     ARCH_INPUTS,
     MIN_WIDTH,
@@ -12,6 +11,7 @@ from jetsynth.calibration.sweep import (
     variants,
 )
 from jetsynth.errors import JetsynthError
+from jetsynth.run.calibrate import sweep
 
 HIDDEN_LAYERS = {"lenet5": 3, "alexnet-cifar": 7}
 

@@ -1,0 +1,1 @@
+"""The `jetsynth` command line."""

@@ -1,0 +1,575 @@
+"""The `jetsynth` command line: thin click commands that parse options and call the library.
+
+A JetsynthError (bad input) ends with one line on stderr and exit status 2; Ctrl-C ends with
+status 130 and a hint to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from jetsynth.cli.calibrate import calibrate
+from jetsynth.cli.common import OneLineGroup
+from jetsynth.cli.common import fail as _fail
+from jetsynth.cli.deploy import build, deploy, devices
+from jetsynth.cli.grow import grow
+from jetsynth.cli.progress import StepProgress, make_console, run_observer
+from jetsynth.cli.types import (
+    BATCH,
+    COUNT,
+    EPOCHS,
+    FRACTION,
+    IMAGE_SIZE,
+    MAX_COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    SECONDS,
+    SEED,
+    THREADS,
+    TRAIN_BATCH,
+    WARMUP,
+    Number,
+)
+from jetsynth.errors import JetsynthError
+
+
+def _floats(ctx, param, values) -> tuple[float, ...] | None:
+    """A repeatable option whose values may also be comma lists ('--mean 0.5 --mean 0.4' or
+    '--mean 0.5,0.4') as one tuple of floats; None when not given."""
+    try:
+        found = tuple(float(v) for text in values for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"numbers expected, one per channel, got {' '.join(values)}") from None
+    return found or None
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jetsynth")
+def cli() -> None:
+    """Evolve small, fast neural networks and ship them to NVIDIA Jetson devices."""
+
+
+@cli.command()
+@click.option("--data", default="digits", show_default=True,
+              help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR | folder:DIR "
+                   "(your images, one sub-folder per class)")
+@click.option("--subset", type=Number(float, 0, 1, low_open=True), default=1.0, show_default=True,
+              help="Stratified, seeded fraction of the training split to use.")
+@click.option("--val-split", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
+              help="Stratified, seeded fraction of the training split held out for validation, "
+                   "which selection uses (folder:DIR with DIR/val: that folder); 0: none.")
+@click.option("--input-size", type=IMAGE_SIZE, default=None,
+              help="Resize every image to S×S [default: the dataset's size; folder:DIR: the images' "
+                   "own when all are square and of one size, else 32].")
+@click.option("--mean", type=str, multiple=True, callback=_floats,
+              help="Normalisation mean per channel, pixels in [0, 1] (what pretrained weights "
+                   "expect): once per channel or a comma list [default: the training split's].")
+@click.option("--std", type=str, multiple=True, callback=_floats,
+              help="Normalisation standard deviation per channel, as --mean [default: the "
+                   "training split's].")
+@click.option("--augment", is_flag=True,
+              help="Augment training batches: random crop with padding, left-right flip.")
+@click.option("--arch", default="lenet5", show_default=True,
+              help="lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | file.py:function "
+                   "(your factory (input_shape, classes) -> nn.Module; user code, see Security).")
+@click.option("--generations", type=COUNT, default=6, show_default=True,
+              help="Generations including the ancestor (generation 1).")
+@click.option("--population", type=COUNT, default=1, show_default=True,
+              help="Offspring per generation.")
+@click.option("--parents", type=COUNT, default=1, show_default=True, help="Parents per offspring.")
+@click.option("--cluster", type=click.Choice(["kernel", "filter"]), default=None,
+              help="What a synaptic cluster is in conv layers [default: filter with --target-fps, "
+                   "else kernel].")
+@click.option("--keep", type=Number(float, 0, 1, low_open=True), default=None,
+              help="Offspring's share of its parent's synapses (environmental pressure); with "
+                   "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
+                   "--accuracy-floor, else 0.8].")
+@click.option("--balance", type=FRACTION, default=None,
+              help="0: every layer loses the same share; 1: big layers carry the pressure "
+                   "[default: 0 with --target-fps, else 0.5].")
+@click.option("--pressure-on", type=click.Choice(["synapses", "macs", "latency"]), default=None,
+              help="What the pressure's budget counts: synapses (seed 001), macs (each synapse "
+                   "weighs its multiply-accumulates, so expensive convolutions carry the pressure "
+                   "at --balance > 0) or latency (its terms in the calibrated latency model of the "
+                   "--bench target) [default: synapses].")
+@click.option("--truncation", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
+              help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
+@click.option("--cluster-pressure", type=FRACTION, default=None,
+              help="Share of the pressure that removes whole clusters (1) rather than thinning them (0) "
+                   "[default: 0.9 with --target-fps, else 0.5].")
+@click.option("--epochs", type=EPOCHS, default=None,
+              help="Training epochs per offspring [default: 5 on digits, else 2].")
+@click.option("--ancestor-epochs", type=EPOCHS, default=None,
+              help="Training epochs of the ancestor [default: 20 on digits, else 5].")
+@click.option("--batch-size", type=TRAIN_BATCH, default=128, show_default=True)
+@click.option("--lr", type=Number(float, 0, 10, low_open=True), default=1e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32",
+              show_default=True, help="fp16: restrict trained weights to half precision.")
+@click.option("--alignment", type=click.Choice(["tag", "position"]), default="tag",
+              show_default=True, help="How parents' clusters are matched in mating.")
+@click.option("--mating", type=click.Choice(["sum", "product"]), default="sum", show_default=True,
+              help="Mating function: weighted sum (seed 000) or product over K_c (seed 002).")
+@click.option("--structure", type=click.Choice(["intersection", "union"]), default="intersection",
+              show_default=True, help="Offspring clusters: in all parents, or in any (tagged union).")
+@click.option("--alpha", "alphas", type=NON_NEGATIVE, multiple=True,
+              help="Mating weight of each parent, once per parent [default: equal].")
+@click.option("--selection", type=click.Choice(["random", "fitness", "fps", "similarity"]), default=None,
+              help="Parent-selection policy [default: fps with --target-fps, else random].")
+@click.option("--overlap-band", type=(FRACTION, FRACTION), default=(0.5, 0.9), show_default=True,
+              help="similarity selection: preferred cluster overlap of mates with the first parent.")
+@click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the run is written [default: runs/evolve-<time>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
+@click.option("--executor", default="local", show_default=True,
+              help="Where members train: local (this process, one at a time) or ray (in parallel "
+                   "as Ray tasks; pip install 'jetsynth[ray]').")
+@click.option("--ray-address", default=None,
+              help="--executor ray: the cluster, auto or HOST:PORT or ray://HOST:PORT [default: "
+                   "start a local Ray on this machine].")
+@click.option("--cpus-per-member", type=int, default=1, show_default=True,
+              help="--executor ray: CPUs (torch threads) each training member gets.")
+@click.option("--gpus-per-member", type=Number(float, 0, 1024), default=0.0, show_default=True,
+              help="--executor ray: GPUs reserved for each training member (0.5: two per GPU).")
+@click.option("--threads", type=THREADS, default=1, show_default=True,
+              help="torch threads for training (0: torch's default, one per core); on a shared "
+                   "machine one thread trains fastest (tools/bench_train_threads.py).")
+@click.option("--bench", default="none", show_default=True,
+              help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
+                   "(a stored name or user@host[:port]; see `jetsynth devices`).")
+@click.option("--bench-batch", type=BATCH, default=1, show_default=True, help="--bench: images per query.")
+@click.option("--bench-seconds", type=SECONDS, default=0.5, show_default=True,
+              help="--bench: minimum timed seconds per member.")
+@click.option("--target-fps", type=POSITIVE, default=None,
+              help="Stop after the generation in which a member reaches this FPS (needs --bench).")
+@click.option("--max-drop", type=Number(float, 0, 1, high_open=True), default=None,
+              help="Shrink until the floor: members must keep validation accuracy within this "
+                   "fraction of the ancestor's (0.01 = one point); turns on adaptive pressure "
+                   "[default floor: one point].")
+@click.option("--accuracy-floor", type=FRACTION, default=None,
+              help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
+@click.option("--grow-on-drop", type=FRACTION, default=None,
+              help="Repair an offspring whose validation accuracy fell more than this fraction below "
+                   "its best parent's: widen (R2WiderR) the layer it lost most in, retrain, keep it "
+                   "if it recovers.")
+@click.option("--patience", type=COUNT, default=None,
+              help="Stop once this many generations in a row found no smaller (or faster) member "
+                   "at the accuracy floor.")
+@click.option("--pressure", type=click.Choice(["fixed", "adaptive"]), default=None,
+              help="adaptive: each generation's keep share follows the best validation accuracy "
+                   "(strong with room above the floor, easing near it, none after a fall below it) "
+                   "and, with --target-fps, the speed still missing [default: adaptive with "
+                   "--target-fps, --max-drop or --accuracy-floor, else fixed].")
+@click.option("--measure-every", type=COUNT, default=1, show_default=True,
+              help="--bench: time every K-th member and predict the rest with the latency model.")
+@click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
+              help="Start the ancestor from these weights (safetensors, or a torch state dict read "
+                   "with weights_only) instead of a fresh initialisation; with --ancestor-epochs 0 it "
+                   "is only evaluated.")
+@click.option("--trust-code", is_flag=True,
+              help="--resume: allow importing the user code (module:function, file.py:function) that "
+                   "the run's config.json names, without giving --arch again.")
+@click.option("--latency-model", type=click.Path(dir_okay=False), default=None,
+              help="--bench: a model from `jetsynth calibrate`, or none for one fitted on the run's own "
+                   "measurements [default: calibration/DEVICE.json if present, else none].")
+@click.pass_context
+def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: bool, **options) -> None:
+    """Evolve generations of offspring networks from a trained ancestor."""
+
+    from jetsynth.nn.models import canonical_arch
+    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.evolve import evolve as run_evolution
+    from jetsynth.run.rundir import RunDirectory, load_records
+
+    if resume and run_dir is None:
+        _fail("--resume needs --run-dir DIR naming the run to continue")
+    run_dir = run_dir or Path("runs") / time.strftime("evolve-%Y%m%d-%H%M%S")
+    options["alphas"] = tuple(options["alphas"]) or None
+    given = {
+        name: value
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    }
+    try:
+        options["arch"] = canonical_arch(options["arch"])
+        given = {name: options[name] for name in given}
+        stored = RunDirectory(run_dir).stored_config() if resume else None
+        base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
+        config = EvolveConfig(**{**base, **given})
+        with run_observer() as observer:
+            # user code is imported on the command line's word only: --arch typed, or --trust-code
+            run_evolution(config, run_dir, resume=resume, observer=observer,
+                          trust_code=trust_code or "arch" in given)
+        _print_report(run_dir, *load_records(run_dir), make_console())
+        records = load_records(run_dir)[1]
+        click.echo(_ship_line(run_dir, config, records))
+        if config.target_fps is not None:  # last: whether the run did what was asked
+            click.echo(_target_outcome(config, records).replace("{run}", str(run_dir)))
+    except JetsynthError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: continue with  jetsynth evolve --run-dir {run_dir} --resume",
+                   err=True)
+        sys.exit(130)
+
+
+def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
+    """One line: where the run stopped, and the member to ship (the pick of `export --best` at
+    this run's floor) with why."""
+    from jetsynth.core.selection import pick_member, selection_accuracy
+    from jetsynth.core.stopping import stale_generations
+
+    config = config.with_policies()
+    floor = config.floor(selection_accuracy(records[0]))
+    last = max(r["generation"] for r in records)
+    stopped = f"stopped after generation {last}"
+    if config.patience is not None and stale_generations(records, floor) >= config.patience:
+        stopped += f": {config.patience} generations without a smaller or faster member at the floor"
+    ship = pick_member(records, floor=floor)
+    if selection_accuracy(ship) < floor:
+        return f"{stopped}; no member keeps the floor {floor:.4f}: ship the ancestor or relax it"
+    speed = f", {ship['fps']:,.0f} images/s" if ship.get("fps") else ""
+    return (f"{stopped}; ship {ship['id']} (jetsynth export {run_dir} -g {ship['generation']} "
+            f"-m {ship['member']}): {ship['mac_reduction']:.1f}× fewer MACs, "
+            f"{ship['synaptic_efficiency']:.1f}× fewer synapses{speed}, validation accuracy "
+            f"{selection_accuracy(ship):.4f} >= floor {floor:.4f} (test {ship['accuracy']:.4f}); "
+            "the smallest or fastest member at the floor")
+
+
+def _target_outcome(config, records: list[dict]) -> str:
+    """One line: which member reached --target-fps at the accuracy floor, or the fastest that
+    kept the floor when none did."""
+    from jetsynth.core.selection import selection_accuracy
+    from jetsynth.run.evolve import reaches_target
+
+    floor = config.floor(selection_accuracy(records[0]))
+    hits = [r for r in records if reaches_target(r, config, selection_accuracy(records[0]))]
+    if hits:
+        best = max(hits, key=lambda r: r["fps"])
+        return (f"target reached: {best['id']} runs at {best['fps']:,.0f} images/s (target "
+                f"{config.target_fps:,.0f}) with accuracy {selection_accuracy(best):.4f} on "
+                f"validation (floor {floor:.4f}), {best['accuracy']:.4f} on test")
+    kept = [r for r in records if r.get("fps") and selection_accuracy(r) >= floor]
+    fastest = ""
+    if kept:
+        best = max(kept, key=lambda r: r["fps"])
+        fastest = (f"; fastest above the floor: {best['id']} at {best['fps']:,.0f} images/s "
+                   f"({100 * best['fps'] / config.target_fps:.0f} % of the target), validation "
+                   f"accuracy {selection_accuracy(best):.4f} (jetsynth export {{run}} -g "
+                   f"{best['generation']} -m {best['member']})")
+    return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
+            f"not reached{fastest}")
+
+
+def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:
+    from jetsynth.core.frontier import frontier_rows
+    from jetsynth.report.plots import (
+        write_frontier_plot,
+        write_plots,
+        write_population_plots,
+        write_pressure_plot,
+    )
+    from jetsynth.report.run_report import (
+        FRONTIER_HEADER,
+        PRESSURE_HEADER,
+        TABLE1_SOURCE,
+        TABLE1_TITLE,
+        TABLE2_SOURCE,
+        TABLE2_TITLE,
+        efficiency_table,
+        frontier_table,
+        layer_table,
+        overlap_by_generation,
+        pressure_rows,
+        pressure_table,
+        run_floor,
+        table1_header,
+        table2_header,
+        write_markdown,
+    )
+
+    def show(title: str, header: list[str], rows: list[list[str]], source: str | None = None) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, caption=source)
+        for column in header:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+    show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
+         TABLE1_SOURCE)
+    show(TABLE2_TITLE, table2_header(records), layer_table(records), TABLE2_SOURCE)
+    floor = run_floor(config, records)
+    frontier = frontier_rows(records, floor, config.get("target_fps"))
+    pressure = None
+    repaired = [r for r in records if r.get("repair")]
+    if repaired:
+        console.print("repaired by growth (--grow-on-drop): " + ", ".join(
+            f"{r['id']} ({r['repair']['transform']}, validation {r['repair']['val_before']:.4f} → "
+            f"{r['repair']['val_after']:.4f}, {'kept' if r['repair']['kept'] else 'not kept'})"
+            for r in repaired))
+    if config.get("pressure") == "adaptive" or config.get("patience") is not None:
+        pressure = pressure_rows(records, floor)
+    paths = [write_markdown(run_dir, records, frontier, pressure, config["precision"]),
+             *write_plots(run_dir, records, config)]
+    if any(row["front"] for row in frontier):
+        show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
+             FRONTIER_HEADER, frontier_table(frontier))
+        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps"), config))
+    if pressure:
+        show(f"Environmental pressure per generation (floor {floor:.4f})", PRESSURE_HEADER,
+             pressure_table(pressure))
+        paths.append(write_pressure_plot(run_dir, pressure, config))
+    if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
+        show("Average cluster overlap per generation",
+             ["Gen.", "Members", "Avg. overlap"],
+             [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
+              for row in overlap_by_generation(run_dir, records, config["cluster"])],
+             "seed 002, Table 1")
+        paths += write_population_plots(run_dir, records, config["precision"], config)
+    for path in paths:
+        console.print(f"plot: {path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def report(run_dir: Path, as_json: bool) -> None:
+    """Tables and plots of a run (seed 001's Tables 1-2; PNGs under RUN_DIR/report)."""
+
+    from jetsynth.report.run_report import summary
+    from jetsynth.run.rundir import load_records
+
+    try:
+        if as_json:
+            click.echo(json.dumps(summary(run_dir), indent=2))
+        else:
+            _print_report(run_dir, *load_records(run_dir), make_console())
+    except JetsynthError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--generation", "-g", type=COUNT, required=True, help="Which generation to compare.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
+    """Pairwise cluster overlap |A∩B|/|A| of a generation (seed 002), with a heatmap PNG."""
+    from rich.table import Table
+
+    from jetsynth.core.similarity import average_overlap
+    from jetsynth.report.plots import write_similarity_heatmap
+    from jetsynth.report.run_report import generation_similarity
+    from jetsynth.run.rundir import load_records
+
+    try:
+        config, _ = load_records(run_dir)
+        ids, matrix = generation_similarity(run_dir, generation, config["cluster"])
+    except JetsynthError as exc:
+        _fail(str(exc))
+    path = write_similarity_heatmap(run_dir, generation, ids, matrix, config)
+    if as_json:
+        click.echo(json.dumps({"generation": generation, "members": ids,
+                               "overlap": matrix.round(6).tolist(),
+                               "average_overlap": average_overlap(matrix),
+                               "heatmap": str(path)}, indent=2))
+        return
+    table = Table(title=f"Cluster overlap, generation {generation} (row A, column B: |A∩B|/|A|)")
+    table.add_column("A \\ B")
+    for mid in ids:
+        table.add_column(mid, justify="right")
+    for mid, row in zip(ids, matrix, strict=True):
+        table.add_row(mid, *[f"{100 * v:.1f} %" for v in row])
+    console = make_console()
+    console.print(table)
+    console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")
+    console.print(f"heatmap: {path}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--generation", "-g", type=COUNT, default=None, help="Generation of the member (ancestor: 1).")
+@click.option("--member", "-m", type=Number(int, 0, MAX_COUNT), default=None,
+              help="Member index within the generation.")
+@click.option("--best", is_flag=True,
+              help="The fastest member within --max-drop of the ancestor's accuracy [default].")
+@click.option("--max-drop", type=FRACTION, default=0.01, show_default=True,
+              help="--best: largest accuracy loss allowed, as a fraction (0.01 = one point).")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="Weights and compute of the exported model.")
+@click.option("--io-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="Type of the input and output tensors.")
+@click.option("--opset", type=Number(int, 1, 100), default=13, show_default=True,
+              help="ONNX opset; TensorRT 8.2 (Jetson TX1) parses up to 13.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .onnx file to write.")
+@click.option("--parity/--no-parity", default=True, show_default=True,
+              help="Compare onnxruntime's outputs with torch's on the run's test split.")
+@click.option("--finetune-epochs", type=EPOCHS, default=0, show_default=True,
+              help="Train the member this many epochs more on the run's data first, its "
+                   "structure fixed (evolution retrains each offspring only briefly).")
+@click.option("--arch", default=None,
+              help="The run's own user-code architecture (module:function, file.py:function), "
+                   "allowing jetsynth to import it.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow importing the user code the run's config.json names.")
+@click.option("--channel-multiple", type=Number(int, 1, 256), default=8, show_default=True,
+              help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
+                   "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
+                   "padding is all zero, the output the same; 1 keeps exactly the live channels.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
+           precision: str, io_precision: str, opset: int, output: Path, parity: bool,
+           finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
+           as_json: bool) -> None:
+    """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
+    from jetsynth.run.export_run import export_member
+
+    if best and (generation is not None or member is not None):
+        _fail("--best picks the member itself: drop --generation/--member, or drop --best")
+    try:
+        with StepProgress(f"fine-tuning {finetune_epochs} epochs", finetune_epochs > 0) as progress:
+            result, record = export_member(run_dir, output, generation, member, max_drop, precision,
+                                           io_precision, opset, parity, finetune_epochs, arch,
+                                           trust_code, channel_multiple,
+                                           progress if finetune_epochs else None)
+    except JetsynthError as exc:
+        _fail(str(exc))
+    summary = {
+        "path": str(result.path), "member": record["id"], "accuracy": record["accuracy"],
+        "finetune": record.get("finetune"),
+        "synaptic_efficiency": record["synaptic_efficiency"], "precision": result.precision,
+        "io_precision": result.io_precision, "opset": result.opset, "bytes": result.bytes,
+        "macs": result.macs, "params": result.params, "parity": result.parity,
+        "picked_because": record.get("picked_because"),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{result.path}: member {record['id']} (accuracy {record['accuracy']:.4f}, "
+               f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
+    if record.get("picked_because"):
+        click.echo(f"  picked {record['id']}: {record['picked_because']}")
+    if record.get("finetune"):
+        tuned = record["finetune"]
+        epochs = f"{tuned['epochs']} more epoch" + ("s" if tuned["epochs"] != 1 else "")
+        click.echo(f"  trained {epochs}: accuracy {tuned['accuracy_before']:.4f} "
+                   f"→ {record['accuracy']:.4f}")
+    click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
+               f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")
+    if opset > 13:
+        click.echo("  note: TensorRT 8.2 (Jetson TX1) parses opset 13 at most")
+    if result.parity:
+        p = result.parity
+        click.echo(f"  parity vs torch on {p['images']} test images: max abs {p['max_abs_diff']:.3g}, "
+                   f"max rel {p['max_rel_diff']:.3g}, top-1 agreement {100 * p['top1_agreement']:.2f} %")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("--backend", type=click.Choice(["ort-cpu", "ort-cuda", "ort-trt", "torch-cpu", "torch-cuda",
+                                              "trt"]), default=None,
+              help="[default: ort-cpu for .onnx files, torch-cpu for member folders, trt for engines "
+                   "built here]")
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Images per query.")
+@click.option("--duration", type=SECONDS, default=2.0, show_default=True,
+              help="Minimum seconds of timed queries.")
+@click.option("--iterations", type=COUNT, default=50, show_default=True, help="Minimum timed queries.")
+@click.option("--warmup", type=WARMUP, default=0.5, show_default=True, help="Seconds of untimed warm-up.")
+@click.option("--threads", type=THREADS, default=1, show_default=True,
+              help="CPU threads, the same as evolve --bench times with (0: the backend's own default, "
+                   "all cores).")
+@click.option("--trials", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timing trials sharing --duration and --iterations: the figure is their median "
+                   "with the interquartile range; trials that disagree are re-timed (up to 11).")
+@click.option("--half", is_flag=True, help="torch backends: run in half precision.")
+@click.option("--arch", default=None, help="A member folder's own user-code architecture, allowing "
+                                           "jetsynth to import it.")
+@click.option("--trust-code", is_flag=True,
+              help="Allow importing the user code a member folder's genome.json names.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
+          warmup: float, threads: int, trials: int, half: bool, arch: str | None, trust_code: bool,
+          as_json: bool) -> None:
+    """Time MODEL on this machine: an ONNX file, a run's member folder (torch) or a TensorRT
+    engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
+    from jetsynth.ship.bench import ENGINE_SUFFIXES, EngineRunner, TorchRunner, measure, onnx_runner
+
+    try:
+        if model.is_dir():
+            from jetsynth.core.genome import genome_header, load_genome
+            from jetsynth.ship.export import compact_genome
+
+            backend = backend or "torch-cpu"
+            if not backend.startswith("torch"):
+                raise JetsynthError(f"{model} is a member folder: time it with --backend torch-cpu or "
+                                    "torch-cuda, or export it to ONNX first")
+            factory = None
+            if arch is not None or trust_code:
+                from jetsynth.nn.models import stored_factories
+
+                recorded = genome_header(model)["arch"]
+                factory = stored_factories(recorded, arch, trust_code, str(model))[recorded]
+            genome = load_genome(model, factory=factory)
+            runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half,
+                                 threads)
+        else:
+            if model.suffix in ENGINE_SUFFIXES:
+                if backend not in (None, "trt"):
+                    raise JetsynthError(f"{model} is a TensorRT engine: time it with --backend trt")
+                runner = EngineRunner(model, batch)
+            else:
+                runner = onnx_runner(model, backend or "ort-cpu", threads)
+        with runner:
+            result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations,
+                                                trials=trials), model)
+    except JetsynthError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"model": str(model), **result.as_dict()}, indent=2))
+        return
+    lat = result.latency_ms
+    low, high = result.fps_iqr
+    retimed = f", {result.retimed} re-timed as the first disagreed" if result.retimed else ""
+    click.echo(f"{model} on {result.backend}, batch {result.batch}: {result.fps:,.1f} images/s "
+               f"(median of {len(result.fps_trials)} trials{retimed}; interquartile range "
+               f"{low:,.1f}–{high:,.1f}; {result.queries} queries)")
+    click.echo(f"  measured with {result.produced_by}")
+    click.echo(f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}, "
+               f"p90 {lat['p90']:.3f}, p99 {lat['p99']:.3f}")
+
+
+def _run_model(timing, model: Path):
+    """Run `timing()`, which executes the user's model: a model that fails when run (a shape it
+    cannot take, an operator the backend lacks) is bad input, said in one line, not a bug."""
+    try:
+        return timing()
+    except (JetsynthError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # onnxruntime's and torch's errors share no base class
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise JetsynthError(f"{model} fails when run ({first[:300]}); check that it was exported "
+                            "for this input, or re-export it") from None
+
+
+cli.add_command(devices)
+cli.add_command(deploy)
+cli.add_command(build)
+cli.add_command(calibrate)
+cli.add_command(grow)
+
+
+def main() -> None:
+    """Console entry point: usage errors (an unknown option, a nonsense value) also end with one
+    line and exit status 2 (see OneLineGroup)."""
+    cli.main()

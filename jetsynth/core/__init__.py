@@ -1,0 +1,1 @@
+"""The genetics of evolutionary synthesis: genomes, encoding, mating, selection."""

@@ -1,0 +1,68 @@
+"""The FPS/accuracy frontier of a run: which members no other member beats on both speed and
+accuracy, and, generation by generation, the fastest member that keeps the accuracy floor.
+
+Speed is measured FPS where a member was timed and the latency model's prediction otherwise;
+each row says which, so a reader can tell a promise from a measurement. Accuracy, wherever it
+chooses (the front, the floor, the best of a generation), is `selection_accuracy` (validation);
+the rows report the chosen members' test accuracy beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jetsynth.core.selection import selection_accuracy, speed
+
+
+def pareto_front(records: list[dict], gain: Callable[[dict], float | None] = speed,
+                 accuracy: Callable[[dict], float] = selection_accuracy) -> list[dict]:
+    """Members with a `gain` (by default their speed, FPS) that no other member matches or beats
+    on both `gain` and `accuracy` while beating it on one, ordered from the largest gain to the
+    most accurate. Members without a gain are left out."""
+    scored = [r for r in records if gain(r)]
+    front = []
+    for record in sorted(scored, key=lambda r: (-gain(r), -accuracy(r))):
+        if not front or accuracy(record) > accuracy(front[-1]):
+            front.append(record)
+    return front
+
+
+def meets_target(record: dict, target_fps: float | None, floor: float) -> bool:
+    """Whether `record` reached `target_fps` by measurement (a prediction never counts) with
+    validation accuracy at or above `floor`."""
+    return (target_fps is not None and bool(record.get("fps")) and record["fps"] >= target_fps
+            and selection_accuracy(record) >= floor)
+
+
+def source(record: dict) -> str:
+    """'measured' when the member was timed, 'predicted' when only the model spoke, '-' else."""
+    if record.get("fps"):
+        return "measured"
+    return "predicted" if record.get("fps_predicted") else "-"
+
+
+def frontier_rows(records: list[dict], floor: float, target_fps: float | None = None) -> list[dict]:
+    """Per generation: the test accuracy of its best member on validation, its fastest member
+    whose validation accuracy keeps `floor` (speed, measured and predicted FPS, validation and
+    test accuracy), whether any of its members reached `target_fps` by measurement at or above
+    the floor, and the ids on the front of all members so far."""
+    rows = []
+    for generation in sorted({r["generation"] for r in records}):
+        members = [r for r in records if r["generation"] == generation]
+        kept = [r for r in members if selection_accuracy(r) >= floor and speed(r)]
+        fastest = max(kept, key=speed, default=None)
+        rows.append({
+            "generation": generation,
+            "members": len(members),
+            "best_accuracy": max(members, key=selection_accuracy)["accuracy"],
+            "fastest": fastest["id"] if fastest else None,
+            "val_accuracy": selection_accuracy(fastest) if fastest else None,
+            "accuracy": fastest["accuracy"] if fastest else None,
+            "fps": fastest.get("fps") if fastest else None,
+            "fps_iqr": fastest.get("fps_iqr") if fastest else None,
+            "fps_predicted": fastest.get("fps_predicted") if fastest else None,
+            "source": source(fastest) if fastest else "-",
+            "meets_target": any(meets_target(r, target_fps, floor) for r in members),
+            "front": [r["id"] for r in pareto_front([r for r in records if r["generation"] <= generation])],
+        })
+    return rows

@@ -1,0 +1,1 @@
+"""Jetson devices: the inventory, SSH, deployment, device profiles."""

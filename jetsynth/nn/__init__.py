@@ -1,0 +1,1 @@
+"""Networks and data: tracing a model's structure, compacting it, datasets."""

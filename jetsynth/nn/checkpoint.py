@@ -1,0 +1,84 @@
+"""Epoch checkpoints of one member's training, so a kill loses at most the epoch in progress.
+
+Everything that decides the rest of the training is saved: the compact network, Adam's moments,
+and both random generators (batch order and dropout). Resuming from a checkpoint therefore ends
+in the same weights as an uninterrupted training. safetensors for tensors, JSON for the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from jetsynth.storage import atomic_write, read_json, write_json
+
+TENSORS_FILE = "checkpoint.safetensors"
+META_FILE = "checkpoint.json"
+
+
+def save_checkpoint(
+    directory: Path,
+    key: dict,
+    epoch: int,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Generator,
+) -> None:
+    """Record the state after `epoch` completed epochs; `key` identifies the training
+    (member, seed, configuration) so a stale checkpoint is never resumed."""
+    directory = Path(directory)
+    tensors = {f"model/{k}": v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    optim = optimizer.state_dict()
+    for index, slots in optim["state"].items():
+        for name, value in slots.items():
+            tensors[f"optim/{index}/{name}"] = torch.as_tensor(value).clone().contiguous()
+    tensors["rng/order"] = order.get_state()
+    tensors["rng/torch"] = torch.get_rng_state()
+    atomic_write(directory / TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    write_json(
+        directory / META_FILE,
+        {"key": key, "epoch": epoch, "param_groups": optim["param_groups"]},
+    )
+
+
+def load_checkpoint(
+    directory: Path,
+    key: dict,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Generator,
+) -> int:
+    """Restore a matching checkpoint into `net`, `optimizer` and the generators; return the
+    number of epochs it had completed (0 when there is none to use)."""
+    directory = Path(directory)
+    meta_path, tensor_path = directory / META_FILE, directory / TENSORS_FILE
+    if not meta_path.is_file() or not tensor_path.is_file():
+        return 0
+    meta = read_json(meta_path)
+    if meta.get("key") != key:
+        return 0
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError):
+        return 0
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim/"):
+            _, index, slot = name.split("/", 2)
+            state.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    order.set_state(tensors["rng/order"])
+    torch.set_rng_state(tensors["rng/torch"])
+    return int(meta["epoch"])
+
+
+def remove_checkpoint(directory: Path) -> None:
+    for name in (TENSORS_FILE, META_FILE):
+        path = Path(directory) / name
+        if path.exists():
+            path.unlink()

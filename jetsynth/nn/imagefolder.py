@@ -1,0 +1,275 @@
+"""Your own images (`--data folder:DIR`): one sub-folder of PNG/JPEG files per class.
+
+Layouts: `DIR/CLASS/*.png` (a pool: a stratified 20 % makes the test split, seeded by 0 so runs
+of every seed test on the same images, and `--val-split` of the rest the validation split), or
+`DIR/train/CLASS/…` with `DIR/val/CLASS/…` and/or `DIR/test/CLASS/…` beside it, used as given
+(a missing one is drawn from `train` as above). Class names are the sorted sub-folder names;
+folders and files whose names start with a dot are skipped.
+
+Images are stretched to S×S (`--input-size S`; default: their own size when all of them are
+square and of one size, else 32) and read as grayscale (one channel) when every image is
+grayscale, else as RGB. They are decoded once into a memory-mapped uint8 cache
+(`$JETSYNTH_CACHE_DIR`, default the user cache folder, e.g. `~/.cache/jetsynth/folders`), keyed
+by the folder's path, every image's relative path, size and modification time and S: later
+loads (other generations, resumed runs, `export`) map it instead of decoding, and a changed
+folder is decoded again. Batches are normalised when used, so a folder larger than memory works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.dataset import (
+    PIXEL_SCALE,
+    Dataset,
+    DataSpec,
+    MappedImages,
+    normalisation,
+    preprocessing,
+    stratified_split,
+    training_rows,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+SPLITS = ("train", "val", "test")
+DEFAULT_SIZE = 32
+TEST_FRACTION = 0.2
+TEST_SEED = 0
+CACHE_ENV = "JETSYNTH_CACHE_DIR"
+CACHE_FORMAT = 1
+PIXELS_FILE = "pixels.npy"
+META_FILE = "meta.json"
+
+
+@dataclass
+class FolderIndex:
+    """What a folder holds: its classes, every image (split by split, class by class, sorted)
+    with its label, and the rows of each split present as a sub-tree (`None`: a pool)."""
+
+    root: Path
+    classes: list[str]
+    files: list[Path]
+    labels: np.ndarray
+    splits: dict[str, np.ndarray] | None
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _class_images(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        and all(_visible(Path(part)) for part in p.relative_to(folder).parts)
+    )
+
+
+def scan_folder(root: Path) -> FolderIndex:
+    """The folder's classes and images, checked: every split has the same two or more class
+    folders, none of them empty."""
+    root = Path(root)
+    if not root.is_dir():
+        raise JetsynthError(f"dataset folder not found: {root} (check the path in --data)")
+    present = [s for s in SPLITS if (root / s).is_dir()] if (root / "train").is_dir() else [None]
+    if present == [None] and any((root / s).is_dir() for s in SPLITS[1:]):
+        raise JetsynthError(f"{root} has val/ or test/ but no train/: put the training images in "
+                            f"{root / 'train'}/CLASS/, or make every sub-folder a class")
+    classes = None
+    files, labels, rows = [], [], {}
+    for split in present:
+        base = root if split is None else root / split
+        names = sorted(p.name for p in base.iterdir() if p.is_dir() and _visible(p))
+        if not names:
+            raise JetsynthError(f"{base}: no class sub-folders; put each class's PNG/JPEG images in "
+                                f"a folder of its own ({base}/CLASS/IMAGE.png)")
+        if classes is None:
+            classes = names
+            if len(classes) < 2:
+                raise JetsynthError(f"{base}: only one class folder ({classes[0]}); a classifier "
+                                    "needs at least two: add a sub-folder per class")
+        elif names != classes:
+            missing, extra = sorted(set(classes) - set(names)), sorted(set(names) - set(classes))
+            detail = "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                                 f"extra {', '.join(extra)}" if extra else "") if part)
+            raise JetsynthError(f"{base}: class folders differ from {root / 'train'} ({detail}); "
+                                "every split needs the same class sub-folders")
+        start = len(files)
+        for label, name in enumerate(classes):
+            found = _class_images(base / name)
+            if not found:
+                raise JetsynthError(f"{base / name}: empty class folder (no .png/.jpg/.jpeg images); "
+                                    "add images or remove the folder")
+            files += found
+            labels += [label] * len(found)
+        rows[split] = np.arange(start, len(files))
+    return FolderIndex(root, classes, files, np.asarray(labels, dtype=np.int64),
+                       None if present == [None] else rows)
+
+
+def cache_root() -> Path:
+    """Where decoded folders are kept: $JETSYNTH_CACHE_DIR, else the user cache folder."""
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        return Path(given)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("jetsynth")) / "folders"
+
+
+def cache_name(index: FolderIndex, size: int | None) -> tuple[str, str]:
+    """(prefix, name) of the folder's cache entry: the prefix names the folder and size, the
+    name adds a hash of every image's relative path, byte size and modification time."""
+    where = hashlib.sha256(str(index.root.resolve()).encode()).hexdigest()[:12]
+    prefix = f"{where}-{size or 'auto'}-"
+    content = hashlib.sha256(json.dumps([CACHE_FORMAT, size]).encode())
+    for path in index.files:
+        st = path.stat()
+        content.update(f"{path.relative_to(index.root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                       .encode())
+    return prefix, prefix + content.hexdigest()[:20]
+
+
+def _unreadable(path: Path, exc: Exception) -> JetsynthError:
+    return JetsynthError(f"{path}: cannot read this image ({exc}); replace or remove the file")
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height) as displayed) without decoding the pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: a quarter turn
+                width, height = height, width
+            return image.mode, (width, height)
+    except Exception as exc:  # Pillow raises many types for a bad file
+        raise _unreadable(path, exc) from None
+
+
+def decode_image(path: Path, mode: str, size: int) -> np.ndarray:
+    """One image as uint8 (C, size, size): upright per its EXIF orientation, in `mode` ('L' or
+    'RGB'), stretched to size×size (bilinear)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image).convert(mode)
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def _decode(index: FolderIndex, size: int | None, entry: Path, prefix: str) -> None:
+    """Decode every image into `entry` (written under a temporary name, then renamed, so a
+    killed decode leaves no entry that looks complete), and drop older entries of the folder."""
+    headers = [_header(path) for path in index.files]
+    channels = 1 if all(mode in GRAY_MODES for mode, _ in headers) else 3
+    if size is None:
+        shapes = {shape for _, shape in headers}
+        width, height = next(iter(shapes))
+        size = width if len(shapes) == 1 and width == height else DEFAULT_SIZE
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=entry.name + ".partial-", dir=entry.parent))
+    try:
+        pixels = np.lib.format.open_memmap(partial / PIXELS_FILE, mode="w+", dtype=np.uint8,
+                                           shape=(len(index.files), channels, size, size))
+        mode = "L" if channels == 1 else "RGB"
+        for row, path in enumerate(index.files):
+            pixels[row] = decode_image(path, mode, size)
+        pixels.flush()
+        del pixels
+        (partial / META_FILE).write_text(json.dumps({
+            "format": CACHE_FORMAT, "folder": str(index.root.resolve()), "images": len(index.files),
+            "channels": channels, "size": size, "classes": index.classes}))
+        try:
+            partial.rename(entry)
+        except OSError:  # another process finished the same entry first
+            shutil.rmtree(partial, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    for stale in entry.parent.glob(prefix + "*"):
+        if stale.name != entry.name and ".partial-" not in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def decoded_folder(index: FolderIndex, size: int | None) -> np.ndarray:
+    """Every image of the folder as a read-only memory-mapped uint8 array (N, C, S, S), from the
+    cache when it holds this folder as it is now, else decoded into it first."""
+    prefix, name = cache_name(index, size)
+    entry = cache_root() / name
+    if not (entry / META_FILE).is_file():
+        _decode(index, size, entry, prefix)
+    pixels = np.load(entry / PIXELS_FILE, mmap_mode="r")
+    if len(pixels) != len(index.files):
+        raise JetsynthError(f"{entry}: damaged cache entry; delete the folder and run again")
+    return pixels
+
+
+def channel_stats(pixels: np.ndarray, rows: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (sample) standard deviation of pixel·scale over `rows`, read in
+    blocks of about 64 MiB so a folder larger than memory is fine."""
+    rows = np.sort(rows)
+    channels = pixels.shape[1]
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
+    block = max(1, (64 << 20) // (8 * int(np.prod(pixels.shape[1:]))))
+    for start in range(0, len(rows), block):
+        values = pixels[rows[start : start + block]].astype(np.float64) * PIXEL_SCALE
+        total += values.sum(axis=(0, 2, 3))
+        squares += np.square(values).sum(axis=(0, 2, 3))
+    count = len(rows) * pixels.shape[2] * pixels.shape[3]
+    mean = total / count
+    var = np.maximum(squares - count * mean**2, 0.0) / max(count - 1, 1)
+    return mean.tolist(), np.maximum(np.sqrt(var), 1e-6).tolist()
+
+
+def _split_rows(index: FolderIndex, spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows that train, validate and test: the sub-trees given, the rest drawn (module doc)."""
+    given = index.splits or {}
+    pool = given.get("train", np.arange(len(index.files)))
+    test = given.get("test")
+    if test is None:
+        kept, held = stratified_split(index.labels[pool], TEST_FRACTION, TEST_SEED)
+        pool, test = pool[kept], pool[held]
+    train, val = training_rows(index.labels[pool], spec, validation="val" not in given)
+    val = given["val"] if "val" in given else pool[val]
+    return pool[train], val, test
+
+
+def load_image_folder(spec: DataSpec) -> Dataset:
+    """The `folder:DIR` dataset a spec names (see the module doc)."""
+    index = scan_folder(Path(spec.path))
+    pixels = decoded_folder(index, spec.input_size)
+    train, val, test = _split_rows(index, spec)
+    if len(test) == 0:
+        raise JetsynthError(f"{index.root}: too few images to hold a test split out; give every "
+                            "class at least two images (or a test/ sub-tree)")
+    channels, size = pixels.shape[1], pixels.shape[2]
+    mean, std = normalisation(spec, channels, lambda: channel_stats(pixels, train))
+
+    def split(rows):
+        return MappedImages(pixels, rows, mean, std), torch.from_numpy(index.labels[rows])
+
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = split(train), split(val), split(test)
+    return Dataset(
+        name=str(spec), train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        classes=len(index.classes),
+        preprocessing=preprocessing(spec, mean, std, channels, size, index.classes),
+        val_x=val_x, val_y=val_y, augment=spec.augment,
+    )

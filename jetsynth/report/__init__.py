@@ -1,0 +1,1 @@
+"""What a run shows a person: tables, plots and the report JSON."""

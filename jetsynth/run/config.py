@@ -1,0 +1,274 @@
+"""Everything that determines an evolution run, checked in one place."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+from jetsynth.core.genome import PRECISIONS
+from jetsynth.core.mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
+from jetsynth.core.pressure_costs import PRESSURE_ON
+from jetsynth.core.selection import POLICIES, SelectionConfig
+from jetsynth.core.synthesis import SynthesisConfig
+from jetsynth.devices.inventory import BenchTarget
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
+from jetsynth.nn.structure import CLUSTER_MODES
+from jetsynth.run.train import TrainConfig
+
+BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
+PRESSURES = ("fixed", "adaptive")
+EXECUTORS = ("local", "ray")
+PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member")
+"""Settings that say where members train, not what they become: a run may resume under others."""
+DEFAULT_EPOCHS = {"digits": (20, 5)}
+FALLBACK_EPOCHS = (5, 2)
+
+
+def resolve_bench(name: str) -> BenchTarget:
+    """A bench target: an onnxruntime backend name ('ort' is onnxruntime's CPU) or a Device from
+    the inventory (or user@host[:port])."""
+    if name in BENCH_CHOICES and name != "none":
+        return "ort-cpu" if name == "ort" else name
+    from jetsynth.devices.inventory import resolve_device
+
+    return resolve_device(name)
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    """Everything that determines a run. `generations` counts the ancestor as generation 1
+    (seed 001's numbering); `epochs`/`ancestor_epochs` of None pick the dataset's defaults."""
+
+    data: str = "digits"
+    subset: float = 1.0
+    arch: str = "lenet5"
+    generations: int = 6
+    population: int = 1
+    parents: int = 1
+    cluster: str | None = None
+    keep: float | None = None
+    balance: float | None = None
+    truncation: float = 0.1
+    cluster_pressure: float | None = None
+    epochs: int | None = None
+    ancestor_epochs: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    precision: str = "fp32"
+    alignment: str = "tag"
+    mating: str = "sum"
+    structure: str = "intersection"
+    alphas: tuple[float, ...] | None = None
+    selection: str | None = None
+    overlap_band: tuple[float, float] = (0.5, 0.9)
+    reinit: bool = False
+    seed: int = 0
+    executor: str = "local"
+    ray_address: str | None = None
+    cpus_per_member: int = 1
+    gpus_per_member: float = 0.0
+    bench: str = "none"
+    bench_batch: int = 1
+    bench_seconds: float = 0.5
+    target_fps: float | None = None
+    accuracy_floor: float | None = None
+    measure_every: int = 1
+    latency_model: str | None = None
+    pressure: str | None = None
+    ancestor_weights: str | None = None
+    val_split: float = VAL_SPLIT
+    input_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    augment: bool = False
+    max_drop: float | None = None
+    patience: int | None = None
+    threads: int = 1
+    """torch's intra-op threads while training (0: torch's own default, one per core). How the
+    run computes, not what: a resumed run may change it."""
+    grow_on_drop: float | None = None
+    pressure_on: str | None = None
+
+    def with_policies(self) -> EvolveConfig:
+        """Clusters, selection and pressure filled in where left open. With --target-fps, the
+        closed loop: only removed filters make a dense network faster, so clusters are whole
+        filters, nearly all of the pressure removes clusters (0.9) and every layer loses the same
+        share (balance 0; otherwise the big fully-connected layers, which cost few
+        multiply-accumulates, would carry it); fps selection; adaptive pressure from --keep 0.8.
+        With --max-drop or --accuracy-floor (and no target), the pressure adapts to accuracy
+        from a stronger --keep 0.5: shrink until the floor. Otherwise seed 001's kernels with
+        balance 0.5 and cluster pressure 0.5, seed 000's random mates, fixed pressure at --keep
+        0.8."""
+        closed = self.target_fps is not None
+        floored = self.max_drop is not None or self.accuracy_floor is not None
+        return replace(
+            self,
+            cluster=self.cluster or ("filter" if closed else "kernel"),
+            balance=self.balance if self.balance is not None else (0.0 if closed else 0.5),
+            cluster_pressure=(self.cluster_pressure if self.cluster_pressure is not None
+                              else (0.9 if closed else 0.5)),
+            selection=self.selection or ("fps" if closed else "random"),
+            pressure=self.pressure or ("adaptive" if closed or floored else "fixed"),
+            keep=self.keep if self.keep is not None else (0.5 if floored and not closed else 0.8),
+            pressure_on=self.pressure_on or "synapses",
+        )
+
+    def resolved(self) -> EvolveConfig:
+        """The same configuration with dataset-dependent defaults filled in, checked."""
+        spec = self.data_spec()
+        ancestor_epochs, epochs = DEFAULT_EPOCHS.get(spec.kind, FALLBACK_EPOCHS)
+        config = replace(
+            self.with_policies(),
+            epochs=self.epochs if self.epochs is not None else epochs,
+            ancestor_epochs=(
+                self.ancestor_epochs if self.ancestor_epochs is not None else ancestor_epochs
+            ),
+        )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        problems = [
+            (self.generations < 1, "--generations must be at least 1"),
+            (self.population < 1, "--population must be at least 1"),
+            (not 0.0 < self.keep <= 1.0, "--keep must lie in (0, 1]"),
+            (not 0.0 <= self.balance <= 1.0, "--balance must lie in [0, 1]"),
+            (not 0.0 <= self.truncation < 1.0, "--truncation must lie in [0, 1)"),
+            (not 0.0 <= self.cluster_pressure <= 1.0, "--cluster-pressure must lie in [0, 1]"),
+            ((self.epochs or 0) < 0 or (self.ancestor_epochs or 0) < 0, "epochs must be >= 0"),
+            (self.batch_size < 1, "--batch-size must be at least 1"),
+            (self.lr <= 0, "--lr must be positive"),
+            (self.cluster not in CLUSTER_MODES, "--cluster must be kernel or filter"),
+            (self.precision not in PRECISIONS, "--precision must be fp32 or fp16"),
+            (self.alignment not in ALIGNMENTS, "--alignment must be tag or position"),
+            (self.mating not in MATING_FUNCTIONS, "--mating must be sum or product"),
+            (self.structure not in STRUCTURES, "--structure must be intersection or union"),
+            (self.selection not in POLICIES, f"--selection must be one of {', '.join(POLICIES)}"),
+            (self.pressure not in PRESSURES, "--pressure must be fixed or adaptive"),
+            (self.pressure_on not in PRESSURE_ON,
+             f"--pressure-on must be one of {', '.join(PRESSURE_ON)}"),
+            (self.pressure_on == "latency" and self.bench == "none",
+             "--pressure-on latency weighs synapses by a calibrated latency model of the bench "
+             "target: add --bench DEVICE (and --latency-model FILE, or calibrate it first)"),
+            (self.parents < 1, "--parents must be at least 1"),
+            (
+                self.alphas is not None and len(self.alphas) != self.parents,
+                f"give one --alpha per parent ({self.parents}), or none for equal weights",
+            ),
+            (
+                self.alphas is not None and (min(self.alphas) < 0 or sum(self.alphas) <= 0),
+                "--alpha weights must be 0 or more and not all 0",
+            ),
+            (
+                not 0.0 <= self.overlap_band[0] <= self.overlap_band[1] <= 1.0,
+                "--overlap-band LOW HIGH must satisfy 0 <= LOW <= HIGH <= 1",
+            ),
+            (self.executor not in EXECUTORS, "--executor must be local or ray"),
+            (self.cpus_per_member < 1, "--cpus-per-member must be at least 1"),
+            (self.gpus_per_member < 0, "--gpus-per-member must be 0 or more (0.5: two members per GPU)"),
+            (self.bench_batch < 1, "--bench-batch must be at least 1"),
+            (self.bench_seconds <= 0, "--bench-seconds must be positive"),
+            (self.target_fps is not None and self.target_fps <= 0, "--target-fps must be positive"),
+            (
+                self.target_fps is not None and self.bench == "none",
+                "--target-fps needs measured speed: add --bench ort or --bench DEVICE",
+            ),
+            (self.measure_every < 1, "--measure-every must be at least 1"),
+            (
+                self.bench == "none" and (self.selection == "fps" or self.measure_every > 1
+                                          or self.latency_model is not None),
+                "--selection fps, --measure-every and --latency-model need speed: add --bench ort or "
+                "--bench DEVICE",
+            ),
+            (
+                self.max_drop is not None and self.accuracy_floor is not None,
+                "give --max-drop (relative to the ancestor) or --accuracy-floor (absolute), not both",
+            ),
+            (
+                self.max_drop is not None and not 0.0 <= self.max_drop < 1.0,
+                "--max-drop is a fraction in [0, 1) (0.01 for one point)",
+            ),
+            (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
+            (self.threads < 0, "--threads must be 0 (torch's default) or more"),
+            (self.grow_on_drop is not None and not 0.0 <= self.grow_on_drop < 1.0,
+             "--grow-on-drop must be a fraction in [0, 1), e.g. 0.01 for one point"),
+            (
+                self.accuracy_floor is not None and not 0.0 <= self.accuracy_floor <= 1.0,
+                "--accuracy-floor is a fraction in [0, 1] (0.985 for 98.5 %)",
+            ),
+        ]
+        not_finite = list(dict.fromkeys(name for name, value in self._numbers() if not math.isfinite(value)))
+        if not_finite:
+            raise JetsynthError(f"{', '.join(not_finite)} must be finite numbers (not NaN or infinity)")
+        for failed, message in problems:
+            if failed:
+                raise JetsynthError(message)
+        self.bench_target()
+
+    def _numbers(self):
+        """(option, value) for every number in the configuration, tuples item by item."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            for item in values:
+                if isinstance(item, (int, float)) and not isinstance(item, bool):
+                    yield "--" + f.name.replace("_", "-"), item
+
+    def synthesis(self, parents: int, keep: float | None = None,
+                  layer_costs: dict[str, float] | None = None) -> SynthesisConfig:
+        """Synthesis settings for an offspring of `parents` parents (fewer than --parents when
+        the previous generation is smaller, e.g. the ancestor alone); `keep` overrides --keep
+        (the adaptive pressure's share for this generation); `layer_costs`: the cost of one
+        synapse per layer for --pressure-on latency (`pressure_costs.latency_costs`)."""
+        alphas = self.alphas if self.alphas is not None and len(self.alphas) == parents else None
+        if self.alphas is not None and alphas is None:
+            alphas = tuple(a / sum(self.alphas[:parents]) for a in self.alphas[:parents])
+        return SynthesisConfig(
+            cluster=self.cluster,
+            keep=self.keep if keep is None else keep,
+            balance=self.balance,
+            truncation=self.truncation,
+            cluster_pressure=self.cluster_pressure,
+            mating=self.mating,
+            structure=self.structure,
+            alignment=self.alignment,
+            alphas=alphas,
+            mates=self.mates,
+            pressure_on=self.pressure_on,
+            layer_costs=tuple(sorted(layer_costs.items())) if layer_costs else None,
+        )
+
+    @property
+    def mates(self) -> int:
+        """Seed 000's m as the intersection sees it: how many parents an offspring of a full
+        generation has, --parents but never more than the population it is drawn from."""
+        return min(self.parents, self.population)
+
+    def selection_config(self, floor: float = 0.0) -> SelectionConfig:
+        """Parent selection; `floor` is the accuracy the fps policy asks members to keep."""
+        return SelectionConfig(policy=self.selection, band=tuple(self.overlap_band), floor=floor)
+
+    def training(self, ancestor: bool) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.ancestor_epochs if ancestor else self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            precision=self.precision,
+        )
+
+    def bench_target(self) -> BenchTarget | None:
+        """Where each member is timed (see `resolve_bench`); None when not measured."""
+        return None if self.bench == "none" else resolve_bench(self.bench)
+
+    def floor(self, ancestor_accuracy: float) -> float:
+        """The accuracy a member must keep, on validation (callers pass and compare
+        `selection.selection_accuracy`): --accuracy-floor, else --max-drop (default one point)
+        under the ancestor's."""
+        if self.accuracy_floor is not None:
+            return self.accuracy_floor
+        return ancestor_accuracy - (self.max_drop if self.max_drop is not None else 0.01)
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec.parse(self.data, self.subset, self.seed, self.val_split, self.input_size,
+                              self.mean, self.std, self.augment)

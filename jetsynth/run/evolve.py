@@ -1,0 +1,333 @@
+"""The generation loop: train the ancestor, then synthesise, train and record each generation's
+offspring, writing every result to the run directory as soon as it exists.
+
+A killed run resumes where it stopped: a member is complete once its `member.json` is written
+(after its genome), complete members are never trained again, and every random draw is seeded by
+(run seed, generation, member) so a resumed run computes what an uninterrupted one would.
+Each member goes through the member pipeline (`member`: breed, train, record); an executor
+(`executors`: this process, or Ray) trains them, and members are recorded as they finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from jetsynth.calibration.costs import latency_costs
+from jetsynth.calibration.model import LatencyModel, default_path, load_model
+from jetsynth.core.environment import adaptive_keep
+from jetsynth.core.frontier import meets_target
+from jetsynth.core.genome import Genome
+from jetsynth.core.selection import pick_member, selection_accuracy, speed
+from jetsynth.core.similarity import aligned_presences, overlap_matrix
+from jetsynth.core.stopping import stale_generations
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.data import load_dataset
+from jetsynth.nn.models import Factory, resolve_factory
+from jetsynth.nn.weights import load_state_dict
+from jetsynth.run.config import EvolveConfig
+from jetsynth.run.executors import Executor, open_executor
+from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
+from jetsynth.run.member import MemberTask, ancestor_task, member_id, offspring_task, record_member
+from jetsynth.run.rundir import RunDirectory, open_run
+from jetsynth.run.train import TrainResult, train_genome
+from jetsynth.storage import read_json, write_json
+
+
+class Observer:
+    """Hooks for progress displays; the default does nothing."""
+
+    def run_started(self, run_dir: Path, done: int, total: int) -> None: ...
+
+    def member_started(self, member_id: str) -> None: ...
+
+    def step(self, done: int, total: int) -> None: ...
+
+    def member_finished(self, record: dict) -> None: ...
+
+    def notice(self, text: str) -> None:
+        """A one-line remark the user should see (e.g. a calibration that was skipped)."""
+
+
+LATENCY_MODEL_FILE = "latency-model.json"
+_NO_LATENCY_MODEL = ("--pressure-on latency needs a calibrated latency model of the bench target: "
+                     "run `jetsynth calibrate` for it or give --latency-model FILE")
+OWN_MODEL = "none"
+
+
+def given_latency_model(config: EvolveConfig, target) -> LatencyModel | None:
+    """--latency-model FILE loaded and checked against the run (None for none or 'none'), before
+    anything is written, so a wrong file leaves no half-made run directory."""
+    if config.latency_model in (None, OWN_MODEL):
+        return None
+    model = load_model(Path(config.latency_model))
+    model.check_matches(target_label(target), config.precision, config.bench_batch, config.latency_model)
+    return model
+
+
+def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: LatencyModel | None,
+                   observer: Observer) -> LatencyModel | None:
+    """The calibrated latency model this run predicts with: --latency-model FILE, else
+    calibration/NAME.json when it exists and matches the device, precision and batch, else None
+    (the run fits its own; --latency-model none asks for that). The choice is made once and kept
+    in RUN/latency-model.json, so a resumed run predicts as the uninterrupted one would."""
+    kept = run.root / LATENCY_MODEL_FILE
+    if kept.is_file():
+        stored = read_json(kept)
+        return None if stored.get("own") else load_model(kept)
+    model = given
+    if model is None and config.latency_model is None:
+        found = default_path(target_label(target))
+        if found.is_file():
+            model = load_model(found)
+            try:
+                model.check_matches(target_label(target), config.precision, config.bench_batch,
+                                    str(found))
+            except JetsynthError as exc:
+                run.event("latency_model_ignored", path=str(found), reason=str(exc))
+                observer.notice(f"not predicting with {found}: {exc}")
+                model = None
+            else:
+                run.event("latency_model", path=str(found))
+                observer.notice(f"predicting unmeasured members with {found}")
+    if model is None:
+        write_json(kept, {"own": True})
+    else:
+        model.save(kept)
+    return model
+
+
+def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict,
+                    retreat: bool = False) -> tuple[float, dict]:
+    """The environmental pressure (keep share) for the generation bred from `previous`: --keep,
+    or with --pressure adaptive, `adaptive_keep` of the fastest member that keeps the floor and
+    the best accuracy of `previous` (validation accuracies, `selection_accuracy`). A `retreat`
+    (see `parent_pool`) is bred under the pressure of a generation standing at the floor: a
+    quarter of the full pressure, whatever its parents once reached."""
+    if config.pressure != "adaptive":
+        return config.keep, {"keep": config.keep}
+    floor = config.floor(selection_accuracy(ancestor))
+    speeds = [speed(r) for r in previous if selection_accuracy(r) >= floor and speed(r)]
+    best = floor if retreat else max(selection_accuracy(r) for r in previous)
+    return adaptive_keep(config.keep, max(speeds, default=None), config.target_fps, best, floor,
+                         selection_accuracy(ancestor))
+
+
+def parent_pool(config: EvolveConfig, records: list[dict], previous: list[dict],
+                floor: float) -> tuple[list[dict], int | None]:
+    """The members the next generation is bred from: the previous generation; or, with adaptive
+    pressure after a generation whose every member fell below the floor, the members at the
+    floor of the latest generation that had any (a retreat: returns that generation too), so one
+    generation below the floor is followed by offspring of networks that kept it."""
+    if config.pressure != "adaptive" or any(selection_accuracy(r) >= floor for r in previous):
+        return previous, None
+    for generation in sorted({r["generation"] for r in records}, reverse=True):
+        kept = [r for r in records if r["generation"] == generation and selection_accuracy(r) >= floor]
+        if kept:
+            return kept, generation
+    return previous, None
+
+
+def _repaired(run: RunDirectory, config: EvolveConfig, task: MemberTask, trained: TrainResult,
+              genomes: dict[str, Genome], previous: list[dict], dataset, observer) -> TrainResult:
+    """--grow-on-drop, on the driver after training: the offspring repaired by growth when it
+    lost too much (see `repair`); the repair is marked in its genome (`extra['repair']`) and the
+    events."""
+    from jetsynth.core.repair import repair_offspring
+
+    lineage = task.genome.lineage
+    by_id = {r["id"]: r for r in previous}
+    parents = [p for p in lineage.parents if p in by_id]
+    best = max(parents, key=lambda p: selection_accuracy(by_id[p]))
+    result, info = repair_offspring(
+        trained, genomes[best], selection_accuracy(by_id[best]), config.grow_on_drop,
+        lambda grown: train_genome(grown, dataset, config.training(False), task.seed, observer.step))
+    if info is None:
+        return trained
+    run.event("repair", member=lineage.id, **asdict(info))
+    observer.notice(f"{lineage.id}: lost {100 * info.drop:.2f} points; widened {info.layer} "
+                    f"({info.val_before:.4f} → {info.val_after:.4f}, "
+                    f"{'kept' if info.kept else 'not kept'})")
+    genome = replace(result.genome, extra={**result.genome.extra, "repair": asdict(info)})
+    return replace(result, genome=genome)
+
+
+def _order(record: dict) -> tuple[int, int]:
+    return record["generation"], record["member"]
+
+
+def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float) -> bool:
+    """Whether `record` meets --target-fps (measured FPS) at or above the accuracy floor (both
+    on validation: pass the ancestor's `selection_accuracy`)."""
+    return meets_target(record, config.target_fps, config.floor(ancestor_accuracy))
+
+
+def evolve(
+    config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None,
+    trust_code: bool = False,
+) -> list[dict]:
+    """Run (or resume) an evolution and return every member's record, ancestor first. With
+    --target-fps, the run stops after the generation in which a member reached the target.
+    A resumed run's config may come from its files: user code it names (`module:function`,
+    `file.py:function`) is imported only with `trust_code` (the user repeated --arch or gave
+    --trust-code); a new run's config is the caller's own word."""
+    config = config.resolved()
+    factory = resolve_factory(config.arch, trusted=trust_code or not resume)
+    observer = observer or Observer()
+    dataset = load_dataset(config.data_spec())
+    target = config.bench_target()
+    if isinstance(target, str):  # before the ancestor trains, not after
+        from jetsynth.ship.bench import require_provider
+
+        require_provider(target, "--bench ort (onnxruntime on this CPU)")
+    given = given_latency_model(config, target) if target is not None else None
+    if (config.pressure_on == "latency" and given is None
+            and not default_path(target_label(target)).is_file()):
+        raise JetsynthError(_NO_LATENCY_MODEL)
+    weights = None
+    if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
+        weights = load_state_dict(Path(config.ancestor_weights))
+    executor = open_executor(config, dataset)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+        try:
+            return _evolve(config, run, resume, observer, dataset, target, given, factory, weights,
+                           executor)
+        finally:
+            run.release()
+    finally:
+        torch.set_num_threads(threads)
+        executor.close()
+
+
+def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
+            target, given: LatencyModel | None, factory: Factory,
+            weights: dict | None, executor: Executor) -> list[dict]:
+    """The generations of `evolve` in the run directory it holds the lock of."""
+    speedometer = None
+    if target is not None:
+        speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
+                                  MeasurementCache(run.root / CACHE_FILE),
+                                  _latency_model(config, run, target, given, observer),
+                                  config.measure_every, run_samples(sorted(run.records(), key=_order)))
+    if config.pressure_on == "latency" and (speedometer is None or speedometer.model is None):
+        raise JetsynthError(_NO_LATENCY_MODEL)
+    total = 1 + (config.generations - 1) * config.population
+    done = len(run.records())
+    run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
+    observer.run_started(run.root, done, total)
+    observer.notice(_threads_note(target))
+    for line in run.set_aside:
+        run.event("member_set_aside", detail=line)
+        observer.notice(f"damaged member set aside, trained again: {line}")
+
+    ancestor_id = member_id(1, 0)
+    ancestor = run.record(ancestor_id)
+    if ancestor is None:
+        observer.member_started(ancestor_id)
+        task = ancestor_task(config, run, dataset, factory, weights)
+        ((task, trained),) = executor.train([task], observer.step)
+        ancestor = record_member(run, task, trained, None, config, speedometer)
+        observer.member_finished(ancestor)
+    if speedometer is not None:
+        from jetsynth.ship.bench import MEMBER_MODEL
+
+        speedometer.use_reference(run.member_dir(ancestor_id) / MEMBER_MODEL, ancestor.get("fps"))
+    records = [ancestor]
+    previous = [ancestor]
+    for generation in range(2, config.generations + 1):
+        if _target_reached(run, previous, config, selection_accuracy(ancestor)):
+            break
+        if _patience_spent(run, records, config, selection_accuracy(ancestor)):
+            break
+        floor = config.floor(selection_accuracy(ancestor))
+        previous, retreat = parent_pool(config, records, previous, floor)
+        keep, terms = generation_keep(config, previous, ancestor, retreat is not None)
+        if config.pressure == "adaptive":
+            run.event("pressure", generation=generation, **terms)
+        if retreat is not None:
+            run.event("retreat", generation=generation, parents_from=retreat)
+            observer.notice(f"generation {generation - 1} fell below the accuracy floor: generation "
+                            f"{generation} is bred from generation {retreat}'s members at the floor")
+        genomes = {r["id"]: run.genome(r["id"]) for r in previous}
+        costs = None
+        if config.pressure_on == "latency":
+            costs = latency_costs(speedometer.model, next(iter(genomes.values())).topology)
+        overlaps = None
+        if config.selection == "similarity":
+            overlaps = overlap_matrix(
+                aligned_presences([genomes[r["id"]].masks for r in previous], config.cluster)
+            )
+        found = {i: run.record(member_id(generation, i)) for i in range(config.population)}
+        todo = [i for i, record in found.items() if record is None]
+        tasks = _bred(config, run, observer, todo, previous, genomes, overlaps, generation, keep, floor,
+                      costs)
+        for task, trained in executor.train(tasks, observer.step):
+            if config.grow_on_drop is not None:
+                trained = _repaired(run, config, task, trained, genomes, previous, dataset, observer)
+            record = record_member(run, task, trained, ancestor, config, speedometer)
+            found[task.genome.lineage.member] = record
+            observer.member_finished(record)
+        current = [found[i] for i in range(config.population)]
+        records.extend(current)
+        run.event("generation_done", generation=generation)
+        previous = current
+    else:
+        _target_reached(run, previous, config, selection_accuracy(ancestor))
+    run.event("run_done", members=len(records))
+    return records
+
+
+def _threads_note(target) -> str:
+    """What computes the run, in words: training threads and, when timed here, timing threads."""
+    count = torch.get_num_threads()
+    note = f"training with {count} torch thread{'s' if count != 1 else ''} (--threads)"
+    if isinstance(target, str):
+        from jetsynth.core.trials import TRIALS
+        from jetsynth.ship.bench import BACKEND_WORDS, THREADS
+
+        note += (f"; timing each member with {BACKEND_WORDS[target]}, {THREADS} thread, the median "
+                 f"of {TRIALS} trials")
+    return note
+
+
+def _bred(config: EvolveConfig, run: RunDirectory, observer: Observer, todo: list[int],
+          previous: list[dict], genomes: dict, overlaps, generation: int, keep: float,
+          floor: float, costs: dict[str, float] | None) -> Iterator[MemberTask]:
+    """The tasks of members `todo` of `generation`, each bred when the executor asks for it."""
+    for index in todo:
+        observer.member_started(member_id(generation, index))
+        yield offspring_task(config, run, observer.notice, previous, genomes, overlaps, generation,
+                             index, keep, floor, costs)
+
+
+def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,
+                    ancestor_accuracy: float) -> bool:
+    """Log and return whether --patience generations in a row improved nothing at the floor."""
+    if config.patience is None:
+        return False
+    floor = config.floor(ancestor_accuracy)
+    stale = stale_generations(records, floor)
+    if stale < config.patience:
+        return False
+    run.event("patience_stop", stale_generations=stale, patience=config.patience,
+              accuracy_floor=floor, ship=pick_member(records, floor=floor)["id"])
+    return True
+
+
+def _target_reached(run: RunDirectory, generation: list[dict], config: EvolveConfig,
+                    ancestor_accuracy: float) -> bool:
+    """Log (once per check) and return whether a member of `generation` met the target."""
+    hits = [r for r in generation if reaches_target(r, config, ancestor_accuracy)]
+    if hits:
+        best = max(hits, key=lambda r: r["fps"])
+        run.event("target_reached", member=best["id"], fps=best["fps"], accuracy=best["accuracy"],
+                  val_accuracy=best.get("val_accuracy"), target_fps=config.target_fps,
+                  accuracy_floor=config.floor(ancestor_accuracy))
+    return bool(hits)

@@ -1,0 +1,87 @@
+"""Shipping one member of a run: pick it (by id or by the deployment rule), optionally train it
+longer with its structure fixed, and export it to ONNX with its run's metadata and parity on the
+run's test split. This reads a run directory and trains, so it sits above the export of a genome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jetsynth.core.genome import Genome
+from jetsynth.core.selection import best_member, pick_member, selection_accuracy
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.data import load_dataset
+from jetsynth.nn.models import stored_factories
+from jetsynth.run.config import EvolveConfig
+from jetsynth.run.grow import grown_pick
+from jetsynth.run.rundir import RunDirectory, load_records
+from jetsynth.run.train import TrainConfig, train_genome
+from jetsynth.ship.export import DEFAULT_OPSET, ExportResult, export_genome, genome_metadata
+
+
+def export_member(
+    run_dir: Path,
+    out: Path,
+    generation: int | None = None,
+    member: int | None = None,
+    max_drop: float = 0.01,
+    precision: str = "fp16",
+    io_precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    check_parity: bool = True,
+    finetune_epochs: int = 0,
+    arch: str | None = None,
+    trust_code: bool = False,
+    channel_multiple: int = 1,
+    on_step=None,
+) -> tuple[ExportResult, dict]:
+    """Export one member of a run (by generation/member, else the deployment pick of
+    `selection.best_member`), with parity measured on the run's test split. Returns the result
+    and the member's record (with `picked_because`, in words, when it was picked). With
+    `finetune_epochs`, the member is first trained that many epochs more on the run's data, its
+    structure fixed: evolution retrains each offspring briefly, and the one network that ships
+    is worth a longer training (the record then holds the new accuracy, and `finetune` the
+    epochs and the accuracy before). A run made with user code (`module:function`,
+    `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
+    the run's own) or `trust_code`. `on_step(done, total)`: fine-tuning progress, per optimiser
+    step."""
+    if finetune_epochs < 0:
+        raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
+    config, records = load_records(Path(run_dir))
+    factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
+    grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
+    if grown is not None:
+        record = grown
+    elif generation is None and member is None:
+        record, why = best_member(records, selection_accuracy(records[0]) - max_drop)
+        record = {**record, "picked_because": why}
+    else:
+        record = pick_member(records, generation, member, max_drop)
+    genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
+    dataset = None
+    if check_parity or finetune_epochs:
+        try:
+            dataset = load_dataset(EvolveConfig(**config).data_spec())
+        except JetsynthError as exc:
+            need = ("--finetune-epochs" if finetune_epochs
+                    else "the parity check; add --no-parity to skip it")
+            raise JetsynthError(f"{exc} (needed for {need})") from None
+    if finetune_epochs:
+        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
+    images = dataset.test_x if check_parity else None
+    result = export_genome(genome, out, precision, io_precision, opset,
+                           genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
+    return result, record
+
+
+def finetune_member(genome: Genome, record: dict, dataset, config: dict,
+                    epochs: int, on_step=None) -> tuple[Genome, dict]:
+    """The member trained `epochs` more with the run's batch size, learning rate, precision and
+    seed (`config`: the run's settings as a dict), and its record with the new test and
+    validation accuracies."""
+    training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
+                           precision=config["precision"])
+    result = train_genome(genome, dataset, training, config["seed"], on_step)
+    accuracy = result.metrics["accuracy"]
+    return result.genome, {**record, "accuracy": accuracy,
+                           "val_accuracy": result.metrics.get("val_accuracy"),
+                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}

@@ -1,0 +1,346 @@
+"""`jetsynth grow`: seed 003's neuroevolution with shared parameters (Algorithm 1).
+
+    modelSet = {h_i}; jointTrain(modelSet, N_i)
+    for 1 to numIters: modelSet = select(modelSet, K); modelSet = mutate(modelSet, M);
+                       jointTrain(modelSet, N_j)
+    return select(modelSet, K)
+
+select: the K best on the validation split (with --coevolve, examples a selected member already
+classifies count `gamma` times less for each such member, so later picks are rewarded for what
+the others miss). mutate: members drawn from the selected (with replacement) grown by one random
+R2R transform (R2WiderR or R2DeeperR; 1×1, 3×3 or 5×5; 2, 4 or 8 filter pairs) until there are M;
+the selected stay. jointTrain(N): N single Adam updates, each on a member drawn at random (with
+replacement) on the next batch of the training split; all members share their parameters
+(`population`), and one optimiser holds one moment per shared tensor.
+
+The run directory is a run like evolve's (config.json, events.jsonl, members/gII-mJJ with a
+genome and record per member per iteration, generation = iteration + 1, the trained h_i being
+g01-m00), plus grow.json (the settings and, when done, the final K) and population/ (the shared
+tensors, Adam's moments and the members after the last finished iteration), from which a killed
+run resumes; an unfinished iteration is redone from its start (its randomness is seeded by the
+iteration, so the redo is the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
+from jetsynth.core.grow_genome import grow_genome
+from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.data import Dataset, load_dataset, training_batch
+from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
+from jetsynth.nn.models import canonical_arch, resolve_factory
+from jetsynth.nn.population import SharedPopulation
+from jetsynth.run.config import EvolveConfig
+from jetsynth.run.evolve import member_id
+from jetsynth.run.rundir import RunDirectory, open_run
+from jetsynth.storage import read_json, write_json
+
+GROW_FILE = "grow.json"
+POPULATION_DIR = "population"
+TENSORS = "shared.safetensors"
+STATE = "state.json"
+
+
+@dataclass(frozen=True)
+class GrowConfig:
+    """Algorithm 1's N_i (`initial_steps`), N_j (`steps`), K (`keep_best`), M (`population`)
+    and iteration count; `gamma`: an example's weight is multiplied by it for every selected
+    member that classifies it (--coevolve); `ensemble_epochs`: epochs of the combiner's
+    training on the validation split (--ensemble)."""
+
+    data: str = "digits"
+    subset: float = 1.0
+    val_split: float = 0.1
+    input_size: int | None = None
+    arch: str = "small-cnn"
+    iterations: int = 10
+    keep_best: int = 3
+    population: int = 10
+    initial_steps: int = 1000
+    steps: int = 500
+    batch_size: int = 64
+    lr: float = 1e-3
+    coevolve: bool = False
+    gamma: float = 0.5
+    ensemble: bool = False
+    ensemble_epochs: int = 50
+    seed: int = 0
+
+    def check(self) -> None:
+        problems = []
+        if self.iterations < 0:
+            problems.append(f"--iterations must be 0 or more, not {self.iterations}")
+        if not 1 <= self.keep_best <= self.population:
+            problems.append(f"--keep-best must be between 1 and --population ({self.population}), "
+                            f"not {self.keep_best}")
+        if self.initial_steps < 0 or self.steps < 0:
+            problems.append("--initial-steps and --steps must be 0 or more")
+        if not 0.0 <= self.gamma <= 1.0:
+            problems.append(f"--gamma must be in [0, 1], not {self.gamma}")
+        if self.val_split <= 0:
+            problems.append("grow selects on a validation split: --val-split must be above 0")
+        if problems:
+            raise JetsynthError("; ".join(problems))
+
+    def evolve_config(self) -> EvolveConfig:
+        """The run's config.json, so report and export read a grow run like an evolution."""
+        return EvolveConfig(data=self.data, subset=self.subset, arch=self.arch,
+                            generations=self.iterations + 1, population=self.population,
+                            batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                            val_split=self.val_split, input_size=self.input_size,
+                            epochs=0, ancestor_epochs=0).with_policies()
+
+
+@dataclass
+class Member:
+    id: str
+    arch: str
+    model: nn.Module
+    parent: str | None = None
+    correct: torch.Tensor | None = None  # per validation example
+    val_accuracy: float = 0.0
+    accuracy: float = 0.0
+
+
+def select(correct: list[torch.Tensor], k: int, gamma: float | None = None) -> list[int]:
+    """Indices of the K members picked in turn by (weighted) validation accuracy; with `gamma`
+    (coevolution) every example a picked member classifies has its weight multiplied by gamma,
+    so the next pick is scored mostly on what the picked ones miss. Ties go to the lower index."""
+    weights = torch.ones(len(correct[0]), dtype=torch.float64)
+    chosen: list[int] = []
+    for _ in range(min(k, len(correct))):
+        scores = [float((weights * c.double()).sum() / weights.sum()) if i not in chosen else -1.0
+                  for i, c in enumerate(correct)]
+        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+        chosen.append(best)
+        if gamma is not None:
+            weights = weights * torch.where(correct[best], gamma, 1.0).double()
+    return chosen
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(images[s:s + 1000]).argmax(1) for s in range(0, len(images), 1000)])
+
+
+def joint_train(members: list[Member], steps: int, dataset: Dataset, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, batch_size: int) -> None:
+    """`steps` single updates, each on a member drawn uniformly with replacement."""
+    n = len(dataset.train_x)
+    order = torch.randperm(n, generator=generator)
+    cursor = 0
+    for _ in range(steps):
+        member = members[int(torch.randint(len(members), (1,), generator=generator))]
+        if cursor + batch_size > n:
+            order, cursor = torch.randperm(n, generator=generator), 0
+        images, labels = training_batch(dataset, order[cursor:cursor + batch_size], generator)
+        cursor += batch_size
+        member.model.train()
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(member.model(images), labels).backward()
+        optimizer.step()
+
+
+class _Optimizer:
+    """One Adam over the population's shared tensors, extended as mutations add new ones."""
+
+    def __init__(self, population: SharedPopulation, lr: float):
+        self.population = population
+        self.adam = torch.optim.Adam(population.parameters(), lr=lr)
+        self.known = {id(p) for p in population.parameters()}
+
+    def extend(self) -> torch.optim.Optimizer:
+        new = [p for p in self.population.parameters() if id(p) not in self.known]
+        if new:
+            self.adam.add_param_group({"params": new})
+            self.known.update(id(p) for p in new)
+        return self.adam
+
+    def restore(self, moments: dict[str, dict[str, torch.Tensor]]) -> None:
+        for key, state in moments.items():
+            tensor = self.population.tensors.get(key)
+            if tensor is not None and id(tensor) in self.known:
+                self.adam.state[tensor] = {k: v.clone() for k, v in state.items()}
+
+
+class Grower:
+    """Algorithm 1 in a run directory (see the module docstring)."""
+
+    def __init__(self, config: GrowConfig, run: RunDirectory, dataset: Dataset, factory,
+                 notice=print):
+        self.config, self.run, self.dataset, self.notice = config, run, dataset, notice
+        self.population = SharedPopulation(factory, dataset.input_shape, dataset.classes)
+        self.factory = factory
+        self._topologies: dict[str, object] = {}
+        self.ancestor_record: dict | None = None
+
+    # ---- persistence
+    def _save_state(self, iteration: int, members: list[Member], uid: int, optimizer) -> None:
+        folder = self.run.root / POPULATION_DIR
+        self.population.save(folder / TENSORS, optimizer)
+        write_json(folder / STATE, {"iteration": iteration, "next_uid": uid, "members": [
+            {"id": m.id, "arch": m.arch, "parent": m.parent} for m in members]})
+
+    def _load_state(self):
+        folder = self.run.root / POPULATION_DIR
+        if not (folder / STATE).is_file():
+            return None
+        state = read_json(folder / STATE)
+        moments = self.population.load(folder / TENSORS)
+        members = [Member(m["id"], m["arch"], self.population.build(m["arch"]), m["parent"])
+                   for m in state["members"]]
+        return state["iteration"], state["next_uid"], members, moments
+
+    def _topology(self, arch: str):
+        if arch not in self._topologies:
+            self._topologies[arch] = topology_for(arch, self.dataset.input_shape,
+                                                  self.dataset.classes,
+                                                  grown_factory(self.factory, arch))
+        return self._topologies[arch]
+
+    def genome(self, member: Member, generation: int, index: int, parents: tuple[str, ...]) -> Genome:
+        """The member as a genome: its architecture traced, all synapses live, ancestor tags for
+        the base layers and per-transform tags for the grown ones (`grow_genome`)."""
+        base_arch, transforms = split_arch(member.arch)
+        base = ancestor_genome(base_arch, self.dataset.input_shape, self.dataset.classes, 0,
+                               self._topology(base_arch))
+        lineage = Lineage(member_id(generation, index), generation, index, parents)
+        grown = grow_genome(base, transforms, lineage) if transforms else replace(base, lineage=lineage)
+        state = {k: v.detach().clone() for k, v in member.model.state_dict().items()}
+        return replace(grown, state=state,
+                       extra={"preprocessing": self.dataset.preprocessing, "grow": True})
+
+    def _evaluate(self, member: Member) -> None:
+        data = self.dataset
+        member.correct = predictions(member.model, data.val_x) == data.val_y
+        member.val_accuracy = float(member.correct.float().mean())
+        member.accuracy = float((predictions(member.model, data.test_x) == data.test_y).float().mean())
+
+    def _record(self, member: Member, generation: int, index: int, parents: tuple[str, ...],
+                selected: bool) -> dict:
+        genome = self.genome(member, generation, index, parents)
+        metrics = size_metrics(genome, "kernel")
+        base = self.ancestor_record or metrics
+        record = {"id": genome.lineage.id, "generation": generation, "member": index,
+                  "parents": list(parents), "seed": self.config.seed, "arch": member.arch,
+                  "accuracy": member.accuracy, "val_accuracy": member.val_accuracy,
+                  "epochs": 0, "selected": selected, **metrics, **efficiency(base, metrics),
+                  "fps": None, "params": sum(p.numel() for p in member.model.parameters())}
+        self.run.save(genome, record)
+        member.id = genome.lineage.id
+        return record
+
+    # ---- Algorithm 1
+    def run_all(self) -> list[Member]:
+        config = self.config
+        gamma = config.gamma if config.coevolve else None
+        loaded = self._load_state()
+        if loaded is None:
+            torch.manual_seed(config.seed)
+            members = [Member("", config.arch, self.population.build(config.arch))]
+            optimizer = _Optimizer(self.population, config.lr)
+            generator = torch.Generator().manual_seed(config.seed)
+            self.notice(f"training h_i for {config.initial_steps} steps")
+            joint_train(members, config.initial_steps, self.dataset, optimizer.extend(), generator,
+                        config.batch_size)
+            self._evaluate(members[0])
+            self.ancestor_record = self._record(members[0], 1, 0, (), True)
+            first, uid = 1, next_uid(config.arch)
+            self._save_state(0, members, uid, optimizer.adam)
+            self.run.event("iteration_done", iteration=0, best=members[0].id,
+                           val_accuracy=members[0].val_accuracy)
+        else:
+            done, uid, members, moments = loaded
+            optimizer = _Optimizer(self.population, config.lr)
+            optimizer.restore(moments)
+            self.ancestor_record = self.run.record(member_id(1, 0))
+            for member in members:
+                self._evaluate(member)
+            first = done + 1
+            self.notice(f"resuming after iteration {done}")
+        for iteration in range(first, config.iterations + 1):
+            generator = torch.Generator().manual_seed(config.seed * 100003 + iteration)
+            chosen = select([m.correct for m in members], config.keep_best, gamma)
+            selected = [members[i] for i in chosen]
+            grown: list[Member] = []
+            while len(selected) + len(grown) < config.population:
+                parent = selected[int(torch.randint(len(selected), (1,), generator=generator))]
+                transform = random_transform(parent.model, self._topology(parent.arch).output.name,
+                                             uid, generator)
+                uid += 1
+                base, existing = split_arch(parent.arch)
+                arch = join_arch(base, [*existing, transform])
+                grown.append(Member("", arch, self.population.build(arch), parent.id))
+            members = selected + grown
+            joint_train(members, config.steps, self.dataset, optimizer.extend(), generator,
+                        config.batch_size)
+            previous = {m.id for m in selected}
+            for index, member in enumerate(members):
+                self._evaluate(member)
+                parents = (member.id,) if member.id in previous else (member.parent,)
+                self._record(member, iteration + 1, index, parents, False)
+            self._save_state(iteration, members, uid, optimizer.adam)
+            best = max(members, key=lambda m: m.val_accuracy)
+            self.run.event("iteration_done", iteration=iteration, best=best.id,
+                           val_accuracy=best.val_accuracy, shared_scalars=self.population.numel())
+            self.notice(f"iteration {iteration}: best {best.id} validation {best.val_accuracy:.4f} "
+                        f"test {best.accuracy:.4f}; {self.population.numel():,} shared scalars "
+                        f"for {len(members)} members")
+        final = [members[i] for i in select([m.correct for m in members], config.keep_best, gamma)]
+        return final
+
+
+def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) -> dict:
+    """Run (or resume) Algorithm 1; returns the grow.json summary."""
+    config.check()
+    config = replace(config, arch=canonical_arch(config.arch))
+    factory = resolve_factory(config.arch, trusted=True)
+    dataset = load_dataset(config.evolve_config().data_spec())
+    if dataset.val_x is None or not len(dataset.val_x):
+        raise JetsynthError("grow selects on a validation split and this data has none: "
+                            "raise --val-split")
+    grow_path = Path(run_dir) / GROW_FILE
+    if resume and grow_path.is_file():
+        stored = read_json(grow_path).get("config", {})
+        differing = sorted(k for k, v in asdict(config).items()
+                           if k != "iterations" and stored.get(k) != v)
+        if differing:
+            raise JetsynthError(f"{run_dir} was grown with other settings ({', '.join(differing)}); "
+                                "resume it with the same options or choose another --run-dir")
+    run = open_run(Path(run_dir), config.evolve_config(), resume, {config.arch: factory})
+    try:
+        write_json(grow_path, {"config": asdict(config)})
+        run.event("grow_resumed" if resume else "grow_started")
+        final = Grower(config, run, dataset, factory, notice).run_all()
+        summary = {"config": asdict(config),
+                   "final": [{"id": m.id, "arch": m.arch, "val_accuracy": m.val_accuracy,
+                              "accuracy": m.accuracy} for m in final]}
+        if config.ensemble:
+            from jetsynth.ship.ensemble import build_ensemble
+            summary["ensemble"] = build_ensemble(run, [m.id for m in final], dataset, config)
+        write_json(grow_path, summary)
+        run.event("grow_done", best=final[0].id)
+        return summary
+    finally:
+        run.release()
+
+
+def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
+    """For a grow run (None otherwise), the member `export --best` ships: the first of the final
+    K selected on validation, or, while the run is unfinished, the best on validation so far."""
+    path = Path(run_dir) / GROW_FILE
+    if not path.is_file():
+        return None
+    final = read_json(path).get("final")
+    by_id = {r["id"]: r for r in records}
+    if final and final[0]["id"] in by_id:
+        return by_id[final[0]["id"]]
+    return max(records, key=lambda r: (r.get("val_accuracy") or 0.0, -r["generation"]))

@@ -1,0 +1,259 @@
+"""Each member's speed during evolution: timed on onnxruntime here (`--bench ort`) or on a
+device through the deploy path (`--bench DEVICE`), or predicted by a latency model
+(`--measure-every`), with timings cached by architecture.
+
+A dense network's speed does not depend on its weight values, so the cache key is the compacted
+graph's *architecture* (operators, attributes, tensor shapes; not weights, not metadata) with the
+backend, batch and precision: an architecture is never timed twice in a run. A device that drops
+out is retried, then the member keeps its prediction (if any) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jetsynth.errors import JetsynthError
+from jetsynth.storage import append_jsonl, read_jsonl
+
+if TYPE_CHECKING:
+    import onnx
+
+    from jetsynth.calibration.model import LatencyModel
+    from jetsynth.devices.inventory import BenchTarget
+
+CACHE_FILE = "measurements.jsonl"
+DEVICE_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 2.0
+REFERENCE_TRIALS = 3
+"""Trials of the reference network re-timed beside each member (half the member's seconds)."""
+
+
+def architecture_hash(proto) -> str:
+    """sha256 over what determines speed: nodes (type, wiring, attributes), graph inputs and
+    outputs, and each initializer's name, type and shape."""
+    digest = hashlib.sha256()
+    graph = proto.graph
+    for node in graph.node:
+        digest.update(node.op_type.encode())
+        digest.update("|".join([*node.input, ">", *node.output]).encode())
+        for attribute in node.attribute:
+            digest.update(attribute.SerializeToString())
+    for value in (*graph.input, *graph.output):
+        digest.update(value.SerializeToString())
+    for tensor in graph.initializer:
+        digest.update(f"{tensor.name}:{tensor.data_type}:{list(tensor.dims)}".encode())
+    for opset in proto.opset_import:
+        digest.update(f"{opset.domain}:{opset.version}".encode())
+    return digest.hexdigest()
+
+
+class MeasurementCache:
+    """Append-only JSON lines in the run directory: a killed run loses at most the line being
+    written, and a resumed run reuses every measurement already made. Each line also names the
+    member it was measured for (`by`), so a member killed after its timing was written and
+    before its record is, on resume, still the one that measured it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.entries = {}
+        self.measured_for = {}
+        for entry in read_jsonl(self.path):
+            if isinstance(entry.get("key"), str) and isinstance(entry.get("value"), dict):
+                self.entries[entry["key"]] = entry["value"]
+                self.measured_for[entry["key"]] = entry.get("by")
+
+    def get(self, key: str) -> dict | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, value: dict, by: str | None = None) -> None:
+        self.entries[key] = value
+        self.measured_for[key] = by
+        line = {"key": key, "value": value}
+        if by is not None:
+            line["by"] = by
+        append_jsonl(self.path, line, sort_keys=False)
+
+
+def time_here(path: Path, backend: str, batch: int, seconds: float,
+              reference: tuple[Path, float] | None = None) -> dict:
+    """Time the ONNX file at `path` here (trials, median, interquartile range: see `bench.measure`).
+    With `reference` (the run's reference network and its first images/s), the reference is
+    re-timed after the member: when the host's speed drifted by more than DRIFT_TOLERANCE since
+    then, both are timed once more and the attempt whose drift is nearer 1 is kept."""
+    from jetsynth.core.trials import DRIFT_TOLERANCE, drift
+    from jetsynth.ship.bench import THREADS, measure, onnx_runner
+
+    def member() -> dict:
+        result = measure(onnx_runner(path, backend, THREADS), batch, warmup_seconds=0.1,
+                         min_seconds=seconds, min_queries=10)
+        return {"fps": result.fps, "fps_iqr": result.fps_iqr, "fps_trials": result.fps_trials,
+                "retimed": result.retimed, "backend": backend, "threads": result.threads,
+                "produced_by": result.produced_by, "latency_ms": result.latency_ms}
+
+    def with_drift() -> dict:
+        timing = member()
+        if reference is not None:
+            now = measure(onnx_runner(reference[0], backend, THREADS), batch, warmup_seconds=0.05,
+                          min_seconds=seconds / 2, min_queries=5, trials=REFERENCE_TRIALS).fps
+            timing.update(reference_fps=now, drift=drift(now, reference[1]))
+        return timing
+
+    timing = with_drift()
+    if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
+        again = with_drift()
+        timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
+        timing["drift_retimed"] = True
+    return timing
+
+
+def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
+    from jetsynth.devices.deploy import DeployOptions, deploy
+
+    options = DeployOptions(batch=batch, duration=seconds, warmup=0.2, min_queries=10, min_free_mib=16)
+    failure = None
+    for attempt in range(DEVICE_ATTEMPTS):
+        if attempt:
+            time.sleep(RETRY_PAUSE_SECONDS)
+        try:
+            result = deploy(path, device, options)
+        except JetsynthError as exc:
+            failure = str(exc)
+            continue
+        return {"fps": result["fps"], "backend": f"{device.name}:{result['backend']}",
+                "produced_by": result.get("produced_by"),
+                "latency_ms": result["latency_ms"], "device_precision": result["precision"],
+                "build_seconds": result["build_seconds"], "engine_bytes": result.get("engine_bytes"),
+                "power": result.get("power")}
+    return {"fps": None, "backend": device.name, "error": failure, "attempts": DEVICE_ATTEMPTS}
+
+
+def target_label(target: BenchTarget) -> str:
+    """How a bench target is named in cache keys and files: the backend ('ort-cpu') or the
+    device's name."""
+    return target if isinstance(target, str) else target.name
+
+
+def measurement_key(proto: onnx.ModelProto, target: BenchTarget, precision: str, batch: int) -> str:
+    where = target if isinstance(target, str) else f"device:{target.name}"
+    return f"{architecture_hash(proto)}:{where}:{precision}:b{batch}"
+
+
+def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
+          cache: MeasurementCache, by: str | None = None,
+          reference: tuple[Path, float] | None = None) -> dict:
+    """The timing of the ONNX file at `path` from the cache, else measured (and cached when it
+    succeeded, for `by`: the member measured); `cached` marks a reuse of another member's
+    timing, fps None a device that could not time it. A timing cached for `by` itself (its run
+    was killed before the member's record was written) is its own measurement, not a reuse."""
+    cached = cache.get(key)
+    if cached is not None:
+        if by is not None and cache.measured_for.get(key) == by:
+            return dict(cached)
+        return {**cached, "cached": True}
+    if isinstance(target, str):
+        timing = time_here(path, target, batch, seconds, reference)
+    else:
+        timing = time_on_device(path, target, batch, seconds)
+    if timing["fps"] is not None:
+        cache.put(key, timing, by)
+    return timing
+
+
+class Speedometer:
+    """Each member's speed during evolution, measured or predicted.
+
+    Every `measure_every`-th member (counting the ancestor as 0), every member whose
+    architecture is already in the cache (free), and every member that is predicted to meet
+    the target while keeping the accuracy floor (a prediction never ends a run unconfirmed) is
+    timed; the rest are predicted by `model` (a calibrated latency model), else by a model fitted
+    on this run's own measurements once there are enough of them, else timed. `samples` are the
+    run's earlier measurements as (feature vector, seconds per query)."""
+
+    def __init__(self, target: BenchTarget, precision: str, batch: int, seconds: float,
+                 cache: MeasurementCache, model: LatencyModel | None = None, measure_every: int = 1,
+                 samples: list | None = None) -> None:
+        self.target = target
+        self.precision = precision
+        self.batch = batch
+        self.seconds = seconds
+        self.cache = cache
+        self.model = model
+        self.measure_every = measure_every
+        self.samples = list(samples or [])
+        self._online = None
+        self._online_size = 0
+        self.reference = None
+
+    def use_reference(self, path: Path, fps: float | None) -> None:
+        """Re-time the network at `path` (the ancestor) beside every member timed here from now
+        on, against its first timing `fps`, to detect a host whose speed drifts."""
+        if isinstance(self.target, str) and fps and Path(path).is_file():
+            self.reference = (Path(path), float(fps))
+
+    def predictor(self) -> LatencyModel | None:
+        """The calibrated model, else one fitted on the samples so far (None while too few)."""
+        from jetsynth.calibration.model import MIN_SAMPLES, fit
+
+        if self.model is not None:
+            return self.model
+        if len(self.samples) >= MIN_SAMPLES and len(self.samples) != self._online_size:
+            vectors, seconds = zip(*self.samples, strict=True)
+            self._online = fit(vectors, seconds, target_label(self.target), "online", self.precision,
+                               self.batch)
+            self._online_size = len(self.samples)
+        return self._online
+
+    def assess(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
+               keeps_floor: bool = False) -> dict:
+        """Export `genome` compacted to `folder`/model.onnx and measure or predict its speed;
+        the fields evolution records (fps: measured images per second, or None; fps_predicted)."""
+        import onnx
+
+        from jetsynth.calibration.features import features, layer_work
+        from jetsynth.ship.bench import MEMBER_MODEL
+        from jetsynth.ship.export import export_genome
+
+        exported = export_genome(genome, Path(folder) / MEMBER_MODEL, self.precision)
+        proto = onnx.load(str(exported.path))
+        layers = layer_work(proto)
+        vector = features(layers, self.batch)
+        predictor = self.predictor()
+        predicted = predictor.fps(layers, self.batch) if predictor is not None else None
+        key = measurement_key(proto, self.target, self.precision, self.batch)
+        confirm = (predicted is not None and target_fps is not None and keeps_floor
+                   and predicted >= target_fps)
+        if (predictor is None or ordinal % self.measure_every == 0 or confirm
+                or self.cache.get(key) is not None):
+            timing = timed(exported.path, key, self.target, self.batch, self.seconds, self.cache,
+                           Path(folder).name, self.reference)
+            source = "cached" if timing.get("cached") else "measured"
+            if timing["fps"] is None:
+                source = "failed"
+            elif source == "measured":
+                self.samples.append((vector, self.batch / timing["fps"]))
+        else:
+            timing = {"fps": None, "backend": target_label(self.target)}
+            source = "predicted"
+        return {
+            "fps": timing["fps"],
+            "fps_iqr": timing.get("fps_iqr") if timing["fps"] is not None else None,
+            "fps_predicted": predicted,
+            "bench": {**{k: v for k, v in timing.items() if k not in ("fps", "fps_iqr")}, "source": source,
+                      "predictor": None if predictor is None else predictor.backend,
+                      "precision": self.precision, "batch": self.batch, "onnx_bytes": exported.bytes,
+                      "onnx_macs": exported.macs, "architecture": key.split(":")[0],
+                      "features": [float(v) for v in vector]},
+        }
+
+
+def run_samples(records: list[dict]) -> list[tuple]:
+    """(feature vector, seconds per query) of every member of a run that was timed, for the
+    online latency model of a resumed run."""
+    import numpy as np
+
+    return [(np.array(r["bench"]["features"]), r["bench"]["batch"] / r["fps"])
+            for r in records
+            if r.get("fps") and "features" in (r.get("bench") or {}) and r["bench"]["source"] == "measured"]

@@ -1,0 +1,183 @@
+"""The member pipeline: breed an offspring (or draw the ancestor) into a self-contained
+`MemberTask`, train it (in this process or on a Ray worker: see `executors`), then measure and
+record it in the run directory. The generation loop (`evolve`) only schedules these steps.
+
+Breeding and recording happen where the run directory is (the driver); training needs only the
+task and the dataset, so it can run anywhere. Every random draw of a member is seeded by (run
+seed, generation, member), so members can be bred, trained and recorded in any order and still
+come out as a sequential run would make them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
+from jetsynth.core.grow_genome import harmonize
+from jetsynth.core.mating import rate_for_factor
+from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.core.selection import select_parents, selection_accuracy
+from jetsynth.core.synthesis import synthesize
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.dataset import Dataset
+from jetsynth.nn.models import Factory
+from jetsynth.nn.weights import file_digest, fit_state
+from jetsynth.run.config import EvolveConfig
+from jetsynth.run.measurement import Speedometer
+from jetsynth.run.rundir import RunDirectory
+from jetsynth.run.train import TrainConfig, TrainResult, train_genome
+
+
+@dataclass(frozen=True)
+class MemberTask:
+    """Everything training one member needs besides the dataset: its untrained genome, its
+    seed and training settings. `keep` (the pressure it was drawn under) and `ordinal` (its place
+    in the run, counting the ancestor as 0: which members --measure-every times) are for the
+    record; `checkpoint_dir` is where a trainer that shares the driver's disk saves finished
+    epochs (None: no checkpoints)."""
+
+    genome: Genome
+    seed: int
+    training: TrainConfig
+    keep: float = 1.0
+    ordinal: int = 0
+    checkpoint_dir: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return self.genome.lineage.id
+
+
+def member_id(generation: int, member: int) -> str:
+    return f"g{generation:02d}-m{member:02d}"
+
+
+def member_seed(seed: int, generation: int, member: int) -> int:
+    return int(np.random.SeedSequence([seed, generation, member]).generate_state(1)[0])
+
+
+def environment_record(keep: float, m: int) -> dict:
+    """Seed 000's environmental factor R = (1 − r)^m for this offspring: R is --keep (the same
+    for every m, as the paper tuned it) and r the per-parent rate that yields it."""
+    return {"m": m, "R": keep, "r": round(rate_for_factor(keep, m), 6)}
+
+
+def ancestor_task(config: EvolveConfig, run: RunDirectory, dataset: Dataset, factory: Factory,
+                  weights: dict | None) -> MemberTask:
+    """Generation 1: the architecture freshly initialised, or starting from `weights`
+    (--ancestor-weights, loaded by the caller)."""
+    mid = member_id(1, 0)
+    seed = member_seed(config.seed, 1, 0)
+    topology = topology_for(config.arch, dataset.input_shape, dataset.classes, factory)
+    genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed, topology)
+    genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
+    if weights is not None:  # the given weights replace the fresh initialisation
+        genome = genome.with_state(fit_state(weights, genome.state, config.ancestor_weights,
+                                             config.arch))
+        run.event("ancestor_weights", path=config.ancestor_weights,
+                  sha256=file_digest(Path(config.ancestor_weights)))
+    return MemberTask(genome, seed, config.training(True), 1.0, 0, run.member_dir(mid))
+
+
+def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],
+                   genomes: dict[str, Genome], overlaps, generation: int, index: int, keep: float,
+                   floor: float, costs: dict[str, float] | None = None) -> MemberTask:
+    """Breed member `index` of `generation` from `previous` (their genomes in `genomes`) under
+    the keep share `keep`; `notice(text)` tells the user when the pressure had to give way.
+    `costs`: one synapse's cost per layer for --pressure-on latency."""
+    mid = member_id(generation, index)
+    seed = member_seed(config.seed, generation, index)
+    rng = torch.Generator().manual_seed(seed)
+    child, drawn_keep = viable_offspring(config, previous, genomes, overlaps, rng, generation, index,
+                                         keep, floor, costs)
+    lineage = child.lineage
+    wanted = min(config.parents, len(previous))
+    if drawn_keep != keep:
+        run.event("pressure_lifted", member=mid, parent=lineage.parents[0])
+        notice(f"{mid}: no parent left a viable offspring under --keep "
+               f"{keep:g}; it inherits {lineage.parents[0]}'s structure")
+    elif len(lineage.parents) < wanted:
+        run.event("fewer_parents", member=mid, parents=len(lineage.parents), wanted=wanted)
+        notice(f"{mid}: no {wanted} parents left a viable offspring; "
+               f"mated from {len(lineage.parents)}")
+    if config.reinit:
+        child = newborn(child, seed)
+    ordinal = (generation - 2) * config.population + index + 1
+    return MemberTask(child, seed, config.training(False), drawn_keep, ordinal, run.member_dir(mid))
+
+
+def train_member(task: MemberTask, dataset: Dataset, on_step=None) -> TrainResult:
+    """The part of the pipeline that may run anywhere: train the task's genome."""
+    return train_genome(task.genome, dataset, task.training, task.seed, on_step, task.checkpoint_dir)
+
+
+def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, ancestor: dict | None,
+                  config: EvolveConfig, speedometer: Speedometer | None) -> dict:
+    """Measure (with --bench) and write the trained member: its genome, then `member.json`
+    (whose presence marks it done). `ancestor`: the ancestor's record (None for the ancestor)."""
+    lineage = task.genome.lineage
+    metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
+    base = ancestor if ancestor is not None else metrics
+    record = {
+        "id": lineage.id,
+        "generation": lineage.generation,
+        "member": lineage.member,
+        "parents": list(lineage.parents),
+        "seed": task.seed,
+        **metrics,
+        **efficiency(base, metrics),
+        "environment": environment_record(task.keep, config.mates),
+        "fps": None,
+    }
+    if "repair" in trained.genome.extra:
+        record["repair"] = trained.genome.extra["repair"]
+    if speedometer is not None:
+        floor = config.floor(selection_accuracy(base))
+        record.update(speedometer.assess(trained.genome, run.member_dir(lineage.id), task.ordinal,
+                                         config.target_fps, selection_accuracy(metrics) >= floor))
+    run.save(trained.genome, record)
+    run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
+              val_accuracy=metrics.get("val_accuracy"), synapses=metrics["synapses"])
+    return record
+
+
+def newborn(offspring: Genome, seed: int) -> Genome:
+    """Seed 001's 'newborn' reading: the offspring's structure with fresh random weights."""
+    fresh = ancestor_genome(offspring.arch, offspring.input_shape, offspring.num_classes, seed,
+                            offspring.topology)
+    return replace(offspring, state=fresh.state).with_masks(offspring.masks, offspring.lineage)
+
+
+MATINGS = 5
+
+
+def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
+                     overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
+                     floor: float, costs: dict[str, float] | None = None) -> tuple[Genome, float]:
+    """Select parents and synthesise; returns the offspring and the keep share it was drawn
+    under. Parents whose structures leave no viable offspring (a whole layer or a class lost in
+    every draw) are replaced by another selection; after MATINGS selections the offspring is
+    mated from one parent fewer, down to one. Under strong pressure m sparse siblings can share
+    no live layer, and a parent pressed to one synapse per class loses a class with almost any
+    unit it loses; then, last, the offspring inherits one parent's structure whole (keep 1).
+    A run goes on rather than stop; the lineage records the parents the offspring had, and the
+    pressure stays the run's (`mates` is --parents whatever this offspring got)."""
+    mid = member_id(generation, index)
+    failure = None
+    attempts = [(count, keep) for count in range(min(config.parents, len(previous)), 0, -1)]
+    for count, share in [*attempts, (1, 1.0)]:
+        for _ in range(MATINGS):
+            chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
+            parent_ids = tuple(previous[i]["id"] for i in chosen)
+            lineage = Lineage(mid, generation, index, parent_ids)
+            try:
+                offspring = synthesize(harmonize([genomes[p] for p in parent_ids]),
+                                       config.synthesis(len(parent_ids), share, costs), rng, lineage)
+                return offspring, share
+            except JetsynthError as exc:
+                failure = exc
+    raise failure

@@ -1,0 +1,1 @@
+"""From a genome to a fast file: ONNX export, benchmark runners, TensorRT."""

@@ -1,0 +1,318 @@
+"""Bad input through the real command line: every case ends with one line on stderr that starts
+with 'error: ' and says what is wrong, exit status 2, no traceback and no hang. Grow the table
+with every bad input found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_idx_folder, write_idx
+
+from jetsynth.cli.main import cli
+
+HANG_SECONDS = 120
+
+
+def _invoke(args: list[str]):
+    """The CLI in this process, killed by SIGALRM if it hangs."""
+
+    def hung(*_):
+        raise TimeoutError(f"jetsynth {' '.join(args)} still running after {HANG_SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(HANG_SECONDS)
+    try:
+        return CliRunner().invoke(cli, args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def assert_one_line(result, message: str) -> None:
+    assert not isinstance(result.exception, TimeoutError), "hang"
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"traceback: {result.exception!r}")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+# (arguments, what the line says): numbers
+NUMBERS = [
+    (["evolve", "--lr", "nan"], "--lr must be a finite number in (0, 10], got 'nan'"),
+    (["evolve", "--lr", "-1"], "--lr must be"),
+    (["evolve", "--lr", "inf"], "--lr must be"),
+    (["evolve", "--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
+    (["evolve", "--seed", "99999999999"], "--seed must be"),
+    (["evolve", "--parents", "2", "--alpha", "0", "--alpha", "0"], "not all 0"),
+    (["evolve", "--alpha", "nan"], "--alpha must be"),
+    (["evolve", "--alpha", "-1"], "--alpha must be"),
+    (["evolve", "--bench-batch", "1000000000"], "--bench-batch must be an integer in [1, 4096]"),
+    (["evolve", "--bench-seconds", "nan"], "--bench-seconds must be a finite number"),
+    (["evolve", "--bench-seconds", "inf"], "--bench-seconds must be"),
+    (["evolve", "--bench-seconds", "0"], "--bench-seconds must be"),
+    (["evolve", "--target-fps", "nan"], "--target-fps must be"),
+    (["evolve", "--target-fps", "-5"], "--target-fps must be"),
+    (["evolve", "--keep", "nan"], "--keep must be"),
+    (["evolve", "--keep", "0"], "--keep must be"),
+    (["evolve", "--balance", "inf"], "--balance must be"),
+    (["evolve", "--truncation", "1"], "--truncation must be"),
+    (["evolve", "--cluster-pressure", "-0.1"], "--cluster-pressure must be"),
+    (["evolve", "--subset", "nan"], "--subset must be"),
+    (["evolve", "--subset", "0"], "--subset must be"),
+    (["evolve", "--val-split", "1.5"], "--val-split must be a finite number in [0, 1)"),
+    (["evolve", "--input-size", "0"], "--input-size must be"),
+    (["evolve", "--input-size", "100000"], "--input-size must be"),
+    (["evolve", "--generations", "0"], "--generations must be"),
+    (["evolve", "--generations", "10000000000"], "--generations must be"),
+    (["evolve", "--population", "-3"], "--population must be"),
+    (["evolve", "--epochs", "-1"], "--epochs must be"),
+    (["evolve", "--ancestor-epochs", "-1"], "--ancestor-epochs must be"),
+    (["evolve", "--batch-size", "0"], "--batch-size must be"),
+    (["evolve", "--batch-size", "1000000000000"], "--batch-size must be"),
+    (["evolve", "--max-drop", "nan"], "--max-drop must be"),
+    (["evolve", "--max-drop", "-1"], "--max-drop must be"),
+    (["evolve", "--accuracy-floor", "2"], "--accuracy-floor must be"),
+    (["evolve", "--patience", "0"], "--patience must be"),
+    (["evolve", "--measure-every", "0"], "--measure-every must be"),
+    (["evolve", "--overlap-band", "0.5", "nan"], "--overlap-band must be"),
+    (["evolve", "--mean", "nan", "--std", "0.3"], "finite"),
+    (["evolve", "--mean", "0.1", "--std", "0"], "--std"),
+    (["evolve", "--generations", "many"], "--generations must be an integer"),
+    (["bench", "MODEL", "--duration", "nan"], "--duration must be a finite number"),
+    (["bench", "MODEL", "--duration", "-1"], "--duration must be"),
+    (["bench", "MODEL", "--warmup", "inf"], "--warmup must be"),
+    (["bench", "MODEL", "--threads", "-1"], "--threads must be an integer in [0, 1024]"),
+    (["bench", "MODEL", "--batch", "0"], "--batch must be"),
+    (["bench", "MODEL", "--batch", "1000000000"], "--batch must be"),
+    (["bench", "MODEL", "--iterations", "-1"], "--iterations must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "--max-drop", "-1"], "--max-drop must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "--max-drop", "nan"], "--max-drop must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "-g", "0"], "--generation must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "-g", "2", "-m", "-1"], "--member must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "--opset", "-13"], "--opset must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "--channel-multiple", "0"], "--channel-multiple must be"),
+    (["export", "RUN", "-o", "OUT/x.onnx", "--finetune-epochs", "-2"], "--finetune-epochs must be"),
+    (["similarity", "RUN", "-g", "-1"], "--generation must be"),
+    (["deploy", "MODEL", "-d", "x", "--timeout", "nan"], "--timeout must be a finite number"),
+    (["deploy", "MODEL", "-d", "x", "--duration", "inf"], "--duration must be"),
+    (["deploy", "MODEL", "-d", "x", "--threads", "-1"], "--threads must be"),
+    (["deploy", "MODEL", "-d", "x", "--workspace", "0"], "--workspace must be"),
+    (["deploy", "MODEL", "-d", "x", "--min-free", "-1"], "--min-free must be"),
+    (["deploy", "MODEL", "-d", "x", "--connect-timeout", "0"], "--connect-timeout must be"),
+    (["build", "MODEL", "-o", "OUT/x.engine", "--workspace", "-1"], "--workspace must be"),
+    (["build", "MODEL", "-o", "OUT/x.engine", "--max-batch", "0"], "--max-batch must be"),
+    (["devices", "add", "x", "--host", "h", "--port", "0"], "--port must be an integer in [1, 65535]"),
+    (["devices", "add", "x", "--host", "h", "--port", "70000"], "--port must be"),
+    (["calibrate", "ort", "--seconds", "nan"], "--seconds must be a finite number"),
+    (["calibrate", "ort", "--seconds", "0"], "--seconds must be"),
+    (["calibrate", "ort", "--batch", "1000000000"], "--batch must be"),
+    (["calibrate", "ort", "--variants", "0"], "--variants must be"),
+    (["calibrate", "ort", "--seed", "-1"], "--seed must be"),
+]
+
+
+def _fill(args: list[str], **paths: Path) -> list[str]:
+    out = []
+    for arg in args:
+        for token, path in paths.items():
+            arg = arg.replace(token, str(path))
+        out.append(arg)
+    return out
+
+
+@pytest.mark.parametrize(("args", "message"), NUMBERS, ids=[" ".join(a) for a, _ in NUMBERS])
+def test_bad_numbers(tmp_path, args, message):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"never read: the number is refused first")
+    args = _fill(args, RUN=tmp_path / "run", MODEL=model, OUT=tmp_path)
+    if args[0] == "evolve":
+        args += ["--run-dir", str(tmp_path / "r")]
+    with CliRunner().isolated_filesystem(temp_dir=tmp_path):
+        assert_one_line(_invoke(args), message)
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+# data files: (how to damage a fresh 60/20-image IDX folder, what the line says)
+def _overflowing_header(folder: Path) -> None:
+    path = folder / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">I", 0x803) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1)
+                     + b"\0" * 100)
+
+
+def _other_test_size(folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (20, 14, 14)), 0x803)
+
+
+def _label_out_of_range(folder: Path) -> None:
+    write_idx(folder / "train-labels-idx1-ubyte", np.full(60, 11), 0x801)
+
+
+DATA = [
+    (_overflowing_header, "truncated: header promises"),
+    (_other_test_size, "training images are 1×28×28 but test images 1×14×14"),
+    (_label_out_of_range, "labels run from 11 to 11"),
+]
+
+
+@pytest.mark.parametrize(("damage", "message"), DATA, ids=[d.__name__ for d, _ in DATA])
+def test_bad_data_files(tmp_path, damage, message):
+    folder = make_idx_folder(tmp_path / "idx")
+    damage(folder)
+    result = _invoke(["evolve", "--data", f"mnist:{folder}", "--run-dir", str(tmp_path / "r")])
+    assert_one_line(result, message)
+
+
+def test_cifar_label_out_of_range(tmp_path):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        rows = rng.integers(0, 256, (4, 1 + 3 * 32 * 32)).astype(np.uint8)
+        rows[:, 0] = np.arange(4) % 10
+        if name == "test_batch.bin":
+            rows[0, 0] = 200
+        (folder / name).write_bytes(rows.tobytes())
+    result = _invoke(["evolve", "--data", f"cifar10:{folder}", "--run-dir", str(tmp_path / "r")])
+    assert_one_line(result, "test split: labels run from 1 to 200")
+
+
+# a damaged run directory: (how to damage a copy of a finished run, the command, the line)
+def _member(run: Path) -> Path:
+    return run / "members" / "g02-m00"
+
+
+def _edit_record(run: Path, change) -> None:
+    path = _member(run) / "member.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(change(record)))
+
+
+def _missing_tensors(run: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"state/other.weight": torch.zeros(3)}, str(_member(run) / "genome.safetensors"))
+
+
+def _foreign_tensors(run: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = _member(run) / "genome.safetensors"
+    tensors = load_file(str(path))
+    tensors["state/foreign.weight"] = tensors[next(k for k in tensors if k.startswith("state/"))].clone()
+    save_file(tensors, str(path))
+
+
+DAMAGES = {
+    "empty member.json": lambda run: (_member(run) / "member.json").write_text(""),
+    "garbage member.json": lambda run: (_member(run) / "member.json").write_text("{{nope"),
+    "member.json a list": lambda run: (_member(run) / "member.json").write_text("[1, 2]"),
+    "member.json missing keys": lambda run: _edit_record(run, lambda r: {"id": r["id"]}),
+    "member.json wrong type": lambda run: _edit_record(run, lambda r: {**r, "accuracy": "high"}),
+    "member.json NaN": lambda run: _edit_record(run, lambda r: {**r, "accuracy": float("nan")}),
+    "garbage config.json": lambda run: (run / "config.json").write_text("garbage"),
+    "config.json a list": lambda run: (run / "config.json").write_text("[]"),
+    "garbage genome.json": lambda run: (_member(run) / "genome.json").write_text("garbage"),
+    "genome.json no lineage": lambda run: (_member(run) / "genome.json").write_text(json.dumps(
+        {k: v for k, v in json.loads((_member(run) / "genome.json").read_text()).items()
+         if k != "lineage"})),
+    "genome tensors missing": _missing_tensors,
+    "genome tensors foreign": _foreign_tensors,
+    "garbage genome tensors": lambda run: (_member(run) / "genome.safetensors").write_bytes(b"xx"),
+}
+READERS = {
+    "report": (["report", "RUN"], {}),
+    "report --json": (["report", "RUN", "--json"], {}),
+    "export": (["export", "RUN", "-g", "2", "--no-parity", "-o", "OUT/x.onnx"], {}),
+    "similarity": (["similarity", "RUN", "-g", "2"], {}),
+}
+EXPECTED = {  # what each damage says, whichever command read it
+    "empty member.json": "member.json is damaged (empty)",
+    "garbage member.json": "member.json is damaged (not JSON)",
+    "member.json a list": "member.json is damaged (a JSON object expected, found list)",
+    "member.json missing keys": "member.json is damaged (missing accuracy",
+    "member.json wrong type": "member.json is damaged (wrong value for accuracy)",
+    "member.json NaN": "member.json is damaged (wrong value for accuracy)",
+    "garbage config.json": "config.json cannot be read",
+    "config.json a list": "config.json",
+    "garbage genome.json": "genome.json is damaged",
+    "genome.json no lineage": "genome.json",
+    "genome tensors missing": "genome.safetensors",
+    "genome tensors foreign": "do not fit",
+    "garbage genome tensors": "genome.safetensors: unreadable safetensors file",
+}
+GENOME_DAMAGES = {"garbage genome.json", "genome.json no lineage", "genome tensors missing",
+                  "genome tensors foreign", "garbage genome tensors"}
+RUN_CASES = [
+    (damage, reader) for damage in DAMAGES for reader in READERS
+    # report and report --json read records, not genomes; similarity reads masks only
+    if not (damage in GENOME_DAMAGES and reader.startswith("report"))
+    and not (damage in ("genome tensors foreign", "genome.json no lineage") and reader == "similarity")
+]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.evolve import evolve
+
+    path = tmp_path_factory.mktemp("small") / "run"
+    evolve(EvolveConfig(data="digits", subset=0.3, generations=3, ancestor_epochs=1, epochs=1,
+                        keep=0.5), path)
+    return path
+
+
+@pytest.mark.parametrize(("damage", "reader"), RUN_CASES, ids=[f"{d} / {r}" for d, r in RUN_CASES])
+def test_damaged_run_directory(tmp_path, small_run, damage, reader):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    DAMAGES[damage](run)
+    args, _ = READERS[reader]
+    result = _invoke(_fill(args, RUN=run, OUT=tmp_path))
+    assert_one_line(result, EXPECTED[damage])
+
+
+@pytest.mark.parametrize("damage", ["events.jsonl a folder"])
+def test_damaged_run_directory_on_resume(tmp_path, small_run, damage):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    (run / "events.jsonl").unlink()
+    (run / "events.jsonl").mkdir()
+    result = _invoke(["evolve", "--run-dir", str(run), "--resume"])
+    assert_one_line(result, "events.jsonl is not a file")
+
+
+def test_export_into_a_place_that_cannot_be_written(tmp_path, small_run):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = _invoke(["export", str(small_run), "-g", "2", "--no-parity",
+                      "-o", str(blocker / "x.onnx")])
+    assert_one_line(result, f"{blocker / 'x.onnx'}: cannot write here")
+
+
+def test_bench_of_a_model_that_fails_when_run(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [1], [7])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "broken",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [7])], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "broken.onnx"
+    onnx.save(model, str(path))
+    result = _invoke(["bench", str(path), "--duration", "0.05", "--warmup", "0"])
+    assert_one_line(result, "broken.onnx fails when run")

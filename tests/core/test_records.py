@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from jetsynth.core.records import DamagedRecord, MemberRecord
+
+RECORD = {
+    "id": "g02-m00", "generation": 2, "member": 0, "parents": ["g01-m00"], "seed": 7,
+    "accuracy": 0.95, "val_accuracy": None, "synapses": 10, "clusters": 4, "kernels": 4,
+    "units": 3, "macs": 100, "synaptic_efficiency": 2.0, "cluster_efficiency": 1.5,
+    "mac_reduction": 1.2, "layers": [{"name": "conv1", "synapses": 10, "clusters": 4}],
+    "layer_cluster_efficiency": [1.5], "layer_synaptic_efficiency": [2.0], "fps": None,
+    "environment": {"m": 1, "R": 0.5, "r": 0.5}, "train_seconds": 1.25, "epochs": 1,
+}
+
+
+def test_round_trip_keeps_exactly_the_written_fields():
+    record = MemberRecord.from_json(json.loads(json.dumps(RECORD)))
+    assert record.to_json() == RECORD
+    assert record.parents == ("g01-m00",) and record.extra["train_seconds"] == 1.25
+
+
+def test_fps_may_be_absent_and_efficiency_infinite():
+    data = {k: v for k, v in RECORD.items() if k != "fps"}
+    data["layer_cluster_efficiency"] = [float("inf")]
+    assert MemberRecord.from_json(data).fps is None
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ([1, 2], "a JSON object expected, found list"),
+    ({"id": "x"}, "missing accuracy"),
+    ({**RECORD, "accuracy": 1.5}, "wrong value for accuracy"),
+    ({**RECORD, "accuracy": float("nan")}, "wrong value for accuracy"),
+    ({**RECORD, "generation": 0}, "wrong value for generation"),
+    ({**RECORD, "synapses": True}, "wrong value for synapses"),
+    ({**RECORD, "layers": [{"name": 3}]}, "wrong value for layers"),
+    ({**RECORD, "parents": "g01-m00"}, "wrong value for parents"),
+    ({**RECORD, "fps": -1.0}, "wrong value for fps"),
+])
+def test_invalid_records_name_the_file(data, problem):
+    with pytest.raises(DamagedRecord) as caught:
+        MemberRecord.from_json(data, "RUN/members/g02-m00/member.json")
+    assert caught.value.problem.startswith(problem)
+    assert str(caught.value).startswith("RUN/members/g02-m00/member.json is damaged")
+
+
+@pytest.mark.parametrize(("text", "problem"), [("", "empty"), ("{{", "not JSON")])
+def test_read_of_an_empty_or_garbage_file(tmp_path, text, problem):
+    path = tmp_path / "member.json"
+    path.write_text(text)
+    with pytest.raises(DamagedRecord) as caught:
+        MemberRecord.read(path)
+    assert caught.value.problem == problem and caught.value.path == path

@@ -1,0 +1,88 @@
+"""Algorithm 1 (`jetsynth grow`): selection by hand, a run, its resume, report and export."""
+
+import json
+
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from jetsynth.cli.main import cli
+from jetsynth.run.grow import select
+
+
+def test_greedy_selection_takes_the_k_best():
+    correct = [torch.tensor(c, dtype=torch.bool) for c in
+               ([1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0])]
+    assert select(correct, 2) == [0, 1]
+
+
+def test_coevolution_rewards_what_the_selected_miss():
+    # member 0 scores 3/4; then weights of examples 0-2 halve: (0.5, 0.5, 0.5, 1).
+    # member 1: (0.5 + 0.5) / 2.5 = 0.4; member 2: (0.5 + 1) / 2.5 = 0.6 -> 2 is picked.
+    correct = [torch.tensor(c, dtype=torch.bool) for c in
+               ([1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1])]
+    assert select(correct, 2, gamma=0.5) == [0, 2]
+    assert select(correct, 2) == [0, 1]
+
+
+GROW = ["grow", "--iterations", "2", "--keep-best", "2", "--population", "4", "--initial-steps", "60",
+        "--steps", "30", "--coevolve", "--ensemble", "--ensemble-epochs", "5"]
+
+
+def test_grow_runs_resumes_reports_and_exports(tmp_path):
+    runner = CliRunner()
+    run_dir = tmp_path / "grow"
+    first = runner.invoke(cli, [*GROW[:2], "1", *GROW[3:], "--run-dir", str(run_dir)])
+    assert first.exit_code == 0, first.output
+    resumed = runner.invoke(cli, [*GROW, "--run-dir", str(run_dir), "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.output)
+    assert len(summary["final"]) == 2 and all("|" in m["arch"] or m["arch"] == "small-cnn"
+                                               for m in summary["final"])
+    members = sorted(p.name for p in (run_dir / "members").iterdir())
+    assert members == ["g01-m00"] + [f"g0{g}-m0{i}" for g in (2, 3) for i in range(4)]
+    state = json.loads((run_dir / "population" / "state.json").read_text())
+    assert state["iteration"] == 2 and len(state["members"]) == 4
+    ensemble = summary["ensemble"]
+    assert ensemble["onnx_max_abs_diff"] < 1e-4
+    graph = onnx.load(ensemble["onnx"])
+    assert len(graph.graph.input) == 1  # one graph for the K members and the combiner
+    report = runner.invoke(cli, ["report", str(run_dir), "--json"])
+    assert report.exit_code == 0, report.output
+    assert len(json.loads(report.output)["members"]) == 9
+    out = tmp_path / "grown.onnx"
+    exported = runner.invoke(cli, ["export", str(run_dir), "--best", "-o", str(out), "--json"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["member"] == summary["final"][0]["id"]
+
+
+def test_grow_refuses_bad_settings_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["grow", "--keep-best", "5", "--population", "3",
+                                      "--run-dir", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "--keep-best must be between 1 and --population" in result.output
+
+
+@pytest.mark.parametrize("changed", [["--gamma", "0.25"]])
+def test_resume_with_other_settings_is_refused(tmp_path, changed):
+    runner = CliRunner()
+    run_dir = str(tmp_path / "g")
+    args = ["grow", "--iterations", "0", "--initial-steps", "5", "--population", "2", "--keep-best", "1",
+            "--run-dir", run_dir]
+    assert runner.invoke(cli, args).exit_code == 0
+    result = runner.invoke(cli, [*args, "--resume", *changed])
+    assert result.exit_code == 2 and "other settings (gamma)" in result.output
+
+
+def test_a_resumed_run_ends_as_the_uninterrupted_one(tmp_path):
+    runner = CliRunner()
+    args = ["grow", "--keep-best", "2", "--population", "3", "--initial-steps", "20", "--steps", "15",
+            "--coevolve", "--json"]
+    straight = runner.invoke(cli, [*args, "--iterations", "2", "--run-dir", str(tmp_path / "a")])
+    assert straight.exit_code == 0, straight.output
+    half = runner.invoke(cli, [*args, "--iterations", "1", "--run-dir", str(tmp_path / "b")])
+    assert half.exit_code == 0, half.output
+    rest = runner.invoke(cli, [*args, "--iterations", "2", "--run-dir", str(tmp_path / "b"), "--resume"])
+    assert rest.exit_code == 0, rest.output
+    assert json.loads(rest.output)["final"] == json.loads(straight.output)["final"]

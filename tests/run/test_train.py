@@ -1,0 +1,45 @@
+import math
+
+import torch
+
+from jetsynth.core.genome import ancestor_genome
+from jetsynth.core.synthesis import SynthesisConfig, synthesize
+from jetsynth.run.train import TrainConfig, restrict_precision, train_genome
+
+
+def test_training_learns_digits_and_keeps_masks(digits):
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    child = synthesize(genome, SynthesisConfig(keep=0.3), torch.Generator().manual_seed(0),
+                       genome.lineage)
+    steps = []
+    result = train_genome(child, digits, TrainConfig(epochs=3), seed=0,
+                          on_step=lambda d, t: steps.append((d, t)))
+    assert result.metrics["accuracy"] > 0.8
+    assert steps[-1][0] == steps[-1][1] == 3 * math.ceil(len(digits.train_x) / 128)
+    for layer in child.layers:
+        weight = result.genome.state[f"{layer.name}.weight"]
+        assert (weight[~child.masks[layer.name]] == 0).all()
+        assert (weight[child.masks[layer.name]] != child.state[f"{layer.name}.weight"][
+            child.masks[layer.name]]).any()
+    assert set(result.metrics) == {"accuracy", "val_accuracy", "train_seconds", "epochs"}
+    assert result.metrics["val_accuracy"] > 0.8
+
+
+def test_training_is_deterministic(digits):
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    a = train_genome(genome, digits, TrainConfig(epochs=1), seed=3)
+    b = train_genome(genome, digits, TrainConfig(epochs=1), seed=3)
+    assert a.metrics["accuracy"] == b.metrics["accuracy"]
+    assert torch.equal(a.genome.state["0.weight"], b.genome.state["0.weight"])
+
+
+def test_fp16_restriction(digits):
+    state = restrict_precision({"w": torch.tensor([1.0 + 2**-12, 0.1]), "n": torch.tensor([3])},
+                               "fp16")
+    assert state["w"].tolist() == [1.0, torch.tensor(0.1).half().item()]
+    assert state["n"].dtype == torch.int64
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    result = train_genome(genome, digits, TrainConfig(epochs=1, precision="fp16"), seed=0)
+    weight = result.genome.state["3.weight"]
+    assert torch.equal(weight, weight.half().float())
+    assert result.genome.precision == "fp16"
