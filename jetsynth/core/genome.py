@@ -185,7 +185,7 @@ def genome_from_bytes(blob: bytes, topology: Topology) -> Genome:
         tensors = load(blob)
     except SafetensorError as exc:
         raise JetsynthError(f"unreadable genome blob ({exc})") from None
-    return _assemble(meta, tensors, topology, "genome blob")
+    return _assemble(meta, tensors, topology, "genome blob", "genome blob")
 
 
 def genome_header(directory: Path) -> dict:
@@ -244,7 +244,8 @@ def load_genome(directory: Path, topology: Topology | None = None,
         topology = topology_for(meta["arch"], shape, classes, factory)
     else:
         _check_belongs(meta, topology, str(directory))
-    return _assemble(meta, _tensors(directory), topology, str(directory / TENSORS_FILE))
+    return _assemble(meta, _tensors(directory), topology, str(directory / TENSORS_FILE),
+                     str(directory / META_FILE))
 
 
 def _check_belongs(meta: dict, topology: Topology, where: str) -> None:
@@ -256,7 +257,10 @@ def _check_belongs(meta: dict, topology: Topology, where: str) -> None:
         )
 
 
-def _assemble(meta: dict, tensors: dict[str, torch.Tensor], topology: Topology, where: str) -> Genome:
+def _assemble(meta: dict, tensors: dict[str, torch.Tensor], topology: Topology, where: str,
+              meta_where: str) -> Genome:
+    """The genome from its header and tensors, checked; `where` names the tensors' source and
+    `meta_where` the header's in errors."""
     def group(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
@@ -275,7 +279,7 @@ def _assemble(meta: dict, tensors: dict[str, torch.Tensor], topology: Topology, 
     if not (isinstance(lineage, dict) and isinstance(lineage.get("id"), str)
             and isinstance(lineage.get("generation"), int) and isinstance(lineage.get("member"), int)
             and isinstance(lineage.get("parents"), list)):
-        raise JetsynthError(f"{where}: its lineage (id, generation, member, parents) "
+        raise JetsynthError(f"{meta_where}: its lineage (id, generation, member, parents) "
                             "is missing or damaged")
     return Genome(
         topology=topology,

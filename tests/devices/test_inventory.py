@@ -165,7 +165,8 @@ def test_port_zero_is_refused_not_turned_into_22(tmp_path):
     done = _jetsynth("devices", "add", "z", "--host", "z.local", "--port", "0",
                      env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: port 0 is out of range (1-65535)"
+    assert done.stderr.strip() == ("error: --port must be an integer in [1, 65535], got '0' "
+                                   "(see jetsynth --help)")
     assert not (tmp_path / "jetsynth" / "devices.toml").exists()
 
 
