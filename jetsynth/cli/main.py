@@ -159,7 +159,7 @@ def cli() -> None:
 @click.option("--grow-on-drop", type=FRACTION, default=None,
               help="Repair an offspring whose validation accuracy fell more than this fraction below "
                    "its best parent's: widen (R2WiderR) the layer it lost most in, retrain, keep it "
-                   "if it recovers.")
+                   "if it recovers; else deepen it (R2DeeperR) and do the same.")
 @click.option("--patience", type=COUNT, default=None,
               help="Stop once this many generations in a row found no smaller (or faster) member "
                    "at the accuracy floor.")

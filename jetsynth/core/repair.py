@@ -2,8 +2,11 @@
 than D below its best parent's is widened by R2WiderR in the layer it lost the largest share of
 its parent's synapses in (a 3×3 block for a conv, 1×1 for a linear layer, `PAIRS` filter pairs),
 retrained as long as any offspring, and kept in place of the unrepaired one when it recovers
-(validation accuracy above the unrepaired offspring's). The growth is function-preserving, so
-the repair starts from the offspring it repairs.
+(validation accuracy above the unrepaired offspring's). When the layer cannot be widened (no
+block aligns with its kernel) or the widened offspring does not recover, the unrepaired offspring
+is deepened instead: R2DeeperR, a residual layer of the same width right after that layer (same
+kernels and pairs), retrained and kept on the same rule. The growth is function-preserving, so
+every try starts from the offspring it repairs.
 """
 
 from __future__ import annotations
@@ -14,15 +17,28 @@ import torch
 
 from jetsynth.core.genome import Genome
 from jetsynth.core.grow_genome import grow_genome
+from jetsynth.errors import JetsynthError
 from jetsynth.nn.growth import Transform, canonical_layer, growable_layers, next_uid
 
 PAIRS = 4
+KINDS = ("wide", "deep")
+
+
+@dataclass(frozen=True)
+class RepairTry:
+    """One growth tried: the transform (or, when it could not be made, `kind(layer)`), the
+    validation accuracy after retraining (None when not made) and why it was not made."""
+
+    transform: str
+    val_after: float | None
+    refused: str = ""
 
 
 @dataclass(frozen=True)
 class Repair:
     """What a repair did: the drop that triggered it, the layer and its lost share, the
-    transform, and the validation accuracy before and after (`kept`: it recovered)."""
+    transform (the kept one, else the last tried), and the validation accuracy before and after
+    it (`kept`: it recovered); `tries` lists every growth tried, in order."""
 
     drop: float
     layer: str
@@ -31,6 +47,7 @@ class Repair:
     val_before: float
     val_after: float
     kept: bool
+    tries: tuple[RepairTry, ...] = ()
 
 
 def most_lost_layer(child: Genome, parent: Genome) -> tuple[str, float]:
@@ -57,13 +74,19 @@ def repair_uid(generation: int, member: int) -> int:
     return (generation * 10_000 + member) * 10 + 1
 
 
-def widen_where_lost(child: Genome, parent: Genome) -> tuple[Genome, Transform, float]:
-    """`child` grown by R2WiderR in the layer it lost most in."""
+def grow_where_lost(child: Genome, parent: Genome, kind: str = "wide") -> tuple[Genome, Transform, float]:
+    """`child` grown by R2WiderR (`kind` 'wide') or R2DeeperR ('deep', same width) in the layer
+    it lost most in. Raises JetsynthError when that layer cannot grow that way."""
     layer, share = most_lost_layer(child, parent)
     conv = child.topology.layer(_layer_name(child, layer)).kind == "conv"
     uid = max(next_uid(child.arch), repair_uid(child.lineage.generation, child.lineage.member))
-    transform = Transform("wide", layer, 3 if conv else 1, PAIRS, uid)
+    transform = Transform(kind, layer, 3 if conv else 1, PAIRS, uid + KINDS.index(kind))
     return grow_genome(child, [transform]), transform, share
+
+
+def widen_where_lost(child: Genome, parent: Genome) -> tuple[Genome, Transform, float]:
+    """`child` grown by R2WiderR in the layer it lost most in."""
+    return grow_where_lost(child, parent, "wide")
 
 
 def _layer_name(genome: Genome, path: str) -> str:
@@ -73,16 +96,34 @@ def _layer_name(genome: Genome, path: str) -> str:
 
 def repair_offspring(trained, parent: Genome, reference: float, drop_limit: float, retrain) -> tuple:
     """(TrainResult, Repair | None): `trained` (a TrainResult) unchanged when its validation
-    accuracy is within `drop_limit` of `reference`; else repaired by `retrain(genome)` →
-    TrainResult, kept when it recovers."""
+    accuracy is within `drop_limit` of `reference`; else widened, retrained by
+    `retrain(genome)` → TrainResult and kept when it recovers; when it cannot be widened or does
+    not recover, deepened, retrained and kept on the same rule."""
     before = trained.metrics.get("val_accuracy")
     if before is None or reference - before <= drop_limit:
         return trained, None
-    with torch.no_grad():
-        grown, transform, share = widen_where_lost(trained.genome, parent)
-    repaired = retrain(grown)
-    after = repaired.metrics["val_accuracy"]
+    layer, share = most_lost_layer(trained.genome, parent)
+    tries: list[RepairTry] = []
+    last = None
+    for kind in KINDS:
+        try:
+            with torch.no_grad():
+                grown, transform, share = grow_where_lost(trained.genome, parent, kind)
+        except JetsynthError as error:
+            tries.append(RepairTry(f"{kind}({layer})", None, str(error)))
+            continue
+        repaired = retrain(grown)
+        after = repaired.metrics["val_accuracy"]
+        tries.append(RepairTry(str(transform), after))
+        last = (repaired, transform, after)
+        if after > before:
+            break
+    if last is None:
+        info = Repair(round(reference - before, 6), layer, round(share, 4), tries[-1].transform,
+                      before, before, False, tuple(tries))
+        return trained, info
+    repaired, transform, after = last
     kept = after > before
     info = Repair(round(reference - before, 6), transform.layer, round(share, 4), str(transform),
-                  before, after, kept)
+                  before, after, kept, tuple(tries))
     return (repaired if kept else trained), info

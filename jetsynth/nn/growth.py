@@ -12,6 +12,10 @@ opposite and those of β and −β equal, so the first update breaks the symmetr
   L's output, i.e. 2n new filters inside L (kernel 1×1, 3×3 or 5×5, whatever L's own).
 - **R2DeeperR** at layer L: a new residual layer right after L, out = y + block(y), the block
   reading and writing L's channels (same width, so the residual needs no zero padding).
+- **R2DeeperR of another width** (``deep(L,k,n,id,W)``, W greater than L's input channels C): a
+  new residual layer of W channels in front of L, z = pad(x) + block(x), the residual x zero-padded
+  by W − C channels; L reads z, its old weights on the first C channels and new ones (`feed`) on
+  the W − C new channels, which are zero when added, so L's output is unchanged.
 
 A transform is written in the architecture's name (``small-cnn|wide(0,3,4,17)|deep(4,1,2,18)``):
 the base architecture, then per transform its kind, the layer (the module path in the base
@@ -38,7 +42,7 @@ SEPARATOR = "|"
 KINDS = ("wide", "deep")
 KERNELS = (1, 3, 5)
 BASE = "base"
-_OP = re.compile(r"^(wide|deep)\(([^,()|]+),(\d+),(\d+),(\d+)\)$")
+_OP = re.compile(r"^(wide|deep)\(([^,()|]+),(\d+),(\d+),(\d+)(?:,(\d+))?\)$")
 _SEED_SALT = 0x5EED003
 
 
@@ -46,16 +50,19 @@ _SEED_SALT = 0x5EED003
 class Transform:
     """One R2R transform: `kind` 'wide' (R2WiderR) or 'deep' (R2DeeperR) at `layer` (a module
     path, `.base` left out), with `kernel`×`kernel` filters, `pairs` filter pairs (2·pairs new
-    channels) and a run-unique `uid`."""
+    channels) and a run-unique `uid`. `channels` (deep only, 0: the same width after `layer`) is
+    the channel count of a new layer in front of `layer`, more than `layer` reads."""
 
     kind: str
     layer: str
     kernel: int
     pairs: int
     uid: int
+    channels: int = 0
 
     def __str__(self) -> str:
-        return f"{self.kind}({self.layer},{self.kernel},{self.pairs},{self.uid})"
+        width = f",{self.channels}" if self.channels else ""
+        return f"{self.kind}({self.layer},{self.kernel},{self.pairs},{self.uid}{width})"
 
     @property
     def module_name(self) -> str:
@@ -70,9 +77,12 @@ def split_arch(arch: str) -> tuple[str, tuple[Transform, ...]]:
         match = _OP.match(text)
         if match is None:
             raise JetsynthError(f"'{text}' in architecture '{arch}' is not an R2R transform "
-                                "(kind(layer,kernel,pairs,id))")
-        kind, layer, kernel, pairs, uid = match.groups()
-        transforms.append(Transform(kind, layer, int(kernel), int(pairs), int(uid)))
+                                "(kind(layer,kernel,pairs,id) or deep(layer,kernel,pairs,id,channels))")
+        kind, layer, kernel, pairs, uid, channels = match.groups()
+        if channels and kind != "deep":
+            raise JetsynthError(f"'{text}' in architecture '{arch}': only deep transforms take a "
+                                "channel count")
+        transforms.append(Transform(kind, layer, int(kernel), int(pairs), int(uid), int(channels or 0)))
     return base, tuple(transforms)
 
 
@@ -131,7 +141,8 @@ class R2RBlock(nn.Module):
         self.project.weight.copy_(torch.cat([beta, -beta], dim=1))
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The activations after expand, batch norm and ReLU (the two halves equal at init)."""
         if self.crop:
             x = x[:, :, self.crop:x.shape[2] - self.crop, self.crop:x.shape[3] - self.crop]
         hidden = self.expand(x)
@@ -142,7 +153,54 @@ class R2RBlock(nn.Module):
                                               norm.bias, False, 0.0, norm.eps)
         else:
             hidden = self.norm(hidden)
-        return self.project(self.relu(hidden))
+        return self.relu(hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.hidden(x))
+
+
+def _beta_pairs(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """β then −β along the input axis of a 1×1 conv or linear weight, β ~ N(0, 1/inputs)."""
+    pairs = weight.shape[1] // 2
+    beta = torch.randn(weight.shape[0], pairs, *weight.shape[2:], generator=generator)
+    beta = beta / math.sqrt(weight.shape[1])
+    return torch.cat([beta, -beta], dim=1)
+
+
+class PaddedDeeperBlock(R2RBlock):
+    """R2DeeperR to a wider layer, in front of a host conv/linear layer that reads C channels:
+    z = pad(x) + block(x) has C + `extra` channels (the residual x zero-padded), kept as its two
+    parts: x + project(h) (the C old channels) and grow(h) (the `extra` new ones, zero at init,
+    β/−β like project). The host reads the old part with its own weights and the new part with
+    `feed` (the host's kernel, stride, padding and dilation; He-normal, so gradients reach the new
+    channels from the first update and `feed` learns once they are non-zero)."""
+
+    def __init__(self, host: nn.Module, kernel: int, pairs: int, extra: int) -> None:
+        conv = isinstance(host, nn.Conv2d)
+        cin = host.in_channels if conv else host.in_features
+        super().__init__(conv, cin, cin, kernel, pairs, 1, kernel // 2 if conv else 0)
+        hidden = 2 * pairs
+        if conv:
+            self.grow = nn.Conv2d(hidden, extra, 1, bias=False)
+            self.feed = nn.Conv2d(extra, host.out_channels, host.kernel_size, stride=host.stride,
+                                  padding=host.padding, dilation=host.dilation, bias=False)
+        else:
+            self.grow = nn.Linear(hidden, extra, bias=False)
+            self.feed = nn.Linear(extra, host.out_features, bias=False)
+
+    @torch.no_grad()
+    def zero_init(self, generator: torch.Generator) -> PaddedDeeperBlock:
+        super().zero_init(generator)
+        self.grow.weight.copy_(_beta_pairs(self.grow.weight, generator))
+        fan_in = self.feed.weight[0].numel()
+        self.feed.weight.copy_(torch.randn(self.feed.weight.shape, generator=generator)
+                               * math.sqrt(2.0 / fan_in))
+        return self
+
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the old channels x + project(h), the new channels grow(h)) of the layer's output."""
+        hidden = self.hidden(x)
+        return x + self.project(hidden), self.grow(hidden)
 
 
 class GrownLayer(nn.Module):
@@ -154,18 +212,32 @@ class GrownLayer(nn.Module):
         self.base = base
         self.wides: list[str] = []
         self.deeps: list[str] = []
+        self.front: str | None = None
 
     def add(self, transform: Transform, block: R2RBlock) -> None:
         """Blocks run in the order of their ids whatever order they were added in, so a set of
         transforms builds one network (every block is zero when added, so inserting one before
-        a later one's residual layer changes nothing)."""
+        a later one's residual layer changes nothing). Wide blocks read the layer's own input,
+        not the wider layer in front of it."""
+        if transform.channels:
+            if self.front is not None:
+                raise JetsynthError(f"layer '{transform.layer}' already has a wider layer in front "
+                                    f"({self.front}); deepen that one instead")
+            self.add_module(transform.module_name, block)
+            self.front = transform.module_name
+            return
         self.add_module(transform.module_name, block)
         names = self.wides if transform.kind == "wide" else self.deeps
         names.append(transform.module_name)
         names.sort(key=lambda name: int(name[4:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base(x)
+        if self.front is None:
+            out = self.base(x)
+        else:
+            block = getattr(self, self.front)
+            old, new = block.split(x)
+            out = self.base(old) + block.feed(new)
         for name in self.wides:
             out = out + getattr(self, name)(x)
         for name in self.deeps:
@@ -195,6 +267,8 @@ def _block(host: nn.Module, transform: Transform) -> R2RBlock:
         raise JetsynthError(f"R2R kernels are {KERNELS}, not {transform.kernel}")
     if transform.pairs < 1:
         raise JetsynthError(f"an R2R block needs at least one filter pair, not {transform.pairs}")
+    if transform.channels:
+        return _padded_block(host, transform)
     if isinstance(host, nn.Conv2d):
         if host.groups != 1 or host.padding_mode != "zeros" or isinstance(host.padding, str):
             raise JetsynthError("R2R grows plain convolutions only (groups 1, numeric zero padding)")
@@ -216,6 +290,24 @@ def _block(host: nn.Module, transform: Transform) -> R2RBlock:
         cin = host.out_features if transform.kind == "deep" else host.in_features
         return R2RBlock(False, cin, host.out_features, 1, transform.pairs)
     raise JetsynthError(f"R2R grows conv and linear layers, not a {type(host).__name__}")
+
+
+def _padded_block(host: nn.Module, transform: Transform) -> PaddedDeeperBlock:
+    if transform.kind != "deep":
+        raise JetsynthError("only R2DeeperR takes a channel count")
+    if isinstance(host, nn.Conv2d):
+        if host.groups != 1 or host.padding_mode != "zeros" or isinstance(host.padding, str):
+            raise JetsynthError("R2R grows plain convolutions only (groups 1, numeric zero padding)")
+        cin = host.in_channels
+    elif isinstance(host, nn.Linear):
+        cin = host.in_features
+    else:
+        raise JetsynthError(f"R2R grows conv and linear layers, not a {type(host).__name__}")
+    if transform.channels <= cin:
+        raise JetsynthError(f"a deeper layer in front of '{transform.layer}' needs more than the "
+                            f"{cin} channels it reads, not {transform.channels} (zero padding only "
+                            "adds channels; leave the count out for a layer of the same width)")
+    return PaddedDeeperBlock(host, transform.kernel, transform.pairs, transform.channels - cin)
 
 
 def block_generator(uid: int) -> torch.Generator:

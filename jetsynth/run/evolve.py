@@ -148,7 +148,8 @@ def _repaired(run: RunDirectory, config: EvolveConfig, task: MemberTask, trained
     if info is None:
         return trained
     run.event("repair", member=lineage.id, **asdict(info))
-    observer.notice(f"{lineage.id}: lost {100 * info.drop:.2f} points; widened {info.layer} "
+    grown = "deepened" if info.transform.startswith("deep") else "widened"
+    observer.notice(f"{lineage.id}: lost {100 * info.drop:.2f} points; {grown} {info.layer} "
                     f"({info.val_before:.4f} → {info.val_after:.4f}, "
                     f"{'kept' if info.kept else 'not kept'})")
     genome = replace(result.genome, extra={**result.genome.extra, "repair": asdict(info)})

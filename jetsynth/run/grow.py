@@ -319,7 +319,8 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
     try:
         write_json(grow_path, {"config": asdict(config)})
         run.event("grow_resumed" if resume else "grow_started")
-        final = Grower(config, run, dataset, factory, notice).run_all()
+        base_factory = resolve_factory(split_arch(config.arch)[0], trusted=True)  # an --arch grown already
+        final = Grower(config, run, dataset, base_factory, notice).run_all()
         summary = {"config": asdict(config),
                    "final": [{"id": m.id, "arch": m.arch, "val_accuracy": m.val_accuracy,
                               "accuracy": m.accuracy} for m in final]}

@@ -47,3 +47,38 @@ def test_a_grown_genome_compacts_and_breeds_offspring():
     x = torch.randn(4, 1, 16, 16)
     assert torch.allclose(compacted.model.eval()(x), child.build().eval()(x), atol=1e-4)
     assert compacted.params < sum(p.numel() for p in genome.build().parameters())
+
+
+def test_a_wider_deeper_layer_traces_compacts_breeds_and_exports(tmp_path):
+    """deep(4,3,2,1,24): a 24-channel layer in front of conv 4 (16 inputs), its residual zero-padded:
+    project adds into conv 0's channels, grow writes 8 new ones that conv 4 reads through feed."""
+    import onnxruntime
+
+    from jetsynth.ship.export import export_genome
+
+    genome = ancestor_genome("small-cnn", (1, 16, 16), 10, 0)
+    grown = grow_genome(genome, [Transform("deep", "4", 3, 2, 1, 24), Transform("deep", "8", 1, 2, 2, 48)])
+    assert grown.arch == "small-cnn|deep(4,3,2,1,24)|deep(8,1,2,2,48)"
+    layers = {layer.name: layer for layer in grown.topology.layers}
+    assert layers["4.deep1.project"].out_space == layers["0"].out_space  # the residual stream
+    assert layers["4.deep1.grow"].out_units == 8 and layers["4.deep1.feed"].in_units == 8
+    assert set(layers["4.deep1.feed"].in_spaces) == {layers["4.deep1.grow"].out_space}
+    assert layers["4.deep1.feed"].out_space == layers["4.base"].out_space  # conv 4 reads all 24
+    assert torch.equal(grown.state["4.base.weight"], genome.state["4.weight"])
+    assert int(grown.tags["4.deep1.feed"].min()) >= TAG_BLOCK
+    x = torch.randn(4, 1, 16, 16)
+    for train in (True, False):
+        assert torch.allclose(genome.build().train(train)(x), grown.build().train(train)(x), atol=1e-5)
+    save_genome(grown, tmp_path / "g")
+    assert torch.allclose(load_genome(tmp_path / "g").build().eval()(x), genome.build().eval()(x), atol=1e-5)
+    child = synthesize(grown, SynthesisConfig(cluster="filter", keep=0.6),
+                       torch.Generator().manual_seed(0), Lineage("g02-m00", 2, 0, ("g01-m00",)))
+    assert child.arch == grown.arch
+    assert sum(int(m.sum()) for m in child.masks.values()) < sum(int(m.sum()) for m in grown.masks.values())
+    compacted = compact(child.build(), child.topology, child.masks)
+    assert torch.allclose(compacted.model.eval()(x), child.build().eval()(x), atol=1e-4)
+    result = export_genome(child, tmp_path / "grown.onnx", "fp32", parity_images=x)
+    assert result.parity["max_abs_diff"] < 1e-4
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert torch.allclose(torch.from_numpy(out), child.build().eval()(x), atol=1e-4)

@@ -1,16 +1,17 @@
-"""Growth as repair (`evolve --grow-on-drop`): where it widens, when it keeps the repair, and
-that repaired networks mate with unrepaired ones."""
+"""Growth as repair (`evolve --grow-on-drop`): where it widens, when it deepens instead, when it
+keeps the repair, and that repaired networks mate with unrepaired ones."""
 
 import json
 from types import SimpleNamespace
 
 import torch
 from click.testing import CliRunner
+from torch import nn
 
 from jetsynth.cli.main import cli
-from jetsynth.core.genome import Lineage, ancestor_genome
+from jetsynth.core.genome import Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import grow_genome, harmonize
-from jetsynth.core.repair import most_lost_layer, repair_offspring, widen_where_lost
+from jetsynth.core.repair import RepairTry, most_lost_layer, repair_offspring, widen_where_lost
 from jetsynth.core.synthesis import SynthesisConfig, synthesize
 from jetsynth.nn.growth import Transform
 
@@ -56,6 +57,51 @@ def test_repair_only_below_the_drop_and_kept_only_when_it_recovers():
     assert not info.kept and dropped.genome is child
 
 
+def test_deepened_when_widening_does_not_recover():
+    parent = ancestor_genome("small-cnn", (1, 16, 16), 10, 0)
+    child = _pruned(parent, "4", 8)
+    calls = []
+
+    def retrain(genome):
+        calls.append(genome.arch)
+        return _result(genome, 0.93 if "|deep(" in genome.arch else 0.89)
+
+    kept, info = repair_offspring(_result(child, 0.90), parent, 0.95, 0.01, retrain)
+    wide, deep = (f"{kind}(4,3,4,{(2 * 10_000 + 1) * 10 + 1 + i})" for i, kind in enumerate(("wide", "deep")))
+    assert calls == [f"small-cnn|{wide}", f"small-cnn|{deep}"]  # both grown from the unrepaired child
+    assert info.kept and info.transform == deep and info.val_after == 0.93
+    assert info.tries == (RepairTry(wide, 0.89), RepairTry(deep, 0.93))
+    assert kept.genome.arch == f"small-cnn|{deep}"
+    x = torch.randn(4, 1, 16, 16)
+    assert torch.allclose(child.build().eval()(x), kept.genome.build().eval()(x), atol=1e-5)
+
+
+def _two_by_two(input_shape, num_classes):
+    """Convs with 2×2 kernels: no 1×1, 3×3 or 5×5 block aligns with them, so they cannot widen."""
+    features = 8 * (input_shape[1] - 2) * (input_shape[2] - 2)
+    return nn.Sequential(nn.Conv2d(input_shape[0], 4, 2), nn.ReLU(), nn.Conv2d(4, 8, 2), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(features, num_classes))
+
+
+def test_deepened_when_the_layer_cannot_widen():
+    topology = topology_for("two-by-two", (1, 6, 6), 3, _two_by_two)
+    parent = ancestor_genome("two-by-two", (1, 6, 6), 3, 0, topology=topology)
+    child = _pruned(parent, "2", 2)  # conv 2 keeps 2 of 8 filters
+    calls = []
+
+    def retrain(genome):
+        calls.append(genome.arch)
+        return _result(genome, 0.5)
+
+    kept, info = repair_offspring(_result(child, 0.4), parent, 0.6, 0.01, retrain)
+    assert info.tries[0].transform == "wide(2)" and info.tries[0].val_after is None
+    assert "cannot align" in info.tries[0].refused
+    assert calls == [kept.genome.arch] and "|deep(2,3,4," in kept.genome.arch and info.kept
+    x = torch.randn(5, 1, 6, 6)
+    for train in (True, False):
+        assert torch.allclose(child.build().train(train)(x), kept.genome.build().train(train)(x), atol=1e-5)
+
+
 def test_harmonized_parents_mate_cluster_by_cluster():
     ancestor = ancestor_genome("small-cnn", (1, 16, 16), 10, 0)
     a = grow_genome(ancestor, [Transform("wide", "4", 3, 2, 11)])
@@ -90,7 +136,7 @@ def test_evolve_grow_on_drop_marks_repairs_in_records_and_report(tmp_path):
         record = records[event["member"]]
         assert record["repair"]["transform"] == event["transform"]
         arch = json.loads((run_dir / "members" / event["member"] / "genome.json").read_text())["arch"]
-        assert ("|wide(" in arch) == event["kept"]
+        assert (event["transform"] in arch) == event["kept"]
     report = runner.invoke(cli, ["report", str(run_dir), "--json"])
     assert report.exit_code == 0, report.output
     marked = [m["id"] for m in json.loads(report.output)["members"] if m.get("repair")]

@@ -9,6 +9,7 @@ from torch import nn
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.growth import (
     GrownLayer,
+    PaddedDeeperBlock,
     R2RBlock,
     Transform,
     apply_transform,
@@ -32,9 +33,14 @@ CASES = [
     [Transform("deep", "0", 1, 2, 1)],
     [Transform("deep", "4", 3, 2, 1)],
     [Transform("deep", "8", 5, 4, 1)],
+    [Transform("deep", "4", 3, 2, 1, 48)],  # a wider layer (48 channels) in front of a 32-input conv
+    [Transform("deep", "0", 5, 2, 1, 3)],  # in front of the first conv: the image zero-padded
     [Transform("wide", "0", 5, 2, 1), Transform("deep", "0", 3, 2, 2), Transform("wide", "0", 1, 1, 3),
      Transform("wide", "0.wide1.expand", 3, 2, 4), Transform("deep", "0.deep2.project", 1, 2, 5),
      Transform("deep", "8", 3, 2, 6), Transform("wide", "4", 5, 2, 7)],
+    [Transform("deep", "8", 5, 2, 1, 40), Transform("wide", "8", 3, 2, 2), Transform("deep", "8", 1, 2, 3),
+     Transform("deep", "8.deep1.feed", 1, 2, 4, 12), Transform("wide", "8.deep1.expand", 3, 2, 5),
+     Transform("deep", "4", 3, 2, 6, 36)],
 ]
 
 
@@ -103,6 +109,7 @@ def test_symmetry_breaks_after_a_few_updates():
 
 def test_the_architecture_name_rebuilds_the_grown_network():
     arch = join_arch("small-cnn", CASES[-1])
+    assert "deep(8,5,2,1,40)" in arch
     assert split_arch(arch) == ("small-cnn", tuple(CASES[-1]))
     a = resolve_factory(arch, trusted=False)((1, 16, 16), 10)
     b = resolve_factory(arch, trusted=False)((1, 16, 16), 10)
@@ -119,6 +126,13 @@ def test_bad_transforms_are_refused_with_one_line():
         apply_transform(model, Transform("wide", "99", 3, 2, 1))
     with pytest.raises(JetsynthError, match="not an R2R transform"):
         split_arch("small-cnn|grow(0,3,2,1)")
+    with pytest.raises(JetsynthError, match="only deep transforms take a channel count"):
+        split_arch("small-cnn|wide(0,3,2,1,40)")
+    with pytest.raises(JetsynthError, match="needs more than the 16 channels it reads, not 16"):
+        apply_transform(model, Transform("deep", "4", 3, 2, 1, 16))
+    apply_transform(model, Transform("deep", "4", 3, 2, 2, 20))
+    with pytest.raises(JetsynthError, match="already has a wider layer in front"):
+        apply_transform(model, Transform("deep", "4", 3, 2, 3, 24))
 
 
 def test_random_transforms_never_touch_the_output_layer():
@@ -132,3 +146,29 @@ def test_a_linear_block_trains_on_a_batch_of_one():
     model = _chain(lenet5((1, 28, 28), 10), [Transform("wide", "7", 1, 2, 1)]).train()
     model(torch.randn(1, 1, 28, 28)).sum().backward()
     assert model[7].wide1.expand.weight.grad is not None
+
+
+def test_a_wider_deeper_layer_zero_pads_its_residual_and_every_new_weight_learns():
+    torch.manual_seed(0)
+    model = _chain(small_cnn((1, 12, 12), 4), [Transform("deep", "4", 3, 2, 1, 24)]).train()
+    layer = model[4]
+    block = layer.deep1
+    assert isinstance(block, PaddedDeeperBlock) and block.grow.weight.shape[0] == 8
+    assert block.feed.weight.shape == (layer.base.out_channels, 8, 3, 3)
+    x = torch.randn(8, 16, 12, 12)
+    old, new = block.split(x)
+    assert old.shape == x.shape
+    assert torch.allclose(old, x, atol=1e-6) and new.abs().max() < 1e-6  # z = pad(x) at init
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    images, labels = torch.randn(32, 1, 12, 12), torch.randint(0, 4, (32,))
+    for step in range(2):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(images), labels).backward()
+        for weight in (block.expand.weight, block.project.weight, block.grow.weight):
+            assert weight.grad.abs().sum() > 1e-4
+        # feed reads the new channels, zero until the first update makes them live
+        assert (block.feed.weight.grad.abs().sum() > 1e-4) == (step > 0)
+        optimizer.step()
+    beta = block.grow.weight
+    assert (beta[:, :2] + beta[:, 2:]).abs().max() > 1e-4  # the pairs no longer cancel
+    assert block.split(x)[1].abs().max() > 1e-4

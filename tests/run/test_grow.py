@@ -86,3 +86,20 @@ def test_a_resumed_run_ends_as_the_uninterrupted_one(tmp_path):
     rest = runner.invoke(cli, [*args, "--iterations", "2", "--run-dir", str(tmp_path / "b"), "--resume"])
     assert rest.exit_code == 0, rest.output
     assert json.loads(rest.output)["final"] == json.loads(straight.output)["final"]
+
+
+def test_grow_from_an_already_grown_arch_builds_each_block_once(tmp_path):
+    """--arch names a grown network (here a wider deeper layer in front of conv 4): the run starts
+    from it, every member carries its transform once, and the best exports."""
+    runner = CliRunner()
+    run_dir = tmp_path / "g"
+    arch = "small-cnn|deep(4,3,2,1,24)"
+    result = runner.invoke(cli, ["grow", "--arch", arch, "--iterations", "1", "--keep-best", "1",
+                                 "--population", "3", "--initial-steps", "5", "--steps", "5",
+                                 "--run-dir", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    archs = [json.loads((p / "genome.json").read_text())["arch"] for p in (run_dir / "members").iterdir()]
+    assert len(archs) == 4 and all(a.startswith(arch) and a.count("deep(4,3,2,1,24)") == 1 for a in archs)
+    exported = runner.invoke(cli, ["export", str(run_dir), "--best", "-o", str(tmp_path / "b.onnx"),
+                                   "--no-parity", "--json"])
+    assert exported.exit_code == 0, exported.output
