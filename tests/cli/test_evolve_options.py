@@ -1,0 +1,50 @@
+import click
+import pytest
+
+from jetsynth.cli.evolve_options import evolve_options
+from jetsynth.cli.main import cli
+from jetsynth.run.config import EvolveConfig
+from jetsynth.run.options import EVOLVE_OPTIONS
+
+COMMAND_ONLY = ("run_dir", "resume", "trust_code")
+
+
+def _parse(*args: str) -> dict:
+    return cli.commands["evolve"].make_context("evolve", list(args)).params
+
+
+def test_the_evolve_command_has_the_specs_options_in_order_and_its_own():
+    names = [p.name for p in cli.commands["evolve"].params if p.name != "help"]
+    assert [n for n in names if n not in COMMAND_ONLY] == [o.field for o in EVOLVE_OPTIONS]
+    assert names.index("run_dir") == names.index("seed") + 1
+    assert names.index("trust_code") == names.index("ancestor_weights") + 1
+    options = {p.name: p.opts for p in cli.commands["evolve"].params}
+    assert all(options[o.field] == [o.option] for o in EVOLVE_OPTIONS)
+
+
+def test_no_options_given_is_the_default_configuration():
+    params = _parse()
+    assert (params.pop("run_dir"), params.pop("resume"), params.pop("trust_code")) == (None, False, False)
+    params["alphas"] = tuple(params["alphas"]) or None
+    assert EvolveConfig(**params) == EvolveConfig()
+
+
+def test_options_parse_into_the_fields_types():
+    params = _parse("--alpha", "1", "--alpha", "0.5", "--mean", "0.5,0.4", "--std", "0.2",
+                    "--std", "0.3", "--overlap-band", "0.2", "0.7", "--augment", "--cluster", "filter",
+                    "--cpus-per-member", "3", "--generations", "4", "--keep", "0.6")
+    assert params["alphas"] == (1.0, 0.5)
+    assert params["mean"] == (0.5, 0.4) and params["std"] == (0.2, 0.3)
+    assert params["overlap_band"] == (0.2, 0.7)
+    assert params["augment"] is True and params["cluster"] == "filter"
+    assert params["cpus_per_member"] == 3 and params["generations"] == 4 and params["keep"] == 0.6
+
+
+def test_a_bound_from_the_spec_is_enforced_with_one_line():
+    with pytest.raises(click.BadParameter, match=r"--lr must be a finite number in \(0, 10\], got '11'"):
+        _parse("--lr", "11")
+
+
+def test_a_command_option_placed_after_an_unknown_field_is_refused():
+    with pytest.raises(ValueError, match="no evolve option for nope"):
+        evolve_options(after={"nope": ()})
