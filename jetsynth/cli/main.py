@@ -18,7 +18,7 @@ from jetsynth.cli.calibrate import calibrate
 from jetsynth.cli.common import OneLineGroup
 from jetsynth.cli.common import fail as _fail
 from jetsynth.cli.deploy import build, deploy, devices
-from jetsynth.cli.evolve_options import evolve_options
+from jetsynth.cli.evolve_options import EvolveCommand
 from jetsynth.cli.grow import grow
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
 from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, WARMUP, Number
@@ -32,17 +32,13 @@ def cli() -> None:
     """Evolve small, fast neural networks and ship them to NVIDIA Jetson devices."""
 
 
-_RUN_DIR = click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Where the run is written [default: runs/evolve-<time>].")
-_RESUME = click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
-_TRUST_CODE = click.option(
-    "--trust-code", is_flag=True,
-    help="--resume: allow importing the user code (module:function, file.py:function) that the "
-         "run's config.json names, without giving --arch again.")
-
-
-@cli.command()
-@evolve_options(after={"seed": (_RUN_DIR, _RESUME), "ancestor_weights": (_TRUST_CODE,)})
+@cli.command(cls=EvolveCommand, after={"seed": ("run_dir", "resume"), "ancestor_weights": ("trust_code",)})
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the run is written [default: runs/evolve-<time>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
+@click.option("--trust-code", is_flag=True,
+              help="--resume: allow importing the user code (module:function, file.py:function) that "
+                   "the run's config.json names, without giving --arch again.")
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""

@@ -1,7 +1,12 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import click
 import pytest
 
-from jetsynth.cli.evolve_options import evolve_options
+import jetsynth
+from jetsynth.cli.evolve_options import evolve_params
 from jetsynth.cli.main import cli
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.options import EVOLVE_OPTIONS
@@ -45,6 +50,22 @@ def test_a_bound_from_the_spec_is_enforced_with_one_line():
         _parse("--lr", "11")
 
 
-def test_a_command_option_placed_after_an_unknown_field_is_refused():
+def test_the_commands_own_options_are_each_placed_once_behind_a_real_field():
+    own = [click.Option(["--run-dir"]), click.Option(["--resume"], is_flag=True)]
     with pytest.raises(ValueError, match="no evolve option for nope"):
-        evolve_options(after={"nope": ()})
+        evolve_params(own, {"nope": ("run_dir", "resume")})
+    with pytest.raises(ValueError, match="place each of the command's own options once"):
+        evolve_params(own, {"seed": ("run_dir",)})
+    params = evolve_params(own, {"data": ("resume",), "seed": ("run_dir",)})
+    names = [p.name for p in params]
+    assert names[:3] == ["data", "resume", "subset"] and names[names.index("seed") + 1] == "run_dir"
+
+
+def test_the_command_line_starts_without_the_run_configuration():
+    """`jetsynth --help` must not import torch: the spec is read on the evolve command's first use."""
+    code = ("import sys; from click.testing import CliRunner; from jetsynth.cli.main import cli; "
+            "CliRunner().invoke(cli, ['--help']); "
+            "print('torch' in sys.modules, 'jetsynth.run.config' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          check=True, cwd=Path(jetsynth.__file__).parents[1])
+    assert done.stdout.split() == ["False", "False"]
