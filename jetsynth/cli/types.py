@@ -95,7 +95,6 @@ def _name(param: click.Parameter | None) -> str:
 
 
 COUNT = Number.within(bounds.COUNT)
-"""At least one of something: generations, population, parents, queries."""
 EPOCHS = Number.within(bounds.EPOCHS)
 BATCH = Number.within(bounds.BATCH)
 TRAIN_BATCH = Number.within(bounds.TRAIN_BATCH)
