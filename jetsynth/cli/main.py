@@ -18,35 +18,12 @@ from jetsynth.cli.calibrate import calibrate
 from jetsynth.cli.common import OneLineGroup
 from jetsynth.cli.common import fail as _fail
 from jetsynth.cli.deploy import build, deploy, devices
+from jetsynth.cli.evolve_options import EvolveCommand
 from jetsynth.cli.grow import grow
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
-from jetsynth.cli.types import (
-    BATCH,
-    COUNT,
-    EPOCHS,
-    FRACTION,
-    IMAGE_SIZE,
-    MAX_COUNT,
-    NON_NEGATIVE,
-    POSITIVE,
-    SECONDS,
-    SEED,
-    THREADS,
-    TRAIN_BATCH,
-    WARMUP,
-    Number,
-)
+from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, WARMUP, Number
 from jetsynth.errors import JetsynthError
-
-
-def _floats(ctx, param, values) -> tuple[float, ...] | None:
-    """A repeatable option whose values may also be comma lists ('--mean 0.5 --mean 0.4' or
-    '--mean 0.5,0.4') as one tuple of floats; None when not given."""
-    try:
-        found = tuple(float(v) for text in values for v in text.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"numbers expected, one per channel, got {' '.join(values)}") from None
-    return found or None
+from jetsynth.run.bounds import MAX_COUNT
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,131 +32,13 @@ def cli() -> None:
     """Evolve small, fast neural networks and ship them to NVIDIA Jetson devices."""
 
 
-@cli.command()
-@click.option("--data", default="digits", show_default=True,
-              help="digits | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | stl10:DIR | folder:DIR "
-                   "(your images, one sub-folder per class)")
-@click.option("--subset", type=Number(float, 0, 1, low_open=True), default=1.0, show_default=True,
-              help="Stratified, seeded fraction of the training split to use.")
-@click.option("--val-split", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
-              help="Stratified, seeded fraction of the training split held out for validation, "
-                   "which selection uses (folder:DIR with DIR/val: that folder); 0: none.")
-@click.option("--input-size", type=IMAGE_SIZE, default=None,
-              help="Resize every image to S×S [default: the dataset's size; folder:DIR: the images' "
-                   "own when all are square and of one size, else 32].")
-@click.option("--mean", type=str, multiple=True, callback=_floats,
-              help="Normalisation mean per channel, pixels in [0, 1] (what pretrained weights "
-                   "expect): once per channel or a comma list [default: the training split's].")
-@click.option("--std", type=str, multiple=True, callback=_floats,
-              help="Normalisation standard deviation per channel, as --mean [default: the "
-                   "training split's].")
-@click.option("--augment", is_flag=True,
-              help="Augment training batches: random crop with padding, left-right flip.")
-@click.option("--arch", default="lenet5", show_default=True,
-              help="lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | file.py:function "
-                   "(your factory (input_shape, classes) -> nn.Module; user code, see Security).")
-@click.option("--generations", type=COUNT, default=6, show_default=True,
-              help="Generations including the ancestor (generation 1).")
-@click.option("--population", type=COUNT, default=1, show_default=True,
-              help="Offspring per generation.")
-@click.option("--parents", type=COUNT, default=1, show_default=True, help="Parents per offspring.")
-@click.option("--cluster", type=click.Choice(["kernel", "filter"]), default=None,
-              help="What a synaptic cluster is in conv layers [default: filter with --target-fps, "
-                   "else kernel].")
-@click.option("--keep", type=Number(float, 0, 1, low_open=True), default=None,
-              help="Offspring's share of its parent's synapses (environmental pressure); with "
-                   "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
-                   "--accuracy-floor, else 0.8].")
-@click.option("--balance", type=FRACTION, default=None,
-              help="0: every layer loses the same share; 1: big layers carry the pressure "
-                   "[default: 0 with --target-fps, else 0.5].")
-@click.option("--pressure-on", type=click.Choice(["synapses", "macs", "latency"]), default=None,
-              help="What the pressure's budget counts: synapses (seed 001), macs (each synapse "
-                   "weighs its multiply-accumulates, so expensive convolutions carry the pressure "
-                   "at --balance > 0) or latency (its terms in the calibrated latency model of the "
-                   "--bench target) [default: synapses].")
-@click.option("--truncation", type=Number(float, 0, 1, high_open=True), default=0.1, show_default=True,
-              help="Weights below this fraction of the layer's largest count 0 in cluster strength.")
-@click.option("--cluster-pressure", type=FRACTION, default=None,
-              help="Share of the pressure that removes whole clusters (1) rather than thinning them (0) "
-                   "[default: 0.9 with --target-fps, else 0.5].")
-@click.option("--epochs", type=EPOCHS, default=None,
-              help="Training epochs per offspring [default: 5 on digits, else 2].")
-@click.option("--ancestor-epochs", type=EPOCHS, default=None,
-              help="Training epochs of the ancestor [default: 20 on digits, else 5].")
-@click.option("--batch-size", type=TRAIN_BATCH, default=128, show_default=True)
-@click.option("--lr", type=Number(float, 0, 10, low_open=True), default=1e-3, show_default=True,
-              help="Adam learning rate.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32",
-              show_default=True, help="fp16: restrict trained weights to half precision.")
-@click.option("--alignment", type=click.Choice(["tag", "position"]), default="tag",
-              show_default=True, help="How parents' clusters are matched in mating.")
-@click.option("--mating", type=click.Choice(["sum", "product"]), default="sum", show_default=True,
-              help="Mating function: weighted sum (seed 000) or product over K_c (seed 002).")
-@click.option("--structure", type=click.Choice(["intersection", "union"]), default="intersection",
-              show_default=True, help="Offspring clusters: in all parents, or in any (tagged union).")
-@click.option("--alpha", "alphas", type=NON_NEGATIVE, multiple=True,
-              help="Mating weight of each parent, once per parent [default: equal].")
-@click.option("--selection", type=click.Choice(["random", "fitness", "fps", "similarity"]), default=None,
-              help="Parent-selection policy [default: fps with --target-fps, else random].")
-@click.option("--overlap-band", type=(FRACTION, FRACTION), default=(0.5, 0.9), show_default=True,
-              help="similarity selection: preferred cluster overlap of mates with the first parent.")
-@click.option("--reinit", is_flag=True, help="Offspring start from fresh weights ('newborns').")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@cli.command(cls=EvolveCommand, after={"seed": ("run_dir", "resume"), "ancestor_weights": ("trust_code",)})
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the run is written [default: runs/evolve-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")
-@click.option("--executor", default="local", show_default=True,
-              help="Where members train: local (this process, one at a time) or ray (in parallel "
-                   "as Ray tasks; pip install 'jetsynth[ray]').")
-@click.option("--ray-address", default=None,
-              help="--executor ray: the cluster, auto or HOST:PORT or ray://HOST:PORT [default: "
-                   "start a local Ray on this machine].")
-@click.option("--cpus-per-member", type=int, default=1, show_default=True,
-              help="--executor ray: CPUs (torch threads) each training member gets.")
-@click.option("--gpus-per-member", type=Number(float, 0, 1024), default=0.0, show_default=True,
-              help="--executor ray: GPUs reserved for each training member (0.5: two per GPU).")
-@click.option("--threads", type=THREADS, default=1, show_default=True,
-              help="torch threads for training (0: torch's default, one per core); on a shared "
-                   "machine one thread trains fastest (tools/bench_train_threads.py).")
-@click.option("--bench", default="none", show_default=True,
-              help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
-                   "(a stored name or user@host[:port]; see `jetsynth devices`).")
-@click.option("--bench-batch", type=BATCH, default=1, show_default=True, help="--bench: images per query.")
-@click.option("--bench-seconds", type=SECONDS, default=0.5, show_default=True,
-              help="--bench: minimum timed seconds per member.")
-@click.option("--target-fps", type=POSITIVE, default=None,
-              help="Stop after the generation in which a member reaches this FPS (needs --bench).")
-@click.option("--max-drop", type=Number(float, 0, 1, high_open=True), default=None,
-              help="Shrink until the floor: members must keep validation accuracy within this "
-                   "fraction of the ancestor's (0.01 = one point); turns on adaptive pressure "
-                   "[default floor: one point].")
-@click.option("--accuracy-floor", type=FRACTION, default=None,
-              help="The floor as an absolute validation accuracy (0.985), instead of --max-drop.")
-@click.option("--grow-on-drop", type=FRACTION, default=None,
-              help="Repair an offspring whose validation accuracy fell more than this fraction below "
-                   "its best parent's: widen (R2WiderR) the layer it lost most in, retrain, keep it "
-                   "if it recovers; else deepen it (R2DeeperR) and do the same.")
-@click.option("--patience", type=COUNT, default=None,
-              help="Stop once this many generations in a row found no smaller (or faster) member "
-                   "at the accuracy floor.")
-@click.option("--pressure", type=click.Choice(["fixed", "adaptive"]), default=None,
-              help="adaptive: each generation's keep share follows the best validation accuracy "
-                   "(strong with room above the floor, easing near it, none after a fall below it) "
-                   "and, with --target-fps, the speed still missing [default: adaptive with "
-                   "--target-fps, --max-drop or --accuracy-floor, else fixed].")
-@click.option("--measure-every", type=COUNT, default=1, show_default=True,
-              help="--bench: time every K-th member and predict the rest with the latency model.")
-@click.option("--ancestor-weights", type=click.Path(dir_okay=False, resolve_path=True), default=None,
-              help="Start the ancestor from these weights (safetensors, or a torch state dict read "
-                   "with weights_only) instead of a fresh initialisation; with --ancestor-epochs 0 it "
-                   "is only evaluated.")
 @click.option("--trust-code", is_flag=True,
               help="--resume: allow importing the user code (module:function, file.py:function) that "
                    "the run's config.json names, without giving --arch again.")
-@click.option("--latency-model", type=click.Path(dir_okay=False), default=None,
-              help="--bench: a model from `jetsynth calibrate`, or none for one fitted on the run's own "
-                   "measurements [default: calibration/DEVICE.json if present, else none].")
 @click.pass_context
 def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: bool, **options) -> None:
     """Evolve generations of offspring networks from a trained ancestor."""

@@ -8,6 +8,9 @@ import math
 
 import click
 
+from jetsynth.run import bounds
+from jetsynth.run.bounds import MAX_SECONDS, Bounds
+
 
 class BadNumber(click.BadParameter):
     """A number outside its option's bounds; formats as the one line itself (names the option)."""
@@ -27,6 +30,12 @@ class Number(click.ParamType):
         self.low, self.high = low, high
         self.low_open, self.high_open = low_open, high_open
         self.name = "integer" if kind is int else "number"
+
+    @classmethod
+    def within(cls, accepted: Bounds) -> Number:
+        """The click type of the numbers `accepted` allows (the command line's side of
+        `run/bounds.py`)."""
+        return cls(accepted.kind, accepted.low, accepted.high, accepted.low_open, accepted.high_open)
 
     def bounds(self) -> str:
         """The accepted range in words: '>= 1', '> 0', 'in [0, 1)', '' when unbounded."""
@@ -85,33 +94,18 @@ def _name(param: click.Parameter | None) -> str:
     return (param.name or "the value").upper()
 
 
-MAX_BATCH = 4096
-"""The most images one timed query may hold: far beyond any batch a Jetson runs, small enough that
-the input tensor of a 224×224 colour network (about 2.5 GB in fp32) is still allocated."""
-MAX_COUNT = 1_000_000
-"""A ceiling for counts (generations, epochs, members, queries) that no sane run reaches and that
-keeps loops and allocations finite."""
-MAX_SECONDS = 7 * 24 * 3600.0
-"""A week: the longest any timing or timeout may be asked to run."""
-MAX_THREADS = 1024
-
-COUNT = Number(int, 1, MAX_COUNT)
-"""At least one of something: generations, population, parents, queries."""
-EPOCHS = Number(int, 0, MAX_COUNT)
-BATCH = Number(int, 1, MAX_BATCH)
-TRAIN_BATCH = Number(int, 1, 1 << 20)
-SEED = Number(int, 0, 2**32 - 1)
-"""numpy's and torch's seeds are unsigned 32-bit integers."""
-THREADS = Number(int, 0, MAX_THREADS)
-"""CPU threads; 0 leaves the choice to the backend."""
-SECONDS = Number(float, 0, MAX_SECONDS, low_open=True)
-"""A positive, finite duration in seconds."""
+COUNT = Number.within(bounds.COUNT)
+EPOCHS = Number.within(bounds.EPOCHS)
+BATCH = Number.within(bounds.BATCH)
+TRAIN_BATCH = Number.within(bounds.TRAIN_BATCH)
+SEED = Number.within(bounds.SEED)
+THREADS = Number.within(bounds.THREADS)
+SECONDS = Number.within(bounds.SECONDS)
 WARMUP = Number(float, 0, MAX_SECONDS)
-FRACTION = Number(float, 0, 1)
-"""A share in [0, 1]."""
-POSITIVE = Number(float, 0, low_open=True)
-NON_NEGATIVE = Number(float, 0)
+FRACTION = Number.within(bounds.FRACTION)
+POSITIVE = Number.within(bounds.POSITIVE)
+NON_NEGATIVE = Number.within(bounds.NON_NEGATIVE)
 PORT = Number(int, 1, 65535)
 MIB = Number(int, 1, 1 << 20)
 """Mebibytes of memory (workspace, free space): at least one, at most a tebibyte."""
-IMAGE_SIZE = Number(int, 1, 4096)
+IMAGE_SIZE = Number.within(bounds.IMAGE_SIZE)

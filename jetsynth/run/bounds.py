@@ -1,0 +1,48 @@
+"""The accepted range of each kind of number the command line takes, as plain data: the run layer
+names the range of every evolve option (`run/options.py`) and the command line turns each range
+into its checked click type (`cli/types.py`), so a bound is written once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Finite numbers of `kind` (int or float) in [low, high]; an end is open when `*_open`, and
+    absent (unbounded) when None."""
+
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+
+MAX_BATCH = 4096
+"""The most images one timed query may hold: far beyond any batch a Jetson runs, small enough that
+the input tensor of a 224×224 colour network (about 2.5 GB in fp32) is still allocated."""
+MAX_COUNT = 1_000_000
+"""A ceiling for counts (generations, epochs, members, queries) that no sane run reaches and that
+keeps loops and allocations finite."""
+MAX_SECONDS = 7 * 24 * 3600.0
+"""A week: the longest any timing or timeout may be asked to run."""
+MAX_THREADS = 1024
+
+COUNT = Bounds(int, 1, MAX_COUNT)
+"""At least one of something: generations, population, parents, queries."""
+EPOCHS = Bounds(int, 0, MAX_COUNT)
+BATCH = Bounds(int, 1, MAX_BATCH)
+TRAIN_BATCH = Bounds(int, 1, 1 << 20)
+SEED = Bounds(int, 0, 2**32 - 1)
+"""numpy's and torch's seeds are unsigned 32-bit integers."""
+THREADS = Bounds(int, 0, MAX_THREADS)
+"""CPU threads; 0 leaves the choice to the backend."""
+SECONDS = Bounds(float, 0, MAX_SECONDS, low_open=True)
+"""A positive, finite duration in seconds."""
+FRACTION = Bounds(float, 0, 1)
+"""A share in [0, 1]."""
+POSITIVE = Bounds(float, 0, low_open=True)
+NON_NEGATIVE = Bounds(float, 0)
+IMAGE_SIZE = Bounds(int, 1, 4096)
+"""Pixels along a side of a square image."""
