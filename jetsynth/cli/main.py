@@ -142,9 +142,11 @@ def cli() -> None:
 @click.option("--threads", type=THREADS, default=1, show_default=True,
               help="torch threads for training (0: torch's default, one per core); on a shared "
                    "machine one thread trains fastest (tools/bench_train_threads.py).")
-@click.option("--bench", default="none", show_default=True,
+@click.option("--bench", multiple=True, default=("none",), show_default=True,
               help="Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
-                   "(a stored name or user@host[:port]; see `jetsynth devices`).")
+                   "(a stored name or user@host[:port]; see `jetsynth devices`); repeat it for a "
+                   "pool of boards of one kind that time a generation in parallel, one member per "
+                   "device at a time.")
 @click.option("--bench-batch", type=BATCH, default=1, show_default=True, help="--bench: images per query.")
 @click.option("--bench-seconds", type=SECONDS, default=0.5, show_default=True,
               help="--bench: minimum timed seconds per member.")
@@ -198,6 +200,10 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         for name, value in options.items()
         if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
     }
+    options["bench"], *pool = options["bench"] or ("none",)
+    options["bench_pool"] = tuple(pool)
+    if "bench" in given:  # the pool is the rest of the --bench list
+        given["bench_pool"] = None
     try:
         options["arch"] = canonical_arch(options["arch"])
         given = {name: options[name] for name in given}
