@@ -3,8 +3,8 @@ a member is timed on whichever board is free, so the boards must be interchangea
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Iterator
+import threading
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -50,19 +50,27 @@ def _own_name(device: Device, typed: str) -> Device:
 
 
 class DevicePool:
-    """Hands out free devices, one network per device at a time, to threads that time networks."""
+    """Hands out free devices, one network per device at a time, to threads that time networks;
+    devices are lent in turn (the one given back longest ago first)."""
 
     def __init__(self, devices: list[Device]) -> None:
         self.devices = list(devices)
-        self._free = queue.SimpleQueue()
-        for device in self.devices:
-            self._free.put(device)
+        self._free = list(self.devices)
+        self._changed = threading.Condition()
 
     @contextmanager
-    def lease(self) -> Iterator[Device]:
-        """A free device, waiting for one; given back when the block ends, whatever happened."""
-        device = self._free.get()
+    def lease(self, avoid: Collection[str] = ()) -> Iterator[Device]:
+        """A free device whose name is not in `avoid` (boards that already failed this
+        network), waiting for one; given back when the block ends, whatever happened."""
+        if all(device.name in avoid for device in self.devices):
+            raise ValueError("every device of the pool is to be avoided")
+        with self._changed:
+            self._changed.wait_for(lambda: any(d.name not in avoid for d in self._free))
+            device = next(d for d in self._free if d.name not in avoid)
+            self._free.remove(device)
         try:
             yield device
         finally:
-            self._free.put(device)
+            with self._changed:
+                self._free.append(device)
+                self._changed.notify_all()

@@ -93,7 +93,8 @@ class Recorder:
     def _time(self, plan: MeasurementPlan, trained: TrainResult, record: dict,
               earlier: Future | None) -> None:
         """On a pool thread: reuse the timing of `earlier` (the same architecture, timed for
-        another member) or time on the next free device; then write the member."""
+        another member) or time on the next free device (a board that fails it after its
+        retries passes it to another, until every board failed); then write the member."""
         if earlier is not None:
             wait([earlier])
             with self._lock:
@@ -101,8 +102,18 @@ class Recorder:
             if timing is not None:
                 self._write(plan, timing, trained, record)
                 return
-        with self.pool.devices.lease() as device:
-            timing = self.speedometer.time_on(plan, device)
+        failed = []
+        for _ in self.pool.devices.devices:
+            with self.pool.devices.lease(avoid=failed) as device:
+                timing = self.speedometer.time_on(plan, device)
+            if timing["fps"] is not None or self.pool.closing:
+                break
+            failed.append(device.name)
+            with self._lock:
+                self.run.event("bench_board_failed", member=plan.by, board=device.name,
+                               error=timing.get("error"))
+        if timing["fps"] is None and len(failed) > 1:
+            timing["boards_failed"] = failed
         if self.pool.closing and timing["fps"] is None:
             return  # failed because the run is being stopped: timed again on resume
         self._write(plan, timing, trained, record)

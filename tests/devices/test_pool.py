@@ -37,3 +37,5 @@ def test_a_device_is_lent_to_one_thread_at_a_time():
     assert sorted(held) == ["a", "b"]
     with pool.lease() as first, pool.lease() as second:  # both were given back
         assert {first.name, second.name} == {"a", "b"}
+    with pool.lease(avoid=["a"]) as device:  # a board that failed a network is not lent it again
+        assert device.name == "b"

@@ -1,6 +1,8 @@
+import json
 from dataclasses import replace
 
 from jetsynth.devices.inventory import add_device
+from jetsynth.run import measurement
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.evolve import evolve
 from jetsynth.run.rundir import RunDirectory
@@ -33,4 +35,14 @@ def test_a_pool_of_two_devices_times_a_generation_as_one_device_does(local_devic
     assert [_without_timing(r) for r in pooled] == [_without_timing(r) for r in one]
     on_disk = sorted(RunDirectory(tmp_path / "pool").records(), key=lambda r: r["id"])
     assert on_disk == sorted(pooled, key=lambda r: r["id"])
-    assert RunDirectory(tmp_path / "pool").stored_config().bench_pool == ("local2",)
+
+    # resumed with another second board, one that is down: its members move to the first
+    from sshd_server import free_port
+
+    monkeypatch.setattr(measurement, "RETRY_PAUSE_SECONDS", 0.0)
+    add_device(replace(local_device, name="down", port=free_port()))
+    more = evolve(replace(config, generations=3, bench_pool=("down",)), tmp_path / "pool", resume=True)
+    assert [r["bench"]["backend"] for r in more[4:]] == ["local:onnxruntime"] * 3
+    assert RunDirectory(tmp_path / "pool").stored_config().bench_pool == ("down",)
+    events = [json.loads(line) for line in (tmp_path / "pool" / "events.jsonl").read_text().splitlines()]
+    assert {e["board"] for e in events if e["event"] == "bench_board_failed"} == {"down"}
