@@ -49,6 +49,9 @@ class Observer:
 
     def member_finished(self, record: dict) -> None: ...
 
+    def member_timing(self, member_id: str) -> None:
+        """A trained member waits for, or is on, a board of a timing pool (`--bench a --bench b`)."""
+
     def notice(self, text: str) -> None:
         """A one-line remark the user should see (e.g. a calibration that was skipped)."""
 
@@ -230,7 +233,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
-    recorder = Recorder(run, config, speedometer, timing_pool)
+    recorder = Recorder(run, config, speedometer, timing_pool, observer.member_timing)
     if timing_pool is not None:
         names = ", ".join(d.name for d in timing_pool.devices.devices)
         observer.notice(f"timing members on {len(timing_pool.devices.devices)} devices in parallel, "

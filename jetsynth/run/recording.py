@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from jetsynth.devices.inventory import BenchTarget, Device
@@ -50,10 +51,12 @@ def open_timing_pool(targets: list[BenchTarget]) -> TimingPool | None:
 
 class Recorder:
     """Measures (with a speedometer) and writes each trained member handed to `add`; `add` and
-    `finish` return the records written since the last call, for the caller to show."""
+    `finish` return the records written since the last call, for the caller to show.
+    `on_timing(member_id)` is told, in the caller's thread, of each member handed to the pool."""
 
     def __init__(self, run: RunDirectory, config: EvolveConfig, speedometer: Speedometer | None,
-                 pool: TimingPool | None = None) -> None:
+                 pool: TimingPool | None = None,
+                 on_timing: Callable[[str], None] | None = None) -> None:
         self.run = run
         self.config = config
         self.speedometer = speedometer
@@ -62,6 +65,7 @@ class Recorder:
         self._written = queue.SimpleQueue()
         self._pending: set[Future] = set()
         self._timing: dict[str, Future] = {}
+        self.on_timing = on_timing or (lambda member_id: None)
 
     def add(self, task: MemberTask, trained: TrainResult, ancestor: dict | None) -> list[dict]:
         """Record `task`'s trained member (`ancestor`: the ancestor's record, None for the
@@ -81,6 +85,7 @@ class Recorder:
             future = self.pool.threads.submit(self._time, plan, trained, record, earlier)
             self._timing.setdefault(plan.key, future)
             self._pending.add(future)
+            self.on_timing(task.id)
         else:
             self._write(plan, timing, trained, record)
         return self._collect()
