@@ -48,7 +48,8 @@ def _click_type(option: Option) -> Any:
 
 def click_option(option: Option, default: Any) -> click.Option:
     """The click option of one spec entry; `default` is the field's default in EvolveConfig (a
-    flag's is False and a repeated option's the empty tuple, as click has them)."""
+    flag's is False and a repeated option's the empty tuple, as click has them; a repeated
+    option over a one-value field starts from that value)."""
     settings: dict[str, Any] = {"help": option.help}
     if option.flag:
         settings["is_flag"] = True
@@ -56,6 +57,9 @@ def click_option(option: Option, default: Any) -> click.Option:
         settings.update(type=str, multiple=True, callback=_floats)
     elif option.repeat:
         settings.update(type=_click_type(option), multiple=True)
+        if default not in (None, ()):  # a field of one value that the option may repeat (--bench)
+            settings.update(default=default if isinstance(default, tuple) else (default,),
+                            show_default=True)
     else:
         settings.update(type=_click_type(option), default=default)
         if default is not None:

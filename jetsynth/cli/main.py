@@ -57,6 +57,10 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         for name, value in options.items()
         if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
     }
+    options["bench"], *pool = options["bench"] or ("none",)
+    options["bench_pool"] = tuple(pool)
+    if "bench" in given:  # the pool is the rest of the --bench list
+        given["bench_pool"] = None
     try:
         options["arch"] = canonical_arch(options["arch"])
         given = {name: options[name] for name in given}

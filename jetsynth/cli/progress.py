@@ -130,6 +130,10 @@ class RichObserver:
     def step(self, done, total):
         self.progress.update(self.latest, completed=done, total=total)
 
+    def member_timing(self, member_id):
+        if member_id in self.member_tasks:
+            self.progress.update(self.member_tasks[member_id], description=f"timing {member_id}")
+
     def notice(self, text):
         self.progress.console.print(text)
 
@@ -191,6 +195,9 @@ class PlainObserver:
 
     def notice(self, text):
         self.echo(text)
+
+    def member_timing(self, member_id):
+        pass
 
     def member_finished(self, record):
         self.clock.member_finished(record["id"])

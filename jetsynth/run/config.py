@@ -19,8 +19,9 @@ from jetsynth.run.train import TrainConfig
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
 PRESSURES = ("fixed", "adaptive")
 EXECUTORS = ("local", "ray")
-PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member")
-"""Settings that say where members train, not what they become: a run may resume under others."""
+PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member", "bench_pool")
+"""Settings that say where members train or which boards of the bench's kind time them, not what
+they become: a run may resume under others."""
 DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
 
@@ -69,6 +70,9 @@ class EvolveConfig:
     cpus_per_member: int = 1
     gpus_per_member: float = 0.0
     bench: str = "none"
+    bench_pool: tuple[str, ...] = ()
+    """Further devices beside `bench` (the first --bench), boards of its kind that time members
+    in parallel; measurements are keyed and calibrated under `bench`'s name."""
     bench_batch: int = 1
     bench_seconds: float = 0.5
     target_fps: float | None = None
@@ -204,7 +208,7 @@ class EvolveConfig:
         for failed, message in problems:
             if failed:
                 raise JetsynthError(message)
-        self.bench_target()
+        self.bench_targets()
 
     def _numbers(self):
         """(option, value) for every number in the configuration, tuples item by item."""
@@ -260,6 +264,18 @@ class EvolveConfig:
     def bench_target(self) -> BenchTarget | None:
         """Where each member is timed (see `resolve_bench`); None when not measured."""
         return None if self.bench == "none" else resolve_bench(self.bench)
+
+    def bench_targets(self) -> list[BenchTarget]:
+        """Every target that times members: `bench_target()` then the pool's other devices,
+        checked to be one kind of board (see `devices.pool.one_kind`); [] when not measured."""
+        from jetsynth.devices.pool import one_kind
+
+        names = [self.bench, *self.bench_pool]
+        if names == ["none"]:
+            return []
+        if "none" in names:
+            raise JetsynthError("--bench none times nothing: leave it out of a list of devices")
+        return one_kind([resolve_bench(name) for name in names], names)
 
     def floor(self, ancestor_accuracy: float) -> float:
         """The accuracy a member must keep, on validation (callers pass and compare

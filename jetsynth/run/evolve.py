@@ -32,6 +32,7 @@ from jetsynth.run.config import EvolveConfig
 from jetsynth.run.executors import Executor, open_executor
 from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from jetsynth.run.member import MemberTask, ancestor_task, member_id, offspring_task, record_member
+from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
 from jetsynth.run.rundir import RunDirectory, open_run
 from jetsynth.run.train import TrainResult, train_genome
 from jetsynth.storage import read_json, write_json
@@ -47,6 +48,9 @@ class Observer:
     def step(self, done: int, total: int) -> None: ...
 
     def member_finished(self, record: dict) -> None: ...
+
+    def member_timing(self, member_id: str) -> None:
+        """A trained member waits for, or is on, a board of a timing pool (`--bench a --bench b`)."""
 
     def notice(self, text: str) -> None:
         """A one-line remark the user should see (e.g. a calibration that was skipped)."""
@@ -179,7 +183,8 @@ def evolve(
     factory = resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
-    target = config.bench_target()
+    targets = config.bench_targets()
+    target = targets[0] if targets else None
     if isinstance(target, str):  # before the ancestor trains, not after
         from jetsynth.ship.bench import require_provider
 
@@ -192,6 +197,7 @@ def evolve(
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
     executor = open_executor(config, dataset)
+    timing_pool = open_timing_pool(targets)
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -199,18 +205,22 @@ def evolve(
         run = open_run(Path(run_dir), config, resume, {config.arch: factory})
         try:
             return _evolve(config, run, resume, observer, dataset, target, given, factory, weights,
-                           executor)
+                           executor, timing_pool)
         finally:
             run.release()
     finally:
         torch.set_num_threads(threads)
+        if timing_pool is not None:
+            timing_pool.close()
         executor.close()
 
 
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
             target, given: LatencyModel | None, factory: Factory,
-            weights: dict | None, executor: Executor) -> list[dict]:
-    """The generations of `evolve` in the run directory it holds the lock of."""
+            weights: dict | None, executor: Executor, timing_pool: TimingPool | None = None
+            ) -> list[dict]:
+    """The generations of `evolve` in the run directory it holds the lock of; `timing_pool`
+    times each generation's members on several devices (None: on `target` in turn)."""
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
@@ -224,6 +234,11 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
+    recorder = Recorder(run, config, speedometer, timing_pool, observer.member_timing)
+    if timing_pool is not None:
+        names = ", ".join(d.name for d in timing_pool.devices.devices)
+        observer.notice(f"timing members on {len(timing_pool.devices.devices)} devices in parallel, "
+                        f"one member per device at a time: {names}")
     for line in run.set_aside:
         run.event("member_set_aside", detail=line)
         observer.notice(f"damaged member set aside, trained again: {line}")
@@ -272,8 +287,11 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         for task, trained in executor.train(tasks, observer.step):
             if config.grow_on_drop is not None:
                 trained = _repaired(run, config, task, trained, genomes, previous, dataset, observer)
-            record = record_member(run, task, trained, ancestor, config, speedometer)
-            found[task.genome.lineage.member] = record
+            for record in recorder.add(task, trained, ancestor):
+                found[record["member"]] = record
+                observer.member_finished(record)
+        for record in recorder.finish():
+            found[record["member"]] = record
             observer.member_finished(record)
         current = [found[i] for i in range(config.population)]
         records.extend(current)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jetsynth.errors import JetsynthError
 from jetsynth.storage import append_jsonl, read_jsonl
@@ -162,6 +163,24 @@ def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
     return timing
 
 
+@dataclass(frozen=True)
+class MeasurementPlan:
+    """One member's exported network and what `Speedometer.plan` decided for it: `path` the
+    ONNX file, `key` its cache key, `by` the member, `vector` its latency features, `predicted`
+    images per second (None without a model) by `predictor` (the model's backend), `timed`
+    whether it is measured (or taken from the cache) rather than predicted."""
+
+    path: Path
+    key: str
+    by: str
+    vector: Any
+    predicted: float | None
+    predictor: str | None
+    onnx_bytes: int
+    onnx_macs: int
+    timed: bool
+
+
 class Speedometer:
     """Each member's speed during evolution, measured or predicted.
 
@@ -206,10 +225,10 @@ class Speedometer:
             self._online_size = len(self.samples)
         return self._online
 
-    def assess(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
-               keeps_floor: bool = False) -> dict:
-        """Export `genome` compacted to `folder`/model.onnx and measure or predict its speed;
-        the fields evolution records (fps: measured images per second, or None; fps_predicted)."""
+    def plan(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
+             keeps_floor: bool = False) -> MeasurementPlan:
+        """Export `genome` compacted to `folder`/model.onnx, predict its speed and decide whether
+        it is timed (see the class); nothing is timed yet."""
         import onnx
 
         from jetsynth.calibration.features import features, layer_work
@@ -225,27 +244,63 @@ class Speedometer:
         key = measurement_key(proto, self.target, self.precision, self.batch)
         confirm = (predicted is not None and target_fps is not None and keeps_floor
                    and predicted >= target_fps)
-        if (predictor is None or ordinal % self.measure_every == 0 or confirm
-                or self.cache.get(key) is not None):
-            timing = timed(exported.path, key, self.target, self.batch, self.seconds, self.cache,
-                           Path(folder).name, self.reference)
+        timed_ = (predictor is None or ordinal % self.measure_every == 0 or confirm
+                  or self.cache.get(key) is not None)
+        return MeasurementPlan(exported.path, key, Path(folder).name, vector, predicted,
+                               None if predictor is None else predictor.backend, exported.bytes,
+                               exported.macs, timed_)
+
+    def assess(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
+               keeps_floor: bool = False) -> dict:
+        """Export `genome` compacted to `folder`/model.onnx and measure or predict its speed;
+        the fields evolution records (fps: measured images per second, or None; fps_predicted)."""
+        plan = self.plan(genome, folder, ordinal, target_fps, keeps_floor)
+        timing = None
+        if plan.timed:
+            timing = timed(plan.path, plan.key, self.target, self.batch, self.seconds, self.cache,
+                           plan.by, self.reference)
+        return self.finish(plan, timing)
+
+    def cached(self, plan: MeasurementPlan) -> dict | None:
+        """The cache's timing for `plan` (see `timed`), None when it must be measured."""
+        cached = self.cache.get(plan.key)
+        if cached is None:
+            return None
+        if self.cache.measured_for.get(plan.key) == plan.by:
+            return dict(cached)
+        return {**cached, "cached": True}
+
+    def time_on(self, plan: MeasurementPlan, device) -> dict:
+        """Time `plan`'s network on `device` (a board of the bench's kind), caching nothing: the
+        caller stores it (`store`) where only one thread writes the cache."""
+        return time_on_device(plan.path, device, self.batch, self.seconds)
+
+    def store(self, plan: MeasurementPlan, timing: dict) -> None:
+        """Cache a timing just measured for `plan` (a failed one is not kept)."""
+        if timing["fps"] is not None and not timing.get("cached"):
+            self.cache.put(plan.key, timing, plan.by)
+
+    def finish(self, plan: MeasurementPlan, timing: dict | None) -> dict:
+        """The fields evolution records for `plan` given its `timing` (None: predicted), and the
+        online model's new sample when it was measured."""
+        if timing is None:
+            timing = {"fps": None, "backend": target_label(self.target)}
+            source = "predicted"
+        else:
             source = "cached" if timing.get("cached") else "measured"
             if timing["fps"] is None:
                 source = "failed"
             elif source == "measured":
-                self.samples.append((vector, self.batch / timing["fps"]))
-        else:
-            timing = {"fps": None, "backend": target_label(self.target)}
-            source = "predicted"
+                self.samples.append((plan.vector, self.batch / timing["fps"]))
         return {
             "fps": timing["fps"],
             "fps_iqr": timing.get("fps_iqr") if timing["fps"] is not None else None,
-            "fps_predicted": predicted,
+            "fps_predicted": plan.predicted,
             "bench": {**{k: v for k, v in timing.items() if k not in ("fps", "fps_iqr")}, "source": source,
-                      "predictor": None if predictor is None else predictor.backend,
-                      "precision": self.precision, "batch": self.batch, "onnx_bytes": exported.bytes,
-                      "onnx_macs": exported.macs, "architecture": key.split(":")[0],
-                      "features": [float(v) for v in vector]},
+                      "predictor": plan.predictor, "precision": self.precision, "batch": self.batch,
+                      "onnx_bytes": plan.onnx_bytes, "onnx_macs": plan.onnx_macs,
+                      "architecture": plan.key.split(":")[0],
+                      "features": [float(v) for v in plan.vector]},
         }
 
 

@@ -119,6 +119,18 @@ def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, anc
                   config: EvolveConfig, speedometer: Speedometer | None) -> dict:
     """Measure (with --bench) and write the trained member: its genome, then `member.json`
     (whose presence marks it done). `ancestor`: the ancestor's record (None for the ancestor)."""
+    record = member_record(task, trained, ancestor, config)
+    if speedometer is not None:
+        record.update(speedometer.assess(trained.genome, run.member_dir(task.id), task.ordinal,
+                                         config.target_fps, keeps_floor(record, ancestor, config)))
+    save_member(run, trained, record)
+    return record
+
+
+def member_record(task: MemberTask, trained: TrainResult, ancestor: dict | None,
+                  config: EvolveConfig) -> dict:
+    """The trained member's record before its speed: metrics, efficiency against `ancestor`
+    (None for the ancestor itself), environment; fps None."""
     lineage = task.genome.lineage
     metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
     base = ancestor if ancestor is not None else metrics
@@ -135,14 +147,20 @@ def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, anc
     }
     if "repair" in trained.genome.extra:
         record["repair"] = trained.genome.extra["repair"]
-    if speedometer is not None:
-        floor = config.floor(selection_accuracy(base))
-        record.update(speedometer.assess(trained.genome, run.member_dir(lineage.id), task.ordinal,
-                                         config.target_fps, selection_accuracy(metrics) >= floor))
-    run.save(trained.genome, record)
-    run.event("member_done", member=lineage.id, accuracy=metrics["accuracy"],
-              val_accuracy=metrics.get("val_accuracy"), synapses=metrics["synapses"])
     return record
+
+
+def keeps_floor(record: dict, ancestor: dict | None, config: EvolveConfig) -> bool:
+    """Whether the member of `record` keeps the run's accuracy floor (validation accuracies)."""
+    base = ancestor if ancestor is not None else record
+    return selection_accuracy(record) >= config.floor(selection_accuracy(base))
+
+
+def save_member(run: RunDirectory, trained: TrainResult, record: dict) -> None:
+    """Write the member's genome, then its `member.json` (the mark that it is done)."""
+    run.save(trained.genome, record)
+    run.event("member_done", member=record["id"], accuracy=record["accuracy"],
+              val_accuracy=record.get("val_accuracy"), synapses=record["synapses"])
 
 
 def newborn(offspring: Genome, seed: int) -> Genome:

@@ -132,7 +132,9 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
                       "machine one thread trains fastest (tools/bench_train_threads.py).",
            number=THREADS),
     Option("bench", "Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
-                    "(a stored name or user@host[:port]; see `jetsynth devices`)."),
+                    "(a stored name or user@host[:port]; see `jetsynth devices`); repeat it for a "
+                    "pool of boards of one kind that time a generation in parallel, one member per "
+                    "device at a time.", repeat=True),
     Option("bench_batch", "--bench: images per query.", number=BATCH),
     Option("bench_seconds", "--bench: minimum timed seconds per member.", number=SECONDS),
     Option("target_fps", "Stop after the generation in which a member reaches this FPS (needs "
@@ -163,6 +165,6 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
                             "present, else none].", file=True),
 )
 
-NOT_OPTIONS: frozenset[str] = frozenset()
+NOT_OPTIONS: frozenset[str] = frozenset({"bench_pool"})
 """`EvolveConfig` fields that no evolve option sets (every field added without an option goes here,
 so that leaving one out is a decision; `tests/run/test_options.py` checks)."""

@@ -183,7 +183,7 @@ class RunDirectory:
         values = dict(stored)
         values.setdefault("pressure", "fixed")
         values.setdefault("val_split", 0.0)  # runs from before the validation split had none
-        for key in ("alphas", "overlap_band", "mean", "std"):
+        for key in ("alphas", "overlap_band", "mean", "std", "bench_pool"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return EvolveConfig(**values)

@@ -316,3 +316,18 @@ def test_bench_of_a_model_that_fails_when_run(tmp_path):
     onnx.save(model, str(path))
     result = _invoke(["bench", str(path), "--duration", "0.05", "--warmup", "0"])
     assert_one_line(result, "broken.onnx fails when run")
+
+
+POOLS = [
+    (["--bench", "ort", "--bench", "pi@board"], "a pool must be one kind of board"),
+    (["--bench", "pi@board", "--bench", "pi@board"], "--bench pi@board is given twice"),
+    (["--bench", "none", "--bench", "pi@board"], "--bench none times nothing"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), POOLS, ids=[" ".join(a) for a, _ in POOLS])
+def test_a_bench_pool_must_be_one_kind_of_board(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
+    assert_one_line(result, message)
+    assert not (tmp_path / "run").exists()

@@ -240,3 +240,20 @@ def test_max_drop_run_shows_its_pressure_and_names_the_member_to_ship(tmp_path):
     assert (run_dir / "report" / "pressure.png").is_file()
     data = json.loads(_run("report", str(run_dir), "--json").output)
     assert [row["keep"] for row in data["pressure"]] == [1.0, 1.0, 1.0]
+
+
+def test_repeated_bench_is_a_pool_and_a_resume_keeps_it(tmp_path, monkeypatch):
+    from sshd_server import free_port
+
+    from jetsynth.run import measurement
+
+    monkeypatch.setattr(measurement, "RETRY_PAUSE_SECONDS", 0.0)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    boards = [f"pi@127.0.0.1:{free_port()}", f"pi@127.0.0.1:{free_port()}"]  # both down
+    run = tmp_path / "run"
+    args = ["evolve", "--generations", "1", "--ancestor-epochs", "0", "--subset", "0.2",
+            "--run-dir", str(run)]
+    assert _run(*args, "--bench", boards[0], "--bench", boards[1]).exit_code == 0
+    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == [boards[1]]
+    assert _run(*args, "--resume").exit_code == 0  # the stored pool, not the default
+    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == [boards[1]]

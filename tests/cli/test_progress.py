@@ -100,4 +100,6 @@ def test_progress_shows_every_member_in_flight():
         descriptions = [t.description for t in observer.progress.tasks]
         assert descriptions[0].startswith("members (eta ")
         assert descriptions[1:] == ["training g02-m00", "training g02-m02"]
+        observer.member_timing("g02-m00")  # handed to a board of a timing pool
+        assert [t.description for t in observer.progress.tasks][1] == "timing g02-m00"
     assert "g02-m01: accuracy 0.9000" in stream.getvalue()
