@@ -31,6 +31,8 @@ def test_no_options_given_is_the_default_configuration():
     params = _parse()
     assert (params.pop("run_dir"), params.pop("resume"), params.pop("trust_code")) == (None, False, False)
     params["alphas"] = tuple(params["alphas"]) or None
+    params["bench"], *pool = params["bench"]  # as the command does: the first names the pool
+    params["bench_pool"] = tuple(pool)
     assert EvolveConfig(**params) == EvolveConfig()
 
 
