@@ -12,6 +12,17 @@ import pytest
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
 
 
+def pytest_configure(config):
+    """A suite ended by SIGTERM (a CI timeout, `kill`) stops as on Ctrl-C: pytest then tears down
+    its fixtures, so the sshd, its sessions and the ssh masters they keep alive end with it."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaked_processes(tmp_path_factory):
     """The session fails when it leaves a process running: a child of pytest, or anything whose
