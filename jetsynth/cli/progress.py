@@ -84,24 +84,30 @@ def resuming_line(done: int, total: int) -> str | None:
     return f"resuming: {done} of {total} members done" if done else None
 
 
+def bars(console):
+    """rich's live bars as every progress display here shows them: description, bar, done of
+    total, elapsed, remaining."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
 class RichObserver:
     """Live bars on a terminal: one for the run's members (with ETA), one for each member in
     training (with --executor ray, every member in flight; steps are counted for the one trained
     in this process)."""
 
     def __init__(self, console):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.console = console
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+        self.progress = bars(console)
         self.clock = MemberClock()
         self.run_task = None
         self.member_tasks: dict[str, int] = {}
@@ -231,18 +237,7 @@ class StepProgress:
         if not self.active:
             return self
         if is_terminal(stderr=True):
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(),
-                                     console=make_console(stderr=True))
+            self.progress = bars(make_console(stderr=True))
             self.progress.start()
             self.task = self.progress.add_task(self.description, total=None)
         else:
