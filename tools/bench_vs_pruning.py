@@ -52,7 +52,7 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset, training_batch
 from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
 from jetsynth.run.rundir import RunDirectory
-from jetsynth.run.train import TrainConfig, cosine_lr, evaluate, train_genome
+from jetsynth.run.train import TrainConfig, evaluate, fit, train_genome
 from jetsynth.ship.export import compact_genome
 
 IMPORTANCES = ("l1", "taylor")
@@ -88,24 +88,11 @@ def params(model: nn.Module) -> int:
 
 
 def fine_tune(model: nn.Module, dataset, config: TrainConfig, seed: int) -> None:
-    """`config.epochs` of jetsynth's training (Adam, cosine learning rate to 5 %) on `model`."""
+    """`config.epochs` of jetsynth's own training loop (`run.train.fit`: Adam, cosine learning
+    rate to 5 %) on `model`."""
     torch.manual_seed(seed)
-    n = len(dataset.train_x)
-    total = ((n + config.batch_size - 1) // config.batch_size) * config.epochs
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    order = torch.Generator().manual_seed(seed)
-    model.train()
-    step = 0
-    for _ in range(config.epochs):
-        permutation = torch.randperm(n, generator=order)
-        for start in range(0, n, config.batch_size):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, step, total)
-            images, labels = training_batch(dataset, permutation[start:start + config.batch_size], order)
-            optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(images), labels).backward()
-            optimizer.step()
-            step += 1
+    fit(model, dataset, config, optimizer, torch.Generator().manual_seed(seed))
 
 
 def accuracies(model: nn.Module, dataset) -> dict:
@@ -307,6 +294,7 @@ def main() -> int:
     parser.add_argument("--balance", type=float, default=0.5)
     parser.add_argument("--cluster", default="filter")
     parser.add_argument("--cluster-pressure", type=float, default=1.0)
+    parser.add_argument("--truncation", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
@@ -335,9 +323,11 @@ def main() -> int:
         data=args.data, arch=args.arch, input_size=args.input_size, generations=args.steps + 1,
         population=args.population, epochs=args.epochs, ancestor_epochs=0,
         ancestor_weights=str(weights), cluster=args.cluster, keep=args.keep, balance=args.balance,
-        cluster_pressure=args.cluster_pressure, pressure_on=args.pressure_on, seed=args.seed,
+        cluster_pressure=args.cluster_pressure, truncation=args.truncation,
+        pressure_on=args.pressure_on, seed=args.seed,
         batch_size=args.batch_size, lr=args.lr)
-    run_dir = out / f"jetsynth-{args.pressure_on}-keep{args.keep:g}-b{args.balance:g}"
+    run_dir = out / (f"jetsynth-{args.pressure_on}-keep{args.keep:g}-b{args.balance:g}"
+                     f"-t{args.truncation:g}-p{args.population}")
     timing = run_dir / "timing.json"
     started, cpu = time.perf_counter(), time.process_time()
     records = evolve(evolve_config, run_dir, resume=(run_dir / "config.json").exists())

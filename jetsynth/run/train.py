@@ -20,6 +20,7 @@ from jetsynth.core.genome import Genome
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.data import Dataset, DataSpec, load_dataset, training_batch
+from jetsynth.nn.layout import as_channels_last, channels_last
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,13 @@ times faster in chunks of 256 than of 1000 (the activations of a chunk stay in c
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in [0, 1]."""
+    """Top-1 accuracy in [0, 1]. The layout changes outside inference mode: parameters
+    rewritten inside it would become inference tensors that a later training cannot use."""
     model.eval()
     correct = 0
-    with torch.inference_mode():
+    with channels_last(model), torch.inference_mode():
         for start in range(0, len(images), EVAL_BATCH):
-            logits = model(images[start : start + EVAL_BATCH])
+            logits = model(as_channels_last(images[start : start + EVAL_BATCH]))
             correct += int((logits.argmax(dim=1) == labels[start : start + EVAL_BATCH]).sum())
     return correct / len(images)
 
@@ -84,35 +86,24 @@ def train_genome(
     compacted = compact(genome.build(), genome.topology, genome.masks)
     net = compacted.model
     masked = [(net.get_submodule(name).weight, mask) for name, mask in compacted.masks.items()]
-    n = len(dataset.train_x)
-    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
-    total = steps_per_epoch * config.epochs
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     order = torch.Generator().manual_seed(seed)
     key = {"member": genome.lineage.id, "seed": seed, "config": asdict(config)}
     first_epoch = 0
     if checkpoint_dir is not None:
         first_epoch = load_checkpoint(checkpoint_dir, key, net, optimizer, order)
-    step = first_epoch * steps_per_epoch
-    net.train()
-    for epoch in range(first_epoch, config.epochs):
-        permutation = torch.randperm(n, generator=order)
-        for start in range(0, n, config.batch_size):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, step, total)
-            images, labels = training_batch(dataset, permutation[start : start + config.batch_size], order)
-            optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(net(images), labels)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                for weight, mask in masked:
-                    weight.mul_(mask)
-            step += 1
-            if on_step is not None:
-                on_step(step, total)
-        if checkpoint_dir is not None and epoch + 1 < config.epochs:
-            save_checkpoint(checkpoint_dir, key, epoch + 1, net, optimizer, order)
+
+    def save(completed: int) -> None:
+        if checkpoint_dir is not None and completed < config.epochs:
+            save_checkpoint(checkpoint_dir, key, completed, net, optimizer, order)
+
+    def remask() -> None:
+        with torch.no_grad():
+            for weight, mask in masked:
+                weight.mul_(mask)
+
+    fit(net, dataset, config, optimizer, order, first_epoch=first_epoch, after_step=remask,
+        on_step=on_step, after_epoch=save)
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
     trained = replace(genome, state=state, precision=config.precision)
     # the trained compacted net is what compaction of the trained genome would rebuild, unless
@@ -130,6 +121,49 @@ def train_genome(
     if checkpoint_dir is not None:
         remove_checkpoint(checkpoint_dir)
     return TrainResult(trained, metrics)
+
+
+def fit(
+    net: nn.Module,
+    dataset: Dataset,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Generator,
+    first_epoch: int = 0,
+    after_step: Callable[[], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    after_epoch: Callable[[int], None] | None = None,
+) -> None:
+    """The project's one training loop: epochs `first_epoch` to `config.epochs` of
+    `config.batch_size` training images in the order `order` draws, cross-entropy, the
+    learning rate of `cosine_lr` over the whole run set before every step, in channels-last
+    layout (see `nn.layout`). `after_step()` runs after every optimiser step (re-applying masks),
+    `on_step(done, total)` reports progress in steps, `after_epoch(completed)` follows every epoch
+    (checkpoints). Evolution's members and the Torch-Pruning comparison both train through it,
+    so the two sides get the same trainer."""
+    n = len(dataset.train_x)
+    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    step = first_epoch * steps_per_epoch
+    net.train()
+    with channels_last(net):
+        for epoch in range(first_epoch, config.epochs):
+            permutation = torch.randperm(n, generator=order)
+            for start in range(0, n, config.batch_size):
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(config.lr, step, total)
+                rows = permutation[start : start + config.batch_size]
+                images, labels = training_batch(dataset, rows, order)
+                optimizer.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(net(as_channels_last(images)), labels).backward()
+                optimizer.step()
+                if after_step is not None:
+                    after_step()
+                step += 1
+                if on_step is not None:
+                    on_step(step, total)
+            if after_epoch is not None:
+                after_epoch(epoch + 1)
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:

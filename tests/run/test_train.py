@@ -43,3 +43,34 @@ def test_fp16_restriction(digits):
     weight = result.genome.state["3.weight"]
     assert torch.equal(weight, weight.half().float())
     assert result.genome.precision == "fp16"
+
+
+def test_fit_steps_epochs_and_hooks(digits):
+    from jetsynth.run.train import fit
+
+    torch.manual_seed(0)
+    net = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0).build()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    after, progress, epochs = [], [], []
+    before = net[0].weight.detach().clone()
+    fit(net, digits, TrainConfig(epochs=2, batch_size=256), optimizer, torch.Generator().manual_seed(0),
+        first_epoch=1, after_step=lambda: after.append(1), on_step=lambda d, t: progress.append((d, t)),
+        after_epoch=epochs.append)
+    per_epoch = math.ceil(len(digits.train_x) / 256)
+    assert len(after) == per_epoch
+    assert progress[0] == (per_epoch + 1, 2 * per_epoch)
+    assert progress[-1] == (2 * per_epoch, 2 * per_epoch)
+    assert epochs == [2]
+    assert optimizer.param_groups[0]["lr"] < 1e-3
+    assert not torch.equal(net[0].weight, before)
+    assert net[0].weight.is_contiguous()
+
+
+def test_a_network_trains_on_after_evaluation(digits):
+    from jetsynth.run.train import evaluate, fit
+
+    net = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0).build()
+    evaluate(net, digits.val_x, digits.val_y)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    fit(net, digits, TrainConfig(epochs=1), optimizer, torch.Generator().manual_seed(0))
+    assert evaluate(net, digits.val_x, digits.val_y) > 0.5
