@@ -295,6 +295,7 @@ def main() -> int:
     parser.add_argument("--cluster", default="filter")
     parser.add_argument("--cluster-pressure", type=float, default=1.0)
     parser.add_argument("--truncation", type=float, default=0.1)
+    parser.add_argument("--screen", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
@@ -323,11 +324,11 @@ def main() -> int:
         data=args.data, arch=args.arch, input_size=args.input_size, generations=args.steps + 1,
         population=args.population, epochs=args.epochs, ancestor_epochs=0,
         ancestor_weights=str(weights), cluster=args.cluster, keep=args.keep, balance=args.balance,
-        cluster_pressure=args.cluster_pressure, truncation=args.truncation,
+        cluster_pressure=args.cluster_pressure, truncation=args.truncation, screen=args.screen,
         pressure_on=args.pressure_on, seed=args.seed,
         batch_size=args.batch_size, lr=args.lr)
     run_dir = out / (f"jetsynth-{args.pressure_on}-keep{args.keep:g}-b{args.balance:g}"
-                     f"-t{args.truncation:g}-p{args.population}")
+                     f"-t{args.truncation:g}-p{args.population}-s{args.screen}")
     timing = run_dir / "timing.json"
     started, cpu = time.perf_counter(), time.process_time()
     records = evolve(evolve_config, run_dir, resume=(run_dir / "config.json").exists())

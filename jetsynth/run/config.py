@@ -46,6 +46,9 @@ class EvolveConfig:
     arch: str = "lenet5"
     generations: int = 6
     population: int = 1
+    screen: int = 1
+    """Offspring drawn per member; the one whose inherited weights lose least on a slice of the
+    training split is trained (`run.train.inherited_loss`). 1: seed 001's single draw."""
     parents: int = 1
     cluster: str | None = None
     keep: float | None = None
@@ -136,6 +139,7 @@ class EvolveConfig:
         problems = [
             (self.generations < 1, "--generations must be at least 1"),
             (self.population < 1, "--population must be at least 1"),
+            (self.screen < 1, "--screen must be at least 1"),
             (not 0.0 < self.keep <= 1.0, "--keep must lie in (0, 1]"),
             (not 0.0 <= self.balance <= 1.0, "--balance must lie in [0, 1]"),
             (not 0.0 <= self.truncation < 1.0, "--truncation must lie in [0, 1)"),

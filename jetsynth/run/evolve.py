@@ -10,8 +10,9 @@ Each member goes through the member pipeline (`member`: breed, train, record); a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -34,7 +35,7 @@ from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, 
 from jetsynth.run.member import MemberTask, ancestor_task, member_id, offspring_task, record_member
 from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
 from jetsynth.run.rundir import RunDirectory, open_run
-from jetsynth.run.train import TrainResult, train_genome
+from jetsynth.run.train import TrainResult, inherited_loss, screening_rows, train_genome
 from jetsynth.storage import read_json, write_json
 
 
@@ -257,6 +258,10 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         speedometer.use_reference(run.member_dir(ancestor_id) / MEMBER_MODEL, ancestor.get("fps"))
     records = [ancestor]
     previous = [ancestor]
+    screen = None
+    if config.screen > 1:
+        rows = screening_rows(len(dataset.train_x), config.seed)
+        screen = partial(inherited_loss, images=dataset.train_x[rows], labels=dataset.train_y[rows])
     for generation in range(2, config.generations + 1):
         if _target_reached(run, previous, config, selection_accuracy(ancestor)):
             break
@@ -283,7 +288,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         found = {i: run.record(member_id(generation, i)) for i in range(config.population)}
         todo = [i for i, record in found.items() if record is None]
         tasks = _bred(config, run, observer, todo, previous, genomes, overlaps, generation, keep, floor,
-                      costs)
+                      costs, screen)
         for task, trained in executor.train(tasks, observer.step):
             if config.grow_on_drop is not None:
                 trained = _repaired(run, config, task, trained, genomes, previous, dataset, observer)
@@ -318,12 +323,13 @@ def _threads_note(target) -> str:
 
 def _bred(config: EvolveConfig, run: RunDirectory, observer: Observer, todo: list[int],
           previous: list[dict], genomes: dict, overlaps, generation: int, keep: float,
-          floor: float, costs: dict[str, float] | None) -> Iterator[MemberTask]:
+          floor: float, costs: dict[str, float] | None,
+          screen: Callable[[Genome], float] | None) -> Iterator[MemberTask]:
     """The tasks of members `todo` of `generation`, each bred when the executor asks for it."""
     for index in todo:
         observer.member_started(member_id(generation, index))
         yield offspring_task(config, run, observer.notice, previous, genomes, overlaps, generation,
-                             index, keep, floor, costs)
+                             index, keep, floor, costs, screen)
 
 
 def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,

@@ -10,6 +10,7 @@ come out as a sequential run would make them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,15 +86,25 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, dataset: Dataset, fac
 
 def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],
                    genomes: dict[str, Genome], overlaps, generation: int, index: int, keep: float,
-                   floor: float, costs: dict[str, float] | None = None) -> MemberTask:
+                   floor: float, costs: dict[str, float] | None = None,
+                   screen: Callable[[Genome], float] | None = None) -> MemberTask:
     """Breed member `index` of `generation` from `previous` (their genomes in `genomes`) under
     the keep share `keep`; `notice(text)` tells the user when the pressure had to give way.
-    `costs`: one synapse's cost per layer for --pressure-on latency."""
+    `costs`: one synapse's cost per layer for --pressure-on latency. With --screen K > 1 and
+    `screen` (a genome's loss as inherited, lower is better), K offspring are drawn and the one
+    `screen` scores best is kept; the draws and their losses go to the run's events."""
     mid = member_id(generation, index)
     seed = member_seed(config.seed, generation, index)
     rng = torch.Generator().manual_seed(seed)
-    child, drawn_keep = viable_offspring(config, previous, genomes, overlaps, rng, generation, index,
-                                         keep, floor, costs)
+    draws = [viable_offspring(config, previous, genomes, overlaps, rng, generation, index, keep,
+                              floor, costs)
+             for _ in range(config.screen if screen is not None else 1)]
+    child, drawn_keep = draws[0]
+    if len(draws) > 1:
+        losses = [screen(genome) for genome, _ in draws]
+        best = min(range(len(draws)), key=losses.__getitem__)
+        child, drawn_keep = draws[best]
+        run.event("screened", member=mid, losses=[round(x, 5) for x in losses], chosen=best)
     lineage = child.lineage
     wanted = min(config.parents, len(previous))
     if drawn_keep != keep:

@@ -60,6 +60,31 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return correct / len(images)
 
 
+SCREEN_IMAGES = 2048
+"""Training images `screening_rows` picks to compare candidate offspring on: enough to rank draws
+that differ by a few filters, cheap next to one epoch of training."""
+
+
+def screening_rows(count: int, seed: int) -> torch.Tensor:
+    """A fixed random choice of up to SCREEN_IMAGES of `count` training rows (an image folder's
+    rows come sorted by class)."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:SCREEN_IMAGES]
+
+
+def inherited_loss(genome: Genome, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy (nats per image) of `genome`'s compacted network as it was inherited,
+    before any training: how much of its parents' function the draw kept. Lower is better."""
+    net = compact(genome.build(), genome.topology, genome.masks).model
+    net.eval()
+    total = 0.0
+    with channels_last(net), torch.inference_mode():
+        for start in range(0, len(images), EVAL_BATCH):
+            logits = net(as_channels_last(images[start : start + EVAL_BATCH]))
+            total += float(nn.functional.cross_entropy(logits, labels[start : start + EVAL_BATCH],
+                                                       reduction="sum"))
+    return total / len(images)
+
+
 def restrict_precision(state: dict[str, torch.Tensor], precision: str) -> dict[str, torch.Tensor]:
     """Round floating tensors to fp16 and back (values exactly representable in half)."""
     if precision == "fp32":

@@ -281,3 +281,38 @@ def test_latency_pressure_needs_a_calibration_then_presses_by_it(tmp_path, monke
                  30, {}).save(tmp_path / "calibration" / "ort-cpu.json")
     records = evolve(config, tmp_path / "run")
     assert len(records) == 2 and records[1]["macs"] < records[0]["macs"]
+
+
+def test_screening_trains_the_draw_the_scorer_ranks_best(tmp_path):
+    """--screen 4: four offspring drawn from the member's generator, the one with the lowest
+    score bred; here the scorer prefers the draw that kept the most synapses."""
+    from jetsynth.run.member import member_seed, offspring_task
+
+    parent = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
+    config = replace(SMALL, population=1, keep=0.5, screen=4).resolved()
+    (tmp_path / "run").mkdir()
+    run = RunDirectory(tmp_path / "run")
+    previous, genomes = [{"id": "g01-m00"}], {"g01-m00": parent}
+
+    def live(genome):
+        return sum(int(m.sum()) for m in genome.masks.values())
+
+    rng = torch.Generator().manual_seed(member_seed(config.seed, 2, 0))
+    draws = [viable_offspring(config, previous, genomes, None, rng, 2, 0, 0.5, 0.0)[0]
+             for _ in range(4)]
+    task = offspring_task(config, run, lambda text: None, previous, genomes, None, 2, 0, 0.5, 0.0,
+                          screen=lambda genome: -live(genome))
+    assert live(task.genome) == max(live(d) for d in draws)
+    assert len({live(d) for d in draws}) > 1
+    (event,) = [e for e in read_jsonl(run.root / "events.jsonl") if e["event"] == "screened"]
+    assert event["losses"] == [-live(d) for d in draws]
+    assert event["chosen"] == max(range(4), key=lambda i: live(draws[i]))
+
+
+def test_a_screened_run_logs_its_draws_and_repeats_itself(tmp_path):
+    config = replace(SMALL, generations=2, population=1, screen=3)
+    first = evolve(config, tmp_path / "a")
+    assert _essence(first) == _essence(evolve(config, tmp_path / "b"))
+    screened = [e for e in read_jsonl(tmp_path / "a" / "events.jsonl") if e["event"] == "screened"]
+    assert [e["member"] for e in screened] == ["g02-m00"]
+    assert len(screened[0]["losses"]) == 3 and all(x > 0 for x in screened[0]["losses"])

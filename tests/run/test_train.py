@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from jetsynth.core.genome import ancestor_genome
@@ -74,3 +75,24 @@ def test_a_network_trains_on_after_evaluation(digits):
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     fit(net, digits, TrainConfig(epochs=1), optimizer, torch.Generator().manual_seed(0))
     assert evaluate(net, digits.val_x, digits.val_y) > 0.5
+
+
+def test_inherited_loss_of_a_silent_network_is_log_classes(digits):
+    """All weights and biases zero: every logit is 0, so the cross-entropy is ln 10 per image."""
+    from jetsynth.run.train import inherited_loss
+
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    silent = genome.with_state({k: torch.zeros_like(v) for k, v in genome.state.items()})
+    loss = inherited_loss(silent, digits.train_x[:100], digits.train_y[:100])
+    assert loss == pytest.approx(math.log(10), abs=1e-6)
+    assert inherited_loss(genome, digits.train_x[:100], digits.train_y[:100]) != pytest.approx(loss)
+
+
+def test_screening_rows_are_a_fixed_sample_without_repeats():
+    from jetsynth.run.train import SCREEN_IMAGES, screening_rows
+
+    rows = screening_rows(10_000, seed=3)
+    assert len(rows) == SCREEN_IMAGES == len(set(rows.tolist()))
+    assert torch.equal(rows, screening_rows(10_000, seed=3))
+    assert not torch.equal(rows, screening_rows(10_000, seed=4))
+    assert sorted(screening_rows(50, seed=0).tolist()) == list(range(50))
