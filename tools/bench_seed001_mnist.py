@@ -4,7 +4,7 @@ Prints one JSON object: the per-generation table (synaptic/cluster efficiency, a
 wall time and the peak resident memory. Usage:
 
     python tools/bench_seed001_mnist.py [--mnist ../shared/datasets/mnist] [--run-dir DIR]
-        [--generations 13] [--keep 0.645] [--epochs 4] [--ancestor-epochs 5]
+        [--generations 13] [--keep 0.645] [--epochs 4] [--ancestor-epochs 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from common import DEFAULT_MNIST, emit, mnist_missing
 from jetsynth import EvolveConfig, evolve
 
 SETTINGS = ("generations", "keep", "balance", "cluster", "cluster_pressure", "epochs", "ancestor_epochs",
-            "seed")
+            "seed", "threads")
 
 
 def main() -> int:
@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--ancestor-epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads while training (0: one per core)")
     args = parser.parse_args()
     if mnist_missing(args.mnist):
         return 2

@@ -21,8 +21,9 @@ from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import harmonize
 from jetsynth.core.mating import rate_for_factor
 from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.core.screening import pick_draw
 from jetsynth.core.selection import select_parents, selection_accuracy
-from jetsynth.core.synthesis import synthesize
+from jetsynth.core.synthesis import masks_cost, synapse_costs, synthesize
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory
@@ -92,7 +93,8 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
     the keep share `keep`; `notice(text)` tells the user when the pressure had to give way.
     `costs`: one synapse's cost per layer for --pressure-on latency. With --screen K > 1 and
     `screen` (a genome's loss as inherited, lower is better), K offspring are drawn and the one
-    `screen` scores best is kept; the draws and their losses go to the run's events."""
+    `screen` scores best among the draws no costlier than their median is kept
+    (`screening.pick_draw`); the draws' losses and costs go to the run's events."""
     mid = member_id(generation, index)
     seed = member_seed(config.seed, generation, index)
     rng = torch.Generator().manual_seed(seed)
@@ -101,10 +103,13 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
              for _ in range(config.screen if screen is not None else 1)]
     child, drawn_keep = draws[0]
     if len(draws) > 1:
+        unit_costs = synapse_costs(child.topology, config.synthesis(1, keep, costs))
         losses = [screen(genome) for genome, _ in draws]
-        best = min(range(len(draws)), key=losses.__getitem__)
+        spent = [masks_cost(genome.masks, unit_costs) for genome, _ in draws]
+        best = pick_draw(losses, spent)
         child, drawn_keep = draws[best]
-        run.event("screened", member=mid, losses=[round(x, 5) for x in losses], chosen=best)
+        run.event("screened", member=mid, losses=[round(x, 5) for x in losses],
+                  costs=[round(x, 1) for x in spent], chosen=best)
     lineage = child.lineage
     wanted = min(config.parents, len(previous))
     if drawn_keep != keep:

@@ -284,8 +284,8 @@ def test_latency_pressure_needs_a_calibration_then_presses_by_it(tmp_path, monke
 
 
 def test_screening_trains_the_draw_the_scorer_ranks_best(tmp_path):
-    """--screen 4: four offspring drawn from the member's generator, the one with the lowest
-    score bred; here the scorer prefers the draw that kept the most synapses."""
+    """--screen 4: four offspring drawn from the member's generator; the scorer here prefers
+    the draw that kept the most synapses, but only draws no larger than the median compete."""
     from jetsynth.run.member import member_seed, offspring_task
 
     parent = ancestor_genome("lenet5", (1, 28, 28), 10, seed=0)
@@ -298,15 +298,16 @@ def test_screening_trains_the_draw_the_scorer_ranks_best(tmp_path):
         return sum(int(m.sum()) for m in genome.masks.values())
 
     rng = torch.Generator().manual_seed(member_seed(config.seed, 2, 0))
-    draws = [viable_offspring(config, previous, genomes, None, rng, 2, 0, 0.5, 0.0)[0]
+    draws = [live(viable_offspring(config, previous, genomes, None, rng, 2, 0, 0.5, 0.0)[0])
              for _ in range(4)]
     task = offspring_task(config, run, lambda text: None, previous, genomes, None, 2, 0, 0.5, 0.0,
                           screen=lambda genome: -live(genome))
-    assert live(task.genome) == max(live(d) for d in draws)
-    assert len({live(d) for d in draws}) > 1
+    assert len(set(draws)) == 4
+    median = sorted(draws)[1:3]
+    assert live(task.genome) == max(d for d in draws if d <= sum(median) / 2)
     (event,) = [e for e in read_jsonl(run.root / "events.jsonl") if e["event"] == "screened"]
-    assert event["losses"] == [-live(d) for d in draws]
-    assert event["chosen"] == max(range(4), key=lambda i: live(draws[i]))
+    assert event["losses"] == [-d for d in draws] and event["costs"] == draws
+    assert draws[event["chosen"]] == live(task.genome)
 
 
 def test_a_screened_run_logs_its_draws_and_repeats_itself(tmp_path):
