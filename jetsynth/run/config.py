@@ -46,7 +46,7 @@ class EvolveConfig:
     arch: str = "lenet5"
     generations: int = 6
     population: int = 1
-    screen: int = 1
+    screen: int | None = None
     """Offspring drawn per member; the one whose inherited weights lose least on a slice of the
     training split is trained (`run.train.inherited_loss`). 1: seed 001's single draw."""
     parents: int = 1
@@ -102,7 +102,9 @@ class EvolveConfig:
         closed loop: only removed filters make a dense network faster, so clusters are whole
         filters, nearly all of the pressure removes clusters (0.9) and every layer loses the same
         share (balance 0; otherwise the big fully-connected layers, which cost few
-        multiply-accumulates, would carry it); fps selection; adaptive pressure from --keep 0.8.
+        multiply-accumulates, would carry it); fps selection; adaptive pressure from --keep 0.8;
+        eight screened draws per member (`--screen`, which gave the best frontier against
+        Torch-Pruning).
         With --max-drop or --accuracy-floor (and no target), the pressure adapts to accuracy
         from a stronger --keep 0.5: shrink until the floor. Otherwise seed 001's kernels with
         balance 0.5 and cluster pressure 0.5, seed 000's random mates, fixed pressure at --keep
@@ -119,6 +121,7 @@ class EvolveConfig:
             pressure=self.pressure or ("adaptive" if closed or floored else "fixed"),
             keep=self.keep if self.keep is not None else (0.5 if floored and not closed else 0.8),
             pressure_on=self.pressure_on or "synapses",
+            screen=self.screen if self.screen is not None else (8 if closed else 1),
         )
 
     def resolved(self) -> EvolveConfig:

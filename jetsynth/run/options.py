@@ -85,7 +85,8 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("population", "Offspring per generation.", number=COUNT),
     Option("screen", "Offspring drawn per member: the draw whose inherited weights lose least on "
                      "2,048 training images is trained, so an unlucky draw that killed strong "
-                     "filters is not (1: seed 001's single draw).", number=COUNT),
+                     "filters is not [default: 8 with --target-fps, else 1 (seed 001's single draw)].",
+           number=COUNT),
     Option("parents", "Parents per offspring.", number=COUNT),
     Option("cluster", "What a synaptic cluster is in conv layers [default: filter with --target-fps, "
                       "else kernel].", choices=CLUSTER_MODES),

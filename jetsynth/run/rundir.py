@@ -183,6 +183,7 @@ class RunDirectory:
         values = dict(stored)
         values.setdefault("pressure", "fixed")
         values.setdefault("val_split", 0.0)  # runs from before the validation split had none
+        values.setdefault("screen", 1)  # runs from before screening drew once
         for key in ("alphas", "overlap_band", "mean", "std", "bench_pool"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])

@@ -18,3 +18,22 @@ def test_unknown_pressure_on_is_a_clear_error():
 def test_latency_pressure_needs_a_bench_target():
     with pytest.raises(JetsynthError, match="--pressure-on latency .* add --bench"):
         EvolveConfig(pressure_on="latency").resolved()
+
+
+def test_screen_defaults_to_one_draw_and_to_eight_with_a_target():
+    assert EvolveConfig().resolved().screen == 1
+    assert EvolveConfig(target_fps=100, bench="ort").resolved().screen == 8
+    assert EvolveConfig(target_fps=100, bench="ort", screen=2).resolved().screen == 2
+    with pytest.raises(JetsynthError, match="--screen must be at least 1"):
+        EvolveConfig(screen=0).resolved()
+
+
+def test_a_run_from_before_screening_resumes_with_one_draw(tmp_path):
+    import json
+
+    from jetsynth.run.rundir import RunDirectory
+
+    stored = {"format": 1, "config": {"data": "digits", "target_fps": 100.0, "bench": "ort"},
+              "versions": {"jetsynth": "0.1.0"}}
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    assert RunDirectory(tmp_path).stored_config().resolved().screen == 1
