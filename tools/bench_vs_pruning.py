@@ -8,7 +8,9 @@ The ancestor is trained once (jetsynth's trainer: Adam, cosine learning rate). T
   cosine schedule, per step);
 - jetsynth's evolution (`--steps` generations after the ancestor, `--population` offspring each,
   `--epochs` of training per offspring, so the same fine-tuning epochs in total at population 1),
-  started from the same weights (`--ancestor-weights`, no further ancestor training).
+  started from the same weights (`--ancestor-weights`, no further ancestor training), by default
+  with the setting that measured best against the pruner: pressure on MACs, whole filters,
+  `--keep 0.7 --balance 0.5 --truncation 0 --screen 8`.
 
 Every point (each pruning step, each member) is measured alike: test accuracy (validation
 accuracy shown beside it; nothing here is chosen on test), multiply-accumulates per image and
@@ -23,6 +25,7 @@ points (OUT/tp-*.json; their FPS as first timed). Usage:
     OMP_NUM_THREADS=1 nice -n 10 python tools/bench_vs_pruning.py [--data mnist:DIR]
         [--arch lenet5] [--input-size S] [--out DIR] [--steps 12] [--epochs 2]
         [--ancestor-epochs 5] [--tp-ratio 0.95] [--keep 0.7] [--pressure-on macs]
+        [--truncation 0] [--screen 8] [--seed 0]
 
     # the residual model, on a folder tree of images
     python tools/bench_vs_pruning.py --arch resnet18 --data folder:/tmp/bench/own/mnist-png \\
@@ -139,7 +142,7 @@ def torch_pruning_run(ancestor: nn.Module, dataset, importance: str, args, confi
 
 
 def tp_cache(out: Path, importance: str, args) -> Path:
-    return out / f"tp-{importance}-s{args.steps}-e{args.epochs}-r{args.tp_ratio:g}.json"
+    return out / f"tp-{importance}-s{args.steps}-e{args.epochs}-r{args.tp_ratio:g}-seed{args.seed}.json"
 
 
 def torch_pruning_points(ancestor: nn.Module, dataset, importance: str, args, config: TrainConfig,
@@ -296,8 +299,10 @@ def main() -> int:
     parser.add_argument("--balance", type=float, default=0.5)
     parser.add_argument("--cluster", default="filter")
     parser.add_argument("--cluster-pressure", type=float, default=1.0)
-    parser.add_argument("--truncation", type=float, default=0.1)
-    parser.add_argument("--screen", type=int, default=1)
+    parser.add_argument("--truncation", type=float, default=0.0,
+                        help="jetsynth's ⌊w⌋ threshold; 0: no synapse dies inside a surviving "
+                             "filter, where it would cost accuracy and save no multiply-accumulate")
+    parser.add_argument("--screen", type=int, default=8, help="jetsynth's draws per offspring")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
@@ -371,8 +376,8 @@ def main() -> int:
             p["param_reduction"] = round(ancestor["params"] / p["params"], 2)
             p["fps_gain"] = round(p["fps"] / ancestor["fps"], 2)
     title = (f"{args.arch} on {args.data.split(':')[0]}: jetsynth (pressure on {args.pressure_on}, "
-             f"keep {args.keep:g}) vs Torch-Pruning, {args.steps} steps × {args.epochs} epoch(s); "
-             "below the axis: more than 5 points lost")
+             f"keep {args.keep:g}, screen {args.screen}) vs Torch-Pruning, {args.steps} steps × "
+             f"{args.epochs} epoch(s), seed {args.seed}; below the axis: more than 5 points lost")
     plot(methods, ancestor, out / "frontiers.png", title)
     summary = {}
     for name, points in methods.items():
