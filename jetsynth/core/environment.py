@@ -116,6 +116,8 @@ def layer_factors(
         return math.inf, math.inf
     cluster_target = live * (target / live) ** cluster_pressure
     f_cluster = _solve(lambda f: float((_kept(p_cluster, f) * sizes).sum()), cluster_target, p_cluster)
+    if cluster_pressure >= 1.0:  # whole clusters only: no thinning of the survivors to solve for
+        return f_cluster, math.inf
     f_synapse = _solve(lambda f: expected_survivors(p_cluster, p_synapse, f_cluster, f), target,
                        p_synapse)
     return f_cluster, f_synapse

@@ -120,3 +120,14 @@ def test_cost_budget_scales_base_and_floors_by_cost():
     # a floor of 10 synapses in B costs 160 > the budget: floors win.
     assert cost_targets([100, 25], [0, 0], [1.0, 16.0], 0.5, 0.0, base=50) == pytest.approx([20, 5])
     assert cost_targets([100, 25], [0, 10], [1.0, 16.0], 0.5, 0.0, base=50) == pytest.approx([0, 10])
+
+
+def test_full_cluster_pressure_removes_whole_clusters_only():
+    """Two clusters of two synapses, strengths 1 and 0.5, target 3 of the 4: F_c = 1 keeps the
+    first cluster surely and the second with probability 0.5 (2 + 0.5·2 = 3), and the survivors
+    are not thinned (F_s = ∞)."""
+    p_cluster = torch.tensor([1.0, 0.5])
+    p_synapse = torch.tensor([[1.0, 0.7], [0.9, 0.4]])
+    f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, 3.0, 1.0)
+    assert f_cluster == pytest.approx(1.0, rel=1e-4)
+    assert math.isinf(f_synapse)
