@@ -104,12 +104,13 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
     child, drawn_keep = draws[0]
     if len(draws) > 1:
         unit_costs = synapse_costs(child.topology, config.synthesis(1, keep, costs))
-        losses = [screen(genome) for genome, _ in draws]
+        # rounded, so that float noise from another thread count cannot change a resumed pick
+        losses = [round(screen(genome), 5) for genome, _ in draws]
         spent = [masks_cost(genome.masks, unit_costs) for genome, _ in draws]
         best = pick_draw(losses, spent)
         child, drawn_keep = draws[best]
-        run.event("screened", member=mid, losses=[round(x, 5) for x in losses],
-                  costs=[round(x, 1) for x in spent], chosen=best)
+        run.event("screened", member=mid, losses=losses, costs=[round(x, 1) for x in spent],
+                  chosen=best)
     lineage = child.lineage
     wanted = min(config.parents, len(previous))
     if drawn_keep != keep:
