@@ -221,7 +221,7 @@ def plot(methods: dict[str, list[dict]], ancestor: dict, path: Path, title: str)
     styles = {"jetsynth": ("tab:red", "o"), "tp-l1": ("tab:blue", "s"), "tp-taylor": ("tab:green", "^")}
     for ax, (key, label) in zip(axes, axes_spec, strict=True):
         for name, points in methods.items():
-            shown = [p for p in points if p.get(key)]
+            shown = sorted((p for p in points if p.get(key)), key=lambda p: p[key])
             if not shown:
                 continue
             color, marker = styles.get(name, ("black", "x"))
