@@ -1,9 +1,10 @@
 """The memory layout the CPU trains and evaluates convolutions fastest in.
 
-oneDNN's convolutions, pooling and their backward passes run 1.3–3× faster on channels-last
-(NHWC) tensors than on PyTorch's default NCHW on this project's CPUs (LeNet-5, ResNet-18,
-MobileNetV2 alike). Only the layout changes, never a value's meaning; the network goes back to
-the default layout afterwards, because safetensors stores contiguous tensors only.
+oneDNN's convolutions, pooling and their backward passes run faster on channels-last (NHWC)
+tensors than on PyTorch's default NCHW on this project's CPUs: one thread trains LeNet-5 on MNIST
+1.3× faster and MobileNetV2 on 32-pixel digits 2× faster, and ResNet-18 as fast as before. Only
+the layout changes, never a value's meaning; the network goes back to the default layout
+afterwards, because safetensors stores contiguous tensors only.
 """
 
 from __future__ import annotations

@@ -202,32 +202,3 @@ def test_stored_factories_follow_the_command_line():
 def test_stored_shapes_are_checked_as_data(shape, classes):
     with pytest.raises(JetsynthError, match="genome.json: (input_shape|num_classes) must be"):
         check_input_shape(shape, classes, "genome.json")
-
-
-@pytest.mark.parametrize(("arch", "shape"), [("lenet5", (1, 28, 28)), ("alexnet-cifar", (3, 32, 32))])
-def test_pooling_before_relu_computes_what_relu_before_pooling_does(arch, shape):
-    """relu(max(x)) = max(relu(x)): the built-in chains pool first (cheaper on a CPU); the
-    conventional order with the same weights gives the same outputs and gradients."""
-    from torch import nn
-
-    from jetsynth.nn.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(arch, shape, 10).eval()
-    layers = list(model)
-    swapped = []
-    for index, layer in enumerate(layers):
-        follows_pool = index > 0 and isinstance(layers[index - 1], nn.MaxPool2d)
-        if isinstance(layer, nn.ReLU) and follows_pool:
-            swapped.insert(len(swapped) - 1, layer)
-        else:
-            swapped.append(layer)
-    conventional = nn.Sequential(*swapped).eval()
-    assert [type(m) for m in conventional[:3]] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d]
-    images = torch.randn(4, *shape, requires_grad=True)
-    ours = model(images)
-    (grad_ours,) = torch.autograd.grad(ours.sum(), images)
-    theirs = conventional(images)
-    (grad_theirs,) = torch.autograd.grad(theirs.sum(), images)
-    torch.testing.assert_close(ours, theirs)
-    torch.testing.assert_close(grad_ours, grad_theirs)
