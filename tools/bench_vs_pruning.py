@@ -16,11 +16,12 @@ Every point (each pruning step, each member) is measured alike: test accuracy (v
 accuracy shown beside it; nothing here is chosen on test), multiply-accumulates per image and
 parameters of the compacted dense network (one counter for both, conv and linear layers), and the
 ONNX Runtime CPU throughput of its fp32 ONNX (one thread, batch `--fps-batch`, median of
-`--repeats` trials with their spread). Wall and CPU seconds (this process; one torch thread, so CPU
-seconds are the work done, robust to a busy machine) count pruning/synthesis, training and
-evaluation, not the FPS timing. Prints one JSON object and writes OUT/frontiers.png. Run again
+`--repeats` trials with their spread; every model is timed at report time, round-robin, so the
+methods share whatever else the machine is doing). Wall and CPU seconds (this process; one torch
+thread, so CPU seconds are the work done, robust to a busy machine) count pruning/synthesis,
+training and evaluation, not the FPS timing. Prints one JSON object and writes OUT/frontiers.png. Run again
 with the same `--out` to reuse the ancestor, the finished jetsynth run and the Torch-Pruning
-points (OUT/tp-*.json; their FPS as first timed). Usage:
+points (OUT/tp-*.json and their ONNX files). Usage:
 
     OMP_NUM_THREADS=1 nice -n 10 python tools/bench_vs_pruning.py [--data mnist:DIR]
         [--arch lenet5] [--input-size S] [--out DIR] [--steps 12] [--epochs 2]
@@ -147,32 +148,46 @@ def tp_cache(out: Path, importance: str, args) -> Path:
 
 def torch_pruning_points(ancestor: nn.Module, dataset, importance: str, args, config: TrainConfig,
                          input_shape, out: Path) -> tuple[list[dict], dict]:
-    """`torch_pruning_run` with every point's FPS, cached in OUT/tp-*.json."""
+    """`torch_pruning_run` with every point's ONNX written, cached in OUT/tp-*.json."""
     kept = tp_cache(out, importance, args)
     if kept.is_file():
         stored = json.loads(kept.read_text())
+        for point in stored["points"]:  # caches from before the ONNX path was kept
+            point.setdefault("onnx", f"onnx/tp-{importance}-{point['step']}/model.onnx")
         return stored["points"], stored["timing"]
     points, models, timing = torch_pruning_run(ancestor, dataset, importance, args, config,
                                                input_shape)
     for point, model in zip(points, models, strict=True):
-        point.update(fps_trials(model, input_shape, out / "onnx" / f"tp-{importance}-{point['step']}",
-                                args))
+        folder = out / "onnx" / f"tp-{importance}-seed{args.seed}-{point['step']}"
+        point["onnx"] = str(write_onnx(model, input_shape, folder).relative_to(out))
     kept.write_text(json.dumps({"points": points, "timing": timing}))
     return points, timing
 
 
-def fps_trials(model: nn.Module, input_shape, folder: Path, args) -> dict:
-    """ORT CPU throughput of the model's fp32 ONNX, one thread: median and spread of trials."""
-    from jetsynth.ship.bench import measure, onnx_runner
+def write_onnx(model: nn.Module, input_shape, folder: Path) -> Path:
+    """The model's fp32 ONNX as FOLDER/model.onnx."""
     from jetsynth.ship.export import to_onnx
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
     path.write_bytes(to_onnx(model, input_shape, precision="fp32").SerializeToString())
-    runner = onnx_runner(path, "ort-cpu", threads=1)
-    values = [measure(runner, args.fps_batch, 0.1, args.fps_seconds).fps for _ in range(args.repeats)]
-    return {"fps": round(statistics.median(values), 1),
-            "fps_spread": [round(min(values), 1), round(max(values), 1)]}
+    return path
+
+
+def time_all(entries: list[dict], out: Path, args) -> None:
+    """Set `fps` (median) and `fps_spread` of every entry from ORT CPU trials of its ONNX (one
+    thread). The trials go round-robin, one per entry per round, so that whatever else the
+    machine does at the time weighs on every method alike."""
+    from jetsynth.ship.bench import measure, onnx_runner
+
+    runners = [onnx_runner(out / entry["onnx"], "ort-cpu", threads=1) for entry in entries]
+    trials: list[list[float]] = [[] for _ in entries]
+    for _ in range(args.repeats):
+        for runner, values in zip(runners, trials, strict=True):
+            values.append(measure(runner, args.fps_batch, 0.1, args.fps_seconds).fps)
+    for entry, values in zip(entries, trials, strict=True):
+        entry["fps"] = round(statistics.median(values), 1)
+        entry["fps_spread"] = [round(min(values), 1), round(max(values), 1)]
 
 
 def frontier(points: list[dict]) -> list[dict]:
@@ -350,17 +365,21 @@ def main() -> int:
     ancestor_model = compact_genome(ancestor_genome_).model
     ancestor = {**accuracies(ancestor_model, dataset), "macs": count_macs(ancestor_model, input_shape),
                 "params": params(ancestor_model),
-                **fps_trials(ancestor_model, input_shape, out / "onnx" / "ancestor", args)}
+                "onnx": str(write_onnx(ancestor_model, input_shape, out / "onnx" / "ancestor")
+                            .relative_to(out))}
     methods: dict[str, list[dict]] = {}
     walls = {"jetsynth": json.loads(timing.read_text())}
     measured = run_dir / "points.json"
     jet_points = json.loads(measured.read_text()) if measured.is_file() else []
+    for point in jet_points:  # points measured before the ONNX path was kept
+        point.setdefault("onnx", f"onnx/{point['id']}/model.onnx")
     for record in records[1 + len(jet_points):]:
         model = compact_genome(run.genome(record["id"])).model
         jet_points.append({"id": record["id"], "accuracy": record["accuracy"],
                            "val_accuracy": record["val_accuracy"],
                            "macs": count_macs(model, input_shape), "params": params(model),
-                           **fps_trials(model, input_shape, out / "onnx" / record["id"], args)})
+                           "onnx": str(write_onnx(model, input_shape, run_dir / "onnx" / record["id"])
+                                       .relative_to(out))})
     measured.write_text(json.dumps(jet_points))
     methods["jetsynth"] = jet_points
     for importance in importances:
@@ -370,6 +389,7 @@ def main() -> int:
                                             importance, args, config, input_shape, out)
         methods[f"tp-{importance}"] = points
         walls[f"tp-{importance}"] = wall
+    time_all([ancestor, *(p for points in methods.values() for p in points)], out, args)
     for points in methods.values():
         for p in points:
             p["mac_reduction"] = round(ancestor["macs"] / p["macs"], 2)
