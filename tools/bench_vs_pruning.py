@@ -318,6 +318,8 @@ def main() -> int:
                         help="jetsynth's ⌊w⌋ threshold; 0: no synapse dies inside a surviving "
                              "filter, where it would cost accuracy and save no multiply-accumulate")
     parser.add_argument("--screen", type=int, default=8, help="jetsynth's draws per offspring")
+    parser.add_argument("--max-drop", type=float, default=None,
+                        help="jetsynth's adaptive pressure towards this validation floor (from --keep)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
@@ -347,10 +349,12 @@ def main() -> int:
         population=args.population, epochs=args.epochs, ancestor_epochs=0,
         ancestor_weights=str(weights), cluster=args.cluster, keep=args.keep, balance=args.balance,
         cluster_pressure=args.cluster_pressure, truncation=args.truncation, screen=args.screen,
+        max_drop=args.max_drop,
         pressure_on=args.pressure_on, seed=args.seed,
         batch_size=args.batch_size, lr=args.lr)
     run_dir = out / (f"jetsynth-{args.pressure_on}-keep{args.keep:g}-b{args.balance:g}"
-                     f"-t{args.truncation:g}-p{args.population}-s{args.screen}")
+                     f"-t{args.truncation:g}-p{args.population}-s{args.screen}"
+                     + ("" if args.max_drop is None else f"-d{args.max_drop:g}"))
     timing = run_dir / "timing.json"
     started, cpu = time.perf_counter(), time.process_time()
     records = evolve(evolve_config, run_dir, resume=(run_dir / "config.json").exists())
