@@ -152,9 +152,43 @@ def masks_cost(masks: dict[str, torch.Tensor], costs: dict[str, float] | None) -
     return sum(float(mask.sum()) * costs[name] for name, mask in masks.items())
 
 
+@dataclass(frozen=True)
+class PoolEncoding:
+    """One pool as a draw needs it: its allowed synapses and seed 001's probabilities (eqs. 4–5)
+    as (clusters, synapses per cluster), how many synapses are alive in it, its floor and the
+    mean cost of one of its synapses (None under the synapse budget)."""
+
+    pool: Pool
+    mask: torch.Tensor
+    p_cluster: torch.Tensor
+    p_synapse: torch.Tensor
+    alive: int
+    floor: int
+    cost: float | None
+
+
+def encode_pools(topology: Topology, strengths: dict[str, torch.Tensor],
+                 allowed: dict[str, torch.Tensor], config: SynthesisConfig) -> list[PoolEncoding]:
+    """Every pool's encoding for `sample_masks`; it depends on the parents and `config`, not on a
+    draw, so the draws of one offspring share it. The output layer's neurons are the classes:
+    not clusters that can be dropped (P_c = 1 wherever a synapse is allowed)."""
+    costs = synapse_costs(topology, config)
+    output = topology.output
+    encoded = []
+    for pool in pools(topology, config.cluster):
+        mask = pool_view(allowed, topology, pool, config.cluster)
+        weights = pool_view(strengths, topology, pool, config.cluster)
+        p_cluster, p_synapse = encode_clusters(weights, mask, config.truncation)
+        if pool.layers == (output.name,):
+            p_cluster = mask.any(dim=1).float()
+        encoded.append(PoolEncoding(pool, mask, p_cluster, p_synapse, int(mask.sum()), pool.floor,
+                                    None if costs is None else pool_cost(pool, allowed, costs)))
+    return encoded
+
+
 def sample_masks(
     topology: Topology,
-    strengths: dict[str, torch.Tensor],
+    encoded: list[PoolEncoding],
     allowed: dict[str, torch.Tensor],
     base: float,
     config: SynthesisConfig,
@@ -162,29 +196,23 @@ def sample_masks(
     scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """One stochastic draw of the offspring's synapse masks (dead units already removed).
-    `strengths` are the (mated) synaptic strengths, `allowed` where synapses may exist,
+    `encoded` are the pools' probabilities (`encode_pools`), `allowed` where synapses may exist,
     `base` the synapse count the `share` applies to, `scale` a correction of that share.
-    The output layer's neurons are the classes: they are not clusters that can be dropped, and a
-    class whose every synapse was drawn away keeps its most probable one that reads a live unit."""
-    groups = pools(topology, config.cluster)
-    alive = [int(pool_view(allowed, topology, pool, config.cluster).sum()) for pool in groups]
-    floors = [pool.floor for pool in groups]
+    A class whose every synapse was drawn away keeps its most probable one that reads a live
+    unit."""
     share = min(1.0, config.share * scale)
-    costs = synapse_costs(topology, config)
-    if costs is None:
+    alive = [pool.alive for pool in encoded]
+    floors = [pool.floor for pool in encoded]
+    if encoded and encoded[0].cost is None:
         targets = layer_targets(alive, floors, share, config.balance, base)
     else:
-        targets = cost_targets(alive, floors, [pool_cost(pool, allowed, costs) for pool in groups],
-                               share, config.balance, base)
+        targets = cost_targets(alive, floors, [pool.cost for pool in encoded], share, config.balance,
+                               base)
     output = topology.output
     masks: dict[str, torch.Tensor] = {}
-    for pool, target in zip(groups, targets, strict=True):
-        is_output = pool.layers == (output.name,)
-        mask = pool_view(allowed, topology, pool, config.cluster)
-        weights = pool_view(strengths, topology, pool, config.cluster)
-        p_cluster, p_synapse = encode_clusters(weights, mask, config.truncation)
-        if is_output:
-            p_cluster = mask.any(dim=1).float()
+    for encoding, target in zip(encoded, targets, strict=True):
+        pool, mask = encoding.pool, encoding.mask
+        p_cluster, p_synapse = encoding.p_cluster, encoding.p_synapse
         f_cluster, f_synapse = layer_factors(p_cluster, p_synapse, target, config.cluster_pressure)
         if math.isinf(f_cluster) and math.isinf(f_synapse):
             masks.update(pool_split(mask.clone(), topology, pool, allowed))
@@ -192,7 +220,7 @@ def sample_masks(
         keep_cluster = torch.rand(p_cluster.shape, generator=generator) < f_cluster * p_cluster
         keep_synapse = torch.rand(p_synapse.shape, generator=generator) < f_synapse * p_synapse
         child = mask & keep_cluster[:, None] & keep_synapse
-        if is_output and len(groups) > 1:
+        if pool.layers == (output.name,) and len(encoded) > 1:
             live = _delivered_to_output(topology, masks, allowed)
             reachable = p_synapse * live
             lost = mask.any(dim=1) & ~(child & live).any(dim=1)
@@ -257,21 +285,23 @@ def _inherited_state(parents: list[Genome], weights: dict, present: dict, alphas
     return state
 
 
-def synthesize(
-    parents: Genome | list[Genome],
-    config: SynthesisConfig,
-    generator: torch.Generator,
-    lineage: Lineage,
-) -> Genome:
-    """An offspring of one or m parents. A draw that kills a whole layer or a class is drawn
-    again; the offspring's synapses always lie within its parents' structure. Units that die
-    with their inputs or readers take synapses beyond the budget with them, so a draw that ends
-    more than 3 % under `share` × the parents' common structure (their intersection; with a
-    union, their mean size) is drawn again with the share raised by the shortfall (at most 3
-    times), and the draw closest to the budget is kept. The raised share never exceeds
-    √share: with few large clusters (filters) one draw's shortfall is mostly chance
-    and coupling between layers, and correcting it fully would let an offspring keep
-    everything."""
+@dataclass(frozen=True)
+class Breeding:
+    """What a synthesis computes from its parents before it draws (alignment, mating, the
+    budget, the pools' probabilities, the inherited weights): the same for every draw from the
+    same parents under the same config, so --screen computes it once per member."""
+
+    parents: tuple[Genome, ...]
+    allowed: dict[str, torch.Tensor]
+    encoded: list[PoolEncoding]
+    base: float
+    wanted: float
+    costs: dict[str, float] | None
+    state: dict[str, torch.Tensor]
+
+
+def prepare(parents: Genome | list[Genome], config: SynthesisConfig) -> Breeding:
+    """The draw-independent part of `synthesize` for these parents and `config`."""
     parents = [parents] if isinstance(parents, Genome) else list(parents)
     m = len(parents)
     alphas = torch.tensor(config.alphas, dtype=torch.float32) if config.alphas else equal_alphas(m)
@@ -291,10 +321,35 @@ def synthesize(
     if costs is not None:
         allowed_synapses = sum(float(a.sum()) for a in allowed.values())
         wanted *= masks_cost(allowed, costs) / max(allowed_synapses, 1.0)
+    state = _inherited_state(parents, weights, present, alphas, config.alignment)
+    return Breeding(tuple(parents), allowed, encode_pools(topology, strengths, allowed, config), base,
+                    wanted, costs, state)
+
+
+def synthesize(
+    parents: Genome | list[Genome],
+    config: SynthesisConfig,
+    generator: torch.Generator,
+    lineage: Lineage,
+    breeding: Breeding | None = None,
+) -> Genome:
+    """An offspring of one or m parents. A draw that kills a whole layer or a class is drawn
+    again; the offspring's synapses always lie within its parents' structure. Units that die
+    with their inputs or readers take synapses beyond the budget with them, so a draw that ends
+    more than 3 % under `share` × the parents' common structure (their intersection; with a
+    union, their mean size) is drawn again with the share raised by the shortfall (at most 3
+    times), and the draw closest to the budget is kept. The raised share never exceeds
+    √share: with few large clusters (filters) one draw's shortfall is mostly chance
+    and coupling between layers, and correcting it fully would let an offspring keep
+    everything. `breeding`: `prepare(parents, config)` when the caller already has it."""
+    breeding = breeding if breeding is not None else prepare(parents, config)
+    topology = breeding.parents[0].topology
+    allowed, wanted, costs = breeding.allowed, breeding.wanted, breeding.costs
     ceiling = 1.0 / math.sqrt(config.share)
     scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
-        masks = sample_masks(topology, strengths, allowed, base, config, generator, scale)
+        masks = sample_masks(topology, breeding.encoded, allowed, breeding.base, config, generator,
+                             scale)
         if not _viable(topology, allowed, masks):
             continue
         realized = masks_cost(masks, costs)
@@ -306,8 +361,7 @@ def synthesize(
         scale = min(ceiling, scale * wanted / max(realized, 1.0))
         corrections += 1
     if chosen is not None:
-        state = _inherited_state(parents, weights, present, alphas, config.alignment)
-        return parents[0].with_state(state).with_masks(chosen, lineage)
+        return breeding.parents[0].with_state(breeding.state).with_masks(chosen, lineage)
     raise JetsynthError(
         f"every draw of offspring {lineage.id} lost a whole layer or a class; the parents are too "
         "sparse (or too different) for more pressure: raise --keep or evolve fewer generations"

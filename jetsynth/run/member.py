@@ -23,7 +23,7 @@ from jetsynth.core.mating import rate_for_factor
 from jetsynth.core.metrics import efficiency, size_metrics
 from jetsynth.core.screening import pick_draw
 from jetsynth.core.selection import select_parents, selection_accuracy
-from jetsynth.core.synthesis import masks_cost, synapse_costs, synthesize
+from jetsynth.core.synthesis import masks_cost, prepare, synapse_costs, synthesize
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory
@@ -98,8 +98,9 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
     mid = member_id(generation, index)
     seed = member_seed(config.seed, generation, index)
     rng = torch.Generator().manual_seed(seed)
+    breedings: dict = {}
     draws = [viable_offspring(config, previous, genomes, overlaps, rng, generation, index, keep,
-                              floor, costs)
+                              floor, costs, breedings)
              for _ in range(config.screen if screen is not None else 1)]
     child, drawn_keep = draws[0]
     if len(draws) > 1:
@@ -192,7 +193,8 @@ MATINGS = 5
 
 def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
                      overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
-                     floor: float, costs: dict[str, float] | None = None) -> tuple[Genome, float]:
+                     floor: float, costs: dict[str, float] | None = None,
+                     breedings: dict | None = None) -> tuple[Genome, float]:
     """Select parents and synthesise; returns the offspring and the keep share it was drawn
     under. Parents whose structures leave no viable offspring (a whole layer or a class lost in
     every draw) are replaced by another selection; after MATINGS selections the offspring is
@@ -200,7 +202,8 @@ def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[s
     no live layer, and a parent pressed to one synapse per class loses a class with almost any
     unit it loses; then, last, the offspring inherits one parent's structure whole (keep 1).
     A run goes on rather than stop; the lineage records the parents the offspring had, and the
-    pressure stays the run's (`mates` is --parents whatever this offspring got)."""
+    pressure stays the run's (`mates` is --parents whatever this offspring got). `breedings`
+    keeps each (parents, settings)'s `synthesis.prepare` for the next draw from them (--screen)."""
     mid = member_id(generation, index)
     failure = None
     attempts = [(count, keep) for count in range(min(config.parents, len(previous)), 0, -1)]
@@ -209,9 +212,14 @@ def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[s
             chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
             parent_ids = tuple(previous[i]["id"] for i in chosen)
             lineage = Lineage(mid, generation, index, parent_ids)
+            settings = config.synthesis(len(parent_ids), share, costs)
             try:
-                offspring = synthesize(harmonize([genomes[p] for p in parent_ids]),
-                                       config.synthesis(len(parent_ids), share, costs), rng, lineage)
+                breeding = (breedings or {}).get((parent_ids, settings))
+                if breeding is None:
+                    breeding = prepare(harmonize([genomes[p] for p in parent_ids]), settings)
+                    if breedings is not None:
+                        breedings[(parent_ids, settings)] = breeding
+                offspring = synthesize(list(breeding.parents), settings, rng, lineage, breeding)
                 return offspring, share
             except JetsynthError as exc:
                 failure = exc

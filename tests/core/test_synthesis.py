@@ -152,3 +152,19 @@ def test_mac_pressure_spares_the_cheap_fully_connected_layer(parent):
     fc1_neurons = {name: int(child.masks["9"].any(dim=0).sum())
                    for name, child in (("synapses", by_synapses), ("macs", by_macs))}
     assert fc1_neurons["macs"] > fc1_neurons["synapses"]
+
+
+def test_a_prepared_breeding_draws_what_a_fresh_synthesis_draws(parent):
+    """--screen draws K offspring from one `prepare`: each draw equals the one a synthesis that
+    prepares for itself makes from the same generator state."""
+    from jetsynth.core.synthesis import prepare
+
+    config = SynthesisConfig(cluster="filter", keep=0.5, cluster_pressure=1.0, pressure_on="macs")
+    breeding = prepare(parent, config)
+    shared, fresh = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(3):
+        a = synthesize(parent, config, shared, CHILD, breeding)
+        b = synthesize(parent, config, fresh, CHILD)
+        for name in parent.masks:
+            assert torch.equal(a.masks[name], b.masks[name])
+            assert torch.equal(a.state[f"{name}.weight"], b.state[f"{name}.weight"])
