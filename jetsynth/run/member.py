@@ -212,8 +212,8 @@ def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[s
             chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
             parent_ids = tuple(previous[i]["id"] for i in chosen)
             lineage = Lineage(mid, generation, index, parent_ids)
-            settings = config.synthesis(len(parent_ids), share, costs)
             try:
+                settings = config.synthesis(len(parent_ids), share, costs)
                 breeding = (breedings or {}).get((parent_ids, settings))
                 if breeding is None:
                     breeding = prepare(harmonize([genomes[p] for p in parent_ids]), settings)
