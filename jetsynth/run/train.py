@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -49,15 +49,22 @@ times faster in chunks of 256 than of 1000 (the activations of a chunk stay in c
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in [0, 1]. The layout changes outside inference mode: parameters
-    rewritten inside it would become inference tensors that a later training cannot use."""
-    model.eval()
+    """Top-1 accuracy in [0, 1]."""
     correct = 0
+    for start, logits in chunked_logits(model, images):
+        correct += int((logits.argmax(dim=1) == labels[start : start + EVAL_BATCH]).sum())
+    return correct / len(images)
+
+
+def chunked_logits(model: nn.Module, images: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, logits) of `model` in eval mode over `images`, EVAL_BATCH rows at a time, in
+    channels-last layout under inference mode; the layout is restored when the iteration ends.
+    The layout changes outside inference mode: parameters rewritten inside it would become
+    inference tensors that a later training cannot use."""
+    model.eval()
     with channels_last(model), torch.inference_mode():
         for start in range(0, len(images), EVAL_BATCH):
-            logits = model(as_channels_last(images[start : start + EVAL_BATCH]))
-            correct += int((logits.argmax(dim=1) == labels[start : start + EVAL_BATCH]).sum())
-    return correct / len(images)
+            yield start, model(as_channels_last(images[start : start + EVAL_BATCH]))
 
 
 SCREEN_IMAGES = 2048
@@ -75,13 +82,10 @@ def inherited_loss(genome: Genome, images: torch.Tensor, labels: torch.Tensor) -
     """Mean cross-entropy (nats per image) of `genome`'s compacted network as it was inherited,
     before any training: how much of its parents' function the draw kept. Lower is better."""
     net = compact(genome.build(), genome.topology, genome.masks).model
-    net.eval()
     total = 0.0
-    with channels_last(net), torch.inference_mode():
-        for start in range(0, len(images), EVAL_BATCH):
-            logits = net(as_channels_last(images[start : start + EVAL_BATCH]))
-            total += float(nn.functional.cross_entropy(logits, labels[start : start + EVAL_BATCH],
-                                                       reduction="sum"))
+    for start, logits in chunked_logits(net, images):
+        total += float(nn.functional.cross_entropy(logits, labels[start : start + EVAL_BATCH],
+                                                   reduction="sum"))
     return total / len(images)
 
 
