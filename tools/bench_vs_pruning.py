@@ -152,8 +152,6 @@ def torch_pruning_points(ancestor: nn.Module, dataset, importance: str, args, co
     kept = tp_cache(out, importance, args)
     if kept.is_file():
         stored = json.loads(kept.read_text())
-        for point in stored["points"]:  # caches from before the ONNX path was kept
-            point.setdefault("onnx", f"onnx/tp-{importance}-{point['step']}/model.onnx")
         return stored["points"], stored["timing"]
     points, models, timing = torch_pruning_run(ancestor, dataset, importance, args, config,
                                                input_shape)
@@ -375,8 +373,6 @@ def main() -> int:
     walls = {"jetsynth": json.loads(timing.read_text())}
     measured = run_dir / "points.json"
     jet_points = json.loads(measured.read_text()) if measured.is_file() else []
-    for point in jet_points:  # points measured before the ONNX path was kept
-        point.setdefault("onnx", f"onnx/{point['id']}/model.onnx")
     for record in records[1 + len(jet_points):]:
         model = compact_genome(run.genome(record["id"])).model
         jet_points.append({"id": record["id"], "accuracy": record["accuracy"],
