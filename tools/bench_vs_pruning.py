@@ -351,7 +351,7 @@ def main() -> int:
         pressure_on=args.pressure_on, seed=args.seed,
         batch_size=args.batch_size, lr=args.lr)
     run_dir = out / (f"jetsynth-{args.pressure_on}-keep{args.keep:g}-b{args.balance:g}"
-                     f"-t{args.truncation:g}-p{args.population}-s{args.screen}"
+                     f"-t{args.truncation:g}-p{args.population}-s{args.screen}-seed{args.seed}"
                      + ("" if args.max_drop is None else f"-d{args.max_drop:g}"))
     timing = run_dir / "timing.json"
     started, cpu = time.perf_counter(), time.process_time()
