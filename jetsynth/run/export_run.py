@@ -12,8 +12,7 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset
 from jetsynth.nn.models import stored_factories
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.grow import grown_pick
-from jetsynth.run.rundir import RunDirectory, load_records
+from jetsynth.run.rundir import RunDirectory, grown_pick, load_records
 from jetsynth.run.train import TrainConfig, train_genome
 from jetsynth.ship.export import DEFAULT_OPSET, ExportResult, export_genome, genome_metadata
 

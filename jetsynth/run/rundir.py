@@ -40,6 +40,8 @@ RESUMABLE_CHANGES = ("generations", "threads", *PLACEMENT)
 """Settings a resumed run may change: more generations, how many threads compute them, and
 where members train (the executor and its placement)."""
 DAMAGED_DIR = "damaged"
+GROW_FILE = "grow.json"
+"""A `jetsynth grow` run's settings and, when done, its final selection (see `run.grow`)."""
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written
 before it was recorded, in this same layout."""
@@ -55,6 +57,12 @@ def versions() -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
+
+
+def member_id(generation: int, member: int) -> str:
+    """The name of a member, and of its folder under RUN/members: gII-mJJ (the ancestor is
+    g01-m00)."""
+    return f"g{generation:02d}-m{member:02d}"
 
 
 class RunDirectory:
@@ -296,3 +304,16 @@ def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
     if not records:
         raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
     return asdict(config), records
+
+
+def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
+    """For a grow run (None otherwise), the member `export --best` ships: the first of the final
+    K selected on validation, or, while the run is unfinished, the best on validation so far."""
+    path = Path(run_dir) / GROW_FILE
+    if not path.is_file():
+        return None
+    final = read_json(path).get("final")
+    by_id = {r["id"]: r for r in records}
+    if final and final[0]["id"] in by_id:
+        return by_id[final[0]["id"]]
+    return max(records, key=lambda r: (r.get("val_accuracy") or 0.0, -r["generation"]))
