@@ -184,7 +184,7 @@ class RunDirectory:
         if unknown:
             raise JetsynthError(f"{where} has settings this jetsynth does not know "
                                 f"({', '.join(unknown)}); use the jetsynth version that made the run")
-        wrong = sorted(k for k, v in stored.items() if not _parses(v, types[k]))
+        wrong = sorted(k for k, v in stored.items() if not fits_annotation(v, types[k]))
         if wrong:
             raise JetsynthError(f"{where}: the values of {', '.join(wrong)} do not parse; the file "
                                 "is damaged or from another jetsynth version")
@@ -215,7 +215,7 @@ def _free_name(path: Path) -> Path:
 _SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
-def _parses(value: object, annotation: str) -> bool:
+def fits_annotation(value: object, annotation: str) -> bool:
     """Whether a JSON value fits an EvolveConfig field's annotation ('int', 'float | None',
     'tuple[float, ...]', 'tuple[float, float]')."""
     options = [part.strip() for part in annotation.split("|")]
@@ -234,7 +234,7 @@ def _parses(value: object, annotation: str) -> bool:
                 kinds = items
             else:
                 continue
-            if all(_parses(v, kind) for v, kind in zip(value, kinds, strict=True)):
+            if all(fits_annotation(v, kind) for v, kind in zip(value, kinds, strict=True)):
                 return True
     return False
 
