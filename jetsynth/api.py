@@ -87,11 +87,15 @@ class _Callback(Observer):
 
 def _display(progress):
     """The observer, as a context: a function gets ProgressEvents; None the command line's own
-    display (live bars on a terminal, plain lines otherwise, on stderr); False nothing."""
+    display (live bars on a terminal or in a notebook, plain lines otherwise, on stderr); False
+    nothing."""
     if progress is None:
-        from jetsynth.cli.progress import run_observer
+        from rich.console import Console
 
-        return run_observer()
+        from jetsynth.cli.progress import RichObserver, run_observer
+
+        notebook = Console()
+        return RichObserver(notebook) if notebook.is_jupyter else run_observer()
     if progress is False:
         return nullcontext(Observer())
     if callable(progress):
@@ -250,7 +254,7 @@ def evolve(arch: Arch, data=None, *, run_dir: str | Path | None = None, resume: 
     if isinstance(arch, EvolveConfig):
         raise JetsynthError("jetsynth.evolve takes (arch, data, **settings); the loop over an "
                             "EvolveConfig is jetsynth.run.evolve.evolve(config, run_dir)")
-    _check_settings(settings)
+    settings = _checked(settings)
     name, factory = _architecture(arch)
     data = "digits" if data is None else data
     data_name = data if isinstance(data, str) else f"{IN_PROCESS_DATA}:{type(data).__qualname__}"
@@ -301,8 +305,9 @@ def open_run(directory: str | Path, arch: Arch | None = None, data=None) -> Run:
     return Run(directory, factories, dataset)
 
 
-def _check_settings(settings: dict) -> None:
-    """Every setting names a field of EvolveConfig and has a value of its type."""
+def _checked(settings: dict) -> dict:
+    """The settings, each checked to name a field of EvolveConfig and to have a value of its
+    type (lists become the tuples the config holds)."""
     known = {f.name: f.type for f in fields(EvolveConfig) if f.name not in _PLACED}
     unknown = [name for name in settings if name not in known]
     if unknown:
@@ -312,13 +317,14 @@ def _check_settings(settings: dict) -> None:
             hints.append(f"'{name}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise JetsynthError(f"unknown setting{'s' if len(unknown) > 1 else ''} {'; '.join(hints)}; "
                             "the settings are EvolveConfig's fields")
+    checked = {}
     for name, value in settings.items():
-        if isinstance(value, tuple):
+        if isinstance(value, (list, tuple)):
             value = list(value)
         if not fits_annotation(value, known[name]):
             raise JetsynthError(f"setting {name}={value!r} is not of type {known[name]}")
-        if isinstance(settings[name], list):
-            settings[name] = tuple(settings[name])
+        checked[name] = tuple(value) if isinstance(value, list) else value
+    return checked
 
 
 def _architecture(arch: Arch) -> tuple[str, Factory | None]:

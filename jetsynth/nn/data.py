@@ -51,8 +51,8 @@ def load_dataset(spec: DataSpec) -> Dataset:
         "stl10": _load_stl10,
     }
     if spec.kind == IN_PROCESS:
-        raise JetsynthError(f"the run's data ({spec}) was a Python object given to "
-                            "jetsynth.evolve and is not on disk: give it again, "
+        raise JetsynthError(f"the data {spec} is a dataset object given to jetsynth.evolve in "
+                            "Python, which only that program holds: give it again, "
                             "jetsynth.open_run(RUN, data=the_same_dataset)")
     if spec.path is not None and not Path(spec.path).is_dir():
         raise JetsynthError(f"dataset folder not found: {spec.path} (check the path in --data)")

@@ -65,3 +65,8 @@ def test_float_images_in_0_1_equal_their_uint8_pixels():
 def test_bad_items_end_with_one_clear_error(items, message):
     with pytest.raises(JetsynthError, match=message):
         items_dataset(items, _spec())
+
+
+def test_a_spec_naming_a_dataset_object_does_not_load_from_disk():
+    with pytest.raises(JetsynthError, match="dataset object given to jetsynth.evolve.*open_run"):
+        load_dataset(_spec())
