@@ -18,7 +18,7 @@ import difflib
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from torch import nn
@@ -267,7 +267,10 @@ def evolve(arch: Arch, data=None, *, run_dir: str | Path | None = None, resume: 
     if factory is not None and resolved.executor == "ray":
         raise JetsynthError("a model given as a Python object cannot travel to Ray workers: "
                             "give arch as 'module:function' or 'file.py:function'")
-    dataset = None if isinstance(data, str) else _adapted(data, resolved)
+    dataset = None
+    if not isinstance(data, str):
+        dataset = _adapted(data, resolved)
+        config = replace(config, data=dataset.name)
     from jetsynth.run.evolve import evolve as run_evolution
 
     with _display(progress) as observer:
@@ -302,6 +305,10 @@ def open_run(directory: str | Path, arch: Arch | None = None, data=None) -> Run:
             raise JetsynthError(f"{directory} was evolved on {config.data}, which jetsynth loads "
                                 "itself: leave data out")
         dataset = _adapted(data, config)
+        if dataset.name != config.data:
+            raise JetsynthError(f"{directory} was evolved on {config.data}; this data is "
+                                f"{dataset.name}, other images or labels (the part after @ "
+                                "fingerprints them)")
     return Run(directory, factories, dataset)
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import onnx
 import pytest
@@ -133,7 +134,8 @@ def test_a_dataset_object_and_a_module_class_run_and_resume(tmp_path):
     run_dir = tmp_path / "run"
     run = jetsynth.evolve(Net, data, generations=1, run_dir=run_dir, progress=False, **SMALL)
     assert [m.id for m in run.members] == ["g01-m00"]
-    assert run.config.data == "python:TensorDataset" and run.config.arch == f"<python:{__name__}.Net>"
+    assert re.fullmatch("python:TensorDataset@[0-9a-f]{12}", run.config.data)
+    assert run.config.arch == f"<python:{__name__}.Net>"
     assert run.members[0].model()(torch.rand(2, 1, 8, 8)).shape == (2, 10)
     longer = jetsynth.evolve(Net, data, generations=2, run_dir=run_dir, resume=True, progress=False)
     assert [m.id for m in longer.members] == ["g01-m00", "g02-m00"]
@@ -144,6 +146,11 @@ def test_a_dataset_object_and_a_module_class_run_and_resume(tmp_path):
         reopened.best().export(tmp_path / "n.onnx")
     assert reopened.best().export(tmp_path / "n.onnx", parity=False).parity is None
     assert jetsynth.open_run(run_dir, arch=Net, data=data).best().export(tmp_path / "o.onnx").parity
+    other = TensorDataset(data.tensors[0], data.tensors[1].roll(1))
+    with pytest.raises(JetsynthError, match="this data is python:TensorDataset@.*other images or labels"):
+        jetsynth.open_run(run_dir, arch=Net, data=other)
+    with pytest.raises(JetsynthError, match="started with other settings \\(data\\)"):
+        jetsynth.evolve(Net, other, generations=3, run_dir=run_dir, resume=True, progress=False)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -10,6 +10,8 @@ trains. `input_size` S stretches every image to S×S; without it all images must
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -29,9 +31,11 @@ from jetsynth.nn.imagefolder import TEST_FRACTION, TEST_SEED, channel_stats
 
 
 def items_dataset(items, spec: DataSpec, class_names: list[str] | None = None) -> Dataset:
-    """The dataset of `items` prepared as `spec` says (its kind and path only name it);
-    `class_names`: one per label (default: the labels as text)."""
+    """The dataset of `items` prepared as `spec` says; `class_names`: one per label (default:
+    the labels as text). Its name is the spec's with the fingerprint of the items (`KIND:NAME@
+    DIGEST`, see `fingerprint`), so a run records which data it evolved on."""
     pixels, labels = _pixels(items, spec.input_size)
+    name = f"{spec.kind}:{(spec.path or '').partition('@')[0]}@{fingerprint(pixels, labels)}"
     classes = int(labels.max()) + 1
     if len(np.unique(labels)) < 2:
         raise JetsynthError("the data has one class only; a classifier needs at least two")
@@ -51,11 +55,19 @@ def items_dataset(items, spec: DataSpec, class_names: list[str] | None = None) -
 
     (train_x, train_y), (val_x, val_y), (test_x, test_y) = split(train), split(val), split(test)
     return Dataset(
-        name=str(spec), train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+        name=name, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
         classes=classes,
         preprocessing=preprocessing(spec, mean, std, channels, spec.input_size, class_names),
         val_x=val_x, val_y=val_y, augment=spec.augment,
     )
+
+
+def fingerprint(pixels: np.ndarray, labels: np.ndarray) -> str:
+    """The first 12 hex digits of the SHA-256 of the pixels, their shape and the labels."""
+    digest = hashlib.sha256(str(pixels.shape).encode())
+    digest.update(np.ascontiguousarray(pixels).tobytes())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    return digest.hexdigest()[:12]
 
 
 def _pixels(items, size: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,7 @@ def test_items_are_split_and_normalised_as_the_same_images_in_a_folder(tmp_path)
         assert torch.allclose(getattr(items, f"{split}_x")[:], getattr(folder, f"{split}_x")[:])
     assert items.preprocessing["class_names"] == list(classes)
     assert items.preprocessing["mean"] == folder.preprocessing["mean"]
-    assert items.input_shape == (1, 8, 8) and items.classes == 3 and items.name == "python:List"
+    assert items.input_shape == (1, 8, 8) and items.classes == 3
 
 
 def test_float_images_in_0_1_equal_their_uint8_pixels():
@@ -45,6 +47,9 @@ def test_float_images_in_0_1_equal_their_uint8_pixels():
     as_floats = items_dataset([(p.float() / 255, torch.tensor(y)) for p, y in pairs], _spec())
     assert torch.equal(as_bytes.train_x[:], as_floats.train_x[:])
     assert as_bytes.preprocessing["color"] == "RGB"
+    assert as_bytes.name == as_floats.name and re.fullmatch("python:List@[0-9a-f]{12}", as_bytes.name)
+    relabelled = items_dataset([(p, 1 - y) for p, y in pairs], DataSpec.parse(as_bytes.name))
+    assert relabelled.name.startswith("python:List@") and relabelled.name != as_bytes.name
     assert as_bytes.preprocessing["class_names"] == ["0", "1"]
     resized = items_dataset(pairs, _spec(input_size=12))
     assert resized.input_shape == (3, 12, 12) and resized.preprocessing["resize"] == [12, 12]
