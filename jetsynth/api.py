@@ -245,7 +245,8 @@ def evolve(arch: Arch, data=None, *, run_dir: str | Path | None = None, resume: 
     """Evolve smaller networks from `arch` on `data` and return the run.
 
     `arch`: see `Arch`. `data`: a spec string as `--data` takes ('digits', 'folder:DIR', ...;
-    default 'digits') or a dataset object of (image, label) items (see `nn.items`).
+    default 'digits', or a resumed run's own) or a dataset object of (image, label) items (see
+    `nn.items`).
     `settings`: any field of EvolveConfig by name (`generations=8`, `max_drop=0.01`, ...), as
     the `jetsynth evolve` options of the same names. `run_dir` (default runs/evolve-TIME) must
     be new or empty, unless `resume` continues the run there with the settings it has (those
@@ -256,11 +257,12 @@ def evolve(arch: Arch, data=None, *, run_dir: str | Path | None = None, resume: 
                             "EvolveConfig is jetsynth.run.evolve.evolve(config, run_dir)")
     settings = _checked(settings)
     name, factory = _architecture(arch)
-    data = "digits" if data is None else data
-    data_name = data if isinstance(data, str) else f"{IN_PROCESS_DATA}:{type(data).__qualname__}"
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / time.strftime(
         "evolve-%Y%m%d-%H%M%S")
     stored = RunDirectory(run_dir).stored_config() if resume else None
+    if data is None:
+        data = stored.data if stored is not None else "digits"
+    data_name = data if isinstance(data, str) else f"{IN_PROCESS_DATA}:{type(data).__qualname__}"
     base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else {}
     config = EvolveConfig(**{**base, **settings, "arch": name, "data": data_name})
     resolved = config.resolved()

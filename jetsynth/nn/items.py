@@ -116,7 +116,8 @@ def _image(image, index: int, size: int | None) -> np.ndarray:
         values = image.float()
         if not torch.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0:
             raise JetsynthError(f"data item {index}: float pixels must lie in [0, 1] (uint8 "
-                                "images may hold 0-255)")
+                                "images may hold 0-255); leave normalising to jetsynth (it "
+                                "computes mean and std, or takes the mean and std settings)")
     else:
         raise JetsynthError(f"data item {index}: pixels of type {image.dtype}; give float in "
                             "[0, 1] or uint8")
