@@ -20,7 +20,7 @@ LAYERS = (
     ("run",),
     ("report",),
     ("cli",),
-    ("__init__", "__main__"),
+    ("api", "__init__", "__main__"),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

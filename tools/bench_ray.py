@@ -29,7 +29,7 @@ def spread(values: list[float]) -> dict:
 
 
 def timed_generation(config, ancestor_dir: Path, run_dir: Path) -> tuple[float, list[dict]]:
-    from jetsynth import evolve
+    from jetsynth.run.evolve import evolve
 
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.copytree(ancestor_dir, run_dir)
@@ -90,8 +90,9 @@ def main() -> int:
     import ray
     import torch
 
-    from jetsynth import EvolveConfig, evolve
+    from jetsynth import EvolveConfig
     from jetsynth.nn.data import load_dataset
+    from jetsynth.run.evolve import evolve
     from jetsynth.run.executors import LocalExecutor
     from jetsynth.run.member import MemberTask
     from jetsynth.run.ray_executor import RayExecutor

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common import DEFAULT_MNIST, emit, mnist_missing
 
-from jetsynth import EvolveConfig, evolve
+from jetsynth import EvolveConfig
+from jetsynth.run.evolve import evolve
 
 SETTINGS = ("generations", "keep", "balance", "cluster", "cluster_pressure", "epochs", "ancestor_epochs",
             "seed", "threads")

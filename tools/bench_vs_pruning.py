@@ -50,11 +50,12 @@ from common import DEFAULT_MNIST, emit
 from safetensors.torch import load_file
 from torch import nn
 
-from jetsynth import EvolveConfig, evolve
+from jetsynth import EvolveConfig
 from jetsynth.core.genome import ancestor_genome
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset, training_batch
 from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
+from jetsynth.run.evolve import evolve
 from jetsynth.run.rundir import RunDirectory
 from jetsynth.run.train import TrainConfig, evaluate, fit, train_genome
 from jetsynth.ship.export import compact_genome

@@ -21,7 +21,7 @@ def _run_one(args):
     config, run_dir, threads = args
     import torch
 
-    from jetsynth import evolve
+    from jetsynth.run.evolve import evolve
 
     torch.set_num_threads(threads)
     config = replace(config, threads=threads)

@@ -26,6 +26,7 @@ import torch
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import (
     CLASS_NAMES,
+    IN_PROCESS,
     PIXEL_SCALE,
     Dataset,
     DataSpec,
@@ -49,6 +50,10 @@ def load_dataset(spec: DataSpec) -> Dataset:
         "cifar10": _load_cifar10,
         "stl10": _load_stl10,
     }
+    if spec.kind == IN_PROCESS:
+        raise JetsynthError(f"the data {spec} is a dataset object given to jetsynth.evolve in "
+                            "Python, which only that program holds: give it again, "
+                            "jetsynth.open_run(RUN, data=the_same_dataset)")
     if spec.path is not None and not Path(spec.path).is_dir():
         raise JetsynthError(f"dataset folder not found: {spec.path} (check the path in --data)")
     if spec.kind == "folder":

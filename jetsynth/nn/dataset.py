@@ -11,7 +11,10 @@ import torch
 
 from jetsynth.errors import JetsynthError
 
-KINDS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10", "folder")
+IN_PROCESS = "python"
+"""The kind of data given to the Python API as an object (`python:TYPE`): it lives in the
+caller's memory, so only that caller can load it again."""
+KINDS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10", "folder", IN_PROCESS)
 VAL_SPLIT = 0.1
 PIXEL_SCALE = 1.0 / 255.0
 CLASS_NAMES = {

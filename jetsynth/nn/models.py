@@ -283,8 +283,24 @@ ARCHITECTURES: dict[str, Factory] = {
 }
 
 
+IN_PROCESS = "<python:"
+"""How a run names an architecture given to the Python API as a callable: `<python:module.name>`
+describes it and can never be imported (the angle brackets are no module's name)."""
+
+
+def in_process_arch(factory: Factory) -> str:
+    """The recorded name of a factory (a function or an nn.Module class) given as an object."""
+    module = getattr(factory, "__module__", None) or "?"
+    name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+    return f"{IN_PROCESS}{module}.{name}>"
+
+
 def _split_user_arch(arch: str) -> tuple[str, str, bool]:
     """(module or file, function, is_file) of a `module:function` or `file.py:function`."""
+    if arch.startswith(IN_PROCESS):
+        raise JetsynthError(f"the architecture {arch} was a Python callable given to "
+                            "jetsynth.evolve, not a name jetsynth can import: open the run with "
+                            "jetsynth.open_run(RUN, arch=the_same_callable)")
     source, sep, func_name = arch.rpartition(":")
     if not sep or not source or not func_name or not func_name.isidentifier():
         names = ", ".join(ARCHITECTURES)

@@ -27,6 +27,7 @@ from jetsynth.core.similarity import aligned_presences, overlap_matrix
 from jetsynth.core.stopping import stale_generations
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset
+from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory, resolve_factory
 from jetsynth.nn.weights import load_state_dict
 from jetsynth.run.config import EvolveConfig
@@ -173,17 +174,19 @@ def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float)
 
 def evolve(
     config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None,
-    trust_code: bool = False,
+    trust_code: bool = False, factory: Factory | None = None, dataset: Dataset | None = None,
 ) -> list[dict]:
     """Run (or resume) an evolution and return every member's record, ancestor first. With
     --target-fps, the run stops after the generation in which a member reached the target.
     A resumed run's config may come from its files: user code it names (`module:function`,
     `file.py:function`) is imported only with `trust_code` (the user repeated --arch or gave
-    --trust-code); a new run's config is the caller's own word."""
+    --trust-code); a new run's config is the caller's own word. `factory` and `dataset` (the
+    Python API's objects, which no name imports) stand in for resolving `config.arch` and
+    loading `config.data`."""
     config = config.resolved()
-    factory = resolve_factory(config.arch, trusted=trust_code or not resume)
+    factory = factory or resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
-    dataset = load_dataset(config.data_spec())
+    dataset = dataset if dataset is not None else load_dataset(config.data_spec())
     targets = config.bench_targets()
     target = targets[0] if targets else None
     if isinstance(target, str):  # before the ancestor trains, not after

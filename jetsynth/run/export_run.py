@@ -10,10 +10,10 @@ from jetsynth.core.genome import Genome
 from jetsynth.core.selection import best_member, pick_member, selection_accuracy
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset
-from jetsynth.nn.models import stored_factories
+from jetsynth.nn.dataset import Dataset
+from jetsynth.nn.models import Factory, stored_factories
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.grow import grown_pick
-from jetsynth.run.rundir import RunDirectory, load_records
+from jetsynth.run.rundir import RunDirectory, grown_pick, load_records
 from jetsynth.run.train import TrainConfig, train_genome
 from jetsynth.ship.export import DEFAULT_OPSET, ExportResult, export_genome, genome_metadata
 
@@ -33,6 +33,8 @@ def export_member(
     trust_code: bool = False,
     channel_multiple: int = 1,
     on_step=None,
+    factories: dict[str, Factory] | None = None,
+    dataset: Dataset | None = None,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `selection.best_member`), with parity measured on the run's test split. Returns the result
@@ -43,11 +45,12 @@ def export_member(
     epochs and the accuracy before). A run made with user code (`module:function`,
     `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
     the run's own) or `trust_code`. `on_step(done, total)`: fine-tuning progress, per optimiser
-    step."""
+    step. `factories` and `dataset` (the Python API's objects, which no name imports) stand in
+    for resolving the run's architecture and loading its data."""
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
-    factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
+    factories = factories or stored_factories(config["arch"], arch, trust_code, str(run_dir))
     grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
     if grown is not None:
         record = grown
@@ -57,8 +60,7 @@ def export_member(
     else:
         record = pick_member(records, generation, member, max_drop)
     genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
-    dataset = None
-    if check_parity or finetune_epochs:
+    if dataset is None and (check_parity or finetune_epochs):
         try:
             dataset = load_dataset(EvolveConfig(**config).data_spec())
         except JetsynthError as exc:

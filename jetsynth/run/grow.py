@@ -38,11 +38,9 @@ from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transf
 from jetsynth.nn.models import canonical_arch, resolve_factory
 from jetsynth.nn.population import SharedPopulation
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.evolve import member_id
-from jetsynth.run.rundir import RunDirectory, open_run
+from jetsynth.run.rundir import GROW_FILE, RunDirectory, member_id, open_run
 from jetsynth.storage import read_json, write_json
 
-GROW_FILE = "grow.json"
 POPULATION_DIR = "population"
 TENSORS = "shared.safetensors"
 STATE = "state.json"
@@ -333,15 +331,3 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
     finally:
         run.release()
 
-
-def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
-    """For a grow run (None otherwise), the member `export --best` ships: the first of the final
-    K selected on validation, or, while the run is unfinished, the best on validation so far."""
-    path = Path(run_dir) / GROW_FILE
-    if not path.is_file():
-        return None
-    final = read_json(path).get("final")
-    by_id = {r["id"]: r for r in records}
-    if final and final[0]["id"] in by_id:
-        return by_id[final[0]["id"]]
-    return max(records, key=lambda r: (r.get("val_accuracy") or 0.0, -r["generation"]))

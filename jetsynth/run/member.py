@@ -30,7 +30,7 @@ from jetsynth.nn.models import Factory
 from jetsynth.nn.weights import file_digest, fit_state
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.measurement import Speedometer
-from jetsynth.run.rundir import RunDirectory
+from jetsynth.run.rundir import RunDirectory, member_id
 from jetsynth.run.train import TrainConfig, TrainResult, train_genome
 
 
@@ -52,10 +52,6 @@ class MemberTask:
     @property
     def id(self) -> str:
         return self.genome.lineage.id
-
-
-def member_id(generation: int, member: int) -> str:
-    return f"g{generation:02d}-m{member:02d}"
 
 
 def member_seed(seed: int, generation: int, member: int) -> int:

@@ -40,6 +40,8 @@ RESUMABLE_CHANGES = ("generations", "threads", *PLACEMENT)
 """Settings a resumed run may change: more generations, how many threads compute them, and
 where members train (the executor and its placement)."""
 DAMAGED_DIR = "damaged"
+GROW_FILE = "grow.json"
+"""A `jetsynth grow` run's settings and, when done, its final selection (see `run.grow`)."""
 CONFIG_FORMAT = 1
 """The layout of config.json this version writes and reads; a run without the field was written
 before it was recorded, in this same layout."""
@@ -55,6 +57,12 @@ def versions() -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
+
+
+def member_id(generation: int, member: int) -> str:
+    """The name of a member, and of its folder under RUN/members: gII-mJJ (the ancestor is
+    g01-m00)."""
+    return f"g{generation:02d}-m{member:02d}"
 
 
 class RunDirectory:
@@ -176,7 +184,7 @@ class RunDirectory:
         if unknown:
             raise JetsynthError(f"{where} has settings this jetsynth does not know "
                                 f"({', '.join(unknown)}); use the jetsynth version that made the run")
-        wrong = sorted(k for k, v in stored.items() if not _parses(v, types[k]))
+        wrong = sorted(k for k, v in stored.items() if not fits_annotation(v, types[k]))
         if wrong:
             raise JetsynthError(f"{where}: the values of {', '.join(wrong)} do not parse; the file "
                                 "is damaged or from another jetsynth version")
@@ -207,7 +215,7 @@ def _free_name(path: Path) -> Path:
 _SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
-def _parses(value: object, annotation: str) -> bool:
+def fits_annotation(value: object, annotation: str) -> bool:
     """Whether a JSON value fits an EvolveConfig field's annotation ('int', 'float | None',
     'tuple[float, ...]', 'tuple[float, float]')."""
     options = [part.strip() for part in annotation.split("|")]
@@ -226,7 +234,7 @@ def _parses(value: object, annotation: str) -> bool:
                 kinds = items
             else:
                 continue
-            if all(_parses(v, kind) for v, kind in zip(value, kinds, strict=True)):
+            if all(fits_annotation(v, kind) for v, kind in zip(value, kinds, strict=True)):
                 return True
     return False
 
@@ -296,3 +304,16 @@ def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
     if not records:
         raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
     return asdict(config), records
+
+
+def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
+    """For a grow run (None otherwise), the member `export --best` ships: the first of the final
+    K selected on validation, or, while the run is unfinished, the best on validation so far."""
+    path = Path(run_dir) / GROW_FILE
+    if not path.is_file():
+        return None
+    final = read_json(path).get("final")
+    by_id = {r["id"]: r for r in records}
+    if final and final[0]["id"] in by_id:
+        return by_id[final[0]["id"]]
+    return max(records, key=lambda r: (r.get("val_accuracy") or 0.0, -r["generation"]))
