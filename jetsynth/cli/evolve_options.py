@@ -13,7 +13,9 @@ from dataclasses import MISSING, fields
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich_click import RichCommand, RichOptionPanel
 
+from jetsynth.cli.config_file import config_option
 from jetsynth.cli.types import Number
 from jetsynth.run.bounds import Bounds
 
@@ -89,9 +91,21 @@ def evolve_params(own: Sequence[click.Parameter],
     return params
 
 
-class EvolveCommand(click.Command):
-    """A command taking every evolve option (`evolve_params`), built on first use; `after` places
-    the command's own options, by name, behind an evolve option's field."""
+RUN_SECTION = "Run"
+"""The section of `--help` holding the command's own options (where the run lives, resuming)."""
+
+
+def evolve_sections() -> dict[str, list[str]]:
+    """Section name → the evolve settings it holds, as `--help` and `--config` files group them."""
+    from jetsynth.run.options import SECTIONS
+
+    return {name: list(names) for name, names in SECTIONS}
+
+
+class EvolveCommand(RichCommand):
+    """A command taking every evolve option (`evolve_params`) and `--config FILE.toml`, built on
+    first use and shown in `--help` in the sections of `run.options.SECTIONS`; `after` places the
+    command's own options, by name, behind an evolve option's field."""
 
     def __init__(self, *args: Any, after: Mapping[str, Sequence[str]], **kwargs: Any) -> None:
         self._after = dict(after)
@@ -101,10 +115,23 @@ class EvolveCommand(click.Command):
     @property
     def params(self) -> list[click.Parameter]:
         if self._built is None:
-            self._built = evolve_params(self._own, self._after)
+            sections = evolve_sections()
+            self._built = [config_option(sections), *evolve_params(self._own, self._after)]
         return self._built
 
     @params.setter
     def params(self, own: list[click.Parameter]) -> None:
         self._own = list(own)
         self._built = None
+
+    @property
+    def panels(self) -> list[RichOptionPanel]:
+        by_field = {p.name: p.opts[0] for p in self.params if isinstance(p, click.Option) and p.opts}
+        panels = [RichOptionPanel(name, options=[by_field[f] for f in names if f in by_field])
+                  for name, names in evolve_sections().items()]
+        own = ["--config", *(p.opts[0] for p in self._own if isinstance(p, click.Option)), "--help"]
+        return [*panels, RichOptionPanel(RUN_SECTION, options=own)]
+
+    @panels.setter
+    def panels(self, _given: list[RichOptionPanel]) -> None:
+        """The sections come from the settings' own list, not from the caller."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from jetsynth.cli.common import fail
+from jetsynth.cli.config_file import config_option
 
 
 @click.command()
@@ -66,3 +67,6 @@ def grow(run_dir: Path, resume: bool, as_json: bool, **options) -> None:
         e = summary["ensemble"]
         click.echo(f"ensemble of {len(e['members'])}: test {e['accuracy']:.4f} (plain average "
                    f"{e['average_accuracy']:.4f}) → {e['onnx']}")
+
+
+grow.params.insert(0, config_option())

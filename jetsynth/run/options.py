@@ -172,3 +172,19 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
 NOT_OPTIONS: frozenset[str] = frozenset({"bench_pool"})
 """`EvolveConfig` fields that no evolve option sets (every field added without an option goes here,
 so that leaving one out is a decision; `tests/run/test_options.py` checks)."""
+
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Data", ("data", "subset", "val_split", "input_size", "mean", "std", "augment")),
+    ("Model", ("arch", "ancestor_weights", "ancestor_epochs")),
+    ("Evolution", ("generations", "population", "screen", "parents", "cluster", "keep", "balance",
+                   "pressure_on", "truncation", "cluster_pressure", "pressure", "max_drop",
+                   "accuracy_floor", "patience", "grow_on_drop", "alignment", "mating", "structure",
+                   "alphas", "selection", "overlap_band", "reinit", "seed")),
+    ("Training", ("epochs", "batch_size", "lr", "precision", "threads")),
+    ("Timing", ("bench", "bench_batch", "bench_seconds", "target_fps", "measure_every",
+                "latency_model")),
+    ("Scale-out", ("executor", "ray_address", "cpus_per_member", "gpus_per_member")),
+)
+"""The evolve options in the sections `evolve --help` shows them in, and the tables a `--config`
+TOML file may group them under (each field in exactly one section; `tests/run/test_options.py`
+checks)."""

@@ -11,7 +11,7 @@ from jetsynth.cli.main import cli
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.options import EVOLVE_OPTIONS
 
-COMMAND_ONLY = ("run_dir", "resume", "trust_code")
+COMMAND_ONLY = ("config", "run_dir", "resume", "trust_code")
 
 
 def _parse(*args: str) -> dict:
