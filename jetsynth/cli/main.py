@@ -75,7 +75,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         records = load_records(run_dir)[1]
         click.echo(_ship_line(run_dir, config, records))
         if config.target_fps is not None:  # last: whether the run did what was asked
-            click.echo(_target_outcome(config, records).replace("{run}", str(run_dir)))
+            click.echo(_target_outcome(run_dir, config, records))
     except JetsynthError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -96,18 +96,40 @@ def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
     stopped = f"stopped after generation {last}"
     if config.patience is not None and stale_generations(records, floor) >= config.patience:
         stopped += f": {config.patience} generations without a smaller or faster member at the floor"
+    chance = records[0].get("chance_accuracy")
+    if chance is not None:
+        return (f"{stopped}; nothing to ship: the ancestor's accuracy "
+                f"{selection_accuracy(records[0]):.4f} is at chance ({chance:.4f}), so the floor "
+                "means nothing; train the ancestor longer (--ancestor-epochs, --lr) or check the data")
     ship = pick_member(records, floor=floor)
     if selection_accuracy(ship) < floor:
         return f"{stopped}; no member keeps the floor {floor:.4f}: ship the ancestor or relax it"
     speed = f", {ship['fps']:,.0f} images/s" if ship.get("fps") else ""
-    return (f"{stopped}; ship {ship['id']} (jetsynth export {run_dir} -g {ship['generation']} "
-            f"-m {ship['member']}): {ship['mac_reduction']:.1f}× fewer MACs, "
+    return (f"{stopped}; ship {ship['id']} ({_export_command(run_dir, config.arch, ship)}): "
+            f"{ship['mac_reduction']:.1f}× fewer MACs, "
             f"{ship['synaptic_efficiency']:.1f}× fewer synapses{speed}, validation accuracy "
             f"{selection_accuracy(ship):.4f} >= floor {floor:.4f} (test {ship['accuracy']:.4f}); "
             "the smallest or fastest member at the floor")
 
 
-def _target_outcome(config, records: list[dict]) -> str:
+def _export_command(run_dir: Path, arch: str, record: dict) -> str:
+    """The `jetsynth export` command line that ships `record`, runnable as printed: the output
+    file beside the run, and --arch for a run built from user code (which export imports only
+    on the user's word)."""
+    import shlex
+
+    from jetsynth.nn.models import resolve_factory
+
+    command = (f"jetsynth export {shlex.quote(str(run_dir))} -g {record['generation']} "
+               f"-m {record['member']} -o {shlex.quote(str(Path(run_dir) / (record['id'] + '.onnx')))}")
+    try:
+        resolve_factory(arch, trusted=False)
+    except JetsynthError:  # user code: name it, so export may import it
+        command += f" --arch {shlex.quote(arch)}"
+    return command
+
+
+def _target_outcome(run_dir: Path, config, records: list[dict]) -> str:
     """One line: which member reached --target-fps at the accuracy floor, or the fastest that
     kept the floor when none did."""
     from jetsynth.core.selection import selection_accuracy
@@ -126,8 +148,8 @@ def _target_outcome(config, records: list[dict]) -> str:
         best = max(kept, key=lambda r: r["fps"])
         fastest = (f"; fastest above the floor: {best['id']} at {best['fps']:,.0f} images/s "
                    f"({100 * best['fps'] / config.target_fps:.0f} % of the target), validation "
-                   f"accuracy {selection_accuracy(best):.4f} (jetsynth export {{run}} -g "
-                   f"{best['generation']} -m {best['member']})")
+                   f"accuracy {selection_accuracy(best):.4f} "
+                   f"({_export_command(run_dir, config.arch, best)})")
     return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
             f"not reached{fastest}")
 

@@ -283,6 +283,20 @@ ARCHITECTURES: dict[str, Factory] = {
 }
 
 
+def architectures_with_keys(keys: set[str]) -> list[str]:
+    """The built-in architectures whose state dicts have exactly `keys` (batch norm's step
+    counters aside): what a checkpoint that does not fit the chosen --arch would fit."""
+    def names(found) -> set[str]:
+        return {k for k in found if not k.endswith("num_batches_tracked")}
+
+    wanted = names(keys)
+    fits = []
+    for name, factory in ARCHITECTURES.items():
+        if names(factory((3, 32, 32), 10).state_dict()) == wanted:
+            fits.append(name)
+    return fits
+
+
 def _split_user_arch(arch: str) -> tuple[str, str, bool]:
     """(module or file, function, is_file) of a `module:function` or `file.py:function`."""
     source, sep, func_name = arch.rpartition(":")

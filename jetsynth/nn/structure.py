@@ -235,6 +235,7 @@ def trace(model: nn.Module, arch: str, input_shape: tuple[int, int, int], num_cl
     calls = _execution(model, input_shape)
     order = list(calls)
     modules = dict(model.named_modules())
+    _check_output(order[-1], modules[order[-1]], int(num_classes))
     names = {module: name for name, module in modules.items()}
     graph = _dependency_graph(model, input_shape)
     output = order[-1]
@@ -278,6 +279,16 @@ def trace(model: nn.Module, arch: str, input_shape: tuple[int, int, int], num_cl
                      _upstream(graph, modules[name], names), name == output, input_shape)
               for name in order]
     return Topology(arch, input_shape, int(num_classes), tuple(layers), tuple(spaces), factory)
+
+
+def _check_output(name: str, module: nn.Module, num_classes: int) -> None:
+    """The last layer forward() runs writes the classes: its width must be the data's classes
+    (a model built for 1000 classes would train on 10 and report nonsense)."""
+    width = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+    if width != num_classes:
+        raise JetsynthError(
+            f"the model's last layer '{name}' writes {width} outputs but the data has {num_classes} "
+            "classes: build it with the num_classes your factory is given")
 
 
 def _layer(name: str, module: nn.Module, out_shape: tuple, out_map: dict, in_map: dict,
