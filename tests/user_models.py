@@ -96,3 +96,23 @@ def inverted_residual(input_shape, num_classes):
 def grouped(input_shape, num_classes):
     return nn.Sequential(nn.Conv2d(input_shape[0], 4, 3), nn.Conv2d(4, 8, 3, groups=2),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+
+
+def blind(input_shape, num_classes):
+    """Sees nothing of its input: learns at best the most common class (chance)."""
+
+    class Blind(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(input_shape[0], 4, 3)
+            self.fc = nn.Linear(4, num_classes)
+
+        def forward(self, x):
+            return self.fc(self.conv(x * 0).mean(dim=(2, 3)))
+
+    return Blind()
+
+
+def thousand(input_shape, num_classes):
+    """Built for 1000 classes whatever the data has."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], 1000))

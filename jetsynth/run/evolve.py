@@ -287,7 +287,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         run.training_started = True
         observer.member_started(ancestor_id)
         ((task, trained),) = executor.train([task], observer.step)
-        _check_chance(run, trained, dataset, observer)
+        if config.ancestor_epochs or config.ancestor_weights:  # an ancestor meant to have learned
+            _check_chance(run, trained, dataset, observer)
         ancestor = record_member(run, task, trained, None, config, speedometer)
         observer.member_finished(ancestor)
     run.training_started = True
