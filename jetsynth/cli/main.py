@@ -312,12 +312,17 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
                    "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
                    "padding is all zero, the output the same; 1 keeps exactly the live channels.")
+@click.option("--format", "output_format", type=click.Choice(["onnx", "state-dict"]), default="onnx",
+              show_default=True,
+              help="state-dict: the compacted member as a plain safetensors state dict, its "
+                   "architecture (widths) in the metadata, loadable without jetsynth.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
            finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
-           as_json: bool) -> None:
-    """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
+           output_format: str, as_json: bool) -> None:
+    """Compact a member of a run and export it to ONNX (fp16, opset 13 by default) or as a
+    plain state dict."""
     from jetsynth.run.export_run import export_member
 
     if best and (generation is not None or member is not None):
@@ -327,9 +332,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
             result, record = export_member(run_dir, output, generation, member, max_drop, precision,
                                            io_precision, opset, parity, finetune_epochs, arch,
                                            trust_code, channel_multiple,
-                                           progress if finetune_epochs else None)
+                                           progress if finetune_epochs else None, output_format)
     except JetsynthError as exc:
         _fail(str(exc))
+    if output_format == "state-dict":
+        _state_dict_summary(result, record, as_json)
+        return
     summary = {
         "path": str(result.path), "member": record["id"], "accuracy": record["accuracy"],
         "finetune": record.get("finetune"),
@@ -352,12 +360,38 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                    f"→ {record['accuracy']:.4f}")
     click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
                f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")
+    if _padding_line(result.macs, record, channel_multiple):
+        click.echo(_padding_line(result.macs, record, channel_multiple))
     if opset > 13:
         click.echo("  note: TensorRT 8.2 (Jetson TX1) parses opset 13 at most")
     if result.parity:
         p = result.parity
         click.echo(f"  parity vs torch on {p['images']} test images: max abs {p['max_abs_diff']:.3g}, "
                    f"max rel {p['max_rel_diff']:.3g}, top-1 agreement {100 * p['top1_agreement']:.2f} %")
+
+
+def _padding_line(macs: int, record: dict, multiple: int) -> str | None:
+    """When export padded channels to blocks of `multiple`: both MAC counts, the exported one
+    and the member's own (what the report counts), so the two never seem to disagree."""
+    own = record.get("macs")
+    if multiple <= 1 or own is None or own == macs:
+        return None
+    return (f"  padded to multiples of {multiple} channels (--channel-multiple, zeros: same "
+            f"outputs): {macs:,} MACs per image exported, {own:,} in the member itself (the report's "
+            f"count); --channel-multiple 1 exports exactly the live channels")
+
+
+def _state_dict_summary(result, record: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"path": str(result.path), "member": record["id"], "format": "state-dict",
+                               "accuracy": record["accuracy"], "precision": result.precision,
+                               "bytes": result.bytes, "macs": result.macs, "params": result.params},
+                              indent=2))
+        return
+    click.echo(f"{result.path}: member {record['id']} as a state dict (accuracy "
+               f"{record['accuracy']:.4f}), {result.precision} tensors, {result.bytes / 1024:.1f} KiB, "
+               f"{result.params:,} parameters, {result.macs:,} MACs per image; its widths are in the "
+               "safetensors metadata ('modules'), see README 'Bring your model' to load it")
 
 
 @cli.command()
