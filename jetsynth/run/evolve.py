@@ -214,7 +214,7 @@ def evolve(
     if config.threads:
         torch.set_num_threads(config.threads)
     root = Path(run_dir)
-    made = None if resume else ("folder" if not root.exists() else "contents")
+    made = None if resume else _what_start_makes(root)
     run = None
     try:
         run = open_run(root, config, resume, {config.arch: factory})
@@ -232,6 +232,17 @@ def evolve(
         if timing_pool is not None:
             timing_pool.close()
         executor.close()
+
+
+def _what_start_makes(root: Path) -> str | None:
+    """What a new run's start may remove again when it fails: the whole folder when it does not
+    exist yet, the contents of an empty folder, nothing of a folder that holds anything (a run
+    that `open_run` refuses to overwrite)."""
+    if not root.exists():
+        return "folder"
+    if root.is_dir() and not root.is_symlink() and not any(root.iterdir()):
+        return "contents"
+    return None
 
 
 def _remove_start(root: Path, made: str) -> None:

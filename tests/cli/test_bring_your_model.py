@@ -134,3 +134,19 @@ def test_an_ancestor_at_chance_warns_and_ships_nothing(tmp_path):
     assert "warning: the trained ancestor scores" in result.stderr
     assert "nothing to ship: the ancestor's accuracy" in result.output.strip().splitlines()[-1]
     assert RunDirectory(run_dir).record("g01-m00")["chance_accuracy"] > 0
+
+
+def test_a_convnext_style_block_evolves_with_filter_clusters(tmp_path):
+    import user_models
+
+    from jetsynth.nn.compact import compact
+
+    run_dir = tmp_path / "run"
+    result = _run("evolve", "--arch", "user_models:convnext_block", "--cluster", "filter", "--generations",
+                  "3", "--population", "2", "--ancestor-epochs", "1", "--epochs", "1", "--subset", "0.3",
+                  "--keep", "0.6", "--run-dir", run_dir)
+    assert result.exit_code == 0, result.output
+    run = RunDirectory(run_dir, {"user_models:convnext_block": user_models.convnext_block})
+    genome = run.genome("g03-m01")
+    net = compact(genome.build(), genome.topology, genome.masks).model
+    assert net.get_submodule("2").gamma.shape[0] == net.get_submodule("0").out_channels < 16
