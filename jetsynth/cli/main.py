@@ -171,13 +171,12 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         TABLE2_TITLE,
         efficiency_table,
         frontier_table,
-        layer_table,
+        layer_view,
         overlap_by_generation,
         pressure_rows,
         pressure_table,
         run_floor,
         table1_header,
-        table2_header,
         write_markdown,
     )
 
@@ -193,7 +192,7 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
 
     show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
          TABLE1_SOURCE)
-    show(TABLE2_TITLE, table2_header(records), layer_table(records), TABLE2_SOURCE)
+    show(TABLE2_TITLE, *layer_view(records), TABLE2_SOURCE)
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
