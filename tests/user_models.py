@@ -96,3 +96,66 @@ def inverted_residual(input_shape, num_classes):
 def grouped(input_shape, num_classes):
     return nn.Sequential(nn.Conv2d(input_shape[0], 4, 3), nn.Conv2d(4, 8, 3, groups=2),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+
+
+def blind(input_shape, num_classes):
+    """Sees nothing of its input: learns at best the most common class (chance)."""
+
+    class Blind(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(input_shape[0], 4, 3)
+            self.fc = nn.Linear(4, num_classes)
+
+        def forward(self, x):
+            return self.fc(self.conv(x * 0).mean(dim=(2, 3)))
+
+    return Blind()
+
+
+def thousand(input_shape, num_classes):
+    """Built for 1000 classes whatever the data has."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], 1000))
+
+
+class _LayerScaleBlock(nn.Module):
+    """ConvNeXt's block in NCHW: depthwise 7×7, norm, 1×1 up, GELU, 1×1 down, scaled per channel
+    by `gamma` (a parameter outside any module), added to the stream."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.BatchNorm2d(channels)
+        self.pwconv1 = nn.Conv2d(channels, 4 * channels, 1)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Conv2d(4 * channels, channels, 1)
+        self.gamma = nn.Parameter(torch.full((channels,), 0.5))
+
+    def forward(self, x):
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x)))))
+        return x + self.gamma.reshape(1, -1, 1, 1) * y
+
+
+def convnext_block(input_shape, num_classes):
+    """A stem, two layer-scaled ConvNeXt blocks on one residual stream, a linear head."""
+    return nn.Sequential(nn.Conv2d(input_shape[0], 16, 4, stride=4), nn.BatchNorm2d(16),
+                         _LayerScaleBlock(16), _LayerScaleBlock(16), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, num_classes))
+
+
+class _Mixer(nn.Module):
+    """A parameter mixing channels by matrix product, outside any module."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3)
+        self.mix = nn.Parameter(torch.eye(8))
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.conv(x).mean(dim=(2, 3))
+        return self.fc(y @ self.mix)
+
+
+def mixer(input_shape, num_classes):
+    return _Mixer()

@@ -75,7 +75,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         records = load_records(run_dir)[1]
         click.echo(_ship_line(run_dir, config, records))
         if config.target_fps is not None:  # last: whether the run did what was asked
-            click.echo(_target_outcome(config, records).replace("{run}", str(run_dir)))
+            click.echo(_target_outcome(run_dir, config, records))
     except JetsynthError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -96,18 +96,40 @@ def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
     stopped = f"stopped after generation {last}"
     if config.patience is not None and stale_generations(records, floor) >= config.patience:
         stopped += f": {config.patience} generations without a smaller or faster member at the floor"
+    chance = records[0].get("chance_accuracy")
+    if chance is not None:
+        return (f"{stopped}; nothing to ship: the ancestor's accuracy "
+                f"{selection_accuracy(records[0]):.4f} is at chance ({chance:.4f}), so the floor "
+                "means nothing; train the ancestor longer (--ancestor-epochs, --lr) or check the data")
     ship = pick_member(records, floor=floor)
     if selection_accuracy(ship) < floor:
         return f"{stopped}; no member keeps the floor {floor:.4f}: ship the ancestor or relax it"
     speed = f", {ship['fps']:,.0f} images/s" if ship.get("fps") else ""
-    return (f"{stopped}; ship {ship['id']} (jetsynth export {run_dir} -g {ship['generation']} "
-            f"-m {ship['member']}): {ship['mac_reduction']:.1f}× fewer MACs, "
+    return (f"{stopped}; ship {ship['id']} ({_export_command(run_dir, config.arch, ship)}): "
+            f"{ship['mac_reduction']:.1f}× fewer MACs, "
             f"{ship['synaptic_efficiency']:.1f}× fewer synapses{speed}, validation accuracy "
             f"{selection_accuracy(ship):.4f} >= floor {floor:.4f} (test {ship['accuracy']:.4f}); "
             "the smallest or fastest member at the floor")
 
 
-def _target_outcome(config, records: list[dict]) -> str:
+def _export_command(run_dir: Path, arch: str, record: dict) -> str:
+    """The `jetsynth export` command line that ships `record`, runnable as printed: the output
+    file beside the run, and --arch for a run built from user code (which export imports only
+    on the user's word)."""
+    import shlex
+
+    from jetsynth.nn.models import resolve_factory
+
+    command = (f"jetsynth export {shlex.quote(str(run_dir))} -g {record['generation']} "
+               f"-m {record['member']} -o {shlex.quote(str(Path(run_dir) / (record['id'] + '.onnx')))}")
+    try:
+        resolve_factory(arch, trusted=False)
+    except JetsynthError:  # user code: name it, so export may import it
+        command += f" --arch {shlex.quote(arch)}"
+    return command
+
+
+def _target_outcome(run_dir: Path, config, records: list[dict]) -> str:
     """One line: which member reached --target-fps at the accuracy floor, or the fastest that
     kept the floor when none did."""
     from jetsynth.core.selection import selection_accuracy
@@ -126,8 +148,8 @@ def _target_outcome(config, records: list[dict]) -> str:
         best = max(kept, key=lambda r: r["fps"])
         fastest = (f"; fastest above the floor: {best['id']} at {best['fps']:,.0f} images/s "
                    f"({100 * best['fps'] / config.target_fps:.0f} % of the target), validation "
-                   f"accuracy {selection_accuracy(best):.4f} (jetsynth export {{run}} -g "
-                   f"{best['generation']} -m {best['member']})")
+                   f"accuracy {selection_accuracy(best):.4f} "
+                   f"({_export_command(run_dir, config.arch, best)})")
     return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
             f"not reached{fastest}")
 
@@ -149,13 +171,12 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         TABLE2_TITLE,
         efficiency_table,
         frontier_table,
-        layer_table,
+        layer_view,
         overlap_by_generation,
         pressure_rows,
         pressure_table,
         run_floor,
         table1_header,
-        table2_header,
         write_markdown,
     )
 
@@ -171,7 +192,7 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
 
     show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
          TABLE1_SOURCE)
-    show(TABLE2_TITLE, table2_header(records), layer_table(records), TABLE2_SOURCE)
+    show(TABLE2_TITLE, *layer_view(records), TABLE2_SOURCE)
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
@@ -290,12 +311,17 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
                    "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
                    "padding is all zero, the output the same; 1 keeps exactly the live channels.")
+@click.option("--format", "output_format", type=click.Choice(["onnx", "state-dict"]), default="onnx",
+              show_default=True,
+              help="state-dict: the compacted member as a plain safetensors state dict, its "
+                   "architecture (widths) in the metadata, loadable without jetsynth.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
            finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
-           as_json: bool) -> None:
-    """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
+           output_format: str, as_json: bool) -> None:
+    """Compact a member of a run and export it to ONNX (fp16, opset 13 by default) or as a
+    plain state dict."""
     from jetsynth.run.export_run import export_member
 
     if best and (generation is not None or member is not None):
@@ -305,9 +331,12 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
             result, record = export_member(run_dir, output, generation, member, max_drop, precision,
                                            io_precision, opset, parity, finetune_epochs, arch,
                                            trust_code, channel_multiple,
-                                           progress if finetune_epochs else None)
+                                           progress if finetune_epochs else None, output_format)
     except JetsynthError as exc:
         _fail(str(exc))
+    if output_format == "state-dict":
+        _state_dict_summary(result, record, as_json)
+        return
     summary = {
         "path": str(result.path), "member": record["id"], "accuracy": record["accuracy"],
         "finetune": record.get("finetune"),
@@ -330,12 +359,38 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                    f"→ {record['accuracy']:.4f}")
     click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
                f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")
+    if _padding_line(result.macs, record, channel_multiple):
+        click.echo(_padding_line(result.macs, record, channel_multiple))
     if opset > 13:
         click.echo("  note: TensorRT 8.2 (Jetson TX1) parses opset 13 at most")
     if result.parity:
         p = result.parity
         click.echo(f"  parity vs torch on {p['images']} test images: max abs {p['max_abs_diff']:.3g}, "
                    f"max rel {p['max_rel_diff']:.3g}, top-1 agreement {100 * p['top1_agreement']:.2f} %")
+
+
+def _padding_line(macs: int, record: dict, multiple: int) -> str | None:
+    """When export padded channels to blocks of `multiple`: both MAC counts, the exported one
+    and the member's own (what the report counts), so the two never seem to disagree."""
+    own = record.get("macs")
+    if multiple <= 1 or own is None or own == macs:
+        return None
+    return (f"  padded to multiples of {multiple} channels (--channel-multiple, zeros: same "
+            f"outputs): {macs:,} MACs per image exported, {own:,} in the member itself (the report's "
+            f"count); --channel-multiple 1 exports exactly the live channels")
+
+
+def _state_dict_summary(result, record: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"path": str(result.path), "member": record["id"], "format": "state-dict",
+                               "accuracy": record["accuracy"], "precision": result.precision,
+                               "bytes": result.bytes, "macs": result.macs, "params": result.params},
+                              indent=2))
+        return
+    click.echo(f"{result.path}: member {record['id']} as a state dict (accuracy "
+               f"{record['accuracy']:.4f}), {result.precision} tensors, {result.bytes / 1024:.1f} KiB, "
+               f"{result.params:,} parameters, {result.macs:,} MACs per image; its widths are in the "
+               "safetensors metadata ('modules'), see README 'Bring your model' to load it")
 
 
 @cli.command()

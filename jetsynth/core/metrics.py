@@ -61,3 +61,20 @@ def efficiency(ancestor: dict, current: dict) -> dict:
             for a, c in zip(ancestor["layers"], current["layers"], strict=False)
         ],
     }
+
+
+CHANCE_MARGIN = 0.05
+"""Share of the way from chance to perfect accuracy an ancestor must get to count as learned."""
+
+
+def chance_accuracy(counts: list[int]) -> float:
+    """The accuracy of always answering the most common class, from the labels' counts per
+    class: what a network that learned nothing scores (0.1 on ten balanced classes)."""
+    total = sum(counts)
+    return max(counts) / total if total else 0.0
+
+
+def at_chance(accuracy: float, chance: float) -> bool:
+    """Whether `accuracy` is within CHANCE_MARGIN of the way from `chance` to 1 (on ten balanced
+    classes: below 0.1 + 0.9 × 0.05 = 0.145)."""
+    return accuracy < chance + (1.0 - chance) * CHANCE_MARGIN

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -36,6 +36,8 @@ class Compacted:
     kept_out: dict[str, torch.Tensor]
     kept_in: dict[str, torch.Tensor]
     macs: int
+    kept_params: dict[str, tuple[int, torch.Tensor]] = field(default_factory=dict)
+    """Parameters outside modules (a layer scale) that shrank: (dim, ancestor indices kept)."""
 
     @property
     def params(self) -> int:
@@ -64,7 +66,7 @@ def _removals(topology: Topology, kept: list[torch.Tensor]) -> dict[tuple[str, s
         for member in space.members:
             roots = torch.tensor(member.roots, dtype=torch.long)
             idxs = torch.tensor(member.idxs, dtype=torch.long)
-            role = member.role if member.module in layers else "out"
+            role = member.role if member.module in layers or member.role == "param" else "out"
             removals[(member.module, role)].update(idxs[dead[roots]].tolist())
     return {key: sorted(value) for key, value in removals.items() if value}
 
@@ -87,7 +89,12 @@ def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor]
     modules = dict(net.named_modules())
     kept_out: dict[str, torch.Tensor] = {}
     kept_in: dict[str, torch.Tensor] = {}
+    kept_params: dict[str, tuple[int, torch.Tensor]] = {}
+    dims = {m.module: m.dim for space in topology.spaces for m in space.members if m.role == "param"}
     for (name, role), removed in _removals(topology, kept).items():
+        if role == "param":
+            kept_params[name] = _shrink_parameter(net, name, dims[name], removed)
+            continue
         module = modules[name]
         if role == "in" and is_depthwise(module):
             continue
@@ -109,7 +116,20 @@ def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor]
         if compact_masks[layer.name].shape != modules[layer.name].weight.shape:
             raise JetsynthError(f"compaction of '{layer.name}' went wrong: mask "
                                 f"{tuple(mask.shape)}, weight {tuple(modules[layer.name].weight.shape)}")
-    return Compacted(net, compact_masks, kept_out, kept_in, sum(macs(topology, settled, kept).values()))
+    return Compacted(net, compact_masks, kept_out, kept_in, sum(macs(topology, settled, kept).values()),
+                     kept_params)
+
+
+def _shrink_parameter(net: nn.Module, name: str, dim: int, removed: list[int]) -> tuple[int, torch.Tensor]:
+    """Parameter `name` of `net` without the channels `removed` along `dim`; returns (dim, the
+    ancestor indices kept)."""
+    owner, _, attribute = name.rpartition(".")
+    holder = net.get_submodule(owner)
+    parameter = getattr(holder, attribute)
+    keep = _kept(parameter.shape[dim], removed)
+    setattr(holder, attribute, nn.Parameter(parameter.detach().index_select(dim, keep).clone(),
+                                            requires_grad=parameter.requires_grad))
+    return dim, keep
 
 
 def _dimension(module: nn.Module, role: str) -> int:
@@ -137,6 +157,10 @@ def expand_state(compacted: Compacted, topology: Topology,
         target = state[key]
         if target.shape == value.shape:
             state[key] = value.clone()
+            continue
+        if key in compacted.kept_params:
+            dim, kept = compacted.kept_params[key]
+            target.index_copy_(dim, kept, value)
             continue
         if module in layers:
             target.zero_()

@@ -295,6 +295,20 @@ def in_process_arch(factory: Factory) -> str:
     return f"{IN_PROCESS}{module}.{name}>"
 
 
+def architectures_with_keys(keys: set[str]) -> list[str]:
+    """The built-in architectures whose state dicts have exactly `keys` (batch norm's step
+    counters aside): what a checkpoint that does not fit the chosen --arch would fit."""
+    def names(found) -> set[str]:
+        return {k for k in found if not k.endswith("num_batches_tracked")}
+
+    wanted = names(keys)
+    fits = []
+    for name, factory in ARCHITECTURES.items():
+        if names(factory((3, 32, 32), 10).state_dict()) == wanted:
+            fits.append(name)
+    return fits
+
+
 def _split_user_arch(arch: str) -> tuple[str, str, bool]:
     """(module or file, function, is_file) of a `module:function` or `file.py:function`."""
     if arch.startswith(IN_PROCESS):
@@ -305,15 +319,81 @@ def _split_user_arch(arch: str) -> tuple[str, str, bool]:
     if not sep or not source or not func_name or not func_name.isidentifier():
         names = ", ".join(ARCHITECTURES)
         raise JetsynthError(
-            f"unknown architecture '{arch}': use one of {names}, module:function or file.py:function"
+            f"unknown architecture '{arch}': use one of {names}, timm:NAME, torchvision:NAME, "
+            "module:function or file.py:function"
         )
     return source, func_name, source.endswith(".py")
 
 
+LIBRARIES = {"timm": "timm", "torchvision": "torchvision"}
+"""`--arch LIBRARY:NAME`: a model of an installed library by its own name (optional extras)."""
+
+
+def library_arch(arch: str) -> tuple[str, str] | None:
+    """(library, model name) of `timm:NAME` or `torchvision:NAME`, else None."""
+    library, sep, name = arch.partition(":")
+    return (library, name) if sep and library in LIBRARIES and name else None
+
+
+def _library_factory(library: str, name: str, arch: str) -> Factory:
+    """A factory for a library's model by name, built for the data's classes and channels. The
+    library is imported when a model is first built; here only its presence is checked."""
+    if importlib.util.find_spec(LIBRARIES[library]) is None:
+        raise JetsynthError(f"--arch {arch} needs {library}, which is not installed here: "
+                            f"pip install {library} (an optional extra), or use a built-in --arch")
+
+    def build(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        try:
+            module = importlib.import_module(f"{library}.models" if library == "torchvision" else library)
+        except Exception as exc:  # a broken install raises anything (e.g. a torch it does not fit)
+            raise JetsynthError(f"--arch {arch}: {library} is installed but cannot be imported "
+                                f"({type(exc).__name__}: {exc}); reinstall it to match torch "
+                                f"{torch.__version__}") from None
+        if library == "timm":
+            if name not in module.list_models() and name not in module.list_models(pretrained=True):
+                raise JetsynthError(f"timm has no model '{name}' (--arch {arch}): give a name from "
+                                    "timm.list_models(), e.g. --arch timm:resnet18")
+            return module.create_model(name, pretrained=False, num_classes=num_classes,
+                                       in_chans=input_shape[0])
+        if name not in module.list_models():
+            raise JetsynthError(f"torchvision has no model '{name}' (--arch {arch}): give a name from "
+                                "torchvision.models.list_models(), e.g. --arch torchvision:resnet18")
+        return _with_channels(module.get_model(name, weights=None, num_classes=num_classes),
+                              input_shape[0], arch)
+
+    return build
+
+
+def _with_channels(model: nn.Module, channels: int, arch: str) -> nn.Module:
+    """`model` (built for RGB) with its first conv reading `channels` channels (freshly
+    initialised; --ancestor-weights then adapts RGB weights to it, see `weights`)."""
+    if channels == 3:
+        return model
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, nn.Conv2d(
+                channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                module.dilation, module.groups, module.bias is not None))
+            return model
+    raise JetsynthError(f"--arch {arch} has no Conv2d to read {channels}-channel images")
+
+
+def _library_constructor(source: str, arch: str) -> None:
+    """Refuse `timm:create_model`-like names given as module:function for a library's own
+    constructors, which take other arguments than (input_shape, num_classes)."""
+    library = source.split(".")[0]
+    if library in LIBRARIES:
+        raise JetsynthError(
+            f"--arch {arch} names {library}'s own constructor, which does not take jetsynth's "
+            f"(input_shape, num_classes): give --arch {library}:MODEL, e.g. --arch {library}:resnet18")
+
+
 def canonical_arch(arch: str) -> str:
-    """The architecture as it is recorded: built-ins and `module:function` as typed, a
-    `file.py:function` with the file's absolute path (so a resume from elsewhere finds it)."""
-    if arch in ARCHITECTURES:
+    """The architecture as it is recorded: built-ins, library models and `module:function` as
+    typed, a `file.py:function` with the file's absolute path (so a resume from elsewhere finds
+    it)."""
+    if arch in ARCHITECTURES or library_arch(arch) is not None:
         return arch
     if growth.is_grown(arch):
         base, transforms = growth.split_arch(arch)
@@ -352,6 +432,27 @@ def _import_file(path_text: str, arch: str):
     return module
 
 
+def _import_module(source: str, arch: str):
+    """`source` imported as a module, found on sys.path or in the current directory (as
+    `python -m` would find it)."""
+    here = str(Path.cwd())
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(here)
+    try:
+        return importlib.import_module(source)
+    except ImportError as exc:
+        raise JetsynthError(f"cannot import '{source}' for --arch {arch} ({exc}); put {source}.py in "
+                            "the current directory or on PYTHONPATH, or give --arch FILE.py:function"
+                            ) from None
+    except Exception as exc:  # the user's module may raise anything
+        raise JetsynthError(f"importing '{source}' for --arch {arch} failed: "
+                            f"{type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(here)
+
+
 def resolve_factory(arch: str, trusted: bool) -> Factory:
     """The factory an architecture name stands for. A built-in name is a dict lookup and never
     imports anything. `module:function` and `file.py:function` are user code: they are imported
@@ -362,20 +463,16 @@ def resolve_factory(arch: str, trusted: bool) -> Factory:
         raise JetsynthError(f"architecture {arch!r} is not a name")
     if arch in ARCHITECTURES:
         return ARCHITECTURES[arch]
+    if library_arch(arch) is not None:  # an installed library's model: no user code
+        return _library_factory(*library_arch(arch), arch)
     if growth.is_grown(arch):  # a base architecture grown by R2R transforms (see growth)
         return growth.grown_factory(resolve_factory(growth.split_arch(arch)[0], trusted), arch)
     source, func_name, is_file = _split_user_arch(arch)
+    if not is_file:
+        _library_constructor(source, arch)
     if not trusted:
         raise JetsynthError(untrusted_message(arch))
-    if is_file:
-        module = _import_file(source, arch)
-    else:
-        try:
-            module = importlib.import_module(source)
-        except ImportError as exc:
-            raise JetsynthError(
-                f"cannot import '{source}' for --arch {arch} ({exc}); check PYTHONPATH"
-            ) from None
+    module = _import_file(source, arch) if is_file else _import_module(source, arch)
     factory = getattr(module, func_name, None)
     if not callable(factory):
         raise JetsynthError(f"'{source}' has no callable '{func_name}' (from --arch {arch})")
@@ -399,6 +496,8 @@ def instantiate(factory: Factory, arch: str, input_shape: tuple[int, int, int],
     """Call a resolved factory; one that fails or returns a non-module is a user error."""
     try:
         model = factory(tuple(input_shape), int(num_classes))
+    except JetsynthError:
+        raise
     except Exception as exc:  # a user's factory may raise anything
         raise JetsynthError(f"--arch {arch} failed to build a model: {exc}") from None
     if not isinstance(model, nn.Module):

@@ -87,6 +87,9 @@ class Member:
     role: str
     idxs: tuple[int, ...]
     roots: tuple[int, ...]
+    dim: int = 0
+    """role 'param' (a parameter outside any module, e.g. a layer scale, named in `module`):
+    the dimension along which its channels lie."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ def trace(model: nn.Module, arch: str, input_shape: tuple[int, int, int], num_cl
     calls = _execution(model, input_shape)
     order = list(calls)
     modules = dict(model.named_modules())
+    _check_output(order[-1], modules[order[-1]], int(num_classes))
     names = {module: name for name, module in modules.items()}
     graph = _dependency_graph(model, input_shape)
     output = order[-1]
@@ -242,6 +246,8 @@ def trace(model: nn.Module, arch: str, input_shape: tuple[int, int, int], num_cl
     in_map: dict[str, dict[int, tuple[int, int]]] = {n: {} for n in order}
     spaces: list[Space] = []
     groups = graph.get_all_groups(ignored_layers=[modules[output]], root_module_types=PRUNABLE)
+    loose = {id(p): name for name, p in model.named_parameters()}
+    mapped: set[str] = set()
     for group in groups:
         index = len(spaces)
         size = len(group[0].root_idxs)
@@ -249,6 +255,19 @@ def trace(model: nn.Module, arch: str, input_shape: tuple[int, int, int], num_cl
         producers, readers = [], []
         for item in group:
             module = item.dep.target.module
+            if isinstance(module, nn.Parameter) and id(module) in loose:
+                name = loose[id(module)]
+                if sum(1 for d in module.shape if d > 1) > 1:
+                    raise JetsynthError(
+                        f"parameter '{name}' {tuple(module.shape)} sits outside any conv, linear or "
+                        "norm module and has several dimensions longer than 1: jetsynth cannot tell "
+                        "which follows the channels; wrap it in a module (nn.Linear, nn.Conv2d) or "
+                        "keep it out of the evolved network")
+                members.setdefault((name, "param"), Member(
+                    name, "param", tuple(int(i) for i in item.idxs),
+                    tuple(int(r) for r in item.root_idxs), int(item.dep.target.pruning_dim)))
+                mapped.add(name)
+                continue
             if not isinstance(module, nn.Module) or module not in names:
                 continue
             handler = item.dep.handler
@@ -274,10 +293,37 @@ def trace(model: nn.Module, arch: str, input_shape: tuple[int, int, int], num_cl
                                         "this coupling cannot evolve")
                 target[i] = (index, r)
         spaces.append(Space(index, size, tuple(producers), tuple(readers), tuple(members.values())))
+    _check_loose(graph, loose, mapped, output)
     layers = [_layer(name, modules[name], calls[name], out_map[name], in_map[name],
                      _upstream(graph, modules[name], names), name == output, input_shape)
               for name in order]
     return Topology(arch, input_shape, int(num_classes), tuple(layers), tuple(spaces), factory)
+
+
+def _check_loose(graph, loose: dict[int, str], mapped: set[str], output: str) -> None:
+    """A parameter outside conv/linear/norm modules that Torch-Pruning found (its `unwrapped
+    parameters`) shrinks with the channel space it is coupled to (`mapped`); one that is coupled
+    to none cannot follow its channels, so the model is refused here, before anything trains,
+    naming it (a parameter of the output's classes, which never shrink, is fine)."""
+    for param, _dim in graph.unwrapped_parameters:
+        name = loose.get(id(param))
+        if name is None or name in mapped or name.startswith(f"{output}."):
+            continue
+        if param in graph.module2node:
+            raise JetsynthError(
+                f"parameter '{name}' {tuple(param.shape)} sits outside any conv, linear or norm "
+                "module and Torch-Pruning cannot tie it to a channel space, so it could not shrink "
+                "with its channels: wrap it in a module, or keep it out of the evolved network")
+
+
+def _check_output(name: str, module: nn.Module, num_classes: int) -> None:
+    """The last layer forward() runs writes the classes: its width must be the data's classes
+    (a model built for 1000 classes would train on 10 and report nonsense)."""
+    width = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+    if width != num_classes:
+        raise JetsynthError(
+            f"the model's last layer '{name}' writes {width} outputs but the data has {num_classes} "
+            "classes: build it with the num_classes your factory is given")
 
 
 def _layer(name: str, module: nn.Module, out_shape: tuple, out_map: dict, in_map: dict,

@@ -101,9 +101,12 @@ def layer_figure(run_dir: Path, records: list[dict], config: dict | None = None)
     model, each line its own marker and dash (many overlap at 1× early on)."""
     plt = pyplot()
     best = _best_per_generation(records)
+    labels = layer_labels(records[0]["layers"])
+    if len(labels) > LINE_LAYERS:
+        return _layer_heatmap(run_dir, best, labels, config)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = line_styles()
-    for i, name in enumerate(layer_labels(records[0]["layers"])):
+    for i, name in enumerate(labels):
         marker, dash = next(styles)
         ax.plot([r["generation"] for r in best], [r["layer_cluster_efficiency"][i] for r in best],
                 marker=marker, linestyle=dash, alpha=0.85, markersize=6, label=name)
@@ -114,6 +117,32 @@ def layer_figure(run_dir: Path, records: list[dict], config: dict | None = None)
     ax.set_ylabel("cluster efficiency (ancestor / member)")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8, title="layer", title_fontsize=8)
+    title(ax, "Cluster efficiency per layer (best member per generation)", run_dir, config)
+    fig.tight_layout()
+    return fig
+
+
+LINE_LAYERS = 10
+"""Up to this many layers, one line each (the markers and dashes stay distinct); beyond, a
+heatmap with a row per layer, whose names stay readable for 20 to 60 layers."""
+
+
+def _layer_heatmap(run_dir: Path, best: list[dict], labels: list[str], config: dict | None):
+    """Cluster efficiency per layer (rows, named as in the model) and generation (columns), on a
+    log colour scale, the figure as tall as the layers need."""
+    from matplotlib.colors import LogNorm
+
+    plt = pyplot()
+    values = np.array([[r["layer_cluster_efficiency"][i] for r in best] for i in range(len(labels))])
+    fig, ax = plt.subplots(figsize=(7, max(4.5, 1.6 + 0.2 * len(labels))))
+    image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest",
+                      norm=LogNorm(vmin=1.0, vmax=max(float(values.max()), 1.01)))
+    ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) <= 40 else 6)
+    ax.set_xticks(range(len(best)), [str(r["generation"]) for r in best])
+    ax.set_xlabel("generation")
+    bar = fig.colorbar(image, ax=ax)
+    readable_log(bar.ax.yaxis)
+    bar.set_label("cluster efficiency (ancestor / member)")
     title(ax, "Cluster efficiency per layer (best member per generation)", run_dir, config)
     fig.tight_layout()
     return fig

@@ -104,11 +104,13 @@ def line_styles():
 
 
 def layer_labels(layers: list[dict]) -> list[str]:
-    """Each layer named as in the model: its module name when it has one (conv1, layer1.0.conv2);
-    a layer of an nn.Sequential, whose name is only an index ('0', 'features.3'), as conv1, conv2,
-    fc1... in order. The kind is the recorded one, else inferred: a linear layer does one
-    multiply-accumulate per weight per image, a convolution more."""
+    """Each layer named as in the model, by its module name (conv1, layer1.0.downsample.0,
+    features.3.conv.1.0); only a layer of a plain nn.Sequential, whose whole name is an index
+    ('0', '3'), is called conv1, conv2, fc1... in order (unless the model has a layer of that
+    name). The kind is the recorded one, else inferred: a linear layer does one multiply-
+    accumulate per weight per image, a convolution more."""
     counts = {"conv": 0, "fc": 0}
+    names = {str(layer["name"]) for layer in layers}
     labels = []
     for layer in layers:
         kind = layer.get("kind")
@@ -116,9 +118,10 @@ def layer_labels(layers: list[dict]) -> list[str]:
             kind = "linear" if layer.get("macs") == layer.get("synapses") else "conv"
         short = "fc" if kind == "linear" else "conv"
         name = str(layer["name"])
-        if name.split(".")[-1].isdigit():
+        if name.isdigit():
             counts[short] += 1
-            name = f"{short}{counts[short]}"
+            if f"{short}{counts[short]}" not in names:
+                name = f"{short}{counts[short]}"
         labels.append(name)
     return labels
 

@@ -249,6 +249,23 @@ def table2_header(records: list[dict]) -> list[str]:
     return ["Gen.", "Test acc."] + layer_labels(records[0]["layers"]) + ["All layers"]
 
 
+WIDE_LAYERS = 8
+"""Beyond this many layers, Table 2 is shown transposed (a row per layer), so a ResNet-18's 21 or
+a MobileNetV2's 52 layers read down the page instead of wrapping across it."""
+
+
+def layer_view(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Table 2's header and rows as shown: seed 001's layout (a row per generation) for up to
+    WIDE_LAYERS layers, else transposed: a row per layer (named as in the model), a column per
+    generation, test accuracy first and all layers last."""
+    header, rows = table2_header(records), layer_table(records)
+    if len(header) - 3 <= WIDE_LAYERS:
+        return header, rows
+    columns = list(zip(*rows, strict=True))
+    transposed = [[name, *values] for name, values in zip(header[1:], columns[1:], strict=True)]
+    return ["Layer", *(f"Gen. {g}" for g in columns[0])], transposed
+
+
 def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | None = None,
                    pressure: list[dict] | None = None, precision: str = "fp32") -> Path:
     """The tables as Markdown in RUN/report/tables.md, to read without jetsynth (the frontier
@@ -264,7 +281,7 @@ def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | No
         f"## {TABLE1_TITLE}\n\n*{TABLE1_SOURCE}*\n\n"
         + markdown(table1_header(records), efficiency_table(records, precision))
         + f"\n\n## {TABLE2_TITLE}\n\n*{TABLE2_SOURCE}*\n\n"
-        + markdown(table2_header(records), layer_table(records))
+        + markdown(*layer_view(records))
         + "\n"
         + (
             "\n## FPS/accuracy frontier per generation (* meets --target-fps)\n\n"

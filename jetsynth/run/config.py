@@ -96,6 +96,9 @@ class EvolveConfig:
     run computes, not what: a resumed run may change it."""
     grow_on_drop: float | None = None
     pressure_on: str | None = None
+    head_epochs: int = 1
+    """--ancestor-weights whose head is replaced (other classes): epochs of the new head alone,
+    before the ancestor's epochs."""
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -147,7 +150,8 @@ class EvolveConfig:
             (not 0.0 <= self.balance <= 1.0, "--balance must lie in [0, 1]"),
             (not 0.0 <= self.truncation < 1.0, "--truncation must lie in [0, 1)"),
             (not 0.0 <= self.cluster_pressure <= 1.0, "--cluster-pressure must lie in [0, 1]"),
-            ((self.epochs or 0) < 0 or (self.ancestor_epochs or 0) < 0, "epochs must be >= 0"),
+            ((self.epochs or 0) < 0 or (self.ancestor_epochs or 0) < 0 or self.head_epochs < 0,
+             "epochs must be >= 0"),
             (self.batch_size < 1, "--batch-size must be at least 1"),
             (self.lr <= 0, "--lr must be positive"),
             (self.cluster not in CLUSTER_MODES, "--cluster must be kernel or filter"),

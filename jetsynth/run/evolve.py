@@ -22,6 +22,7 @@ from jetsynth.calibration.model import LatencyModel, default_path, load_model
 from jetsynth.core.environment import adaptive_keep
 from jetsynth.core.frontier import meets_target
 from jetsynth.core.genome import Genome
+from jetsynth.core.metrics import at_chance, chance_accuracy
 from jetsynth.core.selection import pick_member, selection_accuracy, speed
 from jetsynth.core.similarity import aligned_presences, overlap_matrix
 from jetsynth.core.stopping import stale_generations
@@ -33,7 +34,16 @@ from jetsynth.nn.weights import load_state_dict
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.executors import Executor, open_executor
 from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
-from jetsynth.run.member import MemberTask, ancestor_task, member_id, offspring_task, record_member
+from jetsynth.run.member import (
+    AncestorStart,
+    MemberTask,
+    ancestor_start,
+    ancestor_task,
+    data_name,
+    member_id,
+    offspring_task,
+    record_member,
+)
 from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
 from jetsynth.run.rundir import RunDirectory, open_run
 from jetsynth.run.train import TrainResult, inherited_loss, screening_rows, train_genome
@@ -197,21 +207,29 @@ def evolve(
     if (config.pressure_on == "latency" and given is None
             and not default_path(target_label(target)).is_file()):
         raise JetsynthError(_NO_LATENCY_MODEL)
-    weights = None
-    if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
-        weights = load_state_dict(Path(config.ancestor_weights))
+    start = None
+    if RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:  # everything checked first
+        weights = load_state_dict(Path(config.ancestor_weights)) if config.ancestor_weights else None
+        start = ancestor_start(config, dataset, factory, weights)
     executor = open_executor(config, dataset)
     timing_pool = open_timing_pool(targets)
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
+    root = Path(run_dir)
+    made = None if resume else _what_start_makes(root)
+    run = None
     try:
-        run = open_run(Path(run_dir), config, resume, {config.arch: factory})
+        run = open_run(root, config, resume, {config.arch: factory})
         try:
-            return _evolve(config, run, resume, observer, dataset, target, given, factory, weights,
+            return _evolve(config, run, resume, observer, dataset, target, given, start,
                            executor, timing_pool)
         finally:
             run.release()
+    except Exception:
+        if made is not None and (run is None or not run.training_started):
+            _remove_start(root, made)
+        raise
     finally:
         torch.set_num_threads(threads)
         if timing_pool is not None:
@@ -219,10 +237,36 @@ def evolve(
         executor.close()
 
 
+def _what_start_makes(root: Path) -> str | None:
+    """What a new run's start may remove again when it fails: the whole folder when it does not
+    exist yet, the contents of an empty folder, nothing of a folder that holds anything (a run
+    that `open_run` refuses to overwrite)."""
+    if not root.exists():
+        return "folder"
+    if root.is_dir() and not root.is_symlink() and not any(root.iterdir()):
+        return "contents"
+    return None
+
+
+def _remove_start(root: Path, made: str) -> None:
+    """Undo a start that failed before the ancestor trained, so the corrected command just
+    works: the run folder when this start made it ('folder'), else what it wrote into the empty
+    folder it was given ('contents')."""
+    import shutil
+
+    if made == "folder":
+        shutil.rmtree(root, ignore_errors=True)
+    elif root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
-            target, given: LatencyModel | None, factory: Factory,
-            weights: dict | None, executor: Executor, timing_pool: TimingPool | None = None
-            ) -> list[dict]:
+            target, given: LatencyModel | None, start: AncestorStart | None,
+            executor: Executor, timing_pool: TimingPool | None = None) -> list[dict]:
     """The generations of `evolve` in the run directory it holds the lock of; `timing_pool`
     times each generation's members on several devices (None: on `target` in turn)."""
     speedometer = None
@@ -250,11 +294,18 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     ancestor_id = member_id(1, 0)
     ancestor = run.record(ancestor_id)
     if ancestor is None:
+        task = ancestor_task(config, run, start)
+        if start.transfer is not None:
+            for line in start.transfer.lines(data_name(config)):
+                observer.notice(line)
+        run.training_started = True
         observer.member_started(ancestor_id)
-        task = ancestor_task(config, run, dataset, factory, weights)
         ((task, trained),) = executor.train([task], observer.step)
+        if config.ancestor_epochs or config.ancestor_weights:  # an ancestor meant to have learned
+            _check_chance(run, trained, dataset, observer)
         ancestor = record_member(run, task, trained, None, config, speedometer)
         observer.member_finished(ancestor)
+    run.training_started = True
     if speedometer is not None:
         from jetsynth.ship.bench import MEMBER_MODEL
 
@@ -309,6 +360,23 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         _target_reached(run, previous, config, selection_accuracy(ancestor))
     run.event("run_done", members=len(records))
     return records
+
+
+def _check_chance(run: RunDirectory, trained: TrainResult, dataset, observer: Observer) -> None:
+    """Warn (one line, an event, and `chance_accuracy` in the ancestor's record, so nothing is
+    offered to ship) when the trained ancestor is no better than always answering the most
+    common class (`metrics.at_chance`; validation accuracy, test without a validation split)."""
+    labels = dataset.val_y if dataset.val_y is not None and len(dataset.val_y) else dataset.test_y
+    chance = chance_accuracy(torch.bincount(labels, minlength=dataset.classes).tolist())
+    accuracy = trained.metrics.get("val_accuracy")
+    accuracy = trained.metrics["accuracy"] if accuracy is None else accuracy
+    if not at_chance(accuracy, chance):
+        return
+    trained.metrics["chance_accuracy"] = round(chance, 6)
+    run.event("ancestor_at_chance", accuracy=accuracy, chance=chance)
+    observer.notice(f"warning: the trained ancestor scores {accuracy:.4f}, chance is {chance:.4f} "
+                    "(the most common class): offspring cannot keep anything; train it longer "
+                    "(--ancestor-epochs, --lr) or check the data")
 
 
 def _threads_note(target) -> str:

@@ -15,7 +15,10 @@ from jetsynth.nn.models import Factory, stored_factories
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import RunDirectory, grown_pick, load_records
 from jetsynth.run.train import TrainConfig, train_genome
-from jetsynth.ship.export import DEFAULT_OPSET, ExportResult, export_genome, genome_metadata
+from jetsynth.ship.export import DEFAULT_OPSET, ExportResult, compact_genome, export_genome, genome_metadata
+from jetsynth.ship.state_dict import StateDictResult, export_state_dict
+
+FORMATS = ("onnx", "state-dict")
 
 
 def export_member(
@@ -35,7 +38,8 @@ def export_member(
     on_step=None,
     factories: dict[str, Factory] | None = None,
     dataset: Dataset | None = None,
-) -> tuple[ExportResult, dict]:
+    output_format: str = "onnx",
+) -> tuple[ExportResult | StateDictResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `selection.best_member`), with parity measured on the run's test split. Returns the result
     and the member's record (with `picked_because`, in words, when it was picked). With
@@ -46,7 +50,13 @@ def export_member(
     `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
     the run's own) or `trust_code`. `on_step(done, total)`: fine-tuning progress, per optimiser
     step. `factories` and `dataset` (the Python API's objects, which no name imports) stand in
-    for resolving the run's architecture and loading its data."""
+    for resolving the run's architecture and loading its data. `output_format` 'state-dict'
+    writes the compacted member as a plain safetensors state dict with its architecture in the
+    metadata (`ship.state_dict`) instead, without parity."""
+    if output_format not in FORMATS:
+        raise JetsynthError(f"--format must be one of {', '.join(FORMATS)}, not {output_format}")
+    if output_format != "onnx":
+        check_parity = False
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
@@ -69,6 +79,10 @@ def export_member(
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
         genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
+    if output_format == "state-dict":
+        compacted = compact_genome(genome, channel_multiple)
+        return export_state_dict(genome, compacted.model, out, precision, compacted.macs,
+                                 genome_metadata(genome, record, Path(run_dir))), record
     images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
                            genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)

@@ -26,8 +26,9 @@ from jetsynth.core.selection import select_parents, selection_accuracy
 from jetsynth.core.synthesis import masks_cost, prepare, synapse_costs, synthesize
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import Dataset
-from jetsynth.nn.models import Factory
-from jetsynth.nn.weights import file_digest, fit_state
+from jetsynth.nn.models import Factory, architectures_with_keys
+from jetsynth.nn.structure import INPUT
+from jetsynth.nn.weights import Transfer, file_digest, transfer_state
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.measurement import Speedometer
 from jetsynth.run.rundir import RunDirectory, member_id
@@ -64,21 +65,64 @@ def environment_record(keep: float, m: int) -> dict:
     return {"m": m, "R": keep, "r": round(rate_for_factor(keep, m), 6)}
 
 
-def ancestor_task(config: EvolveConfig, run: RunDirectory, dataset: Dataset, factory: Factory,
-                  weights: dict | None) -> MemberTask:
+@dataclass(frozen=True)
+class AncestorStart:
+    """The ancestor as it will train, built and checked before anything is written: its genome
+    (given weights fitted in) and what the transfer changed to fit them (None: no weights)."""
+
+    genome: Genome
+    transfer: Transfer | None = None
+
+
+def data_name(config: EvolveConfig) -> str:
+    """The dataset in a user's words: 'photos/' for folder:photos, else the --data spec."""
+    kind, _, where = config.data.partition(":")
+    return f"{Path(where).name}/" if kind == "folder" and where else config.data
+
+
+def ancestor_start(config: EvolveConfig, dataset: Dataset, factory: Factory,
+                   weights: dict | None) -> AncestorStart:
     """Generation 1: the architecture freshly initialised, or starting from `weights`
-    (--ancestor-weights, loaded by the caller)."""
-    mid = member_id(1, 0)
+    (--ancestor-weights, loaded by the caller) fitted as a transfer (`weights.transfer_state`:
+    a new head for other classes, a first conv adapted to other channels). Every refusal
+    happens here, before the run directory exists."""
     seed = member_seed(config.seed, 1, 0)
     topology = topology_for(config.arch, dataset.input_shape, dataset.classes, factory)
     genome = ancestor_genome(config.arch, dataset.input_shape, dataset.classes, seed, topology)
     genome = replace(genome, extra={"preprocessing": dataset.preprocessing})
-    if weights is not None:  # the given weights replace the fresh initialisation
-        genome = genome.with_state(fit_state(weights, genome.state, config.ancestor_weights,
-                                             config.arch))
+    if weights is None:
+        return AncestorStart(genome)
+    head = topology.output.name
+    first = tuple(layer.name for layer in topology.layers
+                  if layer.kind == "conv" and not layer.depthwise
+                  and all(space == INPUT for space in layer.in_spaces))
+    state, transfer = transfer_state(weights, genome.state, config.ancestor_weights, config.arch,
+                                     head, topology.build().get_submodule(head), first,
+                                     architectures_with_keys)
+    if transfer.head is not None and config.ancestor_epochs == 0:
+        change = transfer.head
+        raise JetsynthError(f"--ancestor-epochs 0 would keep the new head '{change.layer}' untrained "
+                            f"(the weights have {change.given} classes, {data_name(config)} "
+                            f"{change.classes}): give --ancestor-epochs 1 or more")
+    genome = genome.with_state(state)
+    if transfer.head is not None or transfer.channels:
+        genome = replace(genome, extra={**genome.extra, "transfer": transfer.to_json()})
+    return AncestorStart(genome, transfer)
+
+
+def ancestor_task(config: EvolveConfig, run: RunDirectory, start: AncestorStart) -> MemberTask:
+    """The ancestor's training task from its checked `start`; the weights it starts from and
+    what was changed to fit them go to the run's events."""
+    mid = member_id(1, 0)
+    training = config.training(True)
+    transfer = start.transfer
+    if transfer is not None:
         run.event("ancestor_weights", path=config.ancestor_weights,
-                  sha256=file_digest(Path(config.ancestor_weights)))
-    return MemberTask(genome, seed, config.training(True), 1.0, 0, run.member_dir(mid))
+                  sha256=file_digest(Path(config.ancestor_weights)), **transfer.to_json())
+        if transfer.head is not None:
+            training = replace(training, head=transfer.head.layer, head_epochs=config.head_epochs)
+    return MemberTask(start.genome, member_seed(config.seed, 1, 0), training, 1.0, 0,
+                      run.member_dir(mid))
 
 
 def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],

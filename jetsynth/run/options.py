@@ -164,6 +164,8 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("ancestor_weights", "Start the ancestor from these weights (safetensors, or a torch state "
                                "dict read with weights_only) instead of a fresh initialisation; with "
                                "--ancestor-epochs 0 it is only evaluated.", file=True, resolve=True),
+    Option("head_epochs", "--ancestor-weights for other classes: epochs that train the new head "
+                          "alone before the --ancestor-epochs of the whole network.", number=EPOCHS),
     Option("latency_model", "--bench: a model from `jetsynth calibrate`, or none for one fitted on "
                             "the run's own measurements [default: calibration/DEVICE.json if "
                             "present, else none].", file=True),

@@ -74,6 +74,7 @@ class RunDirectory:
         self._topologies: dict[tuple, Topology] = {}
         self._lock = None
         self.set_aside: list[str] = []  # damaged members a resume moved to RUN/damaged
+        self.training_started = False  # the ancestor began training: a failure now is resumable
 
     def acquire(self) -> None:
         """Become the run's one writer, or fail with one line naming the process that is."""

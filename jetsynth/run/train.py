@@ -27,12 +27,24 @@ from jetsynth.nn.layout import as_channels_last, channels_last
 class TrainConfig:
     """epochs over the training split; lr: Adam's initial learning rate, annealed by a cosine
     to 5 % over the run; precision: 'fp16' restricts the trained weights to half precision
-    (seed 004) before evaluation and before the next generation inherits them."""
+    (seed 004) before evaluation and before the next generation inherits them. `head`: a
+    freshly replaced head (the module's name) that trains alone for `head_epochs` epochs before
+    the `epochs` of the whole network, so that a random head does not wreck pretrained features."""
 
     epochs: int = 2
     batch_size: int = 128
     lr: float = 1e-3
     precision: str = "fp32"
+    head: str | None = None
+    head_epochs: int = 0
+
+    def key(self) -> dict:
+        """What identifies this training in a checkpoint (the head fields only when set, so
+        checkpoints from before they existed still resume)."""
+        found = asdict(self)
+        if self.head is None:
+            del found["head"], found["head_epochs"]
+        return found
 
 
 @dataclass
@@ -117,13 +129,14 @@ def train_genome(
     masked = [(net.get_submodule(name).weight, mask) for name, mask in compacted.masks.items()]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     order = torch.Generator().manual_seed(seed)
-    key = {"member": genome.lineage.id, "seed": seed, "config": asdict(config)}
+    key = {"member": genome.lineage.id, "seed": seed, "config": config.key()}
     first_epoch = 0
     if checkpoint_dir is not None:
         first_epoch = load_checkpoint(checkpoint_dir, key, net, optimizer, order)
+    head_epochs = config.head_epochs if config.head is not None else 0
 
     def save(completed: int) -> None:
-        if checkpoint_dir is not None and completed < config.epochs:
+        if checkpoint_dir is not None and completed < head_epochs + config.epochs:
             save_checkpoint(checkpoint_dir, key, completed, net, optimizer, order)
 
     def remask() -> None:
@@ -131,8 +144,17 @@ def train_genome(
             for weight, mask in masked:
                 weight.mul_(mask)
 
-    fit(net, dataset, config, optimizer, order, first_epoch=first_epoch, after_step=remask,
-        on_step=on_step, after_epoch=save)
+    steps = (len(dataset.train_x) + config.batch_size - 1) // config.batch_size
+    head_steps, body_steps = steps * head_epochs, steps * config.epochs
+    if first_epoch < head_epochs:
+        _fit_head(net, dataset, replace(config, epochs=head_epochs), optimizer, order, first_epoch,
+                  remask, None if on_step is None else
+                  (lambda done, _total: on_step(done, head_steps + body_steps)), save)
+    fit(net, dataset, config, optimizer, order, first_epoch=max(0, first_epoch - head_epochs),
+        after_step=remask,
+        on_step=None if on_step is None else
+        (lambda done, _total: on_step(head_steps + done, head_steps + body_steps)),
+        after_epoch=lambda completed: save(head_epochs + completed))
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
     trained = replace(genome, state=state, precision=config.precision)
     # the trained compacted net is what compaction of the trained genome would rebuild, unless
@@ -150,6 +172,22 @@ def train_genome(
     if checkpoint_dir is not None:
         remove_checkpoint(checkpoint_dir)
     return TrainResult(trained, metrics)
+
+
+def _fit_head(net: nn.Module, dataset: Dataset, config: TrainConfig, optimizer: torch.optim.Optimizer,
+              order: torch.Generator, first_epoch: int, after_step, on_step, after_epoch) -> None:
+    """`fit` with every parameter outside `config.head` frozen (Adam skips what has no
+    gradient): a linear probe of the pretrained features with the new head."""
+    prefix = f"{config.head}."
+    frozen = [p for name, p in net.named_parameters() if not name.startswith(prefix) and p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    try:
+        fit(net, dataset, config, optimizer, order, first_epoch=first_epoch, after_step=after_step,
+            on_step=on_step, after_epoch=after_epoch)
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
 
 
 def fit(

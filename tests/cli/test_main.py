@@ -188,7 +188,7 @@ def test_evolve_reports_whether_the_target_fps_was_reached(tmp_path):
     missed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b")])
     assert missed.exit_code == 0
     last = missed.stdout.strip().splitlines()[-1]  # the last line: what the run did not reach
-    assert "not reached; fastest above the floor: g0" in last and " -m 0)" in last
+    assert "not reached; fastest above the floor: g0" in last and " -m 0 -o " in last
     assert "FPS/accuracy frontier per generation" in missed.output
     assert (tmp_path / "b" / "report" / "frontier.png").is_file()
     resumed = CliRunner().invoke(cli, [*common, "--target-fps", "1e12", "--run-dir", str(tmp_path / "b"),

@@ -36,3 +36,11 @@ def test_efficiency_by_hand():
     assert eff["layer_synaptic_efficiency"] == pytest.approx([3.0, 8.0])
 
 
+
+
+def test_chance_is_the_most_common_class_and_learning_starts_five_percent_above_it():
+    from jetsynth.core.metrics import at_chance, chance_accuracy
+
+    assert chance_accuracy([5, 3, 2]) == 0.5 and chance_accuracy([10] * 10) == 0.1
+    assert at_chance(0.144, 0.1) and not at_chance(0.146, 0.1)  # 0.1 + 0.9 × 0.05 = 0.145
+    assert at_chance(0.52, 0.5) and not at_chance(0.53, 0.5)  # 0.5 + 0.5 × 0.05 = 0.525

@@ -116,3 +116,39 @@ def test_concatenation_maps_back_to_its_branches():
 def test_networks_that_cannot_evolve_are_one_clear_error(arch, message):
     with pytest.raises(JetsynthError, match=message):
         _trace(arch, (1, 28, 28), 10)
+
+
+def test_a_layer_scale_outside_modules_shrinks_with_its_channels():
+    import user_models
+
+    from jetsynth.nn.compact import compact, expand_state
+
+    topology = topology_for("user_models:convnext_block", (1, 28, 28), 10, user_models.convnext_block)
+    stream = next(s for s in topology.spaces if any(m.module == "2.gamma" for m in s.members))
+    assert {(m.module, m.role, m.dim) for m in stream.members if m.role == "param"} == {
+        ("2.gamma", "param", 0), ("3.gamma", "param", 0)}
+    torch.manual_seed(0)
+    model = topology.build()
+    masks = {layer.name: torch.ones_like(model.get_submodule(layer.name).weight, dtype=torch.bool)
+             for layer in topology.layers}
+    masks["0"][[1, 4]] = False  # stem filters 1 and 4 die: the stream loses channels 1 and 4 ...
+    for block in ("2", "3"):  # ... once every writer of the stream drops them
+        masks[f"{block}.pwconv2"][[1, 4]] = False
+        masks[f"{block}.dwconv"][[1, 4]] = False
+    compacted = compact(model, topology, masks)
+    gamma = compacted.model.get_submodule("2").gamma
+    assert gamma.shape == (14,) and compacted.kept_params["2.gamma"][1].tolist() == [
+        0, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    compacted.model(torch.zeros(2, 1, 28, 28))  # runs at its new width
+    with torch.no_grad():
+        gamma.fill_(2.0)
+    state = expand_state(compacted, topology, model.state_dict())
+    assert state["2.gamma"].tolist() == [2.0, 0.5, 2.0, 2.0, 0.5] + [2.0] * 11  # dead ones kept
+
+
+def test_a_loose_parameter_of_several_dimensions_is_refused_at_trace_time():
+    import user_models
+
+    with pytest.raises(JetsynthError, match=r"^parameter 'mix' \(8, 8\) sits outside any conv, linear or "
+                                            r"norm module and has several dimensions longer than 1"):
+        topology_for("user_models:mixer", (1, 28, 28), 10, user_models.mixer)

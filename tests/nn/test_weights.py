@@ -97,8 +97,8 @@ def test_checkpoints_without_batch_norm_counters_fit():
 
 
 def test_cli_bad_weights_are_one_line_and_leave_no_run(tmp_path):
-    model = build_model("lenet5", (3, 28, 28), 10)  # 3 channels: the digits have 1
-    path = tmp_path / "colour.safetensors"
+    model = build_model("lenet5", (1, 32, 32), 10)  # 32×32 images: the digits are 28×28
+    path = tmp_path / "large.safetensors"
     save_file(model.state_dict(), str(path))
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(cli, ["evolve", "--run-dir", str(run_dir), "--generations", "1",
@@ -106,5 +106,5 @@ def test_cli_bad_weights_are_one_line_and_leave_no_run(tmp_path):
                                       "--ancestor-weights", str(path)])
     assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
-    assert line.startswith("error: ") and "does not fit lenet5: shape of 0.weight is (20,3,5,5)" in line
+    assert line.startswith("error: ") and "does not fit lenet5: shape of 7.weight is (500,1250)" in line
     assert not (run_dir / "members").exists()

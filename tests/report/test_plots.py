@@ -65,8 +65,10 @@ def test_layers_named_as_in_the_model():
     assert layer_labels(RECORDS[0]["layers"]) == ["conv1", "conv2", "fc1", "fc2"]
     assert layer_labels([{"name": "layer1.0.conv1", "synapses": 9, "macs": 90},
                          {"name": "fc", "synapses": 5, "macs": 5, "kind": "linear"},
+                         {"name": "layer1.0.downsample.0", "synapses": 9, "macs": 90},
+                         {"name": "features.3.conv.1.0", "synapses": 9, "macs": 90},
                          {"name": "classifier.1", "synapses": 5, "macs": 5, "kind": "linear"}]) == [
-        "layer1.0.conv1", "fc", "fc1"]
+        "layer1.0.conv1", "fc", "layer1.0.downsample.0", "features.3.conv.1.0", "classifier.1"]
 
 
 def test_accuracy_plot_has_run_dataset_ancestor_floor_and_integer_generations(tmp_path):
@@ -154,3 +156,18 @@ def test_write_plots_writes_pngs(tmp_path):
     paths = write_plots(tmp_path, RECORDS, CONFIG)
     assert {p.name for p in paths} == {"accuracy.png", "synaptic_efficiency.png", "cluster_efficiency.png",
                                        "fps.png", "layer_cluster_efficiency.png"}
+
+
+def test_many_layers_plot_as_a_heatmap_named_as_in_the_model(tmp_path):
+    from jetsynth.report.plots import layer_figure
+
+    names = [f"features.{i}.conv.1.0" for i in range(30)] + ["classifier.1"]
+    layers = [{"name": n, "synapses": 9, "macs": 90} for n in names]
+    records = [{"generation": g, "member": 0, "id": f"g{g:02d}-m00", "accuracy": 0.9, "val_accuracy": 0.9,
+                "parents": [], "layers": layers, "cluster_efficiency": 1.0,
+                "layer_cluster_efficiency": [1.0 + g * i / 30 for i in range(len(names))]}
+               for g in (1, 2, 3)]
+    fig = layer_figure(tmp_path / "run", records, CONFIG)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+    assert ax.get_legend() is None and fig.get_size_inches()[1] >= 0.2 * len(names)

@@ -151,3 +151,20 @@ def test_best_members_and_the_floor_are_chosen_on_validation():
     assert efficiency_table(records)[2][-1] == "0.9850"  # the validation column
     old = [{k: v for k, v in r.items() if k != "val_accuracy"} for r in records]
     assert pick_member(old)["id"] == "b"  # records without val_accuracy: test accuracy decides
+
+
+def test_a_table_of_many_layers_is_transposed():
+    from jetsynth.report.run_report import layer_view
+
+    names = [f"layer{i}.conv1" for i in range(1, 10)]
+    records = [{"generation": g, "member": 0, "id": f"g{g:02d}-m00", "accuracy": 0.5 + g / 10,
+                "val_accuracy": 0.5, "parents": [], "cluster_efficiency": float(g),
+                "layers": [{"name": n, "synapses": 9, "macs": 90} for n in names],
+                "layer_cluster_efficiency": [float(g)] * 9} for g in (1, 2)]
+    header, rows = layer_view(records)
+    assert header == ["Layer", "Gen. 1", "Gen. 2"]
+    assert rows[0] == ["Test acc.", "0.6000", "0.7000"] and rows[1] == ["layer1.conv1", "1.00×", "2.00×"]
+    assert rows[-1] == ["All layers", "1.00×", "2.00×"] and len(rows) == 1 + 9 + 1
+    header, rows = layer_view([{**r, "layers": r["layers"][:8], "layer_cluster_efficiency": [1.0] * 8}
+                               for r in records])
+    assert header[:3] == ["Gen.", "Test acc.", "layer1.conv1"]  # seed 001's layout up to 8 layers

@@ -96,3 +96,34 @@ def test_screening_rows_are_a_fixed_sample_without_repeats():
     assert torch.equal(rows, screening_rows(10_000, seed=3))
     assert not torch.equal(rows, screening_rows(10_000, seed=4))
     assert sorted(screening_rows(50, seed=0).tolist()) == list(range(50))
+
+
+def test_a_new_head_trains_alone_first(digits):
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    config = TrainConfig(epochs=0, batch_size=64, lr=1e-2, head="9", head_epochs=1)
+    steps = []
+    trained = train_genome(genome, digits, config, seed=0, on_step=lambda done, total: steps.append(total))
+    before, after = genome.state, trained.genome.state
+    assert torch.equal(after["0.weight"], before["0.weight"])
+    assert torch.equal(after["7.bias"], before["7.bias"])
+    assert not torch.equal(after["9.weight"], before["9.weight"])  # only the head learned
+    assert set(steps) == {math.ceil(len(digits.train_x) / 64)}  # one epoch of the head, counted
+    whole = train_genome(genome, digits, TrainConfig(epochs=1, batch_size=64, lr=1e-2, head="9",
+                                                     head_epochs=1), seed=0)
+    assert not torch.equal(whole.genome.state["0.weight"], before["0.weight"])
+
+
+def test_a_kill_during_the_head_epochs_resumes_to_the_same_weights(digits, tmp_path):
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    config = TrainConfig(epochs=1, batch_size=256, lr=1e-2, head="9", head_epochs=2)
+    whole = train_genome(genome, digits, config, seed=0)
+    per_epoch = math.ceil(len(digits.train_x) / 256)
+
+    def kill(done, _total):
+        if done == per_epoch + 1:  # inside the second head epoch, the first one saved
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_genome(genome, digits, config, seed=0, on_step=kill, checkpoint_dir=tmp_path)
+    resumed = train_genome(genome, digits, config, seed=0, checkpoint_dir=tmp_path)
+    assert all(torch.equal(resumed.genome.state[k], v) for k, v in whole.genome.state.items())
