@@ -177,7 +177,7 @@ so that leaving one out is a decision; `tests/run/test_options.py` checks)."""
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Data", ("data", "subset", "val_split", "input_size", "mean", "std", "augment")),
-    ("Model", ("arch", "ancestor_weights", "ancestor_epochs")),
+    ("Model", ("arch", "ancestor_weights", "head_epochs", "ancestor_epochs")),
     ("Evolution", ("generations", "population", "screen", "parents", "cluster", "keep", "balance",
                    "pressure_on", "truncation", "cluster_pressure", "pressure", "max_drop",
                    "accuracy_floor", "patience", "grow_on_drop", "alignment", "mating", "structure",
