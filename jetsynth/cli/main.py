@@ -331,7 +331,8 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
             result, record = export_member(run_dir, output, generation, member, max_drop, precision,
                                            io_precision, opset, parity, finetune_epochs, arch,
                                            trust_code, channel_multiple,
-                                           progress if finetune_epochs else None, output_format)
+                                           progress if finetune_epochs else None,
+                                           output_format=output_format)
     except JetsynthError as exc:
         _fail(str(exc))
     if output_format == "state-dict":
