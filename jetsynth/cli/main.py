@@ -162,11 +162,13 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     def show(title: str, header: list[str], rows: list[list[str]], source: str | None = None) -> None:
         from rich.table import Table
 
+        from jetsynth.report.text import console_text
+
         table = Table(title=title, caption=source)
         for column in header:
-            table.add_column(column, justify="right")
+            table.add_column(console_text(column), justify="right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(console_text, row))
         console.print(table)
 
     show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),

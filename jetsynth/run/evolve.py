@@ -99,9 +99,9 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
                 run.event("latency_model", path=str(found))
                 observer.notice(f"predicting unmeasured members with {found}")
     if model is None:
-        write_json(kept, {"own": True})
+        write_json(kept, {"own": True}, run.root)
     else:
-        model.save(kept)
+        model.save(kept, run.root)
     return model
 
 

@@ -82,7 +82,7 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, dataset: Dataset, fac
                                              config.arch))
         run.event("ancestor_weights", path=config.ancestor_weights,
                   sha256=file_digest(Path(config.ancestor_weights)))
-    return MemberTask(genome, seed, config.training(True), 1.0, 0, run.member_dir(mid))
+    return MemberTask(genome, seed, config.training(True), 1.0, 0, run.member_folder(mid))
 
 
 def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],
@@ -125,7 +125,7 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
     if config.reinit:
         child = newborn(child, seed)
     ordinal = (generation - 2) * config.population + index + 1
-    return MemberTask(child, seed, config.training(False), drawn_keep, ordinal, run.member_dir(mid))
+    return MemberTask(child, seed, config.training(False), drawn_keep, ordinal, run.member_folder(mid))
 
 
 def train_member(task: MemberTask, dataset: Dataset, on_step=None) -> TrainResult:
@@ -139,7 +139,7 @@ def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, anc
     (whose presence marks it done). `ancestor`: the ancestor's record (None for the ancestor)."""
     record = member_record(task, trained, ancestor, config)
     if speedometer is not None:
-        record.update(speedometer.assess(trained.genome, run.member_dir(task.id), task.ordinal,
+        record.update(speedometer.assess(trained.genome, run.member_folder(task.id), task.ordinal,
                                          config.target_fps, keeps_floor(record, ancestor, config)))
     save_member(run, trained, record)
     return record
