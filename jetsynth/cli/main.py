@@ -7,6 +7,7 @@ status 130 and a hint to resume.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from dataclasses import fields
@@ -44,7 +45,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
     """Evolve generations of offspring networks from a trained ancestor."""
 
     from jetsynth.nn.models import canonical_arch
-    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.config import EvolveConfig, unconfirmed_devices
     from jetsynth.run.evolve import evolve as run_evolution
     from jetsynth.run.rundir import RunDirectory, load_records
 
@@ -65,6 +66,12 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         options["arch"] = canonical_arch(options["arch"])
         given = {name: options[name] for name in given}
         stored = RunDirectory(run_dir).stored_config() if resume else None
+        unconfirmed = unconfirmed_devices(stored, "bench" in given) if stored else []
+        if unconfirmed:
+            listed = " ".join(f"--bench {shlex.quote(n)}" for n in (stored.bench, *stored.bench_pool))
+            _fail(f"{run_dir}/config.json times members on {', '.join(unconfirmed)}, which neither "
+                  f"this command line nor your device inventory names; a run directory does not "
+                  f"choose where jetsynth connects: add {listed} to allow it")
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
         with run_observer() as observer:
