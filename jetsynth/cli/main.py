@@ -16,11 +16,12 @@ from pathlib import Path
 import click
 
 from jetsynth.cli.calibrate import calibrate
-from jetsynth.cli.common import OneLineGroup
+from jetsynth.cli.common import TERMINATED, OneLineGroup, interrupted_status
 from jetsynth.cli.common import fail as _fail
 from jetsynth.cli.deploy import build, deploy, devices
 from jetsynth.cli.evolve_options import EvolveCommand
 from jetsynth.cli.grow import grow
+from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
 from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, WARMUP, Number
 from jetsynth.errors import JetsynthError
@@ -85,10 +86,11 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
             click.echo(_target_outcome(config, records).replace("{run}", str(run_dir)))
     except JetsynthError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: continue with  jetsynth evolve --run-dir {run_dir} --resume",
-                   err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        status = interrupted_status(exc)
+        click.echo(f"\n{'terminated' if status == TERMINATED else 'interrupted'}: continue with  "
+                   f"jetsynth evolve --run-dir {shlex.quote(str(run_dir))} --resume", err=True)
+        sys.exit(status)
 
 
 def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
@@ -283,7 +285,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               help="Type of the input and output tensors.")
 @click.option("--opset", type=Number(int, 1, 100), default=13, show_default=True,
               help="ONNX opset; TensorRT 8.2 (Jetson TX1) parses up to 13.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OUTPUT, required=True,
               help="The .onnx file to write.")
 @click.option("--parity/--no-parity", default=True, show_default=True,
               help="Compare onnxruntime's outputs with torch's on the run's test split.")

@@ -292,6 +292,18 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
         )
 
 
+def run_directory_holding(path: Path) -> Path | None:
+    """The run directory `path` lies in (a folder above it holding config.json beside members/,
+    events.jsonl or run.lock), or None: outputs are never written into a run."""
+    path = Path(os.path.abspath(path))
+    for folder in (path, *path.parents):
+        for candidate in dict.fromkeys((folder, folder.resolve())):
+            if (candidate / CONFIG_FILE).is_file() and any(
+                    os.path.lexists(candidate / name) for name in (MEMBERS_DIR, EVENTS_FILE, LOCK_FILE)):
+                return folder
+    return None
+
+
 def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
     """The run's configuration and its members' records, ancestor first."""
     run = RunDirectory(Path(run_dir))
