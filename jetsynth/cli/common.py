@@ -11,6 +11,8 @@ import threading
 
 import click
 
+from jetsynth.errors import JetsynthError
+
 TERMINATED = 143
 """Exit status after SIGTERM (128 + 15), as after Ctrl-C it is 130 (128 + 2)."""
 
@@ -70,6 +72,8 @@ class OneLineGroup(click.Group):
             sys.exit(TERMINATED)
         except click.ClickException as exc:
             fail(f"{exc.format_message()} (see jetsynth --help)")
+        except JetsynthError as exc:  # one a command did not catch itself
+            fail(str(exc))
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc} (check the path and its permissions, and the free space)")

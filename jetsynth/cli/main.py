@@ -244,6 +244,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     from jetsynth.core.similarity import average_overlap
     from jetsynth.report.plots import write_similarity_heatmap
     from jetsynth.report.run_report import generation_similarity
+    from jetsynth.report.text import console_text
     from jetsynth.run.rundir import load_records
 
     try:
@@ -261,9 +262,9 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     table = Table(title=f"Cluster overlap, generation {generation} (row A, column B: |A∩B|/|A|)")
     table.add_column("A \\ B")
     for mid in ids:
-        table.add_column(mid, justify="right")
+        table.add_column(console_text(mid), justify="right")
     for mid, row in zip(ids, matrix, strict=True):
-        table.add_row(mid, *[f"{100 * v:.1f} %" for v in row])
+        table.add_row(console_text(mid), *[f"{100 * v:.1f} %" for v in row])
     console = make_console()
     console.print(table)
     console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")

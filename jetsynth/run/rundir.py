@@ -24,6 +24,7 @@ from jetsynth.nn.structure import Topology
 from jetsynth.run.config import PLACEMENT, EvolveConfig
 from jetsynth.storage import (
     append_jsonl,
+    confine,
     lock_holder,
     make_folder,
     read_json,
@@ -111,6 +112,7 @@ class RunDirectory:
         folder = self.root / MEMBERS_DIR
         if not folder.is_dir():
             return []
+        confine(folder, self.root, folder=True)  # never move the files of a folder it links to
         moved = []
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith("."):
