@@ -1,4 +1,11 @@
-"""Crash-safe file writes: a reader (or a resumed run) sees a file whole or not at all."""
+"""Crash-safe, confined file writes: a reader (or a resumed run) sees a file whole or not at all,
+and a write meant for a folder (a run directory, the inventory's folder, the cache) lands in that
+folder: nothing is written through a symbolic link or into something that is not a plain file.
+
+Every writer names the folder its file belongs in (`root`); below it no component may be a link,
+a `..`, or of the wrong kind. The folder itself is the user's to choose and is not checked.
+A run directory is something users receive from others, so a link planted in it (report/ ->
+~/.ssh) must end the command with one line naming the link before anything is written."""
 
 from __future__ import annotations
 
@@ -6,11 +13,86 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from jetsynth.errors import JetsynthError
+
 TMP_SUFFIX = ".tmp"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class UnsafePath(JetsynthError):
+    """A write that would go through a symbolic link, out of its folder, or into something that
+    is not a plain file (a FIFO, a device node, a folder)."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device node"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+def _refuse(path: Path, mode: int) -> UnsafePath:
+    what = _kind(mode)
+    if stat.S_ISLNK(mode):
+        with contextlib.suppress(OSError):
+            what += f" (to {os.readlink(path)})"
+    return UnsafePath(f"{path} is {what}; jetsynth writes only into plain files and folders, never "
+                      "through links: remove or move it, then run the command again")
+
+
+def confine(path: Path, root: Path | None = None, folder: bool = False) -> Path:
+    """`path`, checked before it is written: below `root` (default: the path's own folder) every
+    component is a real folder (no symbolic link, no `..`), and `path` itself, where it exists, is
+    a plain file (a real folder with `folder=True`). Raises UnsafePath naming the first offender;
+    nothing is created."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    try:
+        names = path.relative_to(root).parts
+    except ValueError:
+        raise UnsafePath(f"{path} is outside {root}, where jetsynth writes it; "
+                         "the name it was given is damaged") from None
+    if ".." in names:
+        raise UnsafePath(f"{path} leaves {root} through '..'; the name it was given is damaged")
+    current = root
+    for index, name in enumerate(names):
+        current = current / name
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            break  # this and what is below it do not exist yet: created as real folders/files
+        except NotADirectoryError:
+            break
+        wants_folder = folder or index < len(names) - 1
+        if not (stat.S_ISDIR(mode) if wants_folder else stat.S_ISREG(mode)):
+            raise _refuse(current, mode)
+    return path
+
+
+def make_folder(path: Path, root: Path | None = None) -> Path:
+    """Create the folder `path` and any missing folders between it and `root`, each a real folder
+    (checked by `confine` before and after); the path."""
+    path = confine(path, root, folder=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return confine(path, root, folder=True)
+
+
+def output_file(path: Path) -> Path:
+    """A file the user named to be written (`-o`): refused with one line when it exists and is
+    not a plain file (a FIFO, `/dev/null`, a folder, a symbolic link)."""
+    return confine(path)
 
 
 def current_umask() -> int:
@@ -26,13 +108,18 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None], root: Path | None = None) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, fsync it, then rename it into place.
     The file gets the permissions any tool's new file gets (0666 less the umask), not the
-    0600 of a private temporary file."""
+    0600 of a private temporary file. `root`: the folder the file belongs in (see `confine`);
+    a link or a non-file at `path` or on the way to it is refused before anything is written."""
     path = Path(path)
+    confine(path, root)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if root is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            make_folder(path.parent, root)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     except OSError as exc:  # name the file the user asked for, not the temporary one
         raise OSError(exc.errno, f"cannot write here ({exc.strerror})", str(path)) from None
@@ -54,37 +141,54 @@ def remove_partial_writes(folder: Path) -> list[Path]:
     """Delete the temporary files `atomic_write` leaves when its process is killed mid-write
     (`.NAME.XXXX.tmp`) in `folder` and its sub-folders; the paths removed."""
     removed = []
-    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    for parent, _, names in os.walk(folder):  # links to folders are not followed
+        for name in names:
+            tmp = Path(parent) / name
+            if name.startswith(".") and name.endswith(TMP_SUFFIX) and stat.S_ISREG(os.lstat(tmp).st_mode):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
     return removed
 
 
-def write_json(path: Path, data: object) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+def write_json(path: Path, data: object, root: Path | None = None) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"),
+                 root)
+
+
+def _open_confined(path: Path, flags: int, root: Path | None) -> int:
+    """A descriptor of the plain file `path` (see `confine`), opened without following a link."""
+    confine(path, root)
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise _refuse(Path(path), os.lstat(path).st_mode) from None
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _refuse(Path(path), mode)
+    return fd
 
 
 def read_json(path: Path) -> object:
     return json.loads(Path(path).read_text())
 
 
-def append_jsonl(path: Path, record: dict, sort_keys: bool = True) -> None:
+def append_jsonl(path: Path, record: dict, sort_keys: bool = True, root: Path | None = None) -> None:
     """Append one JSON line and fsync. A torn last line (a writer killed mid-line) is skipped by
-    `read_jsonl`; the record after it starts on a fresh line, so the tear never swallows it."""
+    `read_jsonl`; the record after it starts on a fresh line, so the tear never swallows it.
+    `root`: see `confine`."""
     line = json.dumps(record, sort_keys=sort_keys) + "\n"
-    with open(path, "ab") as handle:
-        if handle.tell() > 0 and not _ends_with_newline(path):
+    fd = _open_confined(Path(path), os.O_RDWR | os.O_APPEND | os.O_CREAT, root)
+    try:
+        size = os.fstat(fd).st_size
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
             line = "\n" + line
-        handle.write(line.encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -103,12 +207,12 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def try_lock(path: Path, wait: bool = False) -> int | None:
+def try_lock(path: Path, wait: bool = False, root: Path | None = None) -> int | None:
     """Open (creating) `path` and take an exclusive `flock` on it: the open descriptor, which
     holds the lock until `unlock` or until the process ends however it ends (the OS drops it,
     so a kill -9 leaves no stale lock); None when another process holds it and not `wait`. The
-    holder's pid is written in the file, for messages only."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    holder's pid is written in the file, for messages only. `root`: see `confine`."""
+    fd = _open_confined(Path(path), os.O_RDWR | os.O_CREAT, root)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -138,10 +242,13 @@ def lock_holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def locked(path: Path):
+def locked(path: Path, root: Path | None = None):
     """Hold an exclusive lock on the file `path` (waiting for it) for the `with` block."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = try_lock(path, wait=True)
+    if root is None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        make_folder(Path(path).parent, root)
+    fd = try_lock(path, wait=True, root=root)
     try:
         yield
     finally:

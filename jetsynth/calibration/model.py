@@ -73,10 +73,11 @@ class LatencyModel:
         out["format"] = FORMAT_VERSION
         return out
 
-    def save(self, path: Path) -> Path:
+    def save(self, path: Path, root: Path | None = None) -> Path:
+        """Write the model as JSON to `path`; `root`: the folder it belongs in (storage.confine)."""
         path = Path(path)
         text = json.dumps(self.as_dict(), indent=2) + "\n"
-        atomic_write(path, lambda tmp: tmp.write_text(text))
+        atomic_write(path, lambda tmp: tmp.write_text(text), root)
         return path
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from jetsynth.cli.common import fail
+from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.types import BATCH, SECONDS, SEED, Number
 
 DEFAULT_PRECISION = "fp32"
@@ -33,7 +34,7 @@ DEVICE` looks for."""
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("calibration"), show_default=True,
               help="Where the model, its measurements, networks and plot are kept.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=OUTPUT, default=None,
               help="The model file [default: DIR/DEVICE.json].")
 @click.option("--json", "as_json", is_flag=True, help="Print the model as one JSON object.")
 def calibrate(device: str, precision: str, batch: int, seconds: float, variants: int,

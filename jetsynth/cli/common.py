@@ -4,9 +4,49 @@ every usage error (an unknown option, a number out of bounds) and every environm
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 
 import click
+
+from jetsynth.errors import JetsynthError
+
+TERMINATED = 143
+"""Exit status after SIGTERM (128 + 15), as after Ctrl-C it is 130 (128 + 2)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is: it unwinds like Ctrl-C (what is finished is on
+    disk, the run's lock is dropped, the resume line is printed) and exits with 143."""
+
+
+def interrupted_status(exc: BaseException | None) -> int:
+    """130 after Ctrl-C, 143 after SIGTERM (`exc` or what it was raised from)."""
+    while exc is not None:
+        if isinstance(exc, Terminated):
+            return TERMINATED
+        exc = exc.__cause__ or exc.__context__
+    return 130
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """For the `with` block, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread
+    instead of ending the process without a word; elsewhere (a thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(_signum, _frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message: str) -> None:
@@ -21,12 +61,19 @@ class OneLineGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            click.echo("aborted", err=True)
-            sys.exit(130)
+            with sigterm_as_interrupt():
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort as exc:
+            status = interrupted_status(exc)
+            click.echo("terminated" if status == TERMINATED else "aborted", err=True)
+            sys.exit(status)
+        except Terminated:
+            click.echo("terminated", err=True)
+            sys.exit(TERMINATED)
         except click.ClickException as exc:
             fail(f"{exc.format_message()} (see jetsynth --help)")
+        except JetsynthError as exc:  # one a command did not catch itself
+            fail(str(exc))
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc} (check the path and its permissions, and the free space)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from jetsynth.cli.common import fail
+from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.types import BATCH, COUNT, MIB, PORT, SECONDS, THREADS, WARMUP, Number
 from jetsynth.devices.profiles import PROFILES
 from jetsynth.errors import JetsynthError
@@ -242,7 +243,7 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OUTPUT, required=True,
               help="Engine file to write (its facts go to OUTPUT.json).")
 @click.option("--fp16", is_flag=True, help="Build in fp16 (used only where the GPU has fast fp16).")
 @click.option("--sparse", is_flag=True, help="Sparse weights (compute 8.0+ only; says so when ignored).")

@@ -7,6 +7,7 @@ status 130 and a hint to resume.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from dataclasses import fields
@@ -15,11 +16,12 @@ from pathlib import Path
 import click
 
 from jetsynth.cli.calibrate import calibrate
-from jetsynth.cli.common import OneLineGroup
+from jetsynth.cli.common import TERMINATED, OneLineGroup, interrupted_status
 from jetsynth.cli.common import fail as _fail
 from jetsynth.cli.deploy import build, deploy, devices
 from jetsynth.cli.evolve_options import EvolveCommand
 from jetsynth.cli.grow import grow
+from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
 from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, WARMUP, Number
 from jetsynth.errors import JetsynthError
@@ -44,7 +46,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
     """Evolve generations of offspring networks from a trained ancestor."""
 
     from jetsynth.nn.models import canonical_arch
-    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.config import EvolveConfig, unconfirmed_devices
     from jetsynth.run.evolve import evolve as run_evolution
     from jetsynth.run.rundir import RunDirectory, load_records
 
@@ -65,6 +67,12 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         options["arch"] = canonical_arch(options["arch"])
         given = {name: options[name] for name in given}
         stored = RunDirectory(run_dir).stored_config() if resume else None
+        unconfirmed = unconfirmed_devices(stored, "bench" in given) if stored else []
+        if unconfirmed:
+            listed = " ".join(f"--bench {shlex.quote(n)}" for n in (stored.bench, *stored.bench_pool))
+            _fail(f"{run_dir}/config.json times members on {', '.join(unconfirmed)}, which neither "
+                  f"this command line nor your device inventory names; a run directory does not "
+                  f"choose where jetsynth connects: add {listed} to allow it")
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
         with run_observer() as observer:
@@ -78,10 +86,11 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
             click.echo(_target_outcome(run_dir, config, records))
     except JetsynthError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: continue with  jetsynth evolve --run-dir {run_dir} --resume",
-                   err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        status = interrupted_status(exc)
+        click.echo(f"\n{'terminated' if status == TERMINATED else 'interrupted'}: continue with  "
+                   f"jetsynth evolve --run-dir {shlex.quote(str(run_dir))} --resume", err=True)
+        sys.exit(status)
 
 
 def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
@@ -183,11 +192,13 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     def show(title: str, header: list[str], rows: list[list[str]], source: str | None = None) -> None:
         from rich.table import Table
 
+        from jetsynth.report.text import console_text
+
         table = Table(title=title, caption=source)
         for column in header:
-            table.add_column(column, justify="right")
+            table.add_column(console_text(column), justify="right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(console_text, row))
         console.print(table)
 
     show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
@@ -254,6 +265,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     from jetsynth.core.similarity import average_overlap
     from jetsynth.report.plots import write_similarity_heatmap
     from jetsynth.report.run_report import generation_similarity
+    from jetsynth.report.text import console_text
     from jetsynth.run.rundir import load_records
 
     try:
@@ -271,9 +283,9 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
     table = Table(title=f"Cluster overlap, generation {generation} (row A, column B: |A∩B|/|A|)")
     table.add_column("A \\ B")
     for mid in ids:
-        table.add_column(mid, justify="right")
+        table.add_column(console_text(mid), justify="right")
     for mid, row in zip(ids, matrix, strict=True):
-        table.add_row(mid, *[f"{100 * v:.1f} %" for v in row])
+        table.add_row(console_text(mid), *[f"{100 * v:.1f} %" for v in row])
     console = make_console()
     console.print(table)
     console.print(f"average overlap: {100 * average_overlap(matrix):.2f} %")
@@ -295,7 +307,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               help="Type of the input and output tensors.")
 @click.option("--opset", type=Number(int, 1, 100), default=13, show_default=True,
               help="ONNX opset; TensorRT 8.2 (Jetson TX1) parses up to 13.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OUTPUT, required=True,
               help="The .onnx file to write.")
 @click.option("--parity/--no-parity", default=True, show_default=True,
               help="Compare onnxruntime's outputs with torch's on the run's test split.")

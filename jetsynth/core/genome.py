@@ -154,11 +154,13 @@ def _header(genome: Genome) -> dict:
     }
 
 
-def save_genome(genome: Genome, directory: Path) -> None:
+def save_genome(genome: Genome, directory: Path, root: Path | None = None) -> None:
+    """Write the genome into `directory`; `root`: the folder it belongs in (a run directory),
+    which no link inside may lead out of (see storage.confine)."""
     directory = Path(directory)
     tensors = _flat_tensors(genome)
-    atomic_write(directory / TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    write_json(directory / META_FILE, _header(genome))
+    atomic_write(directory / TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)), root)
+    write_json(directory / META_FILE, _header(genome), root)
 
 
 def genome_bytes(genome: Genome) -> bytes:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -42,6 +43,8 @@ class Device:
             raise JetsynthError(f"'{self.user}' is not a user name")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
             raise JetsynthError(f"port {self.port} is out of range (1-65535)")
+        if self.known_hosts is not None and any(c in self.known_hosts for c in "\n\r\0"):
+            raise JetsynthError(f"--known-hosts must be one line (a file path), not {self.known_hosts!r}")
         if not self.remote_dir.startswith("/") or any(c in self.remote_dir for c in "\n\r\0"):
             raise JetsynthError(f"--remote-dir must be an absolute path on the device (one line), "
                                 f"not {self.remote_dir!r}")
@@ -65,17 +68,26 @@ BenchTarget = str | Device
 """Where a network is timed: an onnxruntime backend name here ('ort-cpu', ...) or a Device."""
 
 def split_destination(text: str) -> tuple[str | None, str, int | None]:
-    """'user@host[:port]' (or 'host', '[v6]:port') -> (user, host, port)."""
+    """'user@host[:port]' (or 'host', 'user@[v6]:port', a bare 'user@::1') -> (user, host, port);
+    a port that is not a number from 1 to 65535 (`:0`, `:ssh`) is refused, never read as 22."""
     user, _, rest = text.rpartition("@")
-    port = None
+    tail = ""
     if rest.startswith("["):
-        host, _, tail = rest[1:].partition("]")
-        if tail.startswith(":") and tail[1:].isdigit():
-            port = int(tail[1:])
-    elif rest.count(":") == 1 and rest.split(":")[1].isdigit():
-        host, port = rest.split(":")[0], int(rest.split(":")[1])
+        host, closed, tail = rest[1:].partition("]")
+        if not closed or (tail and not tail.startswith(":")):
+            raise JetsynthError(f"'{text}' is not user@[address]:port; close the brackets around "
+                                "the IPv6 address")
+    elif rest.count(":") == 1:
+        host, tail = rest.split(":")[0], ":" + rest.split(":")[1]
     else:
         host = rest
+    port = None
+    if tail:
+        number = tail[1:]
+        if not (number.isascii() and number.isdigit() and 0 < int(number) < 65536):
+            raise JetsynthError(f"'{text}': the port must be a number from 1 to 65535, not "
+                                f"{number!r}")
+        port = int(number)
     if not host:
         raise JetsynthError(f"'{text}' names no host; write user@host[:port]")
     return user or None, host, port
@@ -95,8 +107,11 @@ def load_devices(path: Path | None = None) -> dict[str, Device]:
         import tomli as tomllib
 
     path = path or inventory_path()
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
+    if not path.is_file():  # a folder, a FIFO, /dev/zero: reading it would hang or fill memory
+        raise JetsynthError(f"{path} is not a file ({_what(path)}); the device inventory must be a "
+                            "TOML file: move it away, then add the devices again")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -112,6 +127,13 @@ def load_devices(path: Path | None = None) -> dict[str, Device]:
         except JetsynthError as exc:
             raise JetsynthError(f"{path}: device '{name}': {exc}") from None
     return devices
+
+
+def _what(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing"
+    return "a folder" if path.is_dir() else "a FIFO" if path.is_fifo() else (
+        "a device node" if path.is_char_device() or path.is_block_device() else "not a plain file")
 
 
 _FIELD_TYPES = {"host": str, "user": str, "port": int, "identity": str, "python": str, "profile": str,
@@ -206,7 +228,7 @@ def resolve_device(target: str, path: Path | None = None) -> Device:
         return devices[target]
     if "@" in target:
         user, host, port = split_destination(target)
-        return Device(name=re.sub(r"[^A-Za-z0-9_.-]", "_", host) or "device", host=host, user=user,
-                      port=port or 22)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", host).lstrip("_.-") or "device"
+        return Device(name=name, host=host, user=user, port=22 if port is None else port)
     raise JetsynthError(f"no device named '{target}'; add it with `jetsynth devices add {target} --host "
                         "user@address` or give user@host[:port]")

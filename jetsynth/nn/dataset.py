@@ -4,6 +4,7 @@ rest. The loaders (`data`, `imagefolder`) fill it in."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +72,8 @@ class DataSpec:
                                 "(e.g. --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)")
         if std is not None and min(std) <= 0:
             raise JetsynthError("--std values must be positive")
-        return cls(kind=kind, path=path or None, subset=float(subset), seed=int(seed),
+        path = os.path.expanduser(path) if path else None  # the shell leaves ~ after ':' as it is
+        return cls(kind=kind, path=path, subset=float(subset), seed=int(seed),
                    val_split=float(val_split), input_size=None if input_size is None else int(input_size),
                    mean=mean, std=std, augment=bool(augment))
 

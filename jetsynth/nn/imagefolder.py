@@ -39,6 +39,7 @@ from jetsynth.nn.dataset import (
     stratified_split,
     training_rows,
 )
+from jetsynth.storage import confine
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -212,7 +213,8 @@ def decoded_folder(index: FolderIndex, size: int | None) -> np.ndarray:
     """Every image of the folder as a read-only memory-mapped uint8 array (N, C, S, S), from the
     cache when it holds this folder as it is now, else decoded into it first."""
     prefix, name = cache_name(index, size)
-    entry = cache_root() / name
+    root = cache_root()
+    entry = confine(root / name, root, folder=True)  # a planted link is refused, never written through
     if not (entry / META_FILE).is_file():
         _decode(index, size, entry, prefix)
     pixels = np.load(entry / PIXELS_FILE, mmap_mode="r")

@@ -58,8 +58,10 @@ class SharedPopulation:
         """Scalars held by the population (each shared tensor counted once)."""
         return sum(t.numel() for t in self.tensors.values())
 
-    def save(self, path: Path, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """The shared tensors (and Adam's moments, per key) as one safetensors file."""
+    def save(self, path: Path, optimizer: torch.optim.Optimizer | None = None,
+             root: Path | None = None) -> None:
+        """The shared tensors (and Adam's moments, per key) as one safetensors file; `root`: the
+        folder it belongs in (see storage.confine)."""
         tensors = {f"{'p' if isinstance(v, nn.Parameter) else 'b'}/{k}": v.detach().contiguous()
                    for k, v in self.tensors.items()}
         if optimizer is not None:
@@ -67,7 +69,7 @@ class SharedPopulation:
                 for name, value in optimizer.state.get(tensor, {}).items():
                     if torch.is_tensor(value):
                         tensors[f"opt/{name}/{key}"] = value.detach().reshape(value.shape).contiguous()
-        atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)))
+        atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)), root)
 
     def load(self, path: Path) -> dict[str, dict[str, torch.Tensor]]:
         """Values for the shared tensors from `save` (members built afterwards bind to them);

@@ -29,6 +29,7 @@ from jetsynth.report.plotting import (
     title,
 )
 from jetsynth.report.run_report import _best_per_generation, has_fps, has_validation, run_floor
+from jetsynth.report.text import plot_text
 
 ANCESTOR_STYLE = {"color": "dimgray", "linestyle": ":", "linewidth": 1.2}
 FLOOR_STYLE = {"color": "tab:red", "linestyle": "--", "linewidth": 1.0}
@@ -109,7 +110,7 @@ def layer_figure(run_dir: Path, records: list[dict], config: dict | None = None)
     for i, name in enumerate(labels):
         marker, dash = next(styles)
         ax.plot([r["generation"] for r in best], [r["layer_cluster_efficiency"][i] for r in best],
-                marker=marker, linestyle=dash, alpha=0.85, markersize=6, label=name)
+                marker=marker, linestyle=dash, alpha=0.85, markersize=6, label=plot_text(name))
     ax.set_yscale("log")
     readable_log(ax.yaxis)
     integer_ticks(ax.xaxis)
@@ -157,9 +158,9 @@ def write_plots(run_dir: Path, records: list[dict], config: dict | None = None) 
     written = []
     for key, label, log in member_panels(records):
         fig = member_figure(run_dir, records, key, label, log, config, floor, target)
-        written.append(save(fig, _report_dir(run_dir) / f"{key}.png"))
+        written.append(save(fig, _report_dir(run_dir) / f"{key}.png", run_dir))
     written.append(save(layer_figure(run_dir, records, config),
-                        _report_dir(run_dir) / "layer_cluster_efficiency.png"))
+                        _report_dir(run_dir) / "layer_cluster_efficiency.png", run_dir))
     return written
 
 
@@ -197,7 +198,7 @@ def pressure_figure(run_dir: Path, rows: list[dict], config: dict | None = None)
 
 
 def write_pressure_plot(run_dir: Path, rows: list[dict], config: dict | None = None) -> Path:
-    return save(pressure_figure(run_dir, rows, config), _report_dir(run_dir) / "pressure.png")
+    return save(pressure_figure(run_dir, rows, config), _report_dir(run_dir) / "pressure.png", run_dir)
 
 
 def similarity_figure(run_dir: Path, generation: int, ids: list[str], matrix: np.ndarray,
@@ -211,8 +212,9 @@ def similarity_figure(run_dir: Path, generation: int, ids: list[str], matrix: np
     low = float(np.floor(between.min() * 100) / 100)  # the diagonal (always 1) saturates the top
     high = float(between.max()) if between.max() > low else low + 0.01
     image = ax.imshow(matrix, vmin=low, vmax=high, cmap="viridis")
-    ax.set_xticks(range(len(ids)), ids, rotation=45, ha="right", fontsize=9)
-    ax.set_yticks(range(len(ids)), ids, fontsize=9)
+    shown = [plot_text(i) for i in ids]
+    ax.set_xticks(range(len(ids)), shown, rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(len(ids)), shown, fontsize=9)
     ax.set_xlabel("member B")
     ax.set_ylabel("member A")
     middle = (low + high) / 2
@@ -231,7 +233,7 @@ def similarity_figure(run_dir: Path, generation: int, ids: list[str], matrix: np
 def write_similarity_heatmap(run_dir: Path, generation: int, ids: list[str], matrix: np.ndarray,
                              config: dict | None = None) -> Path:
     fig = similarity_figure(run_dir, generation, ids, matrix, config)
-    return save(fig, _report_dir(run_dir) / f"similarity_g{generation:02d}.png")
+    return save(fig, _report_dir(run_dir) / f"similarity_g{generation:02d}.png", run_dir)
 
 
 def storage_figure(run_dir: Path, records: list[dict], precision: str, config: dict | None = None):
@@ -275,7 +277,7 @@ def family_tree_figure(run_dir: Path, records: list[dict], config: dict | None =
                        edgecolors="black", linewidths=0.5)
     for record in records:
         x, y = position[record["id"]]
-        ax.annotate(record["id"], (x, y), textcoords="offset points", xytext=(0, 11), ha="center",
+        ax.annotate(plot_text(record["id"]), (x, y), textcoords="offset points", xytext=(0, 11), ha="center",
                     fontsize=8, zorder=4)
     generations = sorted({r["generation"] for r in records})
     ax.set_yticks([-g for g in generations], [str(g) for g in generations])
@@ -294,8 +296,9 @@ def write_population_plots(run_dir: Path, records: list[dict], precision: str,
                            config: dict | None = None) -> list[Path]:
     """accuracy_vs_storage.png and family_tree.png."""
     return [save(storage_figure(run_dir, records, precision, config),
-                 _report_dir(run_dir) / "accuracy_vs_storage.png"),
-            save(family_tree_figure(run_dir, records, config), _report_dir(run_dir) / "family_tree.png")]
+                 _report_dir(run_dir) / "accuracy_vs_storage.png", run_dir),
+            save(family_tree_figure(run_dir, records, config), _report_dir(run_dir) / "family_tree.png",
+                 run_dir)]
 
 
 def frontier_figure(run_dir: Path, records: list[dict], floor: float,
@@ -323,7 +326,7 @@ def frontier_figure(run_dir: Path, records: list[dict], floor: float,
     ax.set_xscale("log")
     readable_log(ax.xaxis, count_label)
     label_points(ax, [speed(r) for r in timed], [selection_accuracy(r) for r in timed],
-                 [r["id"] for r in timed])
+                 [plot_text(r["id"]) for r in timed])
     ax.set_xlabel("images per second")
     ax.set_ylabel("validation accuracy" if has_validation(records) else "test accuracy")
     ax.grid(True, alpha=0.3, which="both")
@@ -336,4 +339,4 @@ def frontier_figure(run_dir: Path, records: list[dict], floor: float,
 def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
                         target_fps: float | None = None, config: dict | None = None) -> Path:
     return save(frontier_figure(run_dir, records, floor, target_fps, config),
-                _report_dir(run_dir) / "frontier.png")
+                _report_dir(run_dir) / "frontier.png", run_dir)

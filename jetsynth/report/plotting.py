@@ -8,6 +8,9 @@ from __future__ import annotations
 from itertools import cycle
 from pathlib import Path
 
+from jetsynth.report.text import plot_text, printable
+from jetsynth.storage import atomic_write
+
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 DASHES = ("-", "--", "-.", ":")
 DPI = 120
@@ -43,7 +46,7 @@ def run_subtitle(run_dir: Path, config: dict | None) -> str:
 
 def title(fig_or_ax, text: str, run_dir: Path, config: dict | None) -> None:
     """The plot's title: what it shows, then the run and dataset on a second line."""
-    full = f"{text}\n{run_subtitle(run_dir, config)}"
+    full = f"{text}\n{plot_text(run_subtitle(run_dir, config))}"
     if hasattr(fig_or_ax, "suptitle"):
         fig_or_ax.suptitle(full, fontsize=10)
     else:
@@ -117,7 +120,7 @@ def layer_labels(layers: list[dict]) -> list[str]:
         if kind is None:
             kind = "linear" if layer.get("macs") == layer.get("synapses") else "conv"
         short = "fc" if kind == "linear" else "conv"
-        name = str(layer["name"])
+        name = printable(layer["name"])
         if name.isdigit():
             counts[short] += 1
             if f"{short}{counts[short]}" not in names:
@@ -156,9 +159,12 @@ def generation_colours(generations: list[int]):
     return {g: palette(i % palette.N) for i, g in enumerate(distinct)}
 
 
-def save(fig, path: Path) -> Path:
+def save(fig, path: Path, root: Path | None = None) -> Path:
+    """Write `fig` as a PNG to `path` (whole or not at all), inside `root` (a run directory):
+    never through a link planted there (storage.confine)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    pyplot().close(fig)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI), root)
+    finally:
+        pyplot().close(fig)
     return path

@@ -15,7 +15,9 @@ from jetsynth.core.frontier import frontier_rows, source
 from jetsynth.core.selection import selection_accuracy
 from jetsynth.core.similarity import aligned_presences, average_overlap, overlap_matrix
 from jetsynth.errors import JetsynthError
+from jetsynth.report.text import markdown_cell
 from jetsynth.run.rundir import RunDirectory, load_records
+from jetsynth.storage import atomic_write
 
 SUMMARY_FIELDS = (
     "repair",
@@ -272,12 +274,11 @@ def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | No
     when members were timed, the pressure per generation when given)."""
 
     def markdown(header: list[str], rows: list[list[str]]) -> str:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+        lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(map(markdown_cell, row)) + " |" for row in rows])
 
     path = Path(run_dir) / "report" / "tables.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    text = (
         f"## {TABLE1_TITLE}\n\n*{TABLE1_SOURCE}*\n\n"
         + markdown(table1_header(records), efficiency_table(records, precision))
         + f"\n\n## {TABLE2_TITLE}\n\n*{TABLE2_SOURCE}*\n\n"
@@ -294,6 +295,7 @@ def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | No
             if pressure else ""
         )
     )
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), run_dir)
     return path
 
 

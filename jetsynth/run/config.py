@@ -36,6 +36,22 @@ def resolve_bench(name: str) -> BenchTarget:
     return resolve_device(name)
 
 
+def unconfirmed_devices(stored: EvolveConfig, bench_given: bool) -> list[str]:
+    """The devices a resumed run would connect to only because its config.json names them: a
+    run directory may come from someone else, so a device is used when --bench names it again,
+    or when the user's own inventory holds a device of that name (the inventory then says where
+    it is); otherwise it is listed here. Empty when --bench was given."""
+    if bench_given:
+        return []
+    from jetsynth.devices.inventory import load_devices
+
+    names = [n for n in (stored.bench, *stored.bench_pool) if n not in BENCH_CHOICES]
+    if not names:
+        return []
+    own = load_devices()
+    return [n for n in names if n not in own]
+
+
 @dataclass(frozen=True)
 class EvolveConfig:
     """Everything that determines a run. `generations` counts the ancestor as generation 1

@@ -92,8 +92,12 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
     in RUN/latency-model.json, so a resumed run predicts as the uninterrupted one would."""
     kept = run.root / LATENCY_MODEL_FILE
     if kept.is_file():
-        stored = read_json(kept)
-        return None if stored.get("own") else load_model(kept)
+        try:
+            stored = read_json(kept)
+        except (OSError, ValueError) as exc:
+            raise JetsynthError(f"{kept} cannot be read ({exc}); it is damaged: delete it and "
+                                "resume (the latency model is chosen again)") from None
+        return None if isinstance(stored, dict) and stored.get("own") else load_model(kept)
     model = given
     if model is None and config.latency_model is None:
         found = default_path(target_label(target))
@@ -110,9 +114,9 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
                 run.event("latency_model", path=str(found))
                 observer.notice(f"predicting unmeasured members with {found}")
     if model is None:
-        write_json(kept, {"own": True})
+        write_json(kept, {"own": True}, run.root)
     else:
-        model.save(kept)
+        model.save(kept, run.root)
     return model
 
 

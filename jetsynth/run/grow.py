@@ -183,9 +183,9 @@ class Grower:
     # ---- persistence
     def _save_state(self, iteration: int, members: list[Member], uid: int, optimizer) -> None:
         folder = self.run.root / POPULATION_DIR
-        self.population.save(folder / TENSORS, optimizer)
+        self.population.save(folder / TENSORS, optimizer, self.run.root)
         write_json(folder / STATE, {"iteration": iteration, "next_uid": uid, "members": [
-            {"id": m.id, "arch": m.arch, "parent": m.parent} for m in members]})
+            {"id": m.id, "arch": m.arch, "parent": m.parent} for m in members]}, self.run.root)
 
     def _load_state(self):
         folder = self.run.root / POPULATION_DIR
@@ -315,7 +315,7 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
                                 "resume it with the same options or choose another --run-dir")
     run = open_run(Path(run_dir), config.evolve_config(), resume, {config.arch: factory})
     try:
-        write_json(grow_path, {"config": asdict(config)})
+        write_json(grow_path, {"config": asdict(config)}, run.root)
         run.event("grow_resumed" if resume else "grow_started")
         base_factory = resolve_factory(split_arch(config.arch)[0], trusted=True)  # an --arch grown already
         final = Grower(config, run, dataset, base_factory, notice).run_all()
@@ -325,7 +325,7 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
         if config.ensemble:
             from jetsynth.ship.ensemble import build_ensemble
             summary["ensemble"] = build_ensemble(run, [m.id for m in final], dataset, config)
-        write_json(grow_path, summary)
+        write_json(grow_path, summary, run.root)
         run.event("grow_done", best=final[0].id)
         return summary
     finally:

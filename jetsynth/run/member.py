@@ -122,7 +122,7 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, start: AncestorStart)
         if transfer.head is not None:
             training = replace(training, head=transfer.head.layer, head_epochs=config.head_epochs)
     return MemberTask(start.genome, member_seed(config.seed, 1, 0), training, 1.0, 0,
-                      run.member_dir(mid))
+                      run.member_folder(mid))
 
 
 def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],
@@ -165,7 +165,7 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
     if config.reinit:
         child = newborn(child, seed)
     ordinal = (generation - 2) * config.population + index + 1
-    return MemberTask(child, seed, config.training(False), drawn_keep, ordinal, run.member_dir(mid))
+    return MemberTask(child, seed, config.training(False), drawn_keep, ordinal, run.member_folder(mid))
 
 
 def train_member(task: MemberTask, dataset: Dataset, on_step=None) -> TrainResult:
@@ -179,7 +179,7 @@ def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, anc
     (whose presence marks it done). `ancestor`: the ancestor's record (None for the ancestor)."""
     record = member_record(task, trained, ancestor, config)
     if speedometer is not None:
-        record.update(speedometer.assess(trained.genome, run.member_dir(task.id), task.ordinal,
+        record.update(speedometer.assess(trained.genome, run.member_folder(task.id), task.ordinal,
                                          config.target_fps, keeps_floor(record, ancestor, config)))
     save_member(run, trained, record)
     return record

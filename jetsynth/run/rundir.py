@@ -7,6 +7,7 @@ refused; readers (report, export) take no lock."""
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import asdict, fields
@@ -23,7 +24,9 @@ from jetsynth.nn.structure import Topology
 from jetsynth.run.config import PLACEMENT, EvolveConfig
 from jetsynth.storage import (
     append_jsonl,
+    confine,
     lock_holder,
+    make_folder,
     read_json,
     remove_partial_writes,
     try_lock,
@@ -81,7 +84,7 @@ class RunDirectory:
         if self._lock is not None:
             return
         path = self.root / LOCK_FILE
-        fd = try_lock(path)
+        fd = try_lock(path, root=self.root)
         if fd is None:
             raise JetsynthError(
                 f"{self.root} is being written by another jetsynth process (pid "
@@ -118,6 +121,7 @@ class RunDirectory:
         folder = self.root / MEMBERS_DIR
         if not folder.is_dir():
             return []
+        confine(folder, self.root, folder=True)  # never move the files of a folder it links to
         moved = []
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith("."):
@@ -132,7 +136,7 @@ class RunDirectory:
                     problem = f"{MEMBER_FILE} {exc.problem}"
             if problem is not None:
                 target = _free_name(self.root / DAMAGED_DIR / entry.name)
-                target.parent.mkdir(parents=True, exist_ok=True)
+                make_folder(target.parent, self.root)
                 entry.rename(target)
                 moved.append(f"{entry.name}: {problem}; kept in {target}")
         return moved
@@ -159,7 +163,7 @@ class RunDirectory:
 
     def event(self, kind: str, **fields_) -> None:
         append_jsonl(self.root / EVENTS_FILE, {"event": kind, "time": round(time.time(), 3),
-                                               **fields_})
+                                               **fields_}, root=self.root)
 
     def stored_config(self) -> EvolveConfig | None:
         """The run's settings from config.json (None when there is none), checked: a file in
@@ -200,14 +204,18 @@ class RunDirectory:
 
     def save(self, genome: Genome, record: dict) -> None:
         folder = self.member_dir(genome.lineage.id)
-        save_genome(genome, folder)
-        write_json(folder / MEMBER_FILE, record)
+        save_genome(genome, folder, self.root)
+        write_json(folder / MEMBER_FILE, record, self.root)
+
+    def member_folder(self, mid: str) -> Path:
+        """A member's folder, created as a real folder inside the run (for writing into it)."""
+        return make_folder(self.member_dir(mid), self.root)
 
 
 def _free_name(path: Path) -> Path:
     """`path`, or `path.1`, `path.2`... whichever does not exist yet."""
     candidate, n = path, 0
-    while candidate.exists():
+    while os.path.lexists(candidate):
         n += 1
         candidate = path.with_name(f"{path.name}.{n}")
     return candidate
@@ -257,7 +265,7 @@ def open_run(root: Path, config: EvolveConfig, resume: bool,
             remove_partial_writes(run.root)
         run.set_aside = run.set_aside_damaged() if resume else []
         write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
-                                            "versions": versions()})
+                                            "versions": versions()}, run.root)
     except BaseException:
         run.release()
         raise
@@ -293,6 +301,18 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
             f"{root} runs to {stored.generations} generations; --resume can add generations, "
             f"not drop them (give --generations {stored.generations} or more, or leave it out)"
         )
+
+
+def run_directory_holding(path: Path) -> Path | None:
+    """The run directory `path` lies in (a folder above it holding config.json beside members/,
+    events.jsonl or run.lock), or None: outputs are never written into a run."""
+    path = Path(os.path.abspath(path))
+    for folder in (path, *path.parents):
+        for candidate in dict.fromkeys((folder, folder.resolve())):
+            if (candidate / CONFIG_FILE).is_file() and any(
+                    os.path.lexists(candidate / name) for name in (MEMBERS_DIR, EVENTS_FILE, LOCK_FILE)):
+                return folder
+    return None
 
 
 def load_records(run_dir: Path) -> tuple[dict, list[dict]]:

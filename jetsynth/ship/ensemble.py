@@ -79,10 +79,10 @@ def build_ensemble(run, ids: list[str], dataset, config) -> dict:
         val_accuracy = _accuracy(model.combine(val_features), dataset.val_y)
     folder = Path(run.root) / ENSEMBLE_DIR
     tensors = {f"combine.{k}": v.contiguous() for k, v in model.combine.state_dict().items()}
-    atomic_write(folder / "combiner.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write(folder / "combiner.safetensors", lambda tmp: save_file(tensors, str(tmp)), run.root)
     proto = to_onnx(model, dataset.input_shape, precision="fp32")
     path = Path(run.root) / ONNX_FILE
-    atomic_write(path, lambda tmp: tmp.write_bytes(proto.SerializeToString()))
+    atomic_write(path, lambda tmp: tmp.write_bytes(proto.SerializeToString()), run.root)
     session = onnx_session(path)
     sample = dataset.test_x[:256].numpy()
     onnx_out = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: sample})[0])
@@ -90,5 +90,5 @@ def build_ensemble(run, ids: list[str], dataset, config) -> dict:
         diff = float((onnx_out - model(dataset.test_x[:256])).abs().max())
     figures = {"members": ids, "accuracy": accuracy, "val_accuracy": val_accuracy,
                "average_accuracy": average, "onnx": str(path), "onnx_max_abs_diff": diff}
-    write_json(folder / "ensemble.json", figures)
+    write_json(folder / "ensemble.json", figures, run.root)
     return figures

@@ -18,6 +18,7 @@ from jetsynth.agent.facts import gpu_info
 from jetsynth.agent.tensorrt import build_engine
 from jetsynth.errors import JetsynthError
 from jetsynth.ship.onnxfile import model_facts
+from jetsynth.storage import atomic_write, confine
 
 
 def import_tensorrt():
@@ -47,6 +48,8 @@ def build(model: Path, output: Path, fp16: bool = False, sparse: bool = False, b
         raise JetsynthError(f"--batch must be at least 1, not {batch}")
     trt = trt or import_tensorrt()
     output = Path(output)
+    confine(output)
+    confine(sidecar_path(output))
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         built = build_engine(trt, str(model), str(output), fp16, sparse, workspace_mib,
@@ -62,5 +65,6 @@ def build(model: Path, output: Path, fp16: bool = False, sparse: bool = False, b
     })
     if hashlib.sha256(output.read_bytes()).hexdigest() != built["engine_sha256"]:
         raise JetsynthError(f"{output} changed while it was written; build again")
-    sidecar_path(output).write_text(json.dumps(built, indent=2))
+    text = json.dumps(built, indent=2)
+    atomic_write(sidecar_path(output), lambda tmp: tmp.write_text(text))
     return built

@@ -253,7 +253,9 @@ def test_repeated_bench_is_a_pool_and_a_resume_keeps_it(tmp_path, monkeypatch):
     run = tmp_path / "run"
     args = ["evolve", "--generations", "1", "--ancestor-epochs", "0", "--subset", "0.2",
             "--run-dir", str(run)]
-    assert _run(*args, "--bench", boards[0], "--bench", boards[1]).exit_code == 0
-    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == [boards[1]]
+    for name, board in zip("ab", boards, strict=True):  # the user's own devices: a resume may use them
+        assert _run("devices", "add", name, "--host", board).exit_code == 0
+    assert _run(*args, "--bench", "a", "--bench", "b").exit_code == 0
+    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == ["b"]
     assert _run(*args, "--resume").exit_code == 0  # the stored pool, not the default
-    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == [boards[1]]
+    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == ["b"]
