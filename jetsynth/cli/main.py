@@ -21,9 +21,9 @@ from jetsynth.cli.deploy import build, deploy, devices
 from jetsynth.cli.evolve_options import EvolveCommand
 from jetsynth.cli.grow import grow
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
-from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, WARMUP, Number
+from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, TRIALS, WARMUP, Number
 from jetsynth.errors import JetsynthError
-from jetsynth.run.bounds import MAX_COUNT
+from jetsynth.run.bounds import DAY, MAX_COUNT
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -352,7 +352,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
 @click.option("--threads", type=THREADS, default=1, show_default=True,
               help="CPU threads, the same as evolve --bench times with (0: the backend's own default, "
                    "all cores).")
-@click.option("--trials", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--trials", type=TRIALS, default=5, show_default=True,
               help="Timing trials sharing --duration and --iterations: the figure is their median "
                    "with the interquartile range; trials that disagree are re-timed (up to 11).")
 @click.option("--half", is_flag=True, help="torch backends: run in half precision.")
@@ -368,9 +368,16 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
     engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
     from jetsynth.ship.bench import ENGINE_SUFFIXES, EngineRunner, TorchRunner, measure, onnx_runner
 
+    planned = warmup + trials * duration
+    if planned > DAY:
+        _fail(f"--trials {trials} × --duration {duration:g} s would time for at least "
+              f"{planned / 3600:,.1f} hours; a measurement may take a day at most: give fewer "
+              "--trials or a shorter --duration")
     try:
         if model.is_dir():
             from jetsynth.core.genome import genome_header, load_genome
+            from jetsynth.core.records import MemberRecord
+            from jetsynth.run.rundir import MEMBER_FILE, verify_genome
             from jetsynth.ship.export import compact_genome
 
             backend = backend or "torch-cpu"
@@ -383,6 +390,8 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
 
                 recorded = genome_header(model)["arch"]
                 factory = stored_factories(recorded, arch, trust_code, str(model))[recorded]
+            if (model / MEMBER_FILE).exists():  # a run's member folder: its genome is checked
+                verify_genome(model, MemberRecord.read(model / MEMBER_FILE), genome_header(model))
             genome = load_genome(model, factory=factory)
             runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half,
                                  threads)

@@ -110,7 +110,29 @@ def fit_state(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor], s
         problems.append("; ".join(shapes[:SHOWN]) + more)
     if problems:
         raise JetsynthError(f"{source} does not fit {arch}: {'; '.join(problems)}")
+    kinds = [f"{k} is {given[k].dtype}, the model wants {v.dtype}" for k, v in wanted.items()
+             if k in given and not _castable(given[k].dtype, v.dtype)]
+    if kinds:
+        raise JetsynthError(f"{source} does not fit {arch}: {'; '.join(kinds[:SHOWN])} (jetsynth "
+                            "casts between float types only); save the float weights")
+    broken = [k for k, v in wanted.items() if k in given and v.is_floating_point()
+              and not bool(torch.isfinite(given[k].to(v.dtype)).all())]
+    if broken:
+        raise JetsynthError(f"{source}: {_listed(broken)} hold NaN or infinite values (or values "
+                            f"too large for {arch}'s dtype); the weights are damaged or diverged: "
+                            "start from other weights")
     return {k: given[k].to(v.dtype).clone() if k in given else v.clone() for k, v in wanted.items()}
+
+
+def _castable(given: torch.dtype, wanted: torch.dtype) -> bool:
+    """Whether a tensor of dtype `given` may stand for one of `wanted`: float for float (fp16,
+    bf16, fp64 into fp32), integer for integer (step counters); never int8, bool or complex for
+    a float, whose values a cast would silently change."""
+    if wanted.is_floating_point:
+        return given.is_floating_point
+    if wanted == torch.bool or given == torch.bool:
+        return given == wanted
+    return not (given.is_floating_point or given.is_complex)
 
 
 def file_digest(path: Path) -> str:

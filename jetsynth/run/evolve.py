@@ -34,9 +34,9 @@ from jetsynth.run.executors import Executor, open_executor
 from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from jetsynth.run.member import MemberTask, ancestor_task, member_id, offspring_task, record_member
 from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
-from jetsynth.run.rundir import RunDirectory, open_run
+from jetsynth.run.rundir import RunDirectory, open_run, read_object
 from jetsynth.run.train import TrainResult, inherited_loss, screening_rows, train_genome
-from jetsynth.storage import read_json, write_json
+from jetsynth.storage import write_json
 
 
 class Observer:
@@ -81,7 +81,7 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
     in RUN/latency-model.json, so a resumed run predicts as the uninterrupted one would."""
     kept = run.root / LATENCY_MODEL_FILE
     if kept.is_file():
-        stored = read_json(kept)
+        stored = read_object(kept)
         return None if stored.get("own") else load_model(kept)
     model = given
     if model is None and config.latency_model is None:

@@ -37,10 +37,11 @@ from jetsynth.nn.data import Dataset, load_dataset, training_batch
 from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
 from jetsynth.nn.models import canonical_arch, resolve_factory
 from jetsynth.nn.population import SharedPopulation
+from jetsynth.run.bounds import MAX_STEPS
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.evolve import member_id
-from jetsynth.run.rundir import RunDirectory, open_run
-from jetsynth.storage import read_json, write_json
+from jetsynth.run.rundir import RunDirectory, open_run, read_object
+from jetsynth.storage import write_json
 
 GROW_FILE = "grow.json"
 POPULATION_DIR = "population"
@@ -86,6 +87,10 @@ class GrowConfig:
             problems.append(f"--gamma must be in [0, 1], not {self.gamma}")
         if self.val_split <= 0:
             problems.append("grow selects on a validation split: --val-split must be above 0")
+        updates = self.initial_steps + self.iterations * self.steps
+        if updates > MAX_STEPS:
+            problems.append(f"--initial-steps + --iterations × --steps asks for {updates:,} updates; "
+                            f"grow makes at most {MAX_STEPS:,}: give fewer iterations or steps")
         if problems:
             raise JetsynthError("; ".join(problems))
 
@@ -193,7 +198,7 @@ class Grower:
         folder = self.run.root / POPULATION_DIR
         if not (folder / STATE).is_file():
             return None
-        state = read_json(folder / STATE)
+        state = read_object(folder / STATE)
         moments = self.population.load(folder / TENSORS)
         members = [Member(m["id"], m["arch"], self.population.build(m["arch"]), m["parent"])
                    for m in state["members"]]
@@ -309,7 +314,7 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
                             "raise --val-split")
     grow_path = Path(run_dir) / GROW_FILE
     if resume and grow_path.is_file():
-        stored = read_json(grow_path).get("config", {})
+        stored = read_object(grow_path).get("config", {})
         differing = sorted(k for k, v in asdict(config).items()
                            if k != "iterations" and stored.get(k) != v)
         if differing:
@@ -340,7 +345,7 @@ def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
     path = Path(run_dir) / GROW_FILE
     if not path.is_file():
         return None
-    final = read_json(path).get("final")
+    final = read_object(path).get("final")
     by_id = {r["id"]: r for r in records}
     if final and final[0]["id"] in by_id:
         return by_id[final[0]["id"]]
