@@ -185,7 +185,7 @@ class RunDirectory:
         another format, with settings this version does not know, or with values of the wrong
         type is refused with one line rather than taken half-read."""
         path = self.root / CONFIG_FILE
-        if not path.is_file():
+        if not path.exists():
             return None
         try:
             data = read_json(path)
