@@ -46,6 +46,17 @@ def assert_one_line(result, message: str) -> None:
     assert "Traceback" not in result.output
 
 
+def assert_last_line(result, message: str) -> None:
+    """As `assert_one_line`, for a command that reported progress before it met the bad input."""
+    assert not isinstance(result.exception, TimeoutError), "hang"
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"traceback: {result.exception!r}")
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, last
+    assert "Traceback" not in result.output
+
+
 # (arguments, what the line says): numbers
 NUMBERS = [
     (["evolve", "--lr", "nan"], "--lr must be a finite number in (0, 10], got 'nan'"),
@@ -485,3 +496,50 @@ def test_a_bench_pool_must_be_one_kind_of_board(tmp_path, monkeypatch, args, mes
     result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
     assert_one_line(result, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_swapped_genomes_stop_a_resume_before_anything_is_bred(tmp_path, small_run):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    _swap_genomes(run)
+    result = _invoke(["evolve", "--run-dir", str(run), "--resume", "--generations", "4"])
+    assert_last_line(result, "g02-m00/genome.safetensors is not the genome its member.json records")
+    assert not (run / "members" / "g04-m00").exists()
+
+
+def test_swapped_genome_of_a_member_folder_is_not_timed(tmp_path, small_run):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    _swap_genomes(run)
+    result = _invoke(["bench", str(run / "members" / "g03-m00"), "--duration", "0.05",
+                      "--warmup", "0", "--trials", "1"])
+    assert_one_line(result, "g03-m00/genome.safetensors is not the genome its member.json records")
+
+
+def test_a_record_contradicting_its_folder_is_set_aside_on_resume(tmp_path, small_run):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    _edit_record(run, lambda r: {**r, "parents": ["../../../../etc/passwd"]})
+    result = _invoke(["evolve", "--run-dir", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "damaged member set aside" in result.output
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert any("g02-m00: member.json parent '../../../../etc/passwd' is not a member" in e.get("detail", "")
+               for e in events if e["event"] == "member_set_aside")
+    kept = json.loads((run / "damaged" / "g02-m00" / "member.json").read_text())
+    assert kept["parents"] == ["../../../../etc/passwd"]
+    again = json.loads((_member(run) / "member.json").read_text())
+    assert again["parents"] == ["g01-m00"] and len(again["sha256"]) == 64
+
+
+def test_a_run_of_the_current_release_without_digests_still_reads(tmp_path, small_run):
+    """Records written before they carried the genome's sha256 are read, exported and resumed:
+    the digest is checked where present (the lineage always)."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    for path in (run / "members").glob("*/member.json"):
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
+                                    if k != "sha256"}))
+    result = _invoke(["export", str(run), "-g", "2", "--no-parity", "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 0, result.output
+    assert _invoke(["report", str(run), "--json"]).exit_code == 0
