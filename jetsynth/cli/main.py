@@ -67,6 +67,12 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         stored = RunDirectory(run_dir).stored_config() if resume else None
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
+        timing = config.timing_seconds()
+        if timing > DAY:
+            click.echo(f"warning: timing {config.generations:,} generations of {config.population:,} "
+                       f"members takes at least {timing / 3600:,.1f} hours (--bench-seconds × 5 "
+                       "trials per timed member); give fewer generations, --measure-every K or a "
+                       "--target-fps or --patience that can end the run", err=True)
         with run_observer() as observer:
             # user code is imported on the command line's word only: --arch typed, or --trust-code
             run_evolution(config, run_dir, resume=resume, observer=observer,

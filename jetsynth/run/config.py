@@ -10,6 +10,7 @@ from jetsynth.core.mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from jetsynth.core.pressure_costs import PRESSURE_ON
 from jetsynth.core.selection import POLICIES, SelectionConfig
 from jetsynth.core.synthesis import SynthesisConfig
+from jetsynth.core.trials import TRIALS
 from jetsynth.devices.inventory import BenchTarget
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
@@ -231,6 +232,16 @@ class EvolveConfig:
             for item in values:
                 if isinstance(item, (int, float)) and not isinstance(item, bool):
                     yield "--" + f.name.replace("_", "-"), item
+
+    def timing_seconds(self) -> float:
+        """The least time (s) the run spends timing members when it runs every generation: each
+        timed member (every --measure-every-th, and the ancestor) takes TRIALS trials of
+        --bench-seconds; 0 without --bench."""
+        if self.bench == "none":
+            return 0.0
+        members = 1 + (self.generations - 1) * self.population
+        timed = 1 + (members - 1) // self.measure_every
+        return timed * TRIALS * self.bench_seconds
 
     def synthesis(self, parents: int, keep: float | None = None,
                   layer_costs: dict[str, float] | None = None) -> SynthesisConfig:

@@ -543,3 +543,12 @@ def test_a_run_of_the_current_release_without_digests_still_reads(tmp_path, smal
     result = _invoke(["export", str(run), "-g", "2", "--no-parity", "-o", str(tmp_path / "x.onnx")])
     assert result.exit_code == 0, result.output
     assert _invoke(["report", str(run), "--json"]).exit_code == 0
+
+
+def test_a_run_that_would_time_for_days_is_warned_about(tmp_path):
+    result = _invoke(["evolve", "--bench", "ort", "--generations", "100000", "--population", "10",
+                      "--subset", "1e-9", "--run-dir", str(tmp_path / "r")])
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("warning: timing 100,000 generations of 10 members takes at least "
+                               "694.4 hours"), lines[0]
+    assert_last_line(result, "--subset 1e-09 keeps less than one training image")
