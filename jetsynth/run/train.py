@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from jetsynth.core.genome import Genome
+from jetsynth.errors import JetsynthError
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.data import Dataset, DataSpec, load_dataset, training_batch
@@ -134,6 +135,13 @@ def train_genome(
     fit(net, dataset, config, optimizer, order, first_epoch=first_epoch, after_step=remask,
         on_step=on_step, after_epoch=save)
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
+    broken = sorted(k for k, v in state.items()
+                    if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if broken:  # never recorded: nothing may be bred, exported or timed from such weights
+        raise JetsynthError(
+            f"{genome.lineage.id}: training diverged ({broken[0]} holds NaN or infinite values"
+            f"{' in fp16' if config.precision == 'fp16' else ''} at --lr {config.lr:g}); start a "
+            "new run with a lower --lr")
     trained = replace(genome, state=state, precision=config.precision)
     # the trained compacted net is what compaction of the trained genome would rebuild, unless
     # its weights were just rounded to fp16

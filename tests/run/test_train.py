@@ -96,3 +96,16 @@ def test_screening_rows_are_a_fixed_sample_without_repeats():
     assert torch.equal(rows, screening_rows(10_000, seed=3))
     assert not torch.equal(rows, screening_rows(10_000, seed=4))
     assert sorted(screening_rows(50, seed=0).tolist()) == list(range(50))
+
+
+@pytest.mark.parametrize(("value", "precision"), [(float("nan"), "fp32"), (1e6, "fp16")])
+def test_weights_that_are_not_finite_after_training_are_never_recorded(digits, value, precision):
+    """NaN weights, or weights fp16 cannot hold (65,504 at most), end the training with one line
+    instead of a member that later generations would be bred from."""
+    from jetsynth.errors import JetsynthError
+
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    genome.state["0.bias"][0] = value
+    with pytest.raises(JetsynthError, match=r"g01-m00: training diverged \(0.bias holds NaN or "
+                                            r"infinite values"):
+        train_genome(genome, digits, TrainConfig(epochs=0, precision=precision), seed=1)
