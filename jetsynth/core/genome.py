@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -298,6 +299,18 @@ def load_genome(directory: Path, topology: Topology | None = None,
                      str(directory / META_FILE))
 
 
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _state_spec(topology: Topology) -> dict[str, torch.Tensor]:
+    """The network's state as empty tensors of its names, shapes and dtypes (on the meta
+    device), built once per traced topology: a run reads many genomes of one topology."""
+    if topology not in _SPECS:
+        _SPECS[topology] = {k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+                            for k, v in topology.build().state_dict().items()}
+    return _SPECS[topology]
+
+
 def state_problem(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor]) -> str | None:
     """What keeps the tensors `given` from being the network's state `wanted`, or None: a
     missing or unexpected name, another shape or dtype (an int8, bool or complex tensor is never
@@ -336,7 +349,7 @@ def _assemble(meta: dict, tensors: dict[str, torch.Tensor], topology: Topology, 
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     masks, state, tags = group("mask/"), group("state/"), group("tag/")
-    wanted = dict(topology.build().state_dict())
+    wanted = _state_spec(topology)
     for layer in topology.layers:
         expected = (layer.out_units, layer.in_units * layer.kernel)
         mask = masks.get(layer.name)
