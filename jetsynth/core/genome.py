@@ -24,6 +24,7 @@ from safetensors.torch import load, load_file, save, save_file
 from torch import nn
 
 from jetsynth.errors import JetsynthError
+from jetsynth.nn.finite import all_finite
 from jetsynth.nn.models import Factory, check_input_shape, instantiate, resolve_factory
 from jetsynth.nn.structure import Layer, Topology, row_alive, trace
 from jetsynth.storage import atomic_write, read_json, write_json
@@ -327,7 +328,7 @@ def state_problem(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor
                     f"{tuple(wanted[name].shape)}")
         if tensor.dtype != wanted[name].dtype:
             return f"{name} is {tensor.dtype}, the network's is {wanted[name].dtype}"
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not all_finite(tensor):
             return f"{name} holds NaN or infinite values"
     return None
 

@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from jetsynth.nn.finite import all_finite
 from jetsynth.storage import atomic_write, read_json, write_json
 
 TENSORS_FILE = "checkpoint.safetensors"
@@ -90,10 +91,9 @@ def _fits(tensors: dict[str, torch.Tensor], net: nn.Module) -> bool:
     if set(model) != set(wanted):
         return False
     return all(v.shape == wanted[k].shape and v.dtype == wanted[k].dtype
-               and (not v.is_floating_point() or bool(torch.isfinite(v).all()))
+               and all_finite(v)
                for k, v in model.items()) and all(
-        torch.isfinite(v).all() for k, v in tensors.items()
-        if k.startswith("optim/") and v.is_floating_point())
+        all_finite(v) for k, v in tensors.items() if k.startswith("optim/"))
 
 
 def remove_checkpoint(directory: Path) -> None:

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from jetsynth.errors import JetsynthError
+from jetsynth.nn.finite import all_finite
 from jetsynth.nn.growth import canonical_layer, grown_factory
 from jetsynth.storage import atomic_write
 
@@ -83,7 +84,7 @@ class SharedPopulation:
             if name.startswith(("p/", "opt/")) and not value.is_floating_point():
                 raise JetsynthError(f"{path}: {name} is {value.dtype}, not a float tensor; the "
                                     "run's population is damaged")
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            if not all_finite(value):
                 raise JetsynthError(f"{path}: {name} holds NaN or infinite values; the run's "
                                     "population is damaged")
         for name, value in saved.items():

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from jetsynth.errors import JetsynthError
+from jetsynth.nn.finite import all_finite
 
 WRAPPERS = ("state_dict", "model")
 SHOWN = 3
@@ -116,7 +117,7 @@ def fit_state(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor], s
         raise JetsynthError(f"{source} does not fit {arch}: {'; '.join(kinds[:SHOWN])} (jetsynth "
                             "casts between float types only); save the float weights")
     broken = [k for k, v in wanted.items() if k in given and v.is_floating_point()
-              and not bool(torch.isfinite(given[k].to(v.dtype)).all())]
+              and not all_finite(given[k].to(v.dtype))]
     if broken:
         raise JetsynthError(f"{source}: {_listed(broken)} hold NaN or infinite values (or values "
                             f"too large for {arch}'s dtype); the weights are damaged or diverged: "

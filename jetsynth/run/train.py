@@ -21,6 +21,7 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.data import Dataset, DataSpec, load_dataset, training_batch
+from jetsynth.nn.finite import all_finite
 from jetsynth.nn.layout import as_channels_last, channels_last
 
 
@@ -136,7 +137,7 @@ def train_genome(
         on_step=on_step, after_epoch=save)
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
     broken = sorted(k for k, v in state.items()
-                    if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+                    if not all_finite(v))
     if broken:  # never recorded: nothing may be bred, exported or timed from such weights
         raise JetsynthError(
             f"{genome.lineage.id}: training diverged ({broken[0]} holds NaN or infinite values"
