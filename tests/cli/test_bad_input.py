@@ -552,3 +552,10 @@ def test_a_run_that_would_time_for_days_is_warned_about(tmp_path):
     assert lines[0].startswith("warning: timing 100,000 generations of 10 members takes at least "
                                "694.4 hours"), lines[0]
     assert_last_line(result, "--subset 1e-09 keeps less than one training image")
+
+
+def test_devices_list_of_an_inventory_nested_deep(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "jetsynth").mkdir()
+    (tmp_path / "jetsynth" / "devices.toml").write_text("a = " + DEEP + "\n")
+    assert_one_line(_invoke(["devices", "list"]), "nests arrays or tables too deeply")
