@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -95,6 +97,16 @@ def output_file(path: Path) -> Path:
     return confine(path)
 
 
+MAX_JSON_DEPTH = 32
+"""The deepest nesting of arrays and objects a jetsynth JSON file may hold: its formats need at
+most six levels; a file nested deeper is refused before the parser recurses into it."""
+MAX_JSON_BYTES = 64 << 20
+"""The largest JSON file read (bytes): records and settings are kilobytes."""
+MAX_JSONL_BYTES = 1 << 30
+"""The largest JSON-lines log read (bytes): an event log or measurement cache of a long run."""
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
 def current_umask() -> int:
     """The process's file-creation mask, read without changing it where Linux shows it."""
     try:
@@ -171,8 +183,63 @@ def _open_confined(path: Path, flags: int, root: Path | None) -> int:
     return fd
 
 
+class RefusedJSON(ValueError):
+    """A JSON file refused before parsing: too large, or nested deeper than any jetsynth format."""
+
+
+def read_regular(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of `path`, which must be a regular file of at most `limit` bytes: a FIFO, a
+    device (/dev/zero) or a folder is refused with an OSError saying so, before any read could
+    block or fill memory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise RefusedJSON(f"larger than {limit} bytes")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep arrays and objects nest in the JSON `text` (strings skipped), counted up to one
+    past `limit`; linear in the text, so a file nested 100,000 deep costs no recursion."""
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(text: str, limit: int = MAX_JSON_DEPTH) -> object:
+    """json.loads, refusing (RefusedJSON) nesting deeper than `limit` levels before parsing."""
+    if json_depth(text, limit) > limit:
+        raise RefusedJSON(f"nested deeper than {limit} levels")
+    return json.loads(text)
+
+
 def read_json(path: Path) -> object:
-    return json.loads(Path(path).read_text())
+    """A JSON file of jetsynth's: a regular file (OSError otherwise), parsed with
+    `parse_json` (ValueError when it is not JSON, too large or too deeply nested)."""
+    return parse_json(read_regular(Path(path)).decode("utf-8"))
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def append_jsonl(path: Path, record: dict, sort_keys: bool = True, root: Path | None = None) -> None:
@@ -197,9 +264,9 @@ def read_jsonl(path: Path) -> list[dict]:
     records = []
     if not Path(path).exists():
         return records
-    for line in Path(path).read_bytes().decode("utf-8", "replace").splitlines():
+    for line in read_regular(Path(path), MAX_JSONL_BYTES).decode("utf-8", "replace").splitlines():
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except ValueError:
             continue
         if isinstance(record, dict):

@@ -75,3 +75,59 @@ def test_genomes_respect_the_umask(tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"genome.json": 0o644, "genome.safetensors": 0o644}
+
+
+def test_json_depth_by_hand():
+    from jetsynth.storage import json_depth
+
+    assert json_depth("1") == 0
+    assert json_depth('{"a": [1, {"b": []}]}') == 4
+    assert json_depth('{"a": "[[[{{{\\"[["}') == 1  # brackets inside strings do not nest
+    assert json_depth("[" * 100 + "]" * 100, limit=5) == 6  # counted one past the limit, no further
+
+
+def test_deeply_nested_json_is_refused_without_recursion(tmp_path):
+    import pytest
+
+    from jetsynth.storage import MAX_JSON_DEPTH, RefusedJSON
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RefusedJSON, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+        read_json(path)
+    path.write_text("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    assert read_json(path) is not None
+
+
+def test_non_regular_files_are_refused_without_blocking(tmp_path):
+    import os
+
+    import pytest
+
+    fifo = tmp_path / "member.json"
+    os.mkfifo(fifo)  # no writer: a plain read would block forever
+    with pytest.raises(OSError, match="is not a regular file"):
+        read_json(fifo)
+    with pytest.raises(OSError, match="is not a regular file"):
+        read_json(tmp_path)
+    with pytest.raises(OSError, match="is not a regular file"):
+        read_json("/dev/zero")
+    with pytest.raises(OSError, match="is not a regular file"):
+        read_jsonl(fifo)
+
+
+def test_a_deeply_nested_event_line_is_skipped(tmp_path):
+    log = tmp_path / "events.jsonl"
+    append_jsonl(log, {"event": "a"})
+    with open(log, "a") as handle:
+        handle.write("[" * 100_000 + "]" * 100_000 + "\n")
+    append_jsonl(log, {"event": "b"})
+    assert read_jsonl(log) == [{"event": "a"}, {"event": "b"}]
+
+
+def test_sha256_of_a_file_by_hand(tmp_path):
+    from jetsynth.storage import sha256_file
+
+    (tmp_path / "abc").write_bytes(b"abc")
+    assert sha256_file(tmp_path / "abc") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

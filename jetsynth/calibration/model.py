@@ -18,7 +18,7 @@ import numpy as np
 
 from jetsynth.calibration.features import FEATURES, LayerWork, features
 from jetsynth.errors import JetsynthError
-from jetsynth.storage import atomic_write
+from jetsynth.storage import RefusedJSON, atomic_write, read_json
 
 FORMAT_VERSION = 1
 HOLDOUT_EVERY = 4
@@ -87,9 +87,12 @@ def load_model(path: Path) -> LatencyModel:
     if not path.is_file():
         raise JetsynthError(f"{path}: no such latency model; create one with `jetsynth calibrate DEVICE`")
     try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise JetsynthError(f"{path} is not a latency model (not JSON); calibrate again") from None
+        data = read_json(path)
+    except OSError as exc:
+        raise JetsynthError(f"{path} cannot be read ({exc}); give a latency model file") from None
+    except ValueError as exc:
+        why = str(exc) if isinstance(exc, RefusedJSON) else "not JSON"
+        raise JetsynthError(f"{path} is not a latency model ({why}); calibrate again") from None
     if not isinstance(data, dict) or "format" not in data:
         raise JetsynthError(f"{path} is not a jetsynth latency model; calibrate again")
     if data["format"] != FORMAT_VERSION:

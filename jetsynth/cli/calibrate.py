@@ -10,6 +10,7 @@ import click
 from jetsynth.cli.common import fail
 from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.types import BATCH, SECONDS, SEED, Number
+from jetsynth.run.bounds import DAY
 
 DEFAULT_PRECISION = "fp32"
 """evolve's default --precision (fp32), so that `calibrate DEVICE` fits the model `evolve --bench
@@ -54,6 +55,11 @@ def calibrate(device: str, precision: str, batch: int, seconds: float, variants:
 
     if device == "none":
         fail("calibrate needs somewhere to time networks: ort, ort-cuda, ort-trt or a device")
+    planned = variants * len(archs) * seconds
+    if planned > DAY:
+        fail(f"--variants {variants} × {len(archs)} architectures × --seconds {seconds:g} would time "
+             f"for at least {planned / 3600:,.1f} hours; a calibration may take a day at most: "
+             "give fewer --variants or fewer --seconds")
     collected = []
     try:
         target = resolve_bench(device)

@@ -9,39 +9,52 @@ import click
 
 from jetsynth.cli.common import fail
 from jetsynth.cli.config_file import config_option
+from jetsynth.cli.types import (
+    COUNT,
+    FRACTION,
+    IMAGE_SIZE,
+    LEARNING_RATE,
+    MEMBERS,
+    SEED,
+    STEPS,
+    TRAIN_BATCH,
+    Number,
+)
+from jetsynth.run import bounds
 
 
 @click.command()
 @click.option("--data", default="digits", show_default=True,
               help="digits, mnist:DIR, fashion-mnist:DIR, cifar10:DIR, stl10:DIR or folder:DIR.")
-@click.option("--subset", type=float, default=1.0, show_default=True,
+@click.option("--subset", type=Number.within(bounds.SUBSET), default=1.0, show_default=True,
               help="Fraction of the training split to use.")
-@click.option("--val-split", type=float, default=0.1, show_default=True,
+@click.option("--val-split", type=Number(float, 0, 1, low_open=True, high_open=True), default=0.1,
+              show_default=True,
               help="Fraction of the training split held out to select on.")
-@click.option("--input-size", type=int, default=None, help="Resize images to this side.")
+@click.option("--input-size", type=IMAGE_SIZE, default=None, help="Resize images to this side.")
 @click.option("--arch", default="small-cnn", show_default=True,
               help="The initial network h_i: a built-in, module:function or file.py:function.")
-@click.option("--iterations", type=int, default=10, show_default=True,
+@click.option("--iterations", type=COUNT, default=10, show_default=True,
               help="Select-mutate-train iterations (Algorithm 1's loop).")
-@click.option("--keep-best", type=int, default=3, show_default=True, help="K: members selected.")
-@click.option("--population", type=int, default=10, show_default=True,
+@click.option("--keep-best", type=MEMBERS, default=3, show_default=True, help="K: members selected.")
+@click.option("--population", type=MEMBERS, default=10, show_default=True,
               help="M: members after mutation.")
-@click.option("--initial-steps", type=int, default=1000, show_default=True,
+@click.option("--initial-steps", type=STEPS, default=1000, show_default=True,
               help="N_i: updates that train h_i alone first.")
-@click.option("--steps", type=int, default=500, show_default=True,
+@click.option("--steps", type=STEPS, default=500, show_default=True,
               help="N_j: single updates per iteration, each on a member drawn with replacement.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=TRAIN_BATCH, default=64, show_default=True)
+@click.option("--lr", type=LEARNING_RATE, default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--coevolve", is_flag=True,
               help="Select with re-weighted validation examples (those already classified by a "
                    "selected member weigh --gamma times less).")
-@click.option("--gamma", type=float, default=0.5, show_default=True,
+@click.option("--gamma", type=FRACTION, default=0.5, show_default=True,
               help="--coevolve: weight factor per selected member that classifies an example.")
 @click.option("--ensemble", is_flag=True,
               help="Stack the final K members into one network (RUN/ensemble.onnx).")
-@click.option("--ensemble-epochs", type=int, default=50, show_default=True,
+@click.option("--ensemble-epochs", type=COUNT, default=50, show_default=True,
               help="--ensemble: full-batch steps of the combiner on the validation split.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/grow"),
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")

@@ -23,9 +23,9 @@ from jetsynth.cli.evolve_options import EvolveCommand
 from jetsynth.cli.grow import grow
 from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
-from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, WARMUP, Number
+from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, TRIALS, WARMUP, Number
 from jetsynth.errors import JetsynthError
-from jetsynth.run.bounds import MAX_COUNT
+from jetsynth.run.bounds import DAY, MAX_COUNT
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +75,12 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
                   f"choose where jetsynth connects: add {listed} to allow it")
         base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
         config = EvolveConfig(**{**base, **given})
+        timing = config.timing_seconds()
+        if timing > DAY:
+            click.echo(f"warning: timing {config.generations:,} generations of {config.population:,} "
+                       f"members takes at least {timing / 3600:,.1f} hours (--bench-seconds × 5 "
+                       "trials per timed member); give fewer generations, --measure-every K or a "
+                       "--target-fps or --patience that can end the run", err=True)
         with run_observer() as observer:
             # user code is imported on the command line's word only: --arch typed, or --trust-code
             run_evolution(config, run_dir, resume=resume, observer=observer,
@@ -420,7 +426,7 @@ def _state_dict_summary(result, record: dict, as_json: bool) -> None:
 @click.option("--threads", type=THREADS, default=1, show_default=True,
               help="CPU threads, the same as evolve --bench times with (0: the backend's own default, "
                    "all cores).")
-@click.option("--trials", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--trials", type=TRIALS, default=5, show_default=True,
               help="Timing trials sharing --duration and --iterations: the figure is their median "
                    "with the interquartile range; trials that disagree are re-timed (up to 11).")
 @click.option("--half", is_flag=True, help="torch backends: run in half precision.")
@@ -436,9 +442,16 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
     engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
     from jetsynth.ship.bench import ENGINE_SUFFIXES, EngineRunner, TorchRunner, measure, onnx_runner
 
+    planned = warmup + trials * duration
+    if planned > DAY:
+        _fail(f"--trials {trials} × --duration {duration:g} s would time for at least "
+              f"{planned / 3600:,.1f} hours; a measurement may take a day at most: give fewer "
+              "--trials or a shorter --duration")
     try:
         if model.is_dir():
             from jetsynth.core.genome import genome_header, load_genome
+            from jetsynth.core.records import MemberRecord
+            from jetsynth.run.rundir import MEMBER_FILE, verify_genome
             from jetsynth.ship.export import compact_genome
 
             backend = backend or "torch-cpu"
@@ -451,6 +464,8 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
 
                 recorded = genome_header(model)["arch"]
                 factory = stored_factories(recorded, arch, trust_code, str(model))[recorded]
+            if (model / MEMBER_FILE).exists():  # a run's member folder: its genome is checked
+                verify_genome(model, MemberRecord.read(model / MEMBER_FILE), genome_header(model))
             genome = load_genome(model, factory=factory)
             runner = TorchRunner(compact_genome(genome).model, genome.input_shape, backend, half,
                                  threads)

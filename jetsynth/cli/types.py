@@ -76,7 +76,11 @@ class Number(click.ParamType):
 
 
 def _parse(text: str, kind: type) -> float:
+    """`text` as a number of `kind`; ASCII only: Python's int() and float() also read other
+    scripts' digits ('٢' is 2), which no option means."""
     text = text.strip()
+    if not text.isascii():
+        raise ValueError(f"not an ASCII number: {text!r}")
     if kind is int:
         return int(text)
     return float(text)
@@ -109,3 +113,7 @@ PORT = Number(int, 1, 65535)
 MIB = Number(int, 1, 1 << 20)
 """Mebibytes of memory (workspace, free space): at least one, at most a tebibyte."""
 IMAGE_SIZE = Number.within(bounds.IMAGE_SIZE)
+TRIALS = Number.within(bounds.TRIALS)
+STEPS = Number.within(bounds.STEPS)
+MEMBERS = Number.within(bounds.MEMBERS)
+LEARNING_RATE = Number.within(bounds.LEARNING_RATE)

@@ -12,7 +12,9 @@ Format 2 drops format 1's chain-layer list; the tensors are the same, so a forma
 from __future__ import annotations
 
 import json
+import math
 import struct
+import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from safetensors.torch import load, load_file, save, save_file
 from torch import nn
 
 from jetsynth.errors import JetsynthError
+from jetsynth.nn.finite import all_finite
 from jetsynth.nn.models import Factory, check_input_shape, instantiate, resolve_factory
 from jetsynth.nn.structure import Layer, Topology, row_alive, trace
 from jetsynth.storage import atomic_write, read_json, write_json
@@ -33,6 +36,10 @@ READABLE_FORMATS = (1, 2)
 TENSORS_FILE = "genome.safetensors"
 META_FILE = "genome.json"
 BLOB_HEADER = "jetsynth.core.genome"
+MAX_SIDE = 65536
+"""The largest image side preprocessing metadata may name (pixels)."""
+MAX_NAME = 256
+"""The longest class name preprocessing metadata may hold (characters)."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,48 @@ def _checked_header(meta, where: str) -> dict:
     check_input_shape(meta.get("input_shape"), meta.get("num_classes"), where)
     if not isinstance(meta.get("arch"), str):
         raise JetsynthError(f"{where}: arch must be an architecture name, not {meta.get('arch')!r}")
+    if meta.get("precision", "fp32") not in PRECISIONS:
+        raise JetsynthError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, not "
+                            f"{meta.get('precision')!r}; the file is damaged")
+    extra = meta.get("extra", {})
+    if not isinstance(extra, dict):
+        raise JetsynthError(f"{where}: extra must be a JSON object; the file is damaged")
+    problem = preprocessing_problem(extra.get("preprocessing", {}), meta["input_shape"][0])
+    if problem:
+        raise JetsynthError(f"{where}: its preprocessing metadata is damaged ({problem})")
     return meta
+
+
+def _finite_number(value, positive: bool = False) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and (value > 0 or not positive))
+
+
+def preprocessing_problem(pre: object, channels: int) -> str | None:
+    """What is wrong with a genome's preprocessing metadata (written into every exported model,
+    so a deployment normalises as training did), or None: an object whose fields, when present,
+    are a layout 'NCHW', a colour 'RGB' or 'L', a positive pixel scale, one finite mean and one
+    positive finite std per channel, a resize of two positive sizes and class names as text
+    without control characters."""
+    if not isinstance(pre, dict):
+        return "not a JSON object"
+    known = {"layout", "color", "pixel_scale", "mean", "std", "class_names", "resize"}
+    if set(pre) - known:
+        return f"unknown fields {', '.join(sorted(map(str, set(pre) - known)))}"
+    checks = {
+        "layout": lambda v: v == "NCHW",
+        "color": lambda v: v in ("RGB", "L"),
+        "pixel_scale": lambda v: _finite_number(v, positive=True),
+        "mean": lambda v: isinstance(v, list) and len(v) == channels and all(map(_finite_number, v)),
+        "std": lambda v: isinstance(v, list) and len(v) == channels
+        and all(_finite_number(x, positive=True) for x in v),
+        "resize": lambda v: isinstance(v, list) and len(v) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 < x <= MAX_SIDE for x in v),
+        "class_names": lambda v: isinstance(v, list) and all(
+            isinstance(x, str) and x.isprintable() and len(x) <= MAX_NAME for x in v),
+    }
+    wrong = [name for name, ok in checks.items() if name in pre and not ok(pre[name])]
+    return f"wrong value for {', '.join(wrong)}" if wrong else None
 
 
 def _tensors(directory: Path) -> dict[str, torch.Tensor]:
@@ -228,9 +276,13 @@ def load_masks(directory: Path) -> dict[str, torch.Tensor]:
     to build."""
     directory = Path(directory)
     genome_header(directory)
-    masks = {k[len("mask/"):]: v for k, v in _tensors(directory).items() if k.startswith("mask/")}
-    if not masks or any(mask.dtype != torch.bool for mask in masks.values()):
-        raise JetsynthError(f"{directory / TENSORS_FILE}: no valid masks; the file is damaged")
+    tensors = _tensors(directory)
+    masks = {k[len("mask/"):]: v for k, v in tensors.items() if k.startswith("mask/")}
+    if not masks or any(mask.dtype != torch.bool for mask in masks.values()) or any(
+            getattr(tensors.get(f"state/{name}.weight"), "shape", None) != mask.shape
+            for name, mask in masks.items()):
+        raise JetsynthError(f"{directory / TENSORS_FILE}: no valid masks (one per layer, of its "
+                            "weight's shape); the file is damaged")
     return masks
 
 
@@ -250,6 +302,39 @@ def load_genome(directory: Path, topology: Topology | None = None,
                      str(directory / META_FILE))
 
 
+_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _state_spec(topology: Topology) -> dict[str, torch.Tensor]:
+    """The network's state as empty tensors of its names, shapes and dtypes (on the meta
+    device), built once per traced topology: a run reads many genomes of one topology."""
+    if topology not in _SPECS:
+        _SPECS[topology] = {k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+                            for k, v in topology.build().state_dict().items()}
+    return _SPECS[topology]
+
+
+def state_problem(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor]) -> str | None:
+    """What keeps the tensors `given` from being the network's state `wanted`, or None: a
+    missing or unexpected name, another shape or dtype (an int8, bool or complex tensor is never
+    cast), a NaN or infinite value."""
+    missing = sorted(set(wanted) - set(given))
+    unexpected = sorted(set(given) - set(wanted))
+    if missing or unexpected:
+        return (f"its weights {'lack ' + ', '.join(missing[:3]) if missing else ''}"
+                f"{'; ' if missing and unexpected else ''}"
+                f"{'hold unknown ' + ', '.join(unexpected[:3]) if unexpected else ''}")
+    for name, tensor in given.items():
+        if tensor.shape != wanted[name].shape:
+            return (f"{name} is {tuple(tensor.shape)}, the network's is "
+                    f"{tuple(wanted[name].shape)}")
+        if tensor.dtype != wanted[name].dtype:
+            return f"{name} is {tensor.dtype}, the network's is {wanted[name].dtype}"
+        if not all_finite(tensor):
+            return f"{name} holds NaN or infinite values"
+    return None
+
+
 def _check_belongs(meta: dict, topology: Topology, where: str) -> None:
     shape, classes = tuple(meta["input_shape"]), meta["num_classes"]
     if (meta["arch"], shape, classes) != (topology.arch, topology.input_shape, topology.num_classes):
@@ -266,28 +351,38 @@ def _assemble(meta: dict, tensors: dict[str, torch.Tensor], topology: Topology, 
     def group(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-    masks = group("mask/")
+    masks, state, tags = group("mask/"), group("state/"), group("tag/")
+    wanted = _state_spec(topology)
     for layer in topology.layers:
         expected = (layer.out_units, layer.in_units * layer.kernel)
         mask = masks.get(layer.name)
-        if mask is None or mask.dtype != torch.bool or mask.numel() != expected[0] * expected[1]:
-            raise JetsynthError(f"{where}: no valid mask for layer '{layer.name}'")
         weight = tensors.get(f"state/{layer.name}.weight")
         if (weight is None or weight.numel() != expected[0] * expected[1]
                 or f"tag/{layer.name}" not in tensors):
             raise JetsynthError(f"{where}: no valid weights or tags for layer '{layer.name}'; the "
                                 "file is damaged or from another architecture")
+        if mask is None or mask.dtype != torch.bool or mask.shape != weight.shape:
+            raise JetsynthError(f"{where}: no valid mask for layer '{layer.name}'")
+        tag = tags[layer.name]
+        if tag.dtype != torch.int64 or tuple(tag.shape) != (layer.out_units, layer.in_units):
+            raise JetsynthError(f"{where}: the tags of layer '{layer.name}' are "
+                                f"{tag.dtype} {tuple(tag.shape)}, not int64 "
+                                f"{(layer.out_units, layer.in_units)}; the file is damaged")
+    problem = state_problem(state, wanted)
+    if problem:
+        raise JetsynthError(f"{where}: {problem}; the file is damaged or from another architecture")
     lineage = meta.get("lineage")
     if not (isinstance(lineage, dict) and isinstance(lineage.get("id"), str)
             and isinstance(lineage.get("generation"), int) and isinstance(lineage.get("member"), int)
-            and isinstance(lineage.get("parents"), list)):
+            and isinstance(lineage.get("parents"), list)
+            and all(isinstance(p, str) for p in lineage["parents"])):
         raise JetsynthError(f"{meta_where}: its lineage (id, generation, member, parents) "
                             "is missing or damaged")
     return Genome(
         topology=topology,
-        state=group("state/"),
+        state=state,
         masks=masks,
-        tags=group("tag/"),
+        tags=tags,
         lineage=Lineage(
             id=lineage["id"],
             generation=lineage["generation"],

@@ -8,12 +8,13 @@ reader of the dict see the documented fields unchanged."""
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from jetsynth.errors import JetsynthError
+from jetsynth.storage import RefusedJSON, read_json
 
 
 class DamagedRecord(JetsynthError):
@@ -29,6 +30,10 @@ class DamagedRecord(JetsynthError):
 _INT = (int,)
 _NUMBER = (int, float)
 
+MEMBER_ID = re.compile(r"g(\d{2,6})-m(\d{2,6})")
+"""A member's id: generation and index within it, each of at least two digits (g02-m01)."""
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
 LAYER_FIELDS = {"name": (str,), "synapses": _INT, "clusters": _INT}
 """What every per-layer entry holds at least (units, kernels and macs travel along when written)."""
 
@@ -39,8 +44,9 @@ class MemberRecord:
     (test `accuracy`, `val_accuracy` or None without a validation split, fractions in [0, 1]),
     its size (counts of synapses, clusters, kernels, units; multiply-accumulates per image) and
     seed 001's efficiencies (ancestor count / member count, ×), per layer too; `fps` in images per
-    second when measured, else None. Anything else written (environment, bench, training time)
-    is kept in `extra` as written."""
+    second when measured, else None; `sha256` of its genome.safetensors as written (None in runs
+    of jetsynth versions that did not record it). Anything else written (environment, bench,
+    training time) is kept in `extra` as written."""
 
     id: str
     generation: int
@@ -61,6 +67,7 @@ class MemberRecord:
     layer_cluster_efficiency: tuple[float, ...]
     layer_synaptic_efficiency: tuple[float, ...]
     fps: float | None = None
+    sha256: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -70,7 +77,7 @@ class MemberRecord:
         if not isinstance(data, dict):
             raise DamagedRecord(path, f"a JSON object expected, found {type(data).__name__}")
         typed = {f.name for f in fields(cls)} - {"extra"}
-        missing = sorted(name for name in typed - {"fps"} if name not in data)
+        missing = sorted(name for name in typed - {"fps", "sha256"} if name not in data)
         if missing:
             raise DamagedRecord(path, f"missing {', '.join(missing)}")
         problems = [name for name, ok in _checks(data) if not ok]
@@ -89,6 +96,7 @@ class MemberRecord:
             layer_cluster_efficiency=tuple(float(v) for v in data["layer_cluster_efficiency"]),
             layer_synaptic_efficiency=tuple(float(v) for v in data["layer_synaptic_efficiency"]),
             fps=None if data.get("fps") is None else float(data["fps"]),
+            sha256=data.get("sha256"),
             extra={k: v for k, v in data.items() if k not in typed},
         )
 
@@ -97,9 +105,11 @@ class MemberRecord:
         """The record in the file `path`; DamagedRecord when it is empty, not JSON or invalid."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path)
         except (OSError, UnicodeDecodeError) as exc:
             raise DamagedRecord(path, f"cannot be read: {exc}") from None
+        except RefusedJSON as exc:
+            raise DamagedRecord(path, str(exc)) from None
         except ValueError:
             raise DamagedRecord(path, "not JSON" if path.stat().st_size else "empty") from None
         return cls.from_json(data, path)
@@ -107,6 +117,8 @@ class MemberRecord:
     def to_json(self) -> dict:
         """The dict written to member.json: the typed fields under their names, then `extra`."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        if self.sha256 is None:  # a run written before records carried it
+            del out["sha256"]
         for name in ("parents", "layers", "layer_cluster_efficiency", "layer_synaptic_efficiency"):
             out[name] = [dict(v) if isinstance(v, dict) else v for v in out[name]]
         return {**out, **self.extra}
@@ -148,3 +160,24 @@ def _checks(data: dict):
     yield "layer_cluster_efficiency", numbers(data["layer_cluster_efficiency"])
     yield "layer_synaptic_efficiency", numbers(data["layer_synaptic_efficiency"])
     yield "fps", number(data.get("fps"), none=True) and data.get("fps") != math.inf
+    sha = data.get("sha256")
+    yield "sha256", sha is None or (isinstance(sha, str) and SHA256.fullmatch(sha) is not None)
+
+
+def identity_problem(record: MemberRecord, folder: str) -> str | None:
+    """How a record contradicts the member folder `folder` it was read from, or None: its id
+    must be the folder's name and say its generation and member; its parents must be ids of
+    earlier generations (the ancestor has none)."""
+    found = MEMBER_ID.fullmatch(record.id)
+    if record.id != folder or found is None:
+        return f"its id {record.id!r} is not its folder's name {folder!r}"
+    if (int(found.group(1)), int(found.group(2))) != (record.generation, record.member):
+        return (f"its id {record.id} contradicts its generation {record.generation} and member "
+                f"{record.member}")
+    for parent in record.parents:
+        match = MEMBER_ID.fullmatch(parent)
+        if match is None or int(match.group(1)) >= record.generation:
+            return f"parent {parent!r} is not a member of an earlier generation"
+    if record.generation == 1 and record.parents:
+        return "the ancestor has no parents"
+    return None

@@ -116,6 +116,9 @@ def load_devices(path: Path | None = None) -> dict[str, Device]:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise JetsynthError(f"{path} is not valid TOML ({exc}); fix or delete it") from None
+    except RecursionError:  # arrays nested thousands deep: no inventory nests at all
+        raise JetsynthError(f"{path} nests arrays or tables too deeply to be an inventory; fix or "
+                            "delete it") from None
     problems = inventory_problems(data)
     if problems:
         raise JetsynthError("\n".join(f"{path}: {problem}" for problem in problems)

@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from jetsynth.nn.finite import all_finite
 from jetsynth.storage import atomic_write, read_json, write_json
 
 TENSORS_FILE = "checkpoint.safetensors"
@@ -58,12 +59,14 @@ def load_checkpoint(
     meta_path, tensor_path = directory / META_FILE, directory / TENSORS_FILE
     if not meta_path.is_file() or not tensor_path.is_file():
         return 0
-    meta = read_json(meta_path)
-    if meta.get("key") != key:
-        return 0
     try:
+        meta = read_json(meta_path)
         tensors = load_file(str(tensor_path))
-    except (SafetensorError, OSError):
+    except (SafetensorError, OSError, ValueError):
+        return 0
+    if (not isinstance(meta, dict) or meta.get("key") != key or not _fits(tensors, net)
+            or not isinstance(meta.get("epoch"), int) or isinstance(meta.get("epoch"), bool)
+            or not isinstance(meta.get("param_groups"), list)):
         return 0
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
     state: dict[int, dict] = {}
@@ -75,6 +78,22 @@ def load_checkpoint(
     order.set_state(tensors["rng/order"])
     torch.set_rng_state(tensors["rng/torch"])
     return int(meta["epoch"])
+
+
+def _fits(tensors: dict[str, torch.Tensor], net: nn.Module) -> bool:
+    """Whether the checkpoint's weights are the network's: every key, each of its shape and
+    dtype, all finite (a checkpoint that is not is ignored and the member trains from its start)."""
+    wanted = net.state_dict()
+    if any(tensors.get(name) is None or tensors[name].dtype != torch.uint8
+           for name in ("rng/order", "rng/torch")):
+        return False
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    if set(model) != set(wanted):
+        return False
+    return all(v.shape == wanted[k].shape and v.dtype == wanted[k].dtype
+               and all_finite(v)
+               for k, v in model.items()) and all(
+        all_finite(v) for k, v in tensors.items() if k.startswith("optim/"))
 
 
 def remove_checkpoint(directory: Path) -> None:

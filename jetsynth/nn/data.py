@@ -71,8 +71,45 @@ def load_dataset(spec: DataSpec) -> Dataset:
             "belong together, re-download them"
         )
     train_rows, val_rows = training_rows(train_y, spec)
+    check_memory(spec, len(train_rows) + len(val_rows) + len(test_x), train_x.shape[1],
+                 spec.input_size or max(train_x.shape[2:]))
     return _normalise(spec, (train_x[train_rows], train_y[train_rows]), (test_x, test_y),
                       (train_x[val_rows], train_y[val_rows]), CLASS_NAMES[spec.kind])
+
+
+FLOAT_COPIES = 2
+"""Float copies of the images alive at once while they are prepared (resized, then normalised)."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (MemAvailable), or None where it is unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def images_bytes(images: int, channels: int, side: int) -> int:
+    """Bytes the prepared images take in memory: fp32 pixels, `FLOAT_COPIES` copies at the peak."""
+    return FLOAT_COPIES * images * channels * side * side * 4
+
+
+def check_memory(spec: DataSpec, images: int, channels: int, side: int,
+                 available: int | None = None) -> None:
+    """Refuse an --input-size whose images cannot fit in memory (estimated by `images_bytes`)
+    before any is resized, rather than die in the allocator; `available`: bytes (default:
+    the system's available memory)."""
+    available = available_memory() if available is None else available
+    need = images_bytes(images, channels, side)
+    if available is not None and need > available:
+        raise JetsynthError(
+            f"{spec} at {side}×{side} pixels needs about {need / 1e9:,.1f} GB of memory for its "
+            f"{images:,} images ({FLOAT_COPIES} × {images:,} × {channels} × {side} × {side} × 4 "
+            f"bytes), more than the {available / 1e9:,.1f} GB available: choose a smaller "
+            "--input-size")
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, what: str, classes: int) -> None:

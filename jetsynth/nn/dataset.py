@@ -4,6 +4,7 @@ rest. The loaders (`data`, `imagefolder`) fill it in."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -18,6 +19,11 @@ caller's memory, so only that caller can load it again."""
 KINDS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10", "folder", IN_PROCESS)
 VAL_SPLIT = 0.1
 PIXEL_SCALE = 1.0 / 255.0
+MEAN_RANGE = (-1.0, 2.0)
+"""Sensible normalisation means for pixels in [0, 1]."""
+STD_RANGE = (1e-3, 100.0)
+"""Sensible normalisation standard deviations for pixels in [0, 1]: outside it inputs are
+scaled by more than a thousand or less than a hundredth, and a network trains at chance."""
 CLASS_NAMES = {
     "digits": [str(i) for i in range(10)],
     "mnist": [str(i) for i in range(10)],
@@ -72,13 +78,29 @@ class DataSpec:
                                 "(e.g. --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)")
         if std is not None and min(std) <= 0:
             raise JetsynthError("--std values must be positive")
+        if mean is not None and not all(_within(v, MEAN_RANGE) for v in mean):
+            raise JetsynthError(f"--mean values must lie in [{MEAN_RANGE[0]:g}, {MEAN_RANGE[1]:g}] "
+                                f"(pixels are scaled to [0, 1] first), got {_numbers(mean)}")
+        if std is not None and not all(_within(v, STD_RANGE) for v in std):
+            raise JetsynthError(f"--std values must lie in [{STD_RANGE[0]:g}, {STD_RANGE[1]:g}] "
+                                f"(pixels are scaled to [0, 1] first; outside it a network trains "
+                                f"at chance), got {_numbers(std)}")
         path = os.path.expanduser(path) if path else None  # the shell leaves ~ after ':' as it is
-        return cls(kind=kind, path=path, subset=float(subset), seed=int(seed),
+        return cls(kind=kind, path=path or None, subset=float(subset), seed=int(seed),
                    val_split=float(val_split), input_size=None if input_size is None else int(input_size),
                    mean=mean, std=std, augment=bool(augment))
 
     def __str__(self) -> str:
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def _within(value: float, bounds: tuple[float, float]) -> bool:
+    """Whether `value` lies in `bounds`; NaN and infinities pass, for the check that names them."""
+    return not math.isfinite(value) or bounds[0] <= value <= bounds[1]
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 @dataclass
@@ -146,8 +168,22 @@ def training_rows(labels: np.ndarray, spec: DataSpec, validation: bool = True
     fraction = spec.val_split if validation else 0.0
     train, val = stratified_split(labels, fraction, (spec.seed, 1))
     if spec.subset < 1.0:
+        check_subset(labels[train], spec.subset)
         train = train[stratified_subset(labels[train], spec.subset, spec.seed)]
     return train, val
+
+
+def check_subset(labels: np.ndarray, fraction: float) -> None:
+    """Refuse a --subset that keeps less than one training image of some class (the draw would
+    still take one of each, and the run would train on a handful of images without a word)."""
+    values, counts = np.unique(labels, return_counts=True)
+    short = [(int(v), int(c)) for v, c in zip(values, counts, strict=True) if fraction * c < 0.5]
+    if short:
+        label, count = min(short, key=lambda pair: pair[1])
+        raise JetsynthError(
+            f"--subset {fraction:g} keeps less than one training image of {len(short)} of the "
+            f"{len(values)} classes (class {label} has {count}: {fraction * count:.3g} images); "
+            f"raise --subset to at least {0.5 / count:.2g}")
 
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -15,9 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from jetsynth.errors import JetsynthError
+from jetsynth.nn.finite import all_finite
 from jetsynth.nn.growth import canonical_layer, grown_factory
 from jetsynth.storage import atomic_write
 
@@ -74,7 +77,18 @@ class SharedPopulation:
     def load(self, path: Path) -> dict[str, dict[str, torch.Tensor]]:
         """Values for the shared tensors from `save` (members built afterwards bind to them);
         returns the saved optimiser state per key."""
-        saved = load_file(str(path))
+        try:
+            saved = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise JetsynthError(f"{path}: unreadable safetensors file ({exc}); the run's population "
+                                "is damaged") from None
+        for name, value in saved.items():
+            if name.startswith(("p/", "opt/")) and not value.is_floating_point():
+                raise JetsynthError(f"{path}: {name} is {value.dtype}, not a float tensor; the "
+                                    "run's population is damaged")
+            if not all_finite(value):
+                raise JetsynthError(f"{path}: {name} holds NaN or infinite values; the run's "
+                                    "population is damaged")
         for name, value in saved.items():
             if name.startswith("p/"):
                 self.tensors[name[2:]] = nn.Parameter(value)

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from jetsynth.errors import JetsynthError
+from jetsynth.nn.finite import all_finite
 
 WRAPPERS = ("state_dict", "model")
 PREFIXES = ("module.", "_orig_mod.")
@@ -126,10 +127,24 @@ def fit_state(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor], s
     problems = _problems(given, wanted)
     if problems:
         raise JetsynthError(f"{source} does not fit {arch}: {'; '.join(problems)}")
-    return _filled(given, wanted)
+    return _filled(given, wanted, source, arch)
 
 
-def _filled(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _filled(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor], source: str,
+            arch: str) -> dict[str, torch.Tensor]:
+    """`wanted` with `given`'s tensors cast to the model's dtypes, after checking that the cast
+    keeps their kind (float for float) and that every value stays finite."""
+    kinds = [f"{k} is {given[k].dtype}, the model wants {v.dtype}" for k, v in wanted.items()
+             if k in given and not _castable(given[k].dtype, v.dtype)]
+    if kinds:
+        raise JetsynthError(f"{source} does not fit {arch}: {'; '.join(kinds[:SHOWN])} (jetsynth "
+                            "casts between float types only); save the float weights")
+    broken = [k for k, v in wanted.items() if k in given and v.is_floating_point()
+              and not all_finite(given[k].to(v.dtype))]
+    if broken:
+        raise JetsynthError(f"{source}: {_listed(broken)} hold NaN or infinite values (or values "
+                            f"too large for {arch}'s dtype); the weights are damaged or diverged: "
+                            "start from other weights")
     return {k: given[k].to(v.dtype).clone() if k in given else v.clone() for k, v in wanted.items()}
 
 
@@ -275,7 +290,18 @@ def transfer_state(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tenso
             "(for any number of classes)")
     if trunk:
         raise JetsynthError(f"{source} does not fit {arch}: {'; '.join(trunk)}")
-    return _filled(state, wanted), Transfer(head_change, tuple(channel_changes))
+    return _filled(state, wanted, source, arch), Transfer(head_change, tuple(channel_changes))
+
+
+def _castable(given: torch.dtype, wanted: torch.dtype) -> bool:
+    """Whether a tensor of dtype `given` may stand for one of `wanted`: float for float (fp16,
+    bf16, fp64 into fp32), integer for integer (step counters); never int8, bool or complex for
+    a float, whose values a cast would silently change."""
+    if wanted.is_floating_point:
+        return given.is_floating_point
+    if wanted == torch.bool or given == torch.bool:
+        return given == wanted
+    return not (given.is_floating_point or given.is_complex)
 
 
 def file_digest(path: Path) -> str:

@@ -28,6 +28,18 @@ keeps loops and allocations finite."""
 MAX_SECONDS = 7 * 24 * 3600.0
 """A week: the longest any timing or timeout may be asked to run."""
 MAX_THREADS = 1024
+DAY = 24 * 3600.0
+"""The longest a command may be asked to spend timing (seconds): past it, the options are
+refused as a slip rather than run for days."""
+MAX_TRIALS = 1000
+"""The most timing trials one measurement may run (the median of 5 is the default)."""
+MAX_STEPS = 10_000_000
+"""The most training updates `grow` may make in all (--initial-steps + --iterations × --steps)."""
+MAX_MEMBERS = 1000
+"""The most networks `grow` holds at once (--population)."""
+MAX_ALPHA = 1e6
+"""The largest mating weight: weights are relative (an offspring's weight is their weighted
+mean), and larger ones overflow fp32 in the mean."""
 
 COUNT = Bounds(int, 1, MAX_COUNT)
 """At least one of something: generations, population, parents, queries."""
@@ -46,3 +58,10 @@ POSITIVE = Bounds(float, 0, low_open=True)
 NON_NEGATIVE = Bounds(float, 0)
 IMAGE_SIZE = Bounds(int, 1, 4096)
 """Pixels along a side of a square image."""
+TRIALS = Bounds(int, 1, MAX_TRIALS)
+STEPS = Bounds(int, 1, MAX_STEPS)
+MEMBERS = Bounds(int, 1, MAX_MEMBERS)
+LEARNING_RATE = Bounds(float, 0, 10, low_open=True)
+CPUS = Bounds(int, 1, MAX_THREADS)
+ALPHA = Bounds(float, 0, MAX_ALPHA)
+SUBSET = Bounds(float, 0, 1, low_open=True)

@@ -10,10 +10,12 @@ from jetsynth.core.mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from jetsynth.core.pressure_costs import PRESSURE_ON
 from jetsynth.core.selection import POLICIES, SelectionConfig
 from jetsynth.core.synthesis import SynthesisConfig
+from jetsynth.core.trials import TRIALS
 from jetsynth.devices.inventory import BenchTarget
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
 from jetsynth.nn.structure import CLUSTER_MODES
+from jetsynth.run.bounds import MAX_ALPHA, MAX_THREADS
 from jetsynth.run.train import TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
@@ -192,11 +194,16 @@ class EvolveConfig:
                 "--alpha weights must be 0 or more and not all 0",
             ),
             (
+                self.alphas is not None and max(self.alphas) > MAX_ALPHA,
+                f"--alpha weights are relative: give each at most {MAX_ALPHA:g}",
+            ),
+            (
                 not 0.0 <= self.overlap_band[0] <= self.overlap_band[1] <= 1.0,
                 "--overlap-band LOW HIGH must satisfy 0 <= LOW <= HIGH <= 1",
             ),
             (self.executor not in EXECUTORS, "--executor must be local or ray"),
-            (self.cpus_per_member < 1, "--cpus-per-member must be at least 1"),
+            (not 1 <= self.cpus_per_member <= MAX_THREADS,
+             f"--cpus-per-member must be between 1 and {MAX_THREADS}"),
             (self.gpus_per_member < 0, "--gpus-per-member must be 0 or more (0.5: two members per GPU)"),
             (self.bench_batch < 1, "--bench-batch must be at least 1"),
             (self.bench_seconds <= 0, "--bench-seconds must be positive"),
@@ -245,6 +252,16 @@ class EvolveConfig:
             for item in values:
                 if isinstance(item, (int, float)) and not isinstance(item, bool):
                     yield "--" + f.name.replace("_", "-"), item
+
+    def timing_seconds(self) -> float:
+        """The least time (s) the run spends timing members when it runs every generation: each
+        timed member (every --measure-every-th, and the ancestor) takes TRIALS trials of
+        --bench-seconds; 0 without --bench."""
+        if self.bench == "none":
+            return 0.0
+        members = 1 + (self.generations - 1) * self.population
+        timed = 1 + (members - 1) // self.measure_every
+        return timed * TRIALS * self.bench_seconds
 
     def synthesis(self, parents: int, keep: float | None = None,
                   layer_costs: dict[str, float] | None = None) -> SynthesisConfig:

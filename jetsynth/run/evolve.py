@@ -45,9 +45,9 @@ from jetsynth.run.member import (
     record_member,
 )
 from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
-from jetsynth.run.rundir import RunDirectory, open_run
+from jetsynth.run.rundir import RunDirectory, open_run, read_object
 from jetsynth.run.train import TrainResult, inherited_loss, screening_rows, train_genome
-from jetsynth.storage import read_json, write_json
+from jetsynth.storage import write_json
 
 
 class Observer:
@@ -92,12 +92,8 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
     in RUN/latency-model.json, so a resumed run predicts as the uninterrupted one would."""
     kept = run.root / LATENCY_MODEL_FILE
     if kept.is_file():
-        try:
-            stored = read_json(kept)
-        except (OSError, ValueError) as exc:
-            raise JetsynthError(f"{kept} cannot be read ({exc}); it is damaged: delete it and "
-                                "resume (the latency model is chosen again)") from None
-        return None if isinstance(stored, dict) and stored.get("own") else load_model(kept)
+        stored = read_object(kept)
+        return None if stored.get("own") else load_model(kept)
     model = given
     if model is None and config.latency_model is None:
         found = default_path(target_label(target))

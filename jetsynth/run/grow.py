@@ -37,9 +37,10 @@ from jetsynth.nn.data import Dataset, load_dataset, training_batch
 from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
 from jetsynth.nn.models import canonical_arch, resolve_factory
 from jetsynth.nn.population import SharedPopulation
+from jetsynth.run.bounds import MAX_STEPS
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.rundir import GROW_FILE, RunDirectory, member_id, open_run
-from jetsynth.storage import read_json, write_json
+from jetsynth.run.rundir import GROW_FILE, RunDirectory, member_id, open_run, read_object
+from jetsynth.storage import write_json
 
 POPULATION_DIR = "population"
 TENSORS = "shared.safetensors"
@@ -84,6 +85,10 @@ class GrowConfig:
             problems.append(f"--gamma must be in [0, 1], not {self.gamma}")
         if self.val_split <= 0:
             problems.append("grow selects on a validation split: --val-split must be above 0")
+        updates = self.initial_steps + self.iterations * self.steps
+        if updates > MAX_STEPS:
+            problems.append(f"--initial-steps + --iterations × --steps asks for {updates:,} updates; "
+                            f"grow makes at most {MAX_STEPS:,}: give fewer iterations or steps")
         if problems:
             raise JetsynthError("; ".join(problems))
 
@@ -191,7 +196,7 @@ class Grower:
         folder = self.run.root / POPULATION_DIR
         if not (folder / STATE).is_file():
             return None
-        state = read_json(folder / STATE)
+        state = read_object(folder / STATE)
         moments = self.population.load(folder / TENSORS)
         members = [Member(m["id"], m["arch"], self.population.build(m["arch"]), m["parent"])
                    for m in state["members"]]
@@ -307,7 +312,7 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
                             "raise --val-split")
     grow_path = Path(run_dir) / GROW_FILE
     if resume and grow_path.is_file():
-        stored = read_json(grow_path).get("config", {})
+        stored = read_object(grow_path).get("config", {})
         differing = sorted(k for k, v in asdict(config).items()
                            if k != "iterations" and stored.get(k) != v)
         if differing:

@@ -14,12 +14,14 @@ from jetsynth.core.pressure_costs import PRESSURE_ON
 from jetsynth.core.selection import POLICIES
 from jetsynth.nn.structure import CLUSTER_MODES
 from jetsynth.run.bounds import (
+    ALPHA,
     BATCH,
     COUNT,
+    CPUS,
     EPOCHS,
     FRACTION,
     IMAGE_SIZE,
-    NON_NEGATIVE,
+    LEARNING_RATE,
     POSITIVE,
     SECONDS,
     SEED,
@@ -109,7 +111,7 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("ancestor_epochs", "Training epochs of the ancestor [default: 20 on digits, else 5].",
            number=EPOCHS),
     Option("batch_size", number=TRAIN_BATCH),
-    Option("lr", "Adam learning rate.", number=Bounds(float, 0, 10, low_open=True)),
+    Option("lr", "Adam learning rate.", number=LEARNING_RATE),
     Option("precision", "fp16: restrict trained weights to half precision.", choices=PRECISIONS),
     Option("alignment", "How parents' clusters are matched in mating.", choices=ALIGNMENTS),
     Option("mating", "Mating function: weighted sum (seed 000) or product over K_c (seed 002).",
@@ -117,7 +119,7 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("structure", "Offspring clusters: in all parents, or in any (tagged union).",
            choices=STRUCTURES),
     Option("alphas", "Mating weight of each parent, once per parent [default: equal].",
-           number=NON_NEGATIVE, repeat=True, name="alpha"),
+           number=ALPHA, repeat=True, name="alpha"),
     Option("selection", "Parent-selection policy [default: fps with --target-fps, else random].",
            choices=POLICIES),
     Option("overlap_band", "similarity selection: preferred cluster overlap of mates with the "
@@ -129,7 +131,7 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("ray_address", "--executor ray: the cluster, auto or HOST:PORT or ray://HOST:PORT "
                           "[default: start a local Ray on this machine]."),
     Option("cpus_per_member", "--executor ray: CPUs (torch threads) each training member gets.",
-           integer=True),
+           number=CPUS),
     Option("gpus_per_member", "--executor ray: GPUs reserved for each training member (0.5: two "
                               "per GPU).", number=Bounds(float, 0, 1024)),
     Option("threads", "torch threads for training (0: torch's default, one per core); on a shared "

@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jetsynth.core.genome import Genome, genome_header, load_genome, load_masks, save_genome, topology_for
-from jetsynth.core.records import DamagedRecord, MemberRecord
+from jetsynth.core.genome import (
+    TENSORS_FILE,
+    Genome,
+    genome_header,
+    load_genome,
+    load_masks,
+    save_genome,
+    topology_for,
+)
+from jetsynth.core.records import DamagedRecord, MemberRecord, identity_problem
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.growth import grown_factory, is_grown, split_arch
 from jetsynth.nn.structure import Topology
@@ -29,6 +37,7 @@ from jetsynth.storage import (
     make_folder,
     read_json,
     remove_partial_writes,
+    sha256_file,
     try_lock,
     unlock,
     write_json,
@@ -103,8 +112,20 @@ class RunDirectory:
     def record(self, mid: str) -> dict | None:
         """A finished member's record as written (None while unfinished), checked: a damaged
         member.json raises DamagedRecord naming the file."""
+        checked = self._checked_record(mid)
+        return checked.to_json() if checked is not None else None
+
+    def _checked_record(self, mid: str) -> MemberRecord | None:
+        """The record of member `mid` (None while unfinished), read and checked against its
+        folder (`records.identity_problem`): DamagedRecord naming the file otherwise."""
         path = self.member_dir(mid) / MEMBER_FILE
-        return MemberRecord.read(path).to_json() if path.is_file() else None
+        if not path.exists():
+            return None
+        record = MemberRecord.read(path)
+        problem = identity_problem(record, mid)
+        if problem is not None:
+            raise DamagedRecord(path, problem)
+        return record
 
     def records(self) -> list[dict]:
         folder = self.root / MEMBERS_DIR
@@ -131,7 +152,7 @@ class RunDirectory:
                 problem = "not a folder"
             elif (entry / MEMBER_FILE).exists():
                 try:
-                    MemberRecord.read(entry / MEMBER_FILE)
+                    self._checked_record(entry.name)
                 except DamagedRecord as exc:
                     problem = f"{MEMBER_FILE} {exc.problem}"
             if problem is not None:
@@ -145,7 +166,10 @@ class RunDirectory:
         """A member's genome; the architecture is traced once per run directory object, with
         the factory the user allowed for it (a built-in otherwise)."""
         folder = self.member_dir(mid)
+        record = self._checked_record(mid)
         header = genome_header(folder)
+        if record is not None:
+            verify_genome(folder, record, header)
         key = (header["arch"], tuple(header["input_shape"]), header["num_classes"])
         if key not in self._topologies:
             self._topologies[key] = topology_for(*key, self._factory(header["arch"]))
@@ -159,7 +183,11 @@ class RunDirectory:
         return self.factories.get(arch)
 
     def masks(self, mid: str) -> dict[str, torch.Tensor]:
-        return load_masks(self.member_dir(mid))
+        folder = self.member_dir(mid)
+        record = self._checked_record(mid)
+        if record is not None:
+            verify_genome(folder, record, genome_header(folder))
+        return load_masks(folder)
 
     def event(self, kind: str, **fields_) -> None:
         append_jsonl(self.root / EVENTS_FILE, {"event": kind, "time": round(time.time(), 3),
@@ -170,7 +198,7 @@ class RunDirectory:
         another format, with settings this version does not know, or with values of the wrong
         type is refused with one line rather than taken half-read."""
         path = self.root / CONFIG_FILE
-        if not path.is_file():
+        if not path.exists():
             return None
         try:
             data = read_json(path)
@@ -203,13 +231,49 @@ class RunDirectory:
         return EvolveConfig(**values)
 
     def save(self, genome: Genome, record: dict) -> None:
+        """Write the genome, then its record with the genome's sha256 added (in `record` too,
+        so the caller holds what was written)."""
         folder = self.member_dir(genome.lineage.id)
         save_genome(genome, folder, self.root)
+        record["sha256"] = sha256_file(folder / TENSORS_FILE)
         write_json(folder / MEMBER_FILE, record, self.root)
 
     def member_folder(self, mid: str) -> Path:
         """A member's folder, created as a real folder inside the run (for writing into it)."""
         return make_folder(self.member_dir(mid), self.root)
+
+
+def verify_genome(folder: Path, record: MemberRecord, header: dict) -> None:
+    """Check a member's genome against its record before anything is bred, exported or timed
+    from it: genome.json's lineage must name the record's id and parents, and genome.safetensors
+    must have the sha256 the record holds (records written before jetsynth recorded it have
+    none: then only the lineage is checked). One line naming the file otherwise."""
+    lineage = header.get("lineage")
+    if not isinstance(lineage, dict) or lineage.get("id") != record.id or (
+            lineage.get("parents") != list(record.parents)):
+        raise JetsynthError(
+            f"{folder / 'genome.json'} belongs to another member than its {MEMBER_FILE} "
+            f"({record.id}); the genome was replaced or damaged: move {folder} away (a resumed "
+            "run trains it again)")
+    if record.sha256 is not None and sha256_file(folder / TENSORS_FILE) != record.sha256:
+        raise JetsynthError(
+            f"{folder / TENSORS_FILE} is not the genome its {MEMBER_FILE} records (sha256 "
+            f"differs); it was replaced or damaged: move {folder} away (a resumed run trains it "
+            "again)")
+
+
+def read_object(path: Path) -> dict:
+    """A JSON object the run wrote beside its members (grow.json, latency-model.json, a
+    population's state), checked as data: one line naming the file when it is not a regular
+    file, not JSON, nested deeper than any jetsynth format, or not an object."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise JetsynthError(f"{path} cannot be read ({exc}); it is damaged") from None
+    if not isinstance(data, dict):
+        raise JetsynthError(f"{path} is damaged (a JSON object expected, found "
+                            f"{type(data).__name__})")
+    return data
 
 
 def _free_name(path: Path) -> Path:
@@ -333,7 +397,7 @@ def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
     path = Path(run_dir) / GROW_FILE
     if not path.is_file():
         return None
-    final = read_json(path).get("final")
+    final = read_object(path).get("final")
     by_id = {r["id"]: r for r in records}
     if final and final[0]["id"] in by_id:
         return by_id[final[0]["id"]]

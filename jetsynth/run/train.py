@@ -17,9 +17,11 @@ import torch
 from torch import nn
 
 from jetsynth.core.genome import Genome
+from jetsynth.errors import JetsynthError
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.data import Dataset, DataSpec, load_dataset, training_batch
+from jetsynth.nn.finite import all_finite
 from jetsynth.nn.layout import as_channels_last, channels_last
 
 
@@ -156,6 +158,13 @@ def train_genome(
         (lambda done, _total: on_step(head_steps + done, head_steps + body_steps)),
         after_epoch=lambda completed: save(head_epochs + completed))
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
+    broken = sorted(k for k, v in state.items()
+                    if not all_finite(v))
+    if broken:  # never recorded: nothing may be bred, exported or timed from such weights
+        raise JetsynthError(
+            f"{genome.lineage.id}: training diverged ({broken[0]} holds NaN or infinite values"
+            f"{' in fp16' if config.precision == 'fp16' else ''} at --lr {config.lr:g}); start a "
+            "new run with a lower --lr")
     trained = replace(genome, state=state, precision=config.precision)
     # the trained compacted net is what compaction of the trained genome would rebuild, unless
     # its weights were just rounded to fp16

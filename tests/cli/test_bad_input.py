@@ -46,6 +46,17 @@ def assert_one_line(result, message: str) -> None:
     assert "Traceback" not in result.output
 
 
+def assert_last_line(result, message: str) -> None:
+    """As `assert_one_line`, for a command that reported progress before it met the bad input."""
+    assert not isinstance(result.exception, TimeoutError), "hang"
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"traceback: {result.exception!r}")
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, last
+    assert "Traceback" not in result.output
+
+
 # (arguments, what the line says): numbers
 NUMBERS = [
     (["evolve", "--lr", "nan"], "--lr must be a finite number in (0, 10], got 'nan'"),
@@ -118,6 +129,50 @@ NUMBERS = [
     (["calibrate", "ort", "--batch", "1000000000"], "--batch must be"),
     (["calibrate", "ort", "--variants", "0"], "--variants must be"),
     (["calibrate", "ort", "--seed", "-1"], "--seed must be"),
+    (["calibrate", "ort", "--variants", "10000", "--seconds", "100"], "a calibration may take a day"),
+    (["evolve", "--input-size", "\u0662"], "--input-size must be an integer in [1, 4096], got '\u0662'"),
+    (["evolve", "--seed", "\u0663"], "--seed must be"),
+    (["evolve", "--lr", "\u0661e-3"], "--lr must be"),
+    (["evolve", "--alpha", "1e308"], "--alpha must be a finite number in [0, 1e+06]"),
+    (["evolve", "--parents", "2", "--alpha", "1e6", "--alpha", "1e308"], "--alpha must be"),
+    (["evolve", "--mean", "1e308", "--std", "0.3"], "--mean values must lie in [-1, 2]"),
+    (["evolve", "--mean", "0.5", "--std", "1e-300"], "--std values must lie in [0.001, 100]"),
+    (["evolve", "--mean", "0.5", "--std", "1e308"], "--std values must lie in [0.001, 100]"),
+    (["evolve", "--subset", "1e-9"], "--subset 1e-09 keeps less than one training image"),
+    (["evolve", "--input-size", "4096"], "needs about 241.2 GB of memory"),
+    (["evolve", "--cpus-per-member", "99999999999"], "--cpus-per-member must be an integer in [1, 1024]"),
+    (["evolve", "--cpus-per-member", "0"], "--cpus-per-member must be"),
+    (["grow", "--lr", "nan"], "--lr must be a finite number in (0, 10], got 'nan'"),
+    (["grow", "--lr", "-inf"], "--lr must be"),
+    (["grow", "--lr", "-1"], "--lr must be"),
+    (["grow", "--lr", "1e308"], "--lr must be"),
+    (["grow", "--lr", "inf"], "--lr must be"),
+    (["grow", "--lr", "0"], "--lr must be"),
+    (["grow", "--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
+    (["grow", "--input-size", "99999999999"], "--input-size must be an integer in [1, 4096]"),
+    (["grow", "--input-size", "\u0662"], "--input-size must be"),
+    (["grow", "--input-size", "4096"], "needs about"),
+    (["grow", "--batch-size", "0"], "--batch-size must be"),
+    (["grow", "--batch-size", "-1"], "--batch-size must be"),
+    (["grow", "--iterations", "0"], "--iterations must be an integer in [1, 1000000]"),
+    (["grow", "--steps", "0"], "--steps must be an integer in [1, 10000000]"),
+    (["grow", "--initial-steps", "0"], "--initial-steps must be"),
+    (["grow", "--ensemble-epochs", "-1"], "--ensemble-epochs must be"),
+    (["grow", "--steps", "99999999999"], "--steps must be"),
+    (["grow", "--population", "99999999999"], "--population must be an integer in [1, 1000]"),
+    (["grow", "--iterations", "99999999999"], "--iterations must be"),
+    (["grow", "--iterations", "1000000", "--steps", "1000"], "grow makes at most 10,000,000"),
+    (["grow", "--keep-best", "0"], "--keep-best must be"),
+    (["grow", "--gamma", "nan"], "--gamma must be"),
+    (["grow", "--subset", "0"], "--subset must be"),
+    (["grow", "--subset", "1e-9"], "keeps less than one training image"),
+    (["grow", "--val-split", "0"], "--val-split must be"),
+    (["bench", "MODEL", "--trials", "99999999999"], "--trials must be an integer in [1, 1000]"),
+    (["bench", "MODEL", "--trials", "0"], "--trials must be"),
+    (["bench", "MODEL", "--trials", "1000", "--duration", "100"], "a measurement may take a day"),
+    (["similarity", "RUN", "-g", "99999999999"], "--generation must be"),
+    (["build", "MODEL", "-o", "OUT/x.engine", "--batch", "99999999999"], "--batch must be"),
+    (["build", "MODEL", "-o", "OUT/x.engine", "--workspace", "nan"], "--workspace must be"),
 ]
 
 
@@ -135,7 +190,7 @@ def test_bad_numbers(tmp_path, monkeypatch, args, message):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"never read: the number is refused first")
     args = _fill(args, RUN=tmp_path / "run", MODEL=model, OUT=tmp_path)
-    if args[0] == "evolve":
+    if args[0] in ("evolve", "grow"):
         args += ["--run-dir", str(tmp_path / "r")]
     monkeypatch.chdir(tmp_path)
     assert_one_line(_invoke(args), message)
@@ -198,20 +253,89 @@ def _edit_record(run: Path, change) -> None:
     path.write_text(json.dumps(change(record)))
 
 
+def _record_digest(run: Path, member: str = "g02-m00") -> None:
+    """Record the genome file's new sha256 in its member.json, so that what catches a damage is
+    the check of the tensors themselves, not of the digest."""
+    from jetsynth.storage import sha256_file
+
+    folder = run / "members" / member
+    _edit_record(run, lambda r: {**r, "sha256": sha256_file(folder / "genome.safetensors")})
+
+
 def _missing_tensors(run: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
     save_file({"state/other.weight": torch.zeros(3)}, str(_member(run) / "genome.safetensors"))
+    _record_digest(run)
 
 
 def _foreign_tensors(run: Path) -> None:
+    _rewrite_tensors(run, lambda tensors: tensors.update(
+        {"state/foreign.weight": tensors[_first(tensors, "state/")].clone()}))
+
+
+def _garbage_tensors(run: Path) -> None:
+    (_member(run) / "genome.safetensors").write_bytes(b"xx")
+    _record_digest(run)
+
+
+def _rewrite_tensors(run: Path, change) -> None:
     from safetensors.torch import load_file, save_file
 
     path = _member(run) / "genome.safetensors"
     tensors = load_file(str(path))
-    tensors["state/foreign.weight"] = tensors[next(k for k in tensors if k.startswith("state/"))].clone()
+    change(tensors)
     save_file(tensors, str(path))
+    _record_digest(run)
+
+
+def _first(tensors: dict, prefix: str) -> str:
+    return next(k for k in sorted(tensors) if k.startswith(prefix)
+                and (prefix == "mask/" or k.endswith(".weight")))
+
+
+def _nan_weight(tensors: dict) -> None:
+    tensors[_first(tensors, "state/")].view(-1)[0] = float("nan")
+
+
+def _int8_weight(tensors: dict) -> None:
+    import torch
+
+    key = _first(tensors, "state/")
+    tensors[key] = tensors[key].to(torch.int8)
+
+
+def _flat_mask(tensors: dict) -> None:
+    key = _first(tensors, "mask/")
+    tensors[key] = tensors[key].reshape(-1).contiguous()
+
+
+def _swap_genomes(run: Path) -> None:
+    a, b = (run / "members" / m / "genome.safetensors" for m in ("g02-m00", "g03-m00"))
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+
+
+def _edit_genome_json(run: Path, change) -> None:
+    path = _member(run) / "genome.json"
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+def _fifo(path: Path) -> None:
+    import os
+
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _dev_zero(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
 
 
 DAMAGES = {
@@ -229,7 +353,25 @@ DAMAGES = {
          if k != "lineage"})),
     "genome tensors missing": _missing_tensors,
     "genome tensors foreign": _foreign_tensors,
-    "garbage genome tensors": lambda run: (_member(run) / "genome.safetensors").write_bytes(b"xx"),
+    "garbage genome tensors": _garbage_tensors,
+    "genomes swapped": _swap_genomes,
+    "genome NaN weight": lambda run: _rewrite_tensors(run, _nan_weight),
+    "genome int8 weight": lambda run: _rewrite_tensors(run, _int8_weight),
+    "genome mask of another shape": lambda run: _rewrite_tensors(run, _flat_mask),
+    "genome.json fp64": lambda run: _edit_genome_json(run, lambda g: {**g, "precision": "fp64"}),
+    "genome.json garbage preprocessing": lambda run: _edit_genome_json(
+        run, lambda g: {**g, "extra": {"preprocessing": {"mean": ["x"], "std": [-1]}}}),
+    "genome.json of another member": lambda run: (_member(run) / "genome.json").write_text(
+        (run / "members" / "g03-m00" / "genome.json").read_text()),
+    "genome.json nested": lambda run: (_member(run) / "genome.json").write_text(DEEP),
+    "member.json parent outside": lambda run: _edit_record(
+        run, lambda r: {**r, "parents": ["../../../../etc/passwd"]}),
+    "member.json id of another folder": lambda run: _edit_record(run, lambda r: {**r, "id": "g03-m00"}),
+    "member.json a FIFO": lambda run: _fifo(_member(run) / "member.json"),
+    "member.json /dev/zero": lambda run: _dev_zero(_member(run) / "member.json"),
+    "member.json nested": lambda run: (_member(run) / "member.json").write_text(DEEP),
+    "config.json nested": lambda run: (run / "config.json").write_text(DEEP),
+    "config.json a FIFO": lambda run: _fifo(run / "config.json"),
 }
 READERS = {
     "report": (["report", "RUN"], {}),
@@ -249,16 +391,39 @@ EXPECTED = {  # what each damage says, whichever command read it
     "garbage genome.json": "genome.json is damaged",
     "genome.json no lineage": "genome.json",
     "genome tensors missing": "genome.safetensors",
-    "genome tensors foreign": "do not fit",
+    "genome tensors foreign": "its weights hold unknown foreign.weight",
     "garbage genome tensors": "genome.safetensors: unreadable safetensors file",
+    "genomes swapped": "genome.safetensors is not the genome its member.json records",
+    "genome NaN weight": "holds NaN or infinite values",
+    "genome int8 weight": "is torch.int8, the network's is torch.float32",
+    "genome mask of another shape": "no valid mask",
+    "genome.json fp64": "precision must be one of fp32, fp16, not 'fp64'",
+    "genome.json garbage preprocessing": "preprocessing metadata is damaged (wrong value for mean, std)",
+    "genome.json of another member": "belongs to another member than its member.json (g02-m00)",
+    "genome.json nested": "genome.json is damaged (RefusedJSON: nested deeper than 32 levels)",
+    "member.json parent outside": "member.json is damaged (parent '../../../../etc/passwd' is not a "
+                                  "member of an earlier generation)",
+    "member.json id of another folder": "member.json is damaged (its id 'g03-m00' is not its folder's "
+                                        "name 'g02-m00')",
+    "member.json a FIFO": "member.json is damaged (cannot be read",
+    "member.json /dev/zero": "member.json is damaged (cannot be read: /",
+    "member.json nested": "member.json is damaged (nested deeper than 32 levels)",
+    "config.json nested": "config.json cannot be read (nested deeper than 32 levels)",
+    "config.json a FIFO": "config.json is not a regular file",
 }
 GENOME_DAMAGES = {"garbage genome.json", "genome.json no lineage", "genome tensors missing",
-                  "genome tensors foreign", "garbage genome tensors"}
+                  "genome tensors foreign", "garbage genome tensors", "genomes swapped",
+                  "genome NaN weight", "genome int8 weight", "genome mask of another shape",
+                  "genome.json fp64", "genome.json garbage preprocessing",
+                  "genome.json of another member", "genome.json nested"}
+WEIGHT_DAMAGES = {"genome tensors foreign", "genome.json no lineage", "genome NaN weight",
+                  "genome int8 weight"}
+"""Damages to what similarity does not read (it reads masks only, not weights)."""
 RUN_CASES = [
     (damage, reader) for damage in DAMAGES for reader in READERS
     # report and report --json read records, not genomes; similarity reads masks only
     if not (damage in GENOME_DAMAGES and reader.startswith("report"))
-    and not (damage in ("genome tensors foreign", "genome.json no lineage") and reader == "similarity")
+    and not (damage in WEIGHT_DAMAGES and reader == "similarity")
 ]
 
 
@@ -331,3 +496,66 @@ def test_a_bench_pool_must_be_one_kind_of_board(tmp_path, monkeypatch, args, mes
     result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
     assert_one_line(result, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_swapped_genomes_stop_a_resume_before_anything_is_bred(tmp_path, small_run):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    _swap_genomes(run)
+    result = _invoke(["evolve", "--run-dir", str(run), "--resume", "--generations", "4"])
+    assert_last_line(result, "g02-m00/genome.safetensors is not the genome its member.json records")
+    assert not (run / "members" / "g04-m00").exists()
+
+
+def test_swapped_genome_of_a_member_folder_is_not_timed(tmp_path, small_run):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    _swap_genomes(run)
+    result = _invoke(["bench", str(run / "members" / "g03-m00"), "--duration", "0.05",
+                      "--warmup", "0", "--trials", "1"])
+    assert_one_line(result, "g03-m00/genome.safetensors is not the genome its member.json records")
+
+
+def test_a_record_contradicting_its_folder_is_set_aside_on_resume(tmp_path, small_run):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    _edit_record(run, lambda r: {**r, "parents": ["../../../../etc/passwd"]})
+    result = _invoke(["evolve", "--run-dir", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "damaged member set aside" in result.output
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert any("g02-m00: member.json parent '../../../../etc/passwd' is not a member" in e.get("detail", "")
+               for e in events if e["event"] == "member_set_aside")
+    kept = json.loads((run / "damaged" / "g02-m00" / "member.json").read_text())
+    assert kept["parents"] == ["../../../../etc/passwd"]
+    again = json.loads((_member(run) / "member.json").read_text())
+    assert again["parents"] == ["g01-m00"] and len(again["sha256"]) == 64
+
+
+def test_a_run_of_the_current_release_without_digests_still_reads(tmp_path, small_run):
+    """Records written before they carried the genome's sha256 are read, exported and resumed:
+    the digest is checked where present (the lineage always)."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    for path in (run / "members").glob("*/member.json"):
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
+                                    if k != "sha256"}))
+    result = _invoke(["export", str(run), "-g", "2", "--no-parity", "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 0, result.output
+    assert _invoke(["report", str(run), "--json"]).exit_code == 0
+
+
+def test_a_run_that_would_time_for_days_is_warned_about(tmp_path):
+    result = _invoke(["evolve", "--bench", "ort", "--generations", "100000", "--population", "10",
+                      "--subset", "1e-9", "--run-dir", str(tmp_path / "r")])
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("warning: timing 100,000 generations of 10 members takes at least "
+                               "694.4 hours"), lines[0]
+    assert_last_line(result, "--subset 1e-09 keeps less than one training image")
+
+
+def test_devices_list_of_an_inventory_nested_deep(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "jetsynth").mkdir()
+    (tmp_path / "jetsynth" / "devices.toml").write_text("a = " + DEEP + "\n")
+    assert_one_line(_invoke(["devices", "list"]), "nests arrays or tables too deeply")

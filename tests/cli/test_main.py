@@ -33,7 +33,7 @@ def test_help_lists_the_contract_options():
         (["--resume"], "nothing to resume"),
         (["--arch", "nope"], "unknown architecture"),
         (["--executor", "dask"], "--executor must be local or ray"),
-        (["--executor", "ray", "--cpus-per-member", "0"], "--cpus-per-member must be at least 1"),
+        (["--executor", "ray", "--cpus-per-member", "0"], "--cpus-per-member must be an integer in [1, "),
         (["--data", "folder:/no/such/dir"], "dataset folder not found"),
         (["--val-split", "1.5"], "--val-split must be a finite number in [0, 1)"),
         (["--mean", "0.1,0.2", "--std", "0.3", "--std", "0.3"], "give 2 value(s) but the images have 1"),

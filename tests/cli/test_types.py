@@ -37,3 +37,12 @@ def test_bounds_in_words():
     assert Number(int, 1).bounds() == ">= 1"
     assert Number(float, 0, low_open=True).bounds() == "> 0"
     assert Number(float).bounds() == ""
+
+
+@pytest.mark.parametrize("text", ["\u0662", "\u0661\u0662", "\uff13", "1\u0660"])
+def test_digits_of_other_scripts_are_refused(text):
+    """int('٢') is 2 in Python; no option means it, so it is refused as not a number."""
+    with pytest.raises(click.BadParameter, match="must be an integer"):
+        Number(int, 0, 10).convert(text, None, None)
+    with pytest.raises(click.BadParameter, match="must be a finite number"):
+        Number(float, 0, 10).convert(text, None, None)

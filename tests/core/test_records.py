@@ -51,3 +51,29 @@ def test_read_of_an_empty_or_garbage_file(tmp_path, text, problem):
     with pytest.raises(DamagedRecord) as caught:
         MemberRecord.read(path)
     assert caught.value.problem == problem and caught.value.path == path
+
+
+def test_sha256_is_optional_and_written_back_only_when_present():
+    digest = "ab" * 32
+    assert MemberRecord.from_json(RECORD).sha256 is None
+    assert "sha256" not in MemberRecord.from_json(RECORD).to_json()  # a run of an earlier version
+    assert MemberRecord.from_json({**RECORD, "sha256": digest}).to_json()["sha256"] == digest
+    for bad in ("AB" * 32, "ab", 5):
+        with pytest.raises(DamagedRecord, match="wrong value for sha256"):
+            MemberRecord.from_json({**RECORD, "sha256": bad})
+
+
+@pytest.mark.parametrize(("change", "folder", "problem"), [
+    ({}, "g02-m00", None),
+    ({}, "g02-m01", "its id 'g02-m00' is not its folder's name 'g02-m01'"),
+    ({"id": "../g02-m00"}, "../g02-m00", "is not its folder's name"),
+    ({"member": 3}, "g02-m00", "contradicts its generation 2 and member 3"),
+    ({"parents": ["../../../../etc/passwd"]}, "g02-m00", "'../../../../etc/passwd' is not a member"),
+    ({"parents": ["g02-m01"]}, "g02-m00", "'g02-m01' is not a member of an earlier generation"),
+    ({"id": "g01-m00", "generation": 1, "parents": []}, "g01-m00", None),
+])
+def test_identity_problems(change, folder, problem):
+    from jetsynth.core.records import identity_problem
+
+    found = identity_problem(MemberRecord.from_json({**RECORD, **change}), folder)
+    assert found == problem if problem is None else problem in found

@@ -59,3 +59,53 @@ def test_cosine_schedule_by_hand():
     assert cosine_lr(1.0, 0, 10) == pytest.approx(1.0)
     assert cosine_lr(1.0, 5, 10) == pytest.approx(0.525)
     assert cosine_lr(1.0, 10, 10) == pytest.approx(0.05)
+
+
+def _saved_checkpoint(directory):
+    from jetsynth.nn.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    optimizer = torch.optim.Adam(net.parameters())
+    net(torch.randn(5, 4)).sum().backward()
+    optimizer.step()
+    order = torch.Generator().manual_seed(1)
+    save_checkpoint(directory, {"member": "g02-m00"}, 1, net, optimizer, order)
+    return net, optimizer, order
+
+
+@pytest.mark.parametrize("damage", ["nan", "int8", "shape", "optimizer inf", "meta nested",
+                                    "meta a fifo", "rng missing"])
+def test_a_damaged_checkpoint_is_ignored(tmp_path, damage):
+    """A checkpoint that is not the network's finite weights trains the member from its start
+    (load returns 0 epochs) instead of resuming from it."""
+    import os
+
+    from safetensors.torch import load_file, save_file
+
+    from jetsynth.nn.checkpoint import TENSORS_FILE, load_checkpoint
+
+    net, optimizer, order = _saved_checkpoint(tmp_path)
+    assert load_checkpoint(tmp_path, {"member": "g02-m00"}, net, optimizer, order) == 1
+    tensors = load_file(str(tmp_path / TENSORS_FILE))
+    if damage == "nan":
+        tensors["model/0.weight"][0, 0] = float("nan")
+    elif damage == "int8":
+        tensors["model/0.weight"] = tensors["model/0.weight"].to(torch.int8)
+    elif damage == "shape":
+        tensors["model/0.weight"] = tensors["model/0.weight"].reshape(4, 3).contiguous()
+    elif damage == "optimizer inf":
+        key = next(k for k in tensors if k.startswith("optim/") and k.endswith("exp_avg"))
+        tensors[key][0] = float("inf")
+    elif damage == "rng missing":
+        del tensors["rng/order"]
+    elif damage == "meta nested":
+        (tmp_path / META_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "meta a fifo":
+        (tmp_path / META_FILE).unlink()
+        os.mkfifo(tmp_path / META_FILE)
+    save_file(tensors, str(tmp_path / TENSORS_FILE))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert load_checkpoint(tmp_path, {"member": "g02-m00"}, net, optimizer, order) == 0
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key

@@ -223,3 +223,36 @@ def test_real_mnist(mnist_dir):
     assert abs(len(data.train_x) - 5400) <= 10
     assert data.input_shape == (1, 28, 28)
     assert data.preprocessing["mean"][0] == pytest.approx(0.1307, abs=0.003)
+
+
+def test_image_memory_by_hand():
+    from jetsynth.nn.data import check_memory, images_bytes
+
+    assert images_bytes(1797, 1, 4096) == 2 * 1797 * 1 * 4096 * 4096 * 4 == 241_189_257_216
+    spec = DataSpec.parse("digits", input_size=4096)
+    with pytest.raises(JetsynthError, match=r"needs about 241\.2 GB .* more than the 1\.0 GB"):
+        check_memory(spec, 1797, 1, 4096, available=10**9)
+    check_memory(spec, 1797, 1, 28, available=10**9)  # 11.3 MB fits
+
+
+def test_a_subset_keeping_less_than_an_image_of_a_class_is_refused():
+    from jetsynth.nn.dataset import check_subset
+
+    labels = np.array([0] * 100 + [1] * 10)
+    check_subset(labels, 0.05)  # class 1: 0.5 images, rounded to one
+    with pytest.raises(JetsynthError, match=r"less than one training image of 1 of the 2 classes "
+                                            r"\(class 1 has 10: 0\.4 images\); raise --subset to "
+                                            r"at least 0\.05"):
+        check_subset(labels, 0.04)
+
+
+@pytest.mark.parametrize(("mean", "std", "message"), [
+    ((2.5,), (0.3,), r"--mean values must lie in \[-1, 2\]"),
+    ((0.5,), (0.0009,), r"--std values must lie in \[0.001, 100\]"),
+    ((0.5,), (101.0,), r"--std values must lie"),
+])
+def test_normalisation_statistics_out_of_sense_are_refused(mean, std, message):
+    with pytest.raises(JetsynthError, match=message):
+        DataSpec.parse("digits", mean=mean, std=std)
+    DataSpec.parse("digits", mean=(-1.0,), std=(0.001,))  # the edges are accepted
+    DataSpec.parse("digits", mean=(2.0,), std=(100.0,))

@@ -35,3 +35,27 @@ def test_members_share_tensors_and_memory_grows_with_new_weights_only(tmp_path):
     assert rebuilt[0][0].weight is rebuilt[1][0].weight
     x = torch.randn(2, 1, 16, 16)
     assert torch.allclose(rebuilt[2].eval()(x), members[2].eval()(x))
+
+
+def test_a_damaged_population_file_is_one_line(tmp_path):
+    import pytest
+    from safetensors.torch import load_file, save_file
+
+    from jetsynth.errors import JetsynthError
+
+    population = SharedPopulation(small_cnn, (1, 16, 16), 10)
+    population.build("small-cnn")
+    population.save(tmp_path / "shared.safetensors")
+    tensors = load_file(str(tmp_path / "shared.safetensors"))
+    key = next(k for k in sorted(tensors) if k.startswith("p/"))
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = float("nan")
+    save_file(tensors, str(tmp_path / "nan.safetensors"))
+    tensors[key] = tensors[key].to(torch.int8)
+    save_file(tensors, str(tmp_path / "int8.safetensors"))
+    (tmp_path / "garbage.safetensors").write_bytes(b"xx")
+    for name, problem in (("nan", "holds NaN or infinite values"), ("int8", "is torch.int8"),
+                          ("garbage", "unreadable safetensors file")):
+        fresh = SharedPopulation(small_cnn, (1, 16, 16), 10)
+        with pytest.raises(JetsynthError, match=problem):
+            fresh.load(tmp_path / f"{name}.safetensors")

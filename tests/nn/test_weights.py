@@ -108,3 +108,42 @@ def test_cli_bad_weights_are_one_line_and_leave_no_run(tmp_path):
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error: ") and "does not fit lenet5: shape of 7.weight is (500,1250)" in line
     assert not (run_dir / "members").exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool, torch.complex64])
+def test_weights_of_another_kind_are_never_cast(dtype):
+    wanted = build_model("lenet5", (1, 28, 28), 10).state_dict()
+    given = {k: v.clone() for k, v in wanted.items()}
+    given["0.weight"] = given["0.weight"].to(dtype)
+    with pytest.raises(JetsynthError, match=f"0.weight is {dtype}, the model wants torch.float32"):
+        fit_state(given, wanted, "w.safetensors", "lenet5")
+
+
+def test_float_weights_of_other_widths_are_cast():
+    wanted = build_model("lenet5", (1, 28, 28), 10).state_dict()
+    given = {k: v.to(torch.float64) for k, v in wanted.items()}
+    fitted = fit_state(given, wanted, "w.safetensors", "lenet5")
+    assert fitted["0.weight"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300])
+def test_weights_that_are_not_finite_are_refused(value):
+    wanted = build_model("lenet5", (1, 28, 28), 10).state_dict()
+    given = {k: v.to(torch.float64) for k, v in wanted.items()}
+    given["0.bias"][3] = value  # 1e300 is finite in fp64, infinite in the model's fp32
+    with pytest.raises(JetsynthError, match="0.bias hold NaN or infinite values"):
+        fit_state(given, wanted, "w.safetensors", "lenet5")
+
+
+def test_cli_nan_ancestor_weights_are_one_line(tmp_path):
+    state = build_model("lenet5", (1, 28, 28), 10).state_dict()
+    state["0.weight"][0, 0, 0, 0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_file(state, str(path))
+    result = CliRunner().invoke(cli, ["evolve", "--run-dir", str(tmp_path / "run"), "--generations",
+                                      "1", "--ancestor-epochs", "0", "--subset", "0.2",
+                                      "--ancestor-weights", str(path)])
+    assert result.exit_code == 2
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "0.weight hold NaN or infinite values" in line
+    assert not (tmp_path / "run" / "members").exists()

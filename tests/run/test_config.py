@@ -37,3 +37,10 @@ def test_a_run_from_before_screening_resumes_with_one_draw(tmp_path):
               "versions": {"jetsynth": "0.1.0"}}
     (tmp_path / "config.json").write_text(json.dumps(stored))
     assert RunDirectory(tmp_path).stored_config().resolved().screen == 1
+
+
+def test_timing_seconds_by_hand():
+    assert EvolveConfig().timing_seconds() == 0.0  # nothing timed without --bench
+    # 1 + 5 × 4 = 21 members, every 2nd timed with the ancestor: 11 × 5 trials × 0.5 s
+    config = EvolveConfig(bench="ort", generations=6, population=4, measure_every=2)
+    assert config.timing_seconds() == 11 * 5 * 0.5

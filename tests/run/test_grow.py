@@ -68,8 +68,8 @@ def test_grow_refuses_bad_settings_in_one_line(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path, changed):
     runner = CliRunner()
     run_dir = str(tmp_path / "g")
-    args = ["grow", "--iterations", "0", "--initial-steps", "5", "--population", "2", "--keep-best", "1",
-            "--run-dir", run_dir]
+    args = ["grow", "--iterations", "1", "--steps", "5", "--initial-steps", "5", "--population", "2",
+            "--keep-best", "1", "--run-dir", run_dir]
     assert runner.invoke(cli, args).exit_code == 0
     result = runner.invoke(cli, [*args, "--resume", *changed])
     assert result.exit_code == 2 and "other settings (gamma)" in result.output

@@ -127,3 +127,16 @@ def test_a_kill_during_the_head_epochs_resumes_to_the_same_weights(digits, tmp_p
         train_genome(genome, digits, config, seed=0, on_step=kill, checkpoint_dir=tmp_path)
     resumed = train_genome(genome, digits, config, seed=0, checkpoint_dir=tmp_path)
     assert all(torch.equal(resumed.genome.state[k], v) for k, v in whole.genome.state.items())
+
+
+@pytest.mark.parametrize(("value", "precision"), [(float("nan"), "fp32"), (1e6, "fp16")])
+def test_weights_that_are_not_finite_after_training_are_never_recorded(digits, value, precision):
+    """NaN weights, or weights fp16 cannot hold (65,504 at most), end the training with one line
+    instead of a member that later generations would be bred from."""
+    from jetsynth.errors import JetsynthError
+
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    genome.state["0.bias"][0] = value
+    with pytest.raises(JetsynthError, match=r"g01-m00: training diverged \(0.bias holds NaN or "
+                                            r"infinite values"):
+        train_genome(genome, digits, TrainConfig(epochs=0, precision=precision), seed=1)
