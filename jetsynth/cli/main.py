@@ -127,6 +127,13 @@ def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
             "the smallest or fastest member at the floor")
 
 
+def _beside(run_dir: Path, member: str) -> Path:
+    """Where the ship line writes a member: beside the run folder, never inside it (`-o` refuses
+    a run directory's own files), named for both ('runs/a-g05-m01.onnx')."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f"{run_dir.name}-{member}.onnx"
+
+
 def _export_command(run_dir: Path, arch: str, record: dict) -> str:
     """The `jetsynth export` command line that ships `record`, runnable as printed: the output
     file beside the run, and --arch for a run built from user code (which export imports only
@@ -136,7 +143,7 @@ def _export_command(run_dir: Path, arch: str, record: dict) -> str:
     from jetsynth.nn.models import resolve_factory
 
     command = (f"jetsynth export {shlex.quote(str(run_dir))} -g {record['generation']} "
-               f"-m {record['member']} -o {shlex.quote(str(Path(run_dir) / (record['id'] + '.onnx')))}")
+               f"-m {record['member']} -o {shlex.quote(str(_beside(run_dir, record['id'])))}")
     try:
         resolve_factory(arch, trusted=False)
     except JetsynthError:  # user code: name it, so export may import it
