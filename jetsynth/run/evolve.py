@@ -227,7 +227,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
                                   MeasurementCache(run.root / CACHE_FILE),
                                   _latency_model(config, run, target, given, observer),
-                                  config.measure_every, run_samples(sorted(run.records(), key=_order)))
+                                  config.measure_every, run_samples(sorted(run.records(), key=_order)),
+                                  config.channel_multiple)
     if config.pressure_on == "latency" and (speedometer is None or speedometer.model is None):
         raise JetsynthError(_NO_LATENCY_MODEL)
     total = 1 + (config.generations - 1) * config.population

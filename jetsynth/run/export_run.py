@@ -31,7 +31,7 @@ def export_member(
     finetune_epochs: int = 0,
     arch: str | None = None,
     trust_code: bool = False,
-    channel_multiple: int = 1,
+    channel_multiple: int | None = None,
     on_step=None,
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
@@ -43,7 +43,8 @@ def export_member(
     epochs and the accuracy before). A run made with user code (`module:function`,
     `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
     the run's own) or `trust_code`. `on_step(done, total)`: fine-tuning progress, per optimiser
-    step."""
+    step. `channel_multiple`: pad each channel space to a multiple of it (None: the run's own,
+    whose widths evolution already kept, so the file is the one --bench timed)."""
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
     config, records = load_records(Path(run_dir))
@@ -68,6 +69,8 @@ def export_member(
     if finetune_epochs:
         genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
     images = dataset.test_x if check_parity else None
+    if channel_multiple is None:
+        channel_multiple = config.get("channel_multiple") or 1
     result = export_genome(genome, out, precision, io_precision, opset,
                            genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
     return result, record

@@ -303,3 +303,24 @@ def test_a_host_that_drifted_re_times_the_member(member_onnx):
     slowed = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05, (member_onnx, 20 * real["fps"]))
     assert slowed["drift_retimed"] is True and slowed["drift"] < 0.2
     assert slowed["reference_fps"] > 0 and slowed["fps"] > 0
+
+
+@pytest.mark.parametrize("member", ["g01-m00", "g02-m00"])
+def test_what_bench_timed_is_byte_for_byte_what_export_ships(tmp_path, benched_run, member):
+    import onnx
+
+    from jetsynth.run.export_run import export_member
+    from jetsynth.ship.bench import MEMBER_MODEL
+
+    generation = int(member[1:3])
+    timed_file = benched_run / "members" / member / MEMBER_MODEL
+    shipped, _ = export_member(benched_run, tmp_path / "plain.onnx", generation, 0,
+                               precision="fp16", check_parity=False)
+    assert shipped.path.read_bytes() == timed_file.read_bytes()
+    checked, _ = export_member(benched_run, tmp_path / "checked.onnx", generation, 0,
+                               precision="fp16", check_parity=True)
+    proto = onnx.load(str(checked.path))
+    kept = [entry for entry in proto.metadata_props if entry.key != "parity"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    assert proto.SerializeToString() == timed_file.read_bytes()  # the parity figures aside
