@@ -28,10 +28,10 @@ PRESETS = ("seed000", "seed001", "seed002", "seed004")
 """--preset: the seed papers' settings, exactly the defaults of every run before the user-first
 defaults (fixed pressure on synapses, kernel clusters, exact widths, 6 generations)."""
 SEED_GENERATIONS = 6
-GENERATIONS_CAP = {"digits": 10}
+GENERATIONS_CAP = {"digits": 8}
 FALLBACK_GENERATIONS_CAP = 30
 """Without a preset a run ends by itself (--patience at the floor); this only bounds it (on the
-built-in digits, 10: the quick start stays under 2 minutes)."""
+built-in digits, 8: the quick start stays under 2 minutes)."""
 DEFAULT_PATIENCE = 2
 DEFAULT_MAX_DROP = 0.01
 DEFAULT_CHANNEL_MULTIPLE = 8
@@ -124,7 +124,7 @@ class EvolveConfig:
         counted in multiply-accumulates (or, when --bench names a target with a calibrated
         latency model, in its latency) at balance 0.5, so the expensive convolutions carry it;
         eight screened draws per member; channel spaces in groups of 8; the run ends when
-        --patience 2 generations in a row gained nothing at the floor, within 30 generations (10
+        --patience 2 generations in a row gained nothing at the floor, within 30 generations (8
         on the built-in digits).
         With --target-fps, the closed loop as under the seed presets (balance 0, fps selection,
         --keep 0.8)."""

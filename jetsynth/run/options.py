@@ -90,7 +90,7 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
                                "live channels (the widths GPU and CPU kernels run fastest); 1: "
                                "exact widths [default: 8; 1 with --preset].", number=COUNT),
     Option("generations", "Generations including the ancestor (generation 1) [default: at most "
-                          "30 (10 on digits), ending by --patience; 6 with --preset].", number=COUNT),
+                          "30 (8 on digits), ending by --patience; 6 with --preset].", number=COUNT),
     Option("population", "Offspring per generation.", number=COUNT),
     Option("screen", "Offspring drawn per member: the draw whose inherited weights lose least on "
                      "2,048 training images is trained, so an unlucky draw that killed strong "

@@ -73,7 +73,7 @@ def test_user_first_defaults_shrink_until_the_floor_and_stop_by_themselves():
     config = EvolveConfig().resolved()
     assert (config.cluster, config.pressure, config.pressure_on, config.max_drop) == (
         "filter", "adaptive", "macs", 0.01)
-    assert (config.screen, config.patience, config.generations, config.channel_multiple) == (8, 2, 10, 8)
+    assert (config.screen, config.patience, config.generations, config.channel_multiple) == (8, 2, 8, 8)
     assert EvolveConfig(data="mnist:DIR").with_policies().generations == 30
     assert config.synthesis(1).channel_multiple == 8
     assert EvolveConfig(accuracy_floor=0.9).resolved().max_drop is None
