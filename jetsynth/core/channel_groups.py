@@ -9,7 +9,8 @@ written by several layers, or a conv's outputs with the depthwise conv that read
 once. After a draw, a space whose live channels are not a multiple of N either revives its
 strongest dead channels (ones its parents carried) to fill the last group (`fill`), or loses its
 weakest live ones down to the group below (`trim`). A space that died whole stays dead; a space
-smaller than N, or that cannot fill the group, keeps what it has up to its size. Strength is a
+smaller than N keeps its size; one whose parents carried too few channels to fill the group is
+trimmed instead, unless that would cost a class its last reader. Strength is a
 channel's summed mated |w| over the layers that write it.
 """
 
@@ -109,14 +110,19 @@ def _fill(topology, masks, allowed, strength, index, multiple):
 
 def _trim(topology, masks, strength, index, multiple):
     """Kill the weakest live channels of space `index` down to the group below (never to none:
-    a space with fewer live channels than `multiple` keeps them)."""
+    a space with fewer live channels than `multiple` keeps them; nor when a class would lose
+    its last live synapse with them)."""
     live = live_in_space(topology, masks, index)
     count = int(live.sum())
     excess = count % multiple
     if count < multiple or excess == 0 or count == len(live):
         return masks
     weakest = torch.argsort(strength.masked_fill(~live, float("inf")))[:excess]
-    return settle(topology, _kill(topology, masks, index, weakest))
+    trimmed = settle(topology, _kill(topology, masks, index, weakest))
+    output = topology.output
+    if not torch.equal(row_alive(trimmed[output.name], output), row_alive(masks[output.name], output)):
+        return masks  # a class read only through these channels: the group stays short
+    return trimmed
 
 
 def grouped(topology: Topology, masks: dict[str, torch.Tensor], allowed: dict[str, torch.Tensor],

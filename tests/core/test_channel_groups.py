@@ -115,3 +115,15 @@ def test_channel_strengths_sum_the_producers(residual):
     stream = residual.layer("0").out_space
     # the stem's filter reads 3 inputs × 9, the block's conv2 16 × 9: every channel weighs 171
     assert strengths[stream].tolist() == [3 * 9 + 16 * 9] * 16
+
+
+def test_a_trim_that_would_cost_a_class_its_last_reader_is_not_made():
+    topology = _trace("lenet5", (1, 28, 28), 10)
+    fc1 = topology.layer("7")
+    masks = _full(topology)
+    masks["7"][10:] = False  # ten fc1 neurons, each the only reader of one class
+    masks["9"][:] = False
+    masks["9"][torch.arange(10), torch.arange(10)] = True
+    out = grouped(topology, masks, masks, _by_index(topology), 8, "fill")
+    assert int(live_in_space(topology, out, fc1.out_space).sum()) == 10
+    assert off_group(topology, out, 8) == [fc1.out_space]
