@@ -19,7 +19,7 @@ from jetsynth.run.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
 
 SMALL = EvolveConfig(data="digits", subset=0.5, generations=3, population=2, ancestor_epochs=2,
-                     epochs=1, keep=0.6, seed=5)
+                     epochs=1, keep=0.6, seed=5, preset="seed001")
 
 
 def _essence(records):
