@@ -152,18 +152,23 @@ class EvolveConfig:
 
     def _cost_pressure(self) -> str:
         """'latency' when the bench target has a calibrated latency model (--latency-model FILE,
-        or calibration/NAME.json), else 'macs'."""
+        or calibration/NAME.json made for this precision and batch), else 'macs'."""
         if self.bench == "none" or self.latency_model == "none":
             return "macs"
         if self.latency_model is not None:
             return "latency"
-        from jetsynth.calibration.model import default_path
+        from jetsynth.calibration.model import default_path, load_model
         from jetsynth.run.measurement import target_label
 
         try:
-            return "latency" if default_path(target_label(resolve_bench(self.bench))).is_file() else "macs"
+            label = target_label(resolve_bench(self.bench))
+            path = default_path(label)
+            if not path.is_file():
+                return "macs"
+            load_model(path).check_matches(label, self.precision, self.bench_batch, str(path))
         except JetsynthError:
             return "macs"
+        return "latency"
 
     def _seed_policies(self) -> EvolveConfig:
         """The seed papers' settings, exactly the defaults before the user-first ones. With

@@ -86,7 +86,7 @@ def test_resume_after_a_kill_between_timing_and_record_equals_the_uninterrupted_
     from jetsynth.run.evolve import evolve
 
     config = EvolveConfig(data="digits", subset=0.2, generations=3, ancestor_epochs=1, epochs=1,
-                          keep=0.6, bench="ort", bench_seconds=0.05, seed=2)
+                          keep=0.6, bench="ort", bench_seconds=0.05, seed=2, preset="seed001")
     reference = evolve(config, tmp_path / "reference")
     shutil.copytree(tmp_path / "reference", tmp_path / "killed")
     (tmp_path / "killed" / "members" / "g03-m00" / "member.json").unlink()
@@ -229,7 +229,8 @@ def test_evolve_predicts_between_measurements_with_a_calibration(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     _model(1e-4, precision="fp32").save(tmp_path / "calibration" / "ort-cpu.json")
     config = EvolveConfig(data="digits", subset=0.2, generations=3, population=2, ancestor_epochs=1,
-                          epochs=1, bench="ort", bench_seconds=0.05, measure_every=2, target_fps=1e9)
+                          epochs=1, bench="ort", bench_seconds=0.05, measure_every=2, target_fps=1e9,
+                          preset="seed001")
     records = evolve(config, tmp_path / "run")
     sources = [r["bench"]["source"] for r in records]
     assert sources[0] == "measured" and "predicted" in sources
