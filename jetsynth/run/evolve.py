@@ -180,6 +180,10 @@ def evolve(
     A resumed run's config may come from its files: user code it names (`module:function`,
     `file.py:function`) is imported only with `trust_code` (the user repeated --arch or gave
     --trust-code); a new run's config is the caller's own word."""
+    stored = RunDirectory(Path(run_dir)).stored_config() if resume else None
+    if stored is not None and config.pressure_on is None:
+        # the default follows whether a calibration exists; a resumed run keeps what it chose
+        config = replace(config, pressure_on=stored.pressure_on)
     config = config.resolved()
     factory = resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
