@@ -157,12 +157,13 @@ class Member:
 
         return compact_genome(self.genome(), channel_multiple).model
 
-    def export(self, path: str | Path, precision: str = "fp16", channel_multiple: int = 8,
+    def export(self, path: str | Path, precision: str = "fp16", channel_multiple: int | None = None,
                io_precision: str = "fp32", opset: int = DEFAULT_OPSET, parity: bool = True,
                finetune_epochs: int = 0) -> ExportResult:
         """Write the member to the ONNX file `path`, as `jetsynth export RUN -g G -m M` does
         with the same options (defaults included); `parity` compares onnxruntime's outputs
-        with torch's on the run's test split."""
+        with torch's on the run's test split. `channel_multiple` None: the run's own, whose
+        widths evolution kept (the file `--bench` timed)."""
         from jetsynth.run.export_run import export_member
 
         dataset = self.run._dataset

@@ -83,7 +83,8 @@ def main() -> int:
     plain = EvolveConfig(data=f"mnist:{args.mnist}", subset=args.subset, arch="lenet5",
                          generations=args.generations, population=args.population,
                          epochs=args.epochs, ancestor_epochs=args.ancestor_epochs, precision="fp16",
-                         bench="ort", bench_seconds=0.3, measure_every=args.measure_every)
+                         bench="ort", bench_seconds=0.3, measure_every=args.measure_every,
+                         preset="seed001")
     configs = {
         "targeted": replace(plain, target_fps=args.target_fps, accuracy_floor=args.accuracy_floor),
         "plain": plain,

@@ -52,7 +52,7 @@ def main() -> int:
     if mnist_missing(args.mnist):
         return 2
     out = Path(args.out)
-    base = population_config(args, population=args.population, parents=args.parents, val_split=0.1)
+    base = population_config(args, "seed000", population=args.population, parents=args.parents, val_split=0.1)
     jobs = [(base, out / "plain"), (replace(base, grow_on_drop=args.drop), out / "repair")]
     started = time.perf_counter()
     runs = run_all(jobs, args.parallel, args.threads)

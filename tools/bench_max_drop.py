@@ -72,6 +72,7 @@ def main() -> int:
     data = args.data or f"mnist:{args.mnist}"
     out = Path(args.out or tempfile.mkdtemp(prefix="max-drop-"))
     common = {"data": data, "arch": args.arch, "generations": args.generations, "seed": args.seed,
+              "preset": "seed001",
               "input_size": args.input_size}
     configs = {
         "defaults": EvolveConfig(**common),

@@ -12,7 +12,11 @@ JSON object. Usage:
 
     python tools/bench_own_model.py [--mnist ../shared/datasets/mnist] [--out DIR]
         [--arch resnet18 --arch mobilenet-v2] [--generations 8] [--population 2] [--share 0.1]
-        [--max-drop 0.01]
+        [--max-drop 0.01] [--defaults]
+
+`--defaults` evolves with the user-first defaults (issue 27's benchmark: shrink until one point,
+filter clusters, MAC pressure, channel groups of 8); otherwise the earlier tuned settings under
+the seed preset with exact widths, as their figures were measured.
 """
 
 from __future__ import annotations
@@ -44,9 +48,10 @@ def _read(folder: Path, name: str, magic: int) -> np.ndarray:
     return read_idx(path if path.is_file() else folder / f"{name}.gz", magic)
 
 
-def write_png_tree(mnist: Path, out: Path, share: float, seed: int) -> dict:
+def write_png_tree(mnist: Path, out: Path, share: float, seed: int, test_share: float = 1.0) -> dict:
     """`out`/train/<digit>/*.png (a stratified `share` of the training split) and
-    `out`/test/<digit>/*.png (all of it); reused when already written."""
+    `out`/test/<digit>/*.png (a stratified `test_share` of the test split, by default all of it);
+    reused when already written."""
     from PIL import Image
 
     done = out / ".complete"
@@ -54,7 +59,8 @@ def write_png_tree(mnist: Path, out: Path, share: float, seed: int) -> dict:
     for split, (images_name, labels_name) in FILES.items():
         images = _read(mnist, images_name, 2051)
         labels = _read(mnist, labels_name, 2049)
-        keep = stratified_subset(labels, share, seed) if split == "train" else np.arange(len(labels))
+        fraction = share if split == "train" else test_share
+        keep = stratified_subset(labels, fraction, seed) if fraction < 1 else np.arange(len(labels))
         counts[split] = int(len(keep))
         if done.is_file():
             continue
@@ -98,13 +104,33 @@ def fps(run: RunDirectory, record: dict, folder: Path, repeats: int, seconds: fl
     return out
 
 
+def hidden_widths(run: RunDirectory, record: dict) -> list[int]:
+    """The output widths of the member's compacted hidden convs and linears (the class layer
+    aside), at the widths evolution kept (no padding)."""
+    from torch import nn
+
+    from jetsynth.ship.export import compact_genome
+
+    model = compact_genome(run.genome(record["id"])).model
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features for m in layers[:-1]]
+
+
 def bench_arch(arch: str, data: str, run_dir: Path, args) -> dict:
-    config = EvolveConfig(
-        data=data, arch=arch, input_size=32, generations=args.generations,
-        population=args.population, parents=args.parents, cluster="filter", keep=args.keep,
-        balance=0.0, cluster_pressure=0.9, epochs=args.epochs, ancestor_epochs=args.ancestor_epochs,
-        seed=args.seed, max_drop=args.max_drop,
-    )
+    if args.defaults:  # the user-first defaults: no tuning flag, only the budget of this machine
+        config = EvolveConfig(
+            data=data, arch=arch, input_size=32, generations=args.generations,
+            population=args.population, epochs=args.epochs, ancestor_epochs=args.ancestor_epochs,
+            seed=args.seed,
+        )
+    else:
+        config = EvolveConfig(
+            data=data, arch=arch, input_size=32, generations=args.generations,
+            population=args.population, parents=args.parents, cluster="filter", keep=args.keep,
+            balance=0.0, cluster_pressure=0.9, epochs=args.epochs,
+            ancestor_epochs=args.ancestor_epochs, seed=args.seed, max_drop=args.max_drop,
+            preset="seed001", channel_multiple=1,
+        )
     started = time.perf_counter()
     records = evolve(config, run_dir, resume=(run_dir / "config.json").exists())
     wall = time.perf_counter() - started
@@ -132,6 +158,7 @@ def bench_arch(arch: str, data: str, run_dir: Path, args) -> dict:
                 "x8_fps_gain": round(timed["fps_x8"] / base["fps_x8"], 2),
                 "x8_fps_gain_over_mac": round(timed["fps_x8"] / base["fps_x8"] / mac, 2),
                 "train_seconds": sum(r["train_seconds"] for r in members),
+                "widths_off_8": [w for w in hidden_widths(run, chosen) if w % 8],
             })
     best = max((r for r in rows if r["within_floor"]), key=lambda r: r["mac_reduction"])
     return {
@@ -155,6 +182,8 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="where the PNG tree and the runs go")
     parser.add_argument("--arch", action="append", default=None)
     parser.add_argument("--share", type=float, default=0.1, help="share of MNIST's training split")
+    parser.add_argument("--test-share", type=float, default=1.0,
+                        help="share of MNIST's test split (less: faster evaluation on few cores)")
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--population", type=int, default=2)
     parser.add_argument("--parents", type=int, default=2)
@@ -167,23 +196,26 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="FPS trials per model")
     parser.add_argument("--seconds", type=float, default=1.0, help="seconds per FPS trial")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--defaults", action="store_true",
+                        help="evolve with the user-first defaults (no tuning flag; --keep, "
+                             "--max-drop and --parents are ignored)")
     args = parser.parse_args()
-    if args.keep is None and args.max_drop is None:
+    if args.keep is None and args.max_drop is None and not args.defaults:
         args.keep = 0.7
     if mnist_missing(args.mnist):
         return 2
     out = Path(args.out or tempfile.mkdtemp(prefix="own-model-"))
     started = time.perf_counter()
-    counts = write_png_tree(Path(args.mnist), out / "mnist-png", args.share, args.seed)
+    counts = write_png_tree(Path(args.mnist), out / "mnist-png", args.share, args.seed, args.test_share)
     png_seconds = round(time.perf_counter() - started, 1)
-    tag = "" if args.max_drop is None else f"-max-drop-{args.max_drop:g}"
+    tag = "-defaults" if args.defaults else "" if args.max_drop is None else f"-max-drop-{args.max_drop:g}"
     results = [bench_arch(arch, f"folder:{out / 'mnist-png'}", out / f"run-{arch}{tag}", args)
                for arch in (args.arch or ["resnet18", "mobilenet-v2"])]
     emit("own-model", {
         "images": counts, "png_seconds": png_seconds,
         "settings": {k: getattr(args, k) for k in ("share", "generations", "population", "parents",
                                                   "keep", "max_drop", "epochs", "ancestor_epochs",
-                                                  "seed")},
+                                                  "test_share", "seed", "defaults")},
         "runs": results,
     }, time.perf_counter() - started)
     return 0

@@ -87,7 +87,7 @@ def main() -> int:
     jobs = []
     for population in populations:
         for m in ms:
-            config = population_config(args, population=population, parents=m)
+            config = population_config(args, "seed000", population=population, parents=m)
             jobs.append((config, out / f"m{m}-n{population}"))
     # biggest runs first so the two workers finish together
     jobs.sort(key=lambda job: -job[0].population * job[0].parents)

@@ -42,7 +42,7 @@ def main() -> int:
     if mnist_missing(args.mnist):
         return 2
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="seed001-mnist-"))
-    config = EvolveConfig(data=f"mnist:{args.mnist}", arch="lenet5",
+    config = EvolveConfig(data=f"mnist:{args.mnist}", arch="lenet5", preset="seed001",
                           **{name: getattr(args, name) for name in SETTINGS})
     started = time.perf_counter()
     records = evolve(config, run_dir, resume=(run_dir / "config.json").exists())

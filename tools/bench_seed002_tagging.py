@@ -38,7 +38,7 @@ def main() -> int:
         return 2
     out = Path(args.out)
     jobs = [
-        (population_config(args, population=args.population, parents=args.parents,
+        (population_config(args, "seed002", population=args.population, parents=args.parents,
                            alignment=alignment), out / alignment)
         for alignment in ("tag", "position")
     ]

@@ -36,7 +36,7 @@ def main() -> int:
         return 2
     out = Path(args.out)
     jobs = [
-        (population_config(args, population=args.population, parents=args.parents,
+        (population_config(args, "seed000", population=args.population, parents=args.parents,
                            selection=policy), out / policy)
         for policy in POLICIES
     ]

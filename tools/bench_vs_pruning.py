@@ -3,9 +3,9 @@
 The ancestor is trained once (jetsynth's trainer: Adam, cosine learning rate). Then
 
 - Torch-Pruning's `MetaPruner` (global, iterative: `--steps` steps to `--tp-ratio` of the
-  channels, L1 magnitude and Taylor importance, the classifier left whole), with `--epochs` of
-  fine-tuning after every step by the same trainer (Adam, the same learning rate, batch size and
-  cosine schedule, per step);
+  channels, L1 magnitude (also with `round_to=8`) and Taylor importance, the classifier left
+  whole), with `--epochs` of fine-tuning after every step by the same trainer (Adam, the same
+  learning rate, batch size and cosine schedule, per step);
 - jetsynth's evolution (`--steps` generations after the ancestor, `--population` offspring each,
   `--epochs` of training per offspring, so the same fine-tuning epochs in total at population 1),
   started from the same weights (`--ancestor-weights`, no further ancestor training), by default
@@ -60,7 +60,9 @@ from jetsynth.run.rundir import RunDirectory
 from jetsynth.run.train import TrainConfig, evaluate, fit, train_genome
 from jetsynth.ship.export import compact_genome
 
-IMPORTANCES = ("l1", "taylor")
+IMPORTANCES = ("l1", "l1-round8", "taylor")
+"""Torch-Pruning's variants: L1 magnitude, the same with every layer's channels rounded to a
+multiple of 8 (`round_to=8`, what Jetson users ask pruning tools for), Taylor importance."""
 TAYLOR_BATCHES = 8
 
 
@@ -116,12 +118,13 @@ def torch_pruning_run(ancestor: nn.Module, dataset, importance: str, args, confi
     import torch_pruning as tp
 
     model = copy.deepcopy(ancestor)
-    scorer = (tp.importance.MagnitudeImportance(p=1) if importance == "l1"
-              else tp.importance.TaylorImportance())
+    scorer = (tp.importance.TaylorImportance() if importance == "taylor"
+              else tp.importance.MagnitudeImportance(p=1))
     started, cpu = time.perf_counter(), time.process_time()
     pruner = tp.pruner.MetaPruner(model, torch.zeros(1, *input_shape), importance=scorer,
                                   global_pruning=True, pruning_ratio=args.tp_ratio,
-                                  iterative_steps=args.steps, ignored_layers=[_classifier(model)])
+                                  iterative_steps=args.steps, ignored_layers=[_classifier(model)],
+                                  round_to=8 if importance.endswith("round8") else None)
     points, models = [], []
     for step in range(1, args.steps + 1):
         if importance == "taylor":
@@ -218,6 +221,24 @@ def dominance(ours: list[dict], theirs: list[dict], ancestor: dict, drop: float 
                      "jetsynth_accuracy": best["accuracy"] if best else None,
                      "jetsynth_mac_reduction": best["mac_reduction"] if best else None,
                      "jetsynth_wins": bool(best and best["accuracy"] >= point["accuracy"])})
+    return rows
+
+
+def fps_dominance(ours: list[dict], theirs: list[dict], ancestor: dict,
+                  drop: float = 0.02) -> list[dict]:
+    """For every point of theirs within `drop` of the ancestor's test accuracy: our fastest
+    point (measured FPS) at least as accurate, and whether it is at least as fast: speed at
+    equal accuracy, not only MACs."""
+    rows = []
+    for point in theirs:
+        if point["accuracy"] < ancestor["accuracy"] - drop:
+            continue
+        rivals = [p for p in ours if p["accuracy"] >= point["accuracy"]]
+        best = max(rivals, key=lambda p: p["fps"]) if rivals else None
+        rows.append({"accuracy": point["accuracy"], "fps": point["fps"],
+                     "jetsynth_fps": best["fps"] if best else None,
+                     "jetsynth_accuracy": best["accuracy"] if best else None,
+                     "jetsynth_faster": bool(best and best["fps"] >= point["fps"])})
     return rows
 
 
@@ -319,6 +340,8 @@ def main() -> int:
     parser.add_argument("--screen", type=int, default=8, help="jetsynth's draws per offspring")
     parser.add_argument("--max-drop", type=float, default=None,
                         help="jetsynth's adaptive pressure towards this validation floor (from --keep)")
+    parser.add_argument("--channel-multiple", type=int, default=8,
+                        help="jetsynth's channel groups (1: exact widths, as before)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
@@ -348,12 +371,13 @@ def main() -> int:
         population=args.population, epochs=args.epochs, ancestor_epochs=0,
         ancestor_weights=str(weights), cluster=args.cluster, keep=args.keep, balance=args.balance,
         cluster_pressure=args.cluster_pressure, truncation=args.truncation, screen=args.screen,
-        max_drop=args.max_drop,
+        max_drop=args.max_drop, preset="seed001", channel_multiple=args.channel_multiple,
         pressure_on=args.pressure_on, seed=args.seed,
         batch_size=args.batch_size, lr=args.lr)
     run_dir = out / (f"jetsynth-{args.pressure_on}-keep{args.keep:g}-b{args.balance:g}"
                      f"-t{args.truncation:g}-p{args.population}-s{args.screen}-seed{args.seed}"
-                     + ("" if args.max_drop is None else f"-d{args.max_drop:g}"))
+                     + ("" if args.max_drop is None else f"-d{args.max_drop:g}")
+                     + ("" if args.channel_multiple == 1 else f"-x{args.channel_multiple}"))
     timing = run_dir / "timing.json"
     started, cpu = time.perf_counter(), time.process_time()
     records = evolve(evolve_config, run_dir, resume=(run_dir / "config.json").exists())
@@ -417,6 +441,8 @@ def main() -> int:
         "summary": summary,
         "dominance": {name: dominance(methods["jetsynth"], points, ancestor)
                       for name, points in methods.items() if name != "jetsynth"},
+        "fps_dominance": {name: fps_dominance(methods["jetsynth"], points, ancestor)
+                          for name, points in methods.items() if name != "jetsynth"},
         "time_ratio_jetsynth_over": {
             name: {"wall": round(walls["jetsynth"]["wall_seconds"] / walls[name]["wall_seconds"], 2),
                    "cpu": round(walls["jetsynth"]["cpu_seconds"] / walls[name]["cpu_seconds"], 2)}

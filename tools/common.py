@@ -133,12 +133,13 @@ SHARED_SETTINGS = ("generations", "subset", "keep", "cluster", "cluster_pressure
                    "ancestor_epochs", "seed")
 
 
-def population_config(args, **fields):
-    """An EvolveConfig from the shared options plus the benchmark's own `fields`."""
+def population_config(args, preset: str, **fields):
+    """An EvolveConfig from the shared options plus the benchmark's own `fields`, under the seed
+    paper's `preset` (its settings exactly, whatever the user-first defaults are)."""
     from jetsynth import EvolveConfig
 
     return EvolveConfig(
-        data=f"mnist:{args.mnist}", arch="lenet5",
+        data=f"mnist:{args.mnist}", arch="lenet5", preset=preset,
         **{name: getattr(args, name) for name in SHARED_SETTINGS}, **fields,
     )
 

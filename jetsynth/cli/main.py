@@ -332,10 +332,12 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
                    "allowing jetsynth to import it.")
 @click.option("--trust-code", is_flag=True,
               help="Allow importing the user code the run's config.json names.")
-@click.option("--channel-multiple", type=Number(int, 1, 256), default=8, show_default=True,
-              help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
-                   "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
-                   "padding is all zero, the output the same; 1 keeps exactly the live channels.")
+@click.option("--channel-multiple", type=Number(int, 1, 256), default=None,
+              help="Pad every channel space to a multiple of this many channels: CPU and GPU "
+                   "kernels work on blocks of 8 or 16 channels, and an odd width can run several "
+                   "times slower. The padding is all zero, the output the same [default: the "
+                   "run's --channel-multiple, whose widths evolution kept: no padding, and the "
+                   "file --bench timed].")
 @click.option("--format", "output_format", type=click.Choice(["onnx", "state-dict"]), default="onnx",
               show_default=True,
               help="state-dict: the compacted member as a plain safetensors state dict, its "
@@ -343,7 +345,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
-           finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
+           finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int | None,
            output_format: str, as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default) or as a
     plain state dict."""

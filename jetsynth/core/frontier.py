@@ -43,14 +43,16 @@ def source(record: dict) -> str:
 
 def frontier_rows(records: list[dict], floor: float, target_fps: float | None = None) -> list[dict]:
     """Per generation: the test accuracy of its best member on validation, its fastest member
-    whose validation accuracy keeps `floor` (speed, measured and predicted FPS, validation and
-    test accuracy), whether any of its members reached `target_fps` by measurement at or above
-    the floor, and the ids on the front of all members so far."""
+    whose validation accuracy keeps `floor` (by measured FPS among its timed members when it has
+    any, else by prediction; speed, measured and predicted FPS, validation and test accuracy),
+    whether any of its members reached `target_fps` by measurement at or above the floor,
+    and the ids on the front of all members so far."""
     rows = []
     for generation in sorted({r["generation"] for r in records}):
         members = [r for r in records if r["generation"] == generation]
         kept = [r for r in members if selection_accuracy(r) >= floor and speed(r)]
-        fastest = max(kept, key=speed, default=None)
+        timed = [r for r in kept if r.get("fps")]
+        fastest = max(timed or kept, key=speed, default=None)
         rows.append({
             "generation": generation,
             "members": len(members),

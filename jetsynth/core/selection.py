@@ -148,13 +148,20 @@ def _fps_words(record: dict) -> str:
 
 def best_member(records: list[dict], floor: float) -> tuple[dict, str]:
     """The deployment pick among the members whose validation accuracy keeps `floor` (the
-    ancestor when none does), and why, in words: the fastest by measured fps where every
-    candidate was measured — members whose speed ties with the fastest's within their spreads
-    (`trials.ties`) are a tie, broken by validation accuracy — else the fewest
-    multiply-accumulates, then the fewest synapses, then the best on validation."""
+    ancestor when none does), and why, in words: the fastest by measured fps among the
+    candidates that were measured, whenever any was (a prediction never outranks a measurement;
+    with --measure-every the rest were only predicted) — members whose speed ties with the
+    fastest's within their spreads (`trials.ties`) are a tie, broken by validation accuracy —
+    else, in a run that timed nothing, the fewest multiply-accumulates, then the fewest
+    synapses, then the best on validation."""
     candidates = [r for r in records if selection_accuracy(r) >= floor]
     if not candidates:
         return records[0], f"no member keeps the floor {floor:.4f}: the ancestor"
+    measured = [r for r in candidates if r.get("fps")]
+    if measured and len(measured) < len(candidates):
+        chosen, why = best_member(measured, floor)
+        return chosen, (f"{why} (of the {len(measured)} of {len(candidates)} members at the floor "
+                        "that were timed; the others' speed was only predicted)")
     if all(r.get("fps") for r in candidates):
         fastest = max(candidates, key=lambda r: (r["fps"], -r["generation"]))
         tied = [r for r in candidates if ties(r, fastest)]

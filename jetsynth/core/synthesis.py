@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from jetsynth.core.channel_groups import channel_strengths, grouped
 from jetsynth.core.encoding import encode_clusters
 from jetsynth.core.environment import cost_targets, layer_factors, layer_targets
 from jetsynth.core.genome import Genome, Lineage
@@ -39,7 +40,10 @@ class SynthesisConfig:
     (None: equal); mates: the run's m, how many siblings a later offspring intersects;
     pressure_on: what the budget counts, 'synapses' (seed 001), 'macs' (each synapse weighs
     the multiply-accumulates it does per image, see `environment.cost_targets`) or 'latency';
-    layer_costs: (layer, cost of one synapse) pairs for 'latency' (`pressure_costs`)."""
+    layer_costs: (layer, cost of one synapse) pairs for 'latency' (`pressure_costs`);
+    channel_multiple: every channel space keeps a multiple of this many live channels, filled
+    by reviving its strongest dead channels or trimmed by removing its weakest
+    (`channel_rounding` 'fill' or 'trim'; see `channel_groups`)."""
 
     cluster: str = "kernel"
     keep: float = 0.8
@@ -53,6 +57,8 @@ class SynthesisConfig:
     mates: int = 1
     pressure_on: str = "synapses"
     layer_costs: tuple[tuple[str, float], ...] | None = None
+    channel_multiple: int = 1
+    channel_rounding: str = "fill"
 
     @property
     def share(self) -> float:
@@ -194,12 +200,14 @@ def sample_masks(
     config: SynthesisConfig,
     generator: torch.Generator,
     scale: float = 1.0,
+    channels: list[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One stochastic draw of the offspring's synapse masks (dead units already removed).
     `encoded` are the pools' probabilities (`encode_pools`), `allowed` where synapses may exist,
     `base` the synapse count the `share` applies to, `scale` a correction of that share.
     A class whose every synapse was drawn away keeps its most probable one that reads a live
-    unit."""
+    unit. With `config.channel_multiple` > 1 the draw's channel spaces are then rounded to whole
+    groups (`channel_groups.grouped`), by `channels`: the parents' channel strengths."""
     share = min(1.0, config.share * scale)
     alive = [pool.alive for pool in encoded]
     floors = [pool.floor for pool in encoded]
@@ -227,6 +235,9 @@ def sample_masks(
             strongest = reachable.argmax(dim=1)
             child[lost, strongest[lost]] = True
         masks.update(pool_split(child, topology, pool, allowed))
+    if config.channel_multiple > 1 and channels is not None:
+        return grouped(topology, masks, allowed, channels, config.channel_multiple,
+                       config.channel_rounding)
     return settle(topology, masks)
 
 
@@ -298,6 +309,7 @@ class Breeding:
     wanted: float
     costs: dict[str, float] | None
     state: dict[str, torch.Tensor]
+    channels: list[torch.Tensor] | None = None
 
 
 def prepare(parents: Genome | list[Genome], config: SynthesisConfig) -> Breeding:
@@ -322,8 +334,9 @@ def prepare(parents: Genome | list[Genome], config: SynthesisConfig) -> Breeding
         allowed_synapses = sum(float(a.sum()) for a in allowed.values())
         wanted *= masks_cost(allowed, costs) / max(allowed_synapses, 1.0)
     state = _inherited_state(parents, weights, present, alphas, config.alignment)
+    channels = channel_strengths(topology, strengths) if config.channel_multiple > 1 else None
     return Breeding(tuple(parents), allowed, encode_pools(topology, strengths, allowed, config), base,
-                    wanted, costs, state)
+                    wanted, costs, state, channels)
 
 
 def synthesize(
@@ -349,7 +362,7 @@ def synthesize(
     scale, corrections, chosen, miss = 1.0, 0, None, math.inf
     for _ in range(MAX_DRAWS):
         masks = sample_masks(topology, breeding.encoded, allowed, breeding.base, config, generator,
-                             scale)
+                             scale, breeding.channels)
         if not _viable(topology, allowed, masks):
             continue
         realized = masks_cost(masks, costs)

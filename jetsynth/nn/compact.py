@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.structure import PRUNABLE, Topology, aligned, is_depthwise, kept_channels, macs, settle
+from jetsynth.nn.structure import PRUNABLE, Topology, is_depthwise, kept_channels, macs, settle
 
 
 @dataclass
@@ -84,7 +84,7 @@ def compact(model: nn.Module, topology: Topology, masks: dict[str, torch.Tensor]
     live synapse writes or reads; with `multiple` > 1 each space keeps a multiple of that many
     channels (see `structure.aligned`)."""
     settled = settle(topology, masks)
-    kept = aligned(kept_channels(topology, settled), multiple)
+    kept = kept_channels(topology, settled, multiple)
     net = copy.deepcopy(model)
     modules = dict(net.named_modules())
     kept_out: dict[str, torch.Tensor] = {}

@@ -472,10 +472,12 @@ def live_channels(topology: Topology, masks: dict[str, torch.Tensor]) -> list[to
     return live
 
 
-def kept_channels(topology: Topology, masks: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """Per space, the channels compaction keeps: the live channels of settled masks. A space
-    with none keeps its first channel, all zero, so the layers stay well-formed."""
-    kept = live_channels(topology, masks)
+def kept_channels(topology: Topology, masks: dict[str, torch.Tensor],
+                  multiple: int = 1) -> list[torch.Tensor]:
+    """Per space, the channels compaction keeps: the live channels of settled masks, padded to
+    `multiple` (see `aligned`). A space with none keeps its first channel, all zero, so the
+    layers stay well-formed; it is not padded (a dead block costs one channel, not a group)."""
+    kept = aligned(live_channels(topology, masks), multiple)
     for flags in kept:
         if not flags.any():
             flags[0] = True

@@ -26,6 +26,17 @@ PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member", "b
 they become: a run may resume under others."""
 DEFAULT_EPOCHS = {"digits": (20, 5)}
 FALLBACK_EPOCHS = (5, 2)
+PRESETS = ("seed000", "seed001", "seed002", "seed004")
+"""--preset: the seed papers' settings, exactly the defaults of every run before the user-first
+defaults (fixed pressure on synapses, kernel clusters, exact widths, 6 generations)."""
+SEED_GENERATIONS = 6
+GENERATIONS_CAP = {"digits": 8}
+FALLBACK_GENERATIONS_CAP = 30
+"""Without a preset a run ends by itself (--patience at the floor); this only bounds it (on the
+built-in digits, 8: the quick start stays under 2 minutes)."""
+DEFAULT_PATIENCE = 2
+DEFAULT_MAX_DROP = 0.01
+DEFAULT_CHANNEL_MULTIPLE = 8
 
 
 def resolve_bench(name: str) -> BenchTarget:
@@ -62,7 +73,7 @@ class EvolveConfig:
     data: str = "digits"
     subset: float = 1.0
     arch: str = "lenet5"
-    generations: int = 6
+    generations: int | None = None
     population: int = 1
     screen: int | None = None
     """Offspring drawn per member; the one whose inherited weights lose least on a slice of the
@@ -117,23 +128,82 @@ class EvolveConfig:
     head_epochs: int = 1
     """--ancestor-weights whose head is replaced (other classes): epochs of the new head alone,
     before the ancestor's epochs."""
+    # presets and channel groups
+    preset: str | None = None
+    """A seed paper's settings (`PRESETS`): the policies below as every run had them before the
+    user-first defaults; None: shrink until the floor (see `with_policies`)."""
+    channel_multiple: int | None = None
+    """Every channel space keeps a multiple of this many live channels [8; 1 with a preset]."""
 
     def with_policies(self) -> EvolveConfig:
-        """Clusters, selection and pressure filled in where left open. With --target-fps, the
-        closed loop: only removed filters make a dense network faster, so clusters are whole
-        filters, nearly all of the pressure removes clusters (0.9) and every layer loses the same
-        share (balance 0; otherwise the big fully-connected layers, which cost few
-        multiply-accumulates, would carry it); fps selection; adaptive pressure from --keep 0.8;
-        eight screened draws per member (`--screen`, which gave the best frontier against
-        Torch-Pruning).
-        With --max-drop or --accuracy-floor (and no target), the pressure adapts to accuracy
-        from a stronger --keep 0.5: shrink until the floor. Otherwise seed 001's kernels with
-        balance 0.5 and cluster pressure 0.5, seed 000's random mates, fixed pressure at --keep
-        0.8."""
+        """Policies filled in where left open: the user-first defaults, or with --preset the
+        seed papers' (`_seed_policies`).
+
+        User-first: shrink until the floor. The floor is one point (--max-drop 0.01) unless
+        --accuracy-floor is given; adaptive pressure from --keep 0.5; whole filters (only removed
+        filters make a dense network faster) with 0.9 of the pressure on clusters; the budget
+        counted in multiply-accumulates (or, when --bench names a target with a calibrated
+        latency model, in its latency) at balance 0.5, so the expensive convolutions carry it;
+        eight screened draws per member; channel spaces in groups of 8; the run ends when
+        --patience 2 generations in a row gained nothing at the floor, within 30 generations (8
+        on the built-in digits).
+        With --target-fps, the closed loop as under the seed presets (balance 0, fps selection,
+        --keep 0.8)."""
+        if self.preset is not None:
+            return self._seed_policies()
+        closed = self.target_fps is not None
+        floor_given = self.max_drop is not None or self.accuracy_floor is not None
+        return replace(
+            self,
+            generations=self.generations if self.generations is not None else GENERATIONS_CAP.get(
+                self.data.partition(":")[0], FALLBACK_GENERATIONS_CAP),
+            cluster=self.cluster or "filter",
+            balance=self.balance if self.balance is not None else (0.0 if closed else 0.5),
+            cluster_pressure=self.cluster_pressure if self.cluster_pressure is not None else 0.9,
+            selection=self.selection or ("fps" if closed else "random"),
+            pressure=self.pressure or "adaptive",
+            keep=self.keep if self.keep is not None else (0.8 if closed else 0.5),
+            pressure_on=self.pressure_on or self._cost_pressure(),
+            screen=self.screen if self.screen is not None else 8,
+            max_drop=self.max_drop if floor_given else DEFAULT_MAX_DROP,
+            patience=self.patience if self.patience is not None else DEFAULT_PATIENCE,
+            channel_multiple=(self.channel_multiple if self.channel_multiple is not None
+                              else DEFAULT_CHANNEL_MULTIPLE),
+        )
+
+    def _cost_pressure(self) -> str:
+        """'latency' when the bench target has a calibrated latency model (--latency-model FILE,
+        or calibration/NAME.json made for this precision and batch), else 'macs'."""
+        if self.bench == "none" or self.latency_model == "none":
+            return "macs"
+        if self.latency_model is not None:
+            return "latency"
+        from jetsynth.calibration.model import default_path, load_model
+        from jetsynth.run.measurement import target_label
+
+        try:
+            label = target_label(resolve_bench(self.bench))
+            path = default_path(label)
+            if not path.is_file():
+                return "macs"
+            load_model(path).check_matches(label, self.precision, self.bench_batch, str(path))
+        except JetsynthError:
+            return "macs"
+        return "latency"
+
+    def _seed_policies(self) -> EvolveConfig:
+        """The seed papers' settings, exactly the defaults before the user-first ones. With
+        --target-fps, the closed loop: clusters are whole filters, nearly all of the pressure
+        removes clusters (0.9) and every layer loses the same share (balance 0); fps selection;
+        adaptive pressure from --keep 0.8; eight screened draws per member. With --max-drop or
+        --accuracy-floor (and no target), the pressure adapts to accuracy from a stronger --keep
+        0.5. Otherwise seed 001's kernels with balance 0.5 and cluster pressure 0.5, seed 000's
+        random mates, fixed pressure at --keep 0.8, on synapses, exact widths."""
         closed = self.target_fps is not None
         floored = self.max_drop is not None or self.accuracy_floor is not None
         return replace(
             self,
+            generations=self.generations if self.generations is not None else SEED_GENERATIONS,
             cluster=self.cluster or ("filter" if closed else "kernel"),
             balance=self.balance if self.balance is not None else (0.0 if closed else 0.5),
             cluster_pressure=(self.cluster_pressure if self.cluster_pressure is not None
@@ -143,6 +213,7 @@ class EvolveConfig:
             keep=self.keep if self.keep is not None else (0.5 if floored and not closed else 0.8),
             pressure_on=self.pressure_on or "synapses",
             screen=self.screen if self.screen is not None else (8 if closed else 1),
+            channel_multiple=self.channel_multiple if self.channel_multiple is not None else 1,
         )
 
     def resolved(self) -> EvolveConfig:
@@ -162,6 +233,9 @@ class EvolveConfig:
     def check(self) -> None:
         problems = [
             (self.generations < 1, "--generations must be at least 1"),
+            (self.preset is not None and self.preset not in PRESETS,
+             f"--preset must be one of {', '.join(PRESETS)}"),
+            (self.channel_multiple < 1, "--channel-multiple must be at least 1 (1: exact widths)"),
             (self.population < 1, "--population must be at least 1"),
             (self.screen < 1, "--screen must be at least 1"),
             (not 0.0 < self.keep <= 1.0, "--keep must lie in (0, 1]"),
@@ -285,6 +359,7 @@ class EvolveConfig:
             mates=self.mates,
             pressure_on=self.pressure_on,
             layer_costs=tuple(sorted(layer_costs.items())) if layer_costs else None,
+            channel_multiple=self.channel_multiple or 1,
         )
 
     @property

@@ -193,6 +193,10 @@ def evolve(
     --trust-code); a new run's config is the caller's own word. `factory` and `dataset` (the
     Python API's objects, which no name imports) stand in for resolving `config.arch` and
     loading `config.data`."""
+    stored = RunDirectory(Path(run_dir)).stored_config() if resume else None
+    if stored is not None and config.pressure_on is None:
+        # the default follows whether a calibration exists; a resumed run keeps what it chose
+        config = replace(config, pressure_on=stored.pressure_on)
     config = config.resolved()
     factory = factory or resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
@@ -274,7 +278,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
                                   MeasurementCache(run.root / CACHE_FILE),
                                   _latency_model(config, run, target, given, observer),
-                                  config.measure_every, run_samples(sorted(run.records(), key=_order)))
+                                  config.measure_every, run_samples(sorted(run.records(), key=_order)),
+                                  config.channel_multiple)
     if config.pressure_on == "latency" and (speedometer is None or speedometer.model is None):
         raise JetsynthError(_NO_LATENCY_MODEL)
     total = 1 + (config.generations - 1) * config.population

@@ -34,7 +34,7 @@ def export_member(
     finetune_epochs: int = 0,
     arch: str | None = None,
     trust_code: bool = False,
-    channel_multiple: int = 1,
+    channel_multiple: int | None = None,
     on_step=None,
     factories: dict[str, Factory] | None = None,
     dataset: Dataset | None = None,
@@ -52,7 +52,9 @@ def export_member(
     step. `factories` and `dataset` (the Python API's objects, which no name imports) stand in
     for resolving the run's architecture and loading its data. `output_format` 'state-dict'
     writes the compacted member as a plain safetensors state dict with its architecture in the
-    metadata (`ship.state_dict`) instead, without parity."""
+    metadata (`ship.state_dict`) instead, without parity. `channel_multiple`: pad each channel
+    space to a multiple of it (None: the run's own, whose widths evolution already kept, so the
+    file is the one --bench timed)."""
     if output_format not in FORMATS:
         raise JetsynthError(f"--format must be one of {', '.join(FORMATS)}, not {output_format}")
     if output_format != "onnx":
@@ -79,6 +81,8 @@ def export_member(
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
         genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
+    if channel_multiple is None:
+        channel_multiple = config.get("channel_multiple") or 1
     if output_format == "state-dict":
         compacted = compact_genome(genome, channel_multiple)
         return export_state_dict(genome, compacted.model, out, precision, compacted.macs,

@@ -193,7 +193,8 @@ class Speedometer:
 
     def __init__(self, target: BenchTarget, precision: str, batch: int, seconds: float,
                  cache: MeasurementCache, model: LatencyModel | None = None, measure_every: int = 1,
-                 samples: list | None = None) -> None:
+                 samples: list | None = None, channel_multiple: int = 1) -> None:
+        self.channel_multiple = channel_multiple
         self.target = target
         self.precision = precision
         self.batch = batch
@@ -226,16 +227,19 @@ class Speedometer:
         return self._online
 
     def plan(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
-             keeps_floor: bool = False) -> MeasurementPlan:
+             keeps_floor: bool = False, metadata: dict | None = None) -> MeasurementPlan:
         """Export `genome` compacted to `folder`/model.onnx, predict its speed and decide whether
-        it is timed (see the class); nothing is timed yet."""
+        it is timed (see the class); nothing is timed yet. The file is the one `jetsynth export`
+        ships for the member at the run's precision and channel multiple: given `metadata` (the
+        member's, `export.genome_metadata`), byte for byte as `export --no-parity` writes it."""
         import onnx
 
         from jetsynth.calibration.features import features, layer_work
         from jetsynth.ship.bench import MEMBER_MODEL
         from jetsynth.ship.export import export_genome
 
-        exported = export_genome(genome, Path(folder) / MEMBER_MODEL, self.precision)
+        exported = export_genome(genome, Path(folder) / MEMBER_MODEL, self.precision,
+                                 metadata=metadata, channel_multiple=self.channel_multiple)
         proto = onnx.load(str(exported.path))
         layers = layer_work(proto)
         vector = features(layers, self.batch)
@@ -251,10 +255,11 @@ class Speedometer:
                                exported.macs, timed_)
 
     def assess(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
-               keeps_floor: bool = False) -> dict:
-        """Export `genome` compacted to `folder`/model.onnx and measure or predict its speed;
-        the fields evolution records (fps: measured images per second, or None; fps_predicted)."""
-        plan = self.plan(genome, folder, ordinal, target_fps, keeps_floor)
+               keeps_floor: bool = False, metadata: dict | None = None) -> dict:
+        """Export `genome` compacted to `folder`/model.onnx (see `plan`) and measure or predict
+        its speed; the fields evolution records (fps: measured images per second, or None;
+        fps_predicted)."""
+        plan = self.plan(genome, folder, ordinal, target_fps, keeps_floor, metadata)
         timing = None
         if plan.timed:
             timing = timed(plan.path, plan.key, self.target, self.batch, self.seconds, self.cache,

@@ -180,9 +180,18 @@ def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, anc
     record = member_record(task, trained, ancestor, config)
     if speedometer is not None:
         record.update(speedometer.assess(trained.genome, run.member_folder(task.id), task.ordinal,
-                                         config.target_fps, keeps_floor(record, ancestor, config)))
+                                         config.target_fps, keeps_floor(record, ancestor, config),
+                                         shipped_metadata(trained.genome, record, run)))
     save_member(run, trained, record)
     return record
+
+
+def shipped_metadata(genome: Genome, record: dict, run: RunDirectory) -> dict:
+    """What `jetsynth export` writes into the member's ONNX file, so that the file --bench times
+    is the one that ships (`measurement.Speedometer.plan`)."""
+    from jetsynth.ship.export import genome_metadata
+
+    return genome_metadata(genome, record, run.root)
 
 
 def member_record(task: MemberTask, trained: TrainResult, ancestor: dict | None,

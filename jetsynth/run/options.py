@@ -29,7 +29,7 @@ from jetsynth.run.bounds import (
     TRAIN_BATCH,
     Bounds,
 )
-from jetsynth.run.config import PRESSURES
+from jetsynth.run.config import PRESETS, PRESSURES
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,16 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("arch", "lenet5 | alexnet-cifar | resnet18 | mobilenet-v2 | module:function | "
                    "file.py:function (your factory (input_shape, classes) -> nn.Module; user code, "
                    "see Security)."),
-    Option("generations", "Generations including the ancestor (generation 1).", number=COUNT),
+    # presets and channel groups
+    Option("preset", "A seed paper's settings, exactly as every run had them before the "
+                     "user-first defaults (kernel clusters, fixed --keep 0.8 on synapses, exact "
+                     "widths, 6 generations) [default: none: shrink until the floor, see "
+                     "--max-drop].", choices=PRESETS),
+    Option("channel_multiple", "Every channel space of an offspring keeps a multiple of this many "
+                               "live channels (the widths GPU and CPU kernels run fastest); 1: "
+                               "exact widths [default: 8; 1 with --preset].", number=COUNT),
+    Option("generations", "Generations including the ancestor (generation 1) [default: at most "
+                          "30 (8 on digits), ending by --patience; 6 with --preset].", number=COUNT),
     Option("population", "Offspring per generation.", number=COUNT),
     Option("screen", "Offspring drawn per member: the draw whose inherited weights lose least on "
                      "2,048 training images is trained, so an unlucky draw that killed strong "
@@ -180,10 +189,11 @@ so that leaving one out is a decision; `tests/run/test_options.py` checks)."""
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Data", ("data", "subset", "val_split", "input_size", "mean", "std", "augment")),
     ("Model", ("arch", "ancestor_weights", "head_epochs", "ancestor_epochs")),
-    ("Evolution", ("generations", "population", "screen", "parents", "cluster", "keep", "balance",
-                   "pressure_on", "truncation", "cluster_pressure", "pressure", "max_drop",
-                   "accuracy_floor", "patience", "grow_on_drop", "alignment", "mating", "structure",
-                   "alphas", "selection", "overlap_band", "reinit", "seed")),
+    ("Evolution", ("preset", "channel_multiple", "generations", "population", "screen", "parents",
+                   "cluster", "keep", "balance", "pressure_on", "truncation", "cluster_pressure",
+                   "pressure", "max_drop", "accuracy_floor", "patience", "grow_on_drop",
+                   "alignment", "mating", "structure", "alphas", "selection", "overlap_band",
+                   "reinit", "seed")),
     ("Training", ("epochs", "batch_size", "lr", "precision", "threads")),
     ("Timing", ("bench", "bench_batch", "bench_seconds", "target_fps", "measure_every",
                 "latency_model")),

@@ -23,7 +23,14 @@ from jetsynth.devices.inventory import BenchTarget, Device
 from jetsynth.devices.pool import DevicePool
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.measurement import MeasurementPlan, Speedometer
-from jetsynth.run.member import MemberTask, keeps_floor, member_record, record_member, save_member
+from jetsynth.run.member import (
+    MemberTask,
+    keeps_floor,
+    member_record,
+    record_member,
+    save_member,
+    shipped_metadata,
+)
 from jetsynth.run.rundir import RunDirectory
 from jetsynth.run.train import TrainResult
 
@@ -78,7 +85,8 @@ class Recorder:
         record = member_record(task, trained, ancestor, self.config)
         with self._lock:
             plan = meter.plan(trained.genome, self.run.member_dir(task.id), task.ordinal,
-                              self.config.target_fps, keeps_floor(record, ancestor, self.config))
+                              self.config.target_fps, keeps_floor(record, ancestor, self.config),
+                              shipped_metadata(trained.genome, record, self.run))
             timing = meter.cached(plan) if plan.timed else None
         if plan.timed and timing is None:
             earlier = self._timing.get(plan.key)

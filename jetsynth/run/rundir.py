@@ -225,6 +225,8 @@ class RunDirectory:
         values.setdefault("pressure", "fixed")
         values.setdefault("val_split", 0.0)  # runs from before the validation split had none
         values.setdefault("screen", 1)  # runs from before screening drew once
+        values.setdefault("preset", "seed001")  # runs from before the presets had the seed settings
+        values.setdefault("channel_multiple", 1)  # ... and exact widths
         for key in ("alphas", "overlap_band", "mean", "std", "bench_pool"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])

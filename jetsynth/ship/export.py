@@ -135,7 +135,7 @@ def genome_metadata(genome: Genome, record: dict | None, run_dir: Path | None) -
     record = record or {}
     return {
         "jetsynth_version": __version__,
-        "run": str(run_dir) if run_dir is not None else "",
+        "run": str(Path(run_dir).resolve()) if run_dir is not None else "",
         "member": genome.lineage.id,
         "generation": genome.lineage.generation,
         "member_index": genome.lineage.member,

@@ -37,3 +37,17 @@ def test_floor_and_front_use_validation_accuracy():
     assert rows[1]["fastest"] == "g02-m01"
     assert (rows[1]["val_accuracy"], rows[1]["accuracy"]) == (0.985, 0.95)
     assert rows[1]["best_accuracy"] == 0.95  # test accuracy of the best on validation
+
+
+def test_a_generations_fastest_is_chosen_by_measurement_when_it_has_one():
+    records = [
+        {"id": "g01-m00", "generation": 1, "accuracy": 0.99, "val_accuracy": 0.99, "fps": 100.0},
+        {"id": "g02-m00", "generation": 2, "accuracy": 0.99, "val_accuracy": 0.99, "fps": 300.0},
+        {"id": "g02-m01", "generation": 2, "accuracy": 0.99, "val_accuracy": 0.99, "fps": None,
+         "fps_predicted": 900.0},
+        {"id": "g03-m00", "generation": 3, "accuracy": 0.99, "val_accuracy": 0.99, "fps": None,
+         "fps_predicted": 500.0},
+    ]
+    rows = frontier_rows(records, floor=0.98)
+    assert [(r["fastest"], r["source"]) for r in rows] == [
+        ("g01-m00", "measured"), ("g02-m00", "measured"), ("g03-m00", "predicted")]

@@ -129,3 +129,15 @@ def test_fps_tournament_breaks_speed_ties_by_accuracy():
     assert select_parents(TIED, 1, config, torch.Generator().manual_seed(0)) == [2]
     apart = [*TIED[:2], {**TIED[2], "fps_iqr": [3600.0, 3650.0]}, TIED[3]]
     assert select_parents(apart, 1, config, torch.Generator().manual_seed(0)) == [1]
+
+
+def test_measured_speed_outranks_a_prediction_at_the_floor():
+    from jetsynth.core.selection import best_member
+
+    predicted = {"id": "g03-m00", "generation": 3, "member": 0, "accuracy": 0.99, "val_accuracy": 0.99,
+                 "macs": 1, "synapses": 1, "fps": None, "fps_predicted": 99999.0}
+    chosen, why = best_member([*TIED[:3], predicted], floor=0.98)
+    assert chosen["id"] == "g02-m01"  # the measured tie-break as before; the prediction is not picked
+    assert "of the 3 of 4 members at the floor that were timed" in why
+    chosen, why = best_member([{**r, "fps": None} for r in TIED[:3]], floor=0.98)
+    assert chosen["id"] == "g02-m00" and why.startswith("not every member was timed")

@@ -31,14 +31,16 @@ def test_stale_generations_by_hand():
 
 
 def test_max_drop_turns_on_adaptive_pressure_from_keep_half():
-    config = EvolveConfig(max_drop=0.02).with_policies()
+    config = EvolveConfig(max_drop=0.02, preset="seed001").with_policies()
     assert (config.pressure, config.keep) == ("adaptive", 0.5)
     assert config.floor(0.99) == pytest.approx(0.97)
-    assert EvolveConfig(accuracy_floor=0.9).with_policies().pressure == "adaptive"
-    plain = EvolveConfig().with_policies()
+    assert EvolveConfig(accuracy_floor=0.9, preset="seed001").with_policies().pressure == "adaptive"
+    plain = EvolveConfig(preset="seed001").with_policies()
     assert (plain.pressure, plain.keep, plain.floor(0.99)) == ("fixed", 0.8, pytest.approx(0.98))
     assert EvolveConfig(max_drop=0.02, keep=0.7).with_policies().keep == 0.7
-    assert EvolveConfig(pressure="adaptive").with_policies().keep == 0.8
+    assert EvolveConfig(pressure="adaptive", preset="seed001").with_policies().keep == 0.8
+    default = EvolveConfig().with_policies()  # the user-first defaults shrink until one point
+    assert (default.pressure, default.keep, default.floor(0.99)) == ("adaptive", 0.5, pytest.approx(0.98))
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -78,5 +80,5 @@ def test_a_generation_below_the_floor_is_followed_by_a_retreat():
     keep, terms = generation_keep(config, pool, records[0], retreat=True)
     assert keep == pytest.approx(0.5 ** 0.25) and terms["accuracy_term"] == 0.25
     assert parent_pool(config, records, records[1:3], floor) == (records[1:3], None)
-    fixed = EvolveConfig().with_policies()
+    fixed = EvolveConfig(preset="seed001").with_policies()
     assert parent_pool(fixed, records, records[3:], floor) == (records[3:], None)

@@ -4,9 +4,11 @@ from jetsynth.errors import JetsynthError
 from jetsynth.run.config import EvolveConfig
 
 
-def test_pressure_on_defaults_to_seed_001s_synapses_and_reaches_synthesis():
-    assert EvolveConfig().resolved().synthesis(1).pressure_on == "synapses"
-    assert EvolveConfig(target_fps=100, bench="ort").resolved().pressure_on == "synapses"
+def test_pressure_on_defaults_to_macs_and_to_seed_001s_synapses_under_a_preset():
+    assert EvolveConfig().resolved().synthesis(1).pressure_on == "macs"
+    assert EvolveConfig(target_fps=100, bench="ort").resolved().pressure_on == "macs"
+    assert EvolveConfig(preset="seed001").resolved().synthesis(1).pressure_on == "synapses"
+    assert EvolveConfig(preset="seed001", target_fps=100, bench="ort").resolved().pressure_on == "synapses"
     assert EvolveConfig(pressure_on="macs").resolved().synthesis(1).pressure_on == "macs"
 
 
@@ -20,9 +22,10 @@ def test_latency_pressure_needs_a_bench_target():
         EvolveConfig(pressure_on="latency").resolved()
 
 
-def test_screen_defaults_to_one_draw_and_to_eight_with_a_target():
-    assert EvolveConfig().resolved().screen == 1
-    assert EvolveConfig(target_fps=100, bench="ort").resolved().screen == 8
+def test_screen_defaults_to_eight_draws_and_to_one_under_a_preset_without_a_target():
+    assert EvolveConfig().resolved().screen == 8
+    assert EvolveConfig(preset="seed001").resolved().screen == 1
+    assert EvolveConfig(preset="seed001", target_fps=100, bench="ort").resolved().screen == 8
     assert EvolveConfig(target_fps=100, bench="ort", screen=2).resolved().screen == 2
     with pytest.raises(JetsynthError, match="--screen must be at least 1"):
         EvolveConfig(screen=0).resolved()
@@ -44,3 +47,71 @@ def test_timing_seconds_by_hand():
     # 1 + 5 × 4 = 21 members, every 2nd timed with the ancestor: 11 × 5 trials × 0.5 s
     config = EvolveConfig(bench="ort", generations=6, population=4, measure_every=2)
     assert config.timing_seconds() == 11 * 5 * 0.5
+
+
+# What `EvolveConfig(**mode).resolved()` gave before the user-first defaults (the seed settings),
+# written out by hand: every preset must give exactly these.
+_TODAY = {"generations": 6, "population": 1, "screen": 1, "parents": 1, "cluster": "kernel",
+          "keep": 0.8, "balance": 0.5, "truncation": 0.1, "cluster_pressure": 0.5, "epochs": 5,
+          "ancestor_epochs": 20, "selection": "random", "pressure": "fixed", "max_drop": None,
+          "accuracy_floor": None, "patience": None, "pressure_on": "synapses", "mating": "sum",
+          "structure": "intersection", "alignment": "tag", "precision": "fp32", "bench": "none",
+          "target_fps": None, "channel_multiple": 1}
+_MODES = [
+    ({}, {}),
+    ({"max_drop": 0.01}, {"keep": 0.5, "pressure": "adaptive", "max_drop": 0.01}),
+    ({"target_fps": 100.0, "bench": "ort"},
+     {"screen": 8, "cluster": "filter", "balance": 0.0, "cluster_pressure": 0.9, "selection": "fps",
+      "pressure": "adaptive", "bench": "ort", "target_fps": 100.0}),
+]
+
+
+@pytest.mark.parametrize("preset", ["seed000", "seed001", "seed002", "seed004"])
+@pytest.mark.parametrize(("mode", "changed"), _MODES)
+def test_each_preset_resolves_to_the_seed_settings_of_before(preset, mode, changed):
+    from dataclasses import asdict
+
+    resolved = asdict(EvolveConfig(preset=preset, **mode).resolved())
+    assert {key: resolved[key] for key in _TODAY} == {**_TODAY, **changed}
+    assert resolved["preset"] == preset
+
+
+def test_user_first_defaults_shrink_until_the_floor_and_stop_by_themselves():
+    config = EvolveConfig().resolved()
+    assert (config.cluster, config.pressure, config.pressure_on, config.max_drop) == (
+        "filter", "adaptive", "macs", 0.01)
+    assert (config.screen, config.patience, config.generations, config.channel_multiple) == (8, 2, 8, 8)
+    assert EvolveConfig(data="mnist:DIR").with_policies().generations == 30
+    assert config.synthesis(1).channel_multiple == 8
+    assert EvolveConfig(accuracy_floor=0.9).resolved().max_drop is None
+    assert EvolveConfig(channel_multiple=16).resolved().synthesis(1).channel_multiple == 16
+
+
+def test_a_bench_target_with_a_latency_model_puts_the_pressure_on_latency(tmp_path):
+    model = tmp_path / "model.json"
+    model.write_text("{}")
+    config = EvolveConfig(bench="ort", latency_model=str(model)).with_policies()
+    assert config.pressure_on == "latency"
+    assert EvolveConfig(bench="ort", latency_model="none").with_policies().pressure_on == "macs"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"preset": "seed003"}, "--preset must be one of seed000, seed001, seed002, seed004"),
+    ({"channel_multiple": 0}, "--channel-multiple must be at least 1"),
+])
+def test_bad_presets_and_multiples_are_clear_errors(values, message):
+    with pytest.raises(JetsynthError, match=message):
+        EvolveConfig(**values).resolved()
+
+
+def test_a_run_from_before_presets_resumes_under_the_seed_settings(tmp_path):
+    import json
+
+    from jetsynth.run.rundir import RunDirectory
+
+    stored = {"format": 1, "config": {"data": "digits", "generations": 4},
+              "versions": {"jetsynth": "0.1.0"}}
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    config = RunDirectory(tmp_path).stored_config().resolved()
+    assert (config.cluster, config.channel_multiple, config.patience, config.generations) == (
+        "kernel", 1, None, 4)

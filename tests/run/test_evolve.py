@@ -19,7 +19,7 @@ from jetsynth.run.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
 
 SMALL = EvolveConfig(data="digits", subset=0.5, generations=3, population=2, ancestor_epochs=2,
-                     epochs=1, keep=0.6, seed=5)
+                     epochs=1, keep=0.6, seed=5, preset="seed001")
 
 
 def _essence(records):
@@ -86,7 +86,8 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     run_dir = tmp_path / "killed"
     command = [sys.executable, "-m", "jetsynth", "evolve", "--run-dir", str(run_dir),
                "--data", "digits", "--subset", "0.5", "--generations", "5", "--population", "2",
-               "--ancestor-epochs", "2", "--epochs", "1", "--keep", "0.6", "--seed", "5"]
+               "--ancestor-epochs", "2", "--epochs", "1", "--keep", "0.6", "--seed", "5",
+               "--preset", "seed001"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=env)

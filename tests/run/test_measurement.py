@@ -86,14 +86,15 @@ def test_resume_after_a_kill_between_timing_and_record_equals_the_uninterrupted_
     from jetsynth.run.evolve import evolve
 
     config = EvolveConfig(data="digits", subset=0.2, generations=3, ancestor_epochs=1, epochs=1,
-                          keep=0.6, bench="ort", bench_seconds=0.05, seed=2)
+                          keep=0.6, bench="ort", bench_seconds=0.05, seed=2, preset="seed001")
     reference = evolve(config, tmp_path / "reference")
     shutil.copytree(tmp_path / "reference", tmp_path / "killed")
     (tmp_path / "killed" / "members" / "g03-m00" / "member.json").unlink()
     resumed = evolve(config, tmp_path / "killed", resume=True)
 
-    def timing(records):
-        return [(r["id"], r["accuracy"], r["fps"], r["fps_predicted"], r["bench"]) for r in records]
+    def timing(records):  # the ONNX size aside: the timed file names its run directory
+        return [(r["id"], r["accuracy"], r["fps"], r["fps_predicted"],
+                 {k: v for k, v in r["bench"].items() if k != "onnx_bytes"}) for r in records]
 
     assert [r["bench"]["source"] for r in reference] == ["measured"] * 3
     assert timing(resumed) == timing(reference)
@@ -229,7 +230,8 @@ def test_evolve_predicts_between_measurements_with_a_calibration(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     _model(1e-4, precision="fp32").save(tmp_path / "calibration" / "ort-cpu.json")
     config = EvolveConfig(data="digits", subset=0.2, generations=3, population=2, ancestor_epochs=1,
-                          epochs=1, bench="ort", bench_seconds=0.05, measure_every=2, target_fps=1e9)
+                          epochs=1, bench="ort", bench_seconds=0.05, measure_every=2, target_fps=1e9,
+                          preset="seed001")
     records = evolve(config, tmp_path / "run")
     sources = [r["bench"]["source"] for r in records]
     assert sources[0] == "measured" and "predicted" in sources
@@ -268,7 +270,7 @@ def test_closed_loop_defaults_and_their_errors():
     closed = EvolveConfig(bench="ort", target_fps=100.0).resolved()
     assert (closed.selection, closed.pressure, closed.cluster) == ("fps", "adaptive", "filter")
     assert (closed.balance, closed.cluster_pressure) == (0.0, 0.9)
-    plain = EvolveConfig().resolved()
+    plain = EvolveConfig(preset="seed001").resolved()
     assert (plain.selection, plain.pressure, plain.cluster) == ("random", "fixed", "kernel")
     assert (plain.balance, plain.cluster_pressure) == (0.5, 0.5)
     assert EvolveConfig(bench="ort", target_fps=1.0, balance=0.5).resolved().balance == 0.5
@@ -303,3 +305,24 @@ def test_a_host_that_drifted_re_times_the_member(member_onnx):
     slowed = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05, (member_onnx, 20 * real["fps"]))
     assert slowed["drift_retimed"] is True and slowed["drift"] < 0.2
     assert slowed["reference_fps"] > 0 and slowed["fps"] > 0
+
+
+@pytest.mark.parametrize("member", ["g01-m00", "g02-m00"])
+def test_what_bench_timed_is_byte_for_byte_what_export_ships(tmp_path, benched_run, member):
+    import onnx
+
+    from jetsynth.run.export_run import export_member
+    from jetsynth.ship.bench import MEMBER_MODEL
+
+    generation = int(member[1:3])
+    timed_file = benched_run / "members" / member / MEMBER_MODEL
+    shipped, _ = export_member(benched_run, tmp_path / "plain.onnx", generation, 0,
+                               precision="fp16", check_parity=False)
+    assert shipped.path.read_bytes() == timed_file.read_bytes()
+    checked, _ = export_member(benched_run, tmp_path / "checked.onnx", generation, 0,
+                               precision="fp16", check_parity=True)
+    proto = onnx.load(str(checked.path))
+    kept = [entry for entry in proto.metadata_props if entry.key != "parity"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    assert proto.SerializeToString() == timed_file.read_bytes()  # the parity figures aside
