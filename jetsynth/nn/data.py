@@ -29,6 +29,7 @@ from jetsynth.nn.dataset import (
     PIXEL_SCALE,
     Dataset,
     DataSpec,
+    MappedImages,
     normalisation,
     preprocessing,
     stratified_subset,
@@ -98,32 +99,35 @@ def resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def _normalise(spec: DataSpec, train, test, val, class_names) -> Dataset:
-    def scaled(images):
-        return resize(torch.from_numpy(np.array(images)).float() * PIXEL_SCALE, spec.input_size)
+    """The splits as uint8 `MappedImages` (normalised and resized per batch, never whole), with
+    the normalisation computed from the training split's stored pixels unless given."""
+    from jetsynth.nn.imagefolder import channel_stats
 
-    train_x = scaled(train[0])
-    channels = train_x.shape[1]
+    train_pixels = np.ascontiguousarray(train[0], dtype=np.uint8)
+    channels = train_pixels.shape[1]
+    every = np.arange(len(train_pixels))
+    mean, std = normalisation(spec, channels, lambda: channel_stats(train_pixels, every))
 
-    def computed():
-        return train_x.mean(dim=(0, 2, 3)).tolist(), train_x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+    def split(images, y):
+        pixels = np.ascontiguousarray(images, dtype=np.uint8)
+        return (MappedImages(pixels, np.arange(len(pixels)), mean, std, spec.input_size),
+                torch.from_numpy(np.asarray(y, dtype=np.int64)))
 
-    mean, std = normalisation(spec, channels, computed)
-    view = (1, -1, 1, 1)
-    m, s = torch.tensor(mean).view(view), torch.tensor(std).view(view)
-
-    def labels(y):
-        return torch.from_numpy(np.asarray(y, dtype=np.int64))
-
+    (train_x, train_y), (test_x, test_y), (val_x, val_y) = (
+        (MappedImages(train_pixels, every, mean, std, spec.input_size),
+         torch.from_numpy(np.asarray(train[1], dtype=np.int64))),
+        split(*test), split(*val))
+    size = train_x.shape[2] if spec.input_size is not None else None
     return Dataset(
         name=str(spec),
-        train_x=(train_x - m) / s,
-        train_y=labels(train[1]),
-        test_x=(scaled(test[0]) - m) / s,
-        test_y=labels(test[1]),
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
         classes=int(max(train[1].max(), test[1].max())) + 1,
-        preprocessing=preprocessing(spec, mean, std, channels, spec.input_size, class_names),
-        val_x=(scaled(val[0]) - m) / s,
-        val_y=labels(val[1]),
+        preprocessing=preprocessing(spec, mean, std, channels, size, class_names),
+        val_x=val_x,
+        val_y=val_y,
         augment=spec.augment,
     )
 
