@@ -26,7 +26,6 @@ import torch
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import (
     CLASS_NAMES,
-    PIXEL_SCALE,
     Dataset,
     DataSpec,
     MappedImages,
@@ -134,16 +133,16 @@ def _normalise(spec: DataSpec, train, test, val, class_names) -> Dataset:
 
 def training_batch(dataset: Dataset, indices: torch.Tensor, generator: torch.Generator
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training images and labels at `indices`, as the trainer feeds them: with
-    `dataset.augment` (--augment), randomly cropped from a padded copy and flipped left-right,
-    drawn from `generator` (the trainer's batch-order generator, whose state its checkpoints
-    keep, so a resumed training draws the same)."""
-    images, labels = dataset.train_x[indices], dataset.train_y[indices]
-    if dataset.augment:
-        mean = torch.tensor(dataset.preprocessing["mean"])
-        std = torch.tensor(dataset.preprocessing["std"])
-        images = augment_batch(images, generator, fill=-mean / std)
-    return images, labels
+    """The training images and labels at `indices`, as the trainer feeds them (on the CPU): with
+    `dataset.augment` (--augment), augmented by `nn.stream` (padded crop and flip for small
+    images, random resized crop, flip and colour jitter for photos), drawn from `generator` (the
+    trainer's batch-order generator, whose state its checkpoints keep, so a resumed training
+    draws the same)."""
+    from jetsynth.nn.stream import TrainingStream
+
+    stream = TrainingStream(dataset)
+    images, labels = stream.read(indices)
+    return stream.inputs(images, generator), labels
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int | None = None,
