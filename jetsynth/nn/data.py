@@ -34,6 +34,9 @@ from jetsynth.nn.dataset import (
     stratified_subset,
     training_rows,
 )
+from jetsynth.nn.stream import TrainingStream, augment_batch
+
+__all__ = ["augment_batch", "load_dataset", "read_idx", "training_batch"]
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
@@ -138,33 +141,9 @@ def training_batch(dataset: Dataset, indices: torch.Tensor, generator: torch.Gen
     images, random resized crop, flip and colour jitter for photos), drawn from `generator` (the
     trainer's batch-order generator, whose state its checkpoints keep, so a resumed training
     draws the same)."""
-    from jetsynth.nn.stream import TrainingStream
-
     stream = TrainingStream(dataset)
     images, labels = stream.read(indices)
     return stream.inputs(images, generator), labels
-
-
-def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int | None = None,
-                  fill: torch.Tensor | None = None) -> torch.Tensor:
-    """Random crop with padding and horizontal flip: each image (N, C, H, W) is padded by
-    `padding` pixels (default H/8, at least 1) of `fill` per channel (default 0; the trainer
-    passes black in normalised units), cropped back to H×W at a random offset and, with
-    probability 1/2, mirrored left-right."""
-    n, c, h, w = images.shape
-    pad = max(1, round(min(h, w) / 8)) if padding is None else padding
-    canvas = images.new_zeros((n, c, h + 2 * pad, w + 2 * pad))
-    if fill is not None:
-        canvas += fill.to(images.dtype).view(1, -1, 1, 1)
-    canvas[:, :, pad : pad + h, pad : pad + w] = images
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    rows = dy[:, None] + torch.arange(h)
-    cols = dx[:, None] + torch.arange(w)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    return canvas[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def _load_digits(_path):

@@ -128,6 +128,14 @@ class MappedImages:
             h = w = self.size
         return torch.Size((len(self.rows), c, h, w))
 
+    def subset(self, index) -> MappedImages:
+        """The images at `index` (an index array or tensor), still stored, not yet floats."""
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        chosen = MappedImages(self.pixels, self.rows[index], self.mean, self.std)
+        chosen.size = self.size
+        return chosen
+
     def raw(self, index) -> torch.Tensor:
         """The stored uint8 images (N, C, H, W) at `index` (an index array or tensor, or a
         slice), read from the file in row order."""

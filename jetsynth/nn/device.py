@@ -53,11 +53,6 @@ def resolve_devices(text: str, count: Callable[[], int] = cuda_count) -> list[st
     return [f"cuda:{int(index)}"]
 
 
-def device_setting(devices: list[str]) -> str:
-    """What config.json records for resolved `devices`: cpu, cuda:N, or cuda for several."""
-    return devices[0] if len(devices) == 1 else "cuda"
-
-
 def resolve_amp(amp: str | None, device: str, bf16: Callable[[], bool] | None = None) -> str:
     """--amp for training on `device`: as given, or by default bf16 on a GPU that supports it,
     fp16 on one that does not, off on the CPU. fp16 on the CPU is refused (no gradient scaler

@@ -133,11 +133,31 @@ class TrainingStream:
 
 
 def _small_augment(dataset: Dataset, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    from jetsynth.nn.data import augment_batch
-
     mean = torch.tensor(dataset.preprocessing["mean"])
     std = torch.tensor(dataset.preprocessing["std"])
     return augment_batch(images, generator, fill=(-mean / std).to(images.device))
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int | None = None,
+                  fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop with padding and horizontal flip: each image (N, C, H, W) is padded by
+    `padding` pixels (default H/8, at least 1) of `fill` per channel (default 0; the trainer
+    passes black in normalised units), cropped back to H×W at a random offset and, with
+    probability 1/2, mirrored left-right."""
+    n, c, h, w = images.shape
+    pad = max(1, round(min(h, w) / 8)) if padding is None else padding
+    canvas = images.new_zeros((n, c, h + 2 * pad, w + 2 * pad))
+    if fill is not None:
+        canvas += fill.to(images.dtype).view(1, -1, 1, 1)
+    canvas[:, :, pad : pad + h, pad : pad + w] = images
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    rows = dy[:, None] + torch.arange(h)
+    cols = dx[:, None] + torch.arange(w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return canvas[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def photo_augment(unit: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -13,13 +13,15 @@ from jetsynth.core.synthesis import SynthesisConfig
 from jetsynth.devices.inventory import BenchTarget
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
+from jetsynth.nn.device import AMP_CHOICES
 from jetsynth.nn.structure import CLUSTER_MODES
 from jetsynth.run.train import TrainConfig
 
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
 PRESSURES = ("fixed", "adaptive")
 EXECUTORS = ("local", "ray")
-PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member", "bench_pool")
+PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member", "bench_pool",
+             "device", "amp")
 """Settings that say where members train or which boards of the bench's kind time them, not what
 they become: a run may resume under others."""
 DEFAULT_EPOCHS = {"digits": (20, 5)}
@@ -96,6 +98,12 @@ class EvolveConfig:
     run computes, not what: a resumed run may change it."""
     grow_on_drop: float | None = None
     pressure_on: str | None = None
+    # where and in what arithmetic members train (nn.device); placement: a resume may change them
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N, resolved on the machine that runs (or resumes) the run; each
+    member's record says which device trained it."""
+    amp: str | None = None
+    """bf16 | fp16 | off; None: bf16 (fp16 where the GPU lacks it) on a GPU, off on the CPU."""
 
     def with_policies(self) -> EvolveConfig:
         """Clusters, selection and pressure filled in where left open. With --target-fps, the
@@ -202,6 +210,7 @@ class EvolveConfig:
             ),
             (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
             (self.threads < 0, "--threads must be 0 (torch's default) or more"),
+            (self.amp not in (None, *AMP_CHOICES), f"--amp must be one of {', '.join(AMP_CHOICES)}"),
             (self.grow_on_drop is not None and not 0.0 <= self.grow_on_drop < 1.0,
              "--grow-on-drop must be a fraction in [0, 1), e.g. 0.01 for one point"),
             (
@@ -266,6 +275,8 @@ class EvolveConfig:
             batch_size=self.batch_size,
             lr=self.lr,
             precision=self.precision,
+            device="cuda:0" if self.device == "cuda" else "cpu" if self.device == "auto" else self.device,
+            amp=self.amp or "auto",
         )
 
     def bench_target(self) -> BenchTarget | None:

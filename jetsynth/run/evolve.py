@@ -30,12 +30,18 @@ from jetsynth.nn.data import load_dataset
 from jetsynth.nn.models import Factory, resolve_factory
 from jetsynth.nn.weights import load_state_dict
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.executors import Executor, open_executor
+from jetsynth.run.executors import Executor, open_executor, placement, placement_line
 from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from jetsynth.run.member import MemberTask, ancestor_task, member_id, offspring_task, record_member
 from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
 from jetsynth.run.rundir import RunDirectory, open_run
-from jetsynth.run.train import TrainResult, inherited_loss, screening_rows, train_genome
+from jetsynth.run.train import (
+    TrainResult,
+    inherited_loss,
+    screening_images,
+    screening_rows,
+    train_genome,
+)
 from jetsynth.storage import read_json, write_json
 
 
@@ -181,6 +187,7 @@ def evolve(
     `file.py:function`) is imported only with `trust_code` (the user repeated --arch or gave
     --trust-code); a new run's config is the caller's own word."""
     config = config.resolved()
+    devices = placement(config)
     factory = resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
     dataset = load_dataset(config.data_spec())
@@ -197,7 +204,7 @@ def evolve(
     weights = None
     if config.ancestor_weights and RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:
         weights = load_state_dict(Path(config.ancestor_weights))
-    executor = open_executor(config, dataset)
+    executor = open_executor(config, dataset, devices)
     timing_pool = open_timing_pool(targets)
     threads = torch.get_num_threads()
     if config.threads:
@@ -206,7 +213,7 @@ def evolve(
         run = open_run(Path(run_dir), config, resume, {config.arch: factory})
         try:
             return _evolve(config, run, resume, observer, dataset, target, given, factory, weights,
-                           executor, timing_pool)
+                           executor, timing_pool, devices)
         finally:
             run.release()
     finally:
@@ -218,8 +225,8 @@ def evolve(
 
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
             target, given: LatencyModel | None, factory: Factory,
-            weights: dict | None, executor: Executor, timing_pool: TimingPool | None = None
-            ) -> list[dict]:
+            weights: dict | None, executor: Executor, timing_pool: TimingPool | None = None,
+            devices: list[str] | None = None) -> list[dict]:
     """The generations of `evolve` in the run directory it holds the lock of; `timing_pool`
     times each generation's members on several devices (None: on `target` in turn)."""
     speedometer = None
@@ -235,6 +242,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
+    observer.notice(placement_line(config, devices or []))
+    run.event("placement", devices=devices or [], amp=config.amp)
     recorder = Recorder(run, config, speedometer, timing_pool, observer.member_timing)
     if timing_pool is not None:
         names = ", ".join(d.name for d in timing_pool.devices.devices)
@@ -261,7 +270,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     screen = None
     if config.screen > 1:
         rows = screening_rows(len(dataset.train_x), config.seed)
-        screen = partial(inherited_loss, images=dataset.train_x[rows], labels=dataset.train_y[rows])
+        screen = partial(inherited_loss, images=screening_images(dataset, rows),
+                         labels=dataset.train_y[rows], device=(devices or ["cpu"])[0],
+                         amp=config.amp or "auto")
     for generation in range(2, config.generations + 1):
         if _target_reached(run, previous, config, selection_accuracy(ancestor)):
             break

@@ -22,7 +22,8 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.data import Dataset, DataSpec, load_dataset
-from jetsynth.nn.device import AMP_DTYPES
+from jetsynth.nn.dataset import MappedImages
+from jetsynth.nn.device import AMP_DTYPES, resolve_amp
 from jetsynth.nn.layout import as_channels_last, channels_last
 from jetsynth.nn.stream import TrainingStream
 
@@ -33,7 +34,8 @@ class TrainConfig:
     to 5 % over the run; precision: 'fp16' restricts the trained weights to half precision
     (seed 004) before evaluation and before the next generation inherits them.
     device: the torch device that trains and evaluates (`nn.device`); amp: mixed precision
-    (bf16, fp16 with a gradient scaler, or off: fp32, bit for bit reproducible on the CPU)."""
+    (bf16, fp16 with a gradient scaler, or off: fp32, bit for bit reproducible on the CPU; auto:
+    `nn.device.resolve_amp`'s default for the device, decided where the member trains)."""
 
     epochs: int = 2
     batch_size: int = 128
@@ -107,11 +109,19 @@ def screening_rows(count: int, seed: int) -> torch.Tensor:
     return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:SCREEN_IMAGES]
 
 
+def screening_images(dataset: Dataset, rows: torch.Tensor):
+    """The training images at `rows` for `inherited_loss`, kept as stored (uint8) when the
+    dataset is: 2,048 photos of 224×224 would take 1.2 GB as floats."""
+    images = dataset.train_x
+    return images.subset(rows) if isinstance(images, MappedImages) else images[rows]
+
+
 def inherited_loss(genome: Genome, images, labels: torch.Tensor, device: str = "cpu",
                    amp: str = "off") -> float:
     """Mean cross-entropy (nats per image) of `genome`'s compacted network as it was inherited,
     before any training: how much of its parents' function the draw kept. Lower is better.
     `images`: a tensor or `MappedImages` (read chunk by chunk); computed on `device`."""
+    amp = resolve_amp(None if amp == "auto" else amp, str(device))
     net = compact(genome.build(), genome.topology, genome.masks).model.to(device)
     total = 0.0
     for start, logits in chunked_logits(net, images, amp):
@@ -156,8 +166,14 @@ def train_genome(
 def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
            on_step: Callable[[int, int], None] | None, checkpoint_dir: Path | None) -> TrainResult:
     started = time.perf_counter()
+    config = replace(config, amp=resolve_amp(None if config.amp == "auto" else config.amp,
+                                             config.device))
     device = torch.device(config.device)
-    torch.manual_seed(seed)
+    if device.type == "cuda":  # this GPU's generator only: other GPUs may be training members
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
     compacted = compact(genome.build(), genome.topology, genome.masks)
     net = compacted.model.to(device)
     masked = [(net.get_submodule(name).weight, mask.to(device))
