@@ -331,3 +331,19 @@ def test_a_bench_pool_must_be_one_kind_of_board(tmp_path, monkeypatch, args, mes
     result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
     assert_one_line(result, message)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "cuda"], "--device cuda: torch finds no CUDA GPU"),
+    (["--device", "cuda:1"], "--device cuda:1: torch finds no CUDA GPU"),
+    (["--device", "gpu"], "--device gpu: expected auto, cpu, cuda or cuda:N"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a GPU"),
+])
+def test_a_device_this_machine_lacks(tmp_path, args, message):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
+    assert_one_line(result, message)
+    assert not (tmp_path / "run").exists()
