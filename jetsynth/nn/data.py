@@ -42,9 +42,9 @@ IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
 
 
-def load_dataset(spec: DataSpec) -> Dataset:
+def load_dataset(spec: DataSpec, progress=None) -> Dataset:
     """Load, check, split and normalise the dataset a spec names (its seed drives the validation
-    and subset draws)."""
+    and subset draws); `progress(done, total)`: images decoded, for a folder not yet cached."""
     loaders = {
         "digits": _load_digits,
         "mnist": _load_idx_folder,
@@ -57,7 +57,7 @@ def load_dataset(spec: DataSpec) -> Dataset:
     if spec.kind == "folder":
         from jetsynth.nn.imagefolder import load_image_folder
 
-        return load_image_folder(spec)
+        return load_image_folder(spec, progress)
     train_x, train_y, test_x, test_y = loaders[spec.kind](spec.path)
     classes = len(CLASS_NAMES[spec.kind])
     _check_pair(train_x, train_y, f"{spec} training split", classes)

@@ -190,7 +190,7 @@ def evolve(
     devices = placement(config)
     factory = resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
-    dataset = load_dataset(config.data_spec())
+    dataset = load_dataset(config.data_spec(), _decode_progress(observer))
     targets = config.bench_targets()
     target = targets[0] if targets else None
     if isinstance(target, str):  # before the ancestor trains, not after
@@ -317,6 +317,19 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
         _target_reached(run, previous, config, selection_accuracy(ancestor))
     run.event("run_done", members=len(records))
     return records
+
+
+def _decode_progress(observer: Observer) -> Callable[[int, int], None]:
+    """Progress of decoding a folder into the cache, as up to five lines (every quarter)."""
+    said: set[int] = set()
+
+    def report(done: int, total: int) -> None:
+        quarter = 4 * done // max(total, 1)
+        if quarter not in said:
+            said.add(quarter)
+            observer.notice(f"decoding the folder's images into the cache: {done}/{total}")
+
+    return report
 
 
 def _threads_note(target) -> str:

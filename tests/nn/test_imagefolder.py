@@ -165,3 +165,49 @@ def test_augmented_training_on_a_folder(tmp_path):
     b = train_genome(genome, data, TrainConfig(epochs=2, batch_size=8), seed=1)
     assert a.metrics == {**b.metrics, "train_seconds": a.metrics["train_seconds"]}
     assert 0.0 <= a.metrics["val_accuracy"] <= 1.0 and 0.0 <= a.metrics["accuracy"] <= 1.0
+
+
+def test_a_pool_of_processes_decodes_what_one_process_does(tmp_path, monkeypatch):
+    root = write_image_tree(tmp_path / "pets", per_class=70, size=(12, 10), mode="RGB")
+    monkeypatch.setenv("JETSYNTH_CACHE_DIR", str(tmp_path / "one"))
+    monkeypatch.setattr(imagefolder, "_workers", lambda: 1)
+    alone = _load(root).train_x.pixels
+    monkeypatch.setenv("JETSYNTH_CACHE_DIR", str(tmp_path / "pool"))
+    monkeypatch.setattr(imagefolder, "_workers", lambda: 3)
+    monkeypatch.setattr(imagefolder, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(imagefolder, "CHUNK", 16)
+    seen = []
+    pooled = load_dataset(DataSpec.parse(f"folder:{root}"), progress=lambda d, t: seen.append((d, t)))
+    assert np.array_equal(np.asarray(pooled.train_x.pixels), np.asarray(alone))
+    assert seen[-1] == (140, 140) and len(seen) == 9  # ceil(140 / 16) chunks
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_folder_that_changes_while_decoded_is_one_line(tmp_path, monkeypatch):
+    root = write_image_tree(tmp_path / "pets", per_class=4)
+    real = imagefolder.decode_image
+
+    def meanwhile(path, mode, size):
+        (root / "cat" / "new.png").write_bytes((root / "cat" / "000.png").read_bytes())
+        return real(path, mode, size)
+
+    monkeypatch.setattr(imagefolder, "decode_image", meanwhile)
+    with pytest.raises(JetsynthError, match="pets changed while its images were decoded") as caught:
+        _load(root)
+    assert "\n" not in str(caught.value)
+    assert not [p for p in imagefolder.cache_root().glob("*") if "partial" in p.name]
+    monkeypatch.setattr(imagefolder, "decode_image", real)
+    assert len(_load(root).train_y) > 0  # still now: decoded
+
+
+def test_a_disk_too_small_for_the_cache_is_one_line(tmp_path, monkeypatch):
+    root = write_image_tree(tmp_path / "pets", per_class=4)
+
+    class Usage:
+        free = 1000
+
+    monkeypatch.setattr(imagefolder.shutil, "disk_usage", lambda where: Usage)
+    with pytest.raises(JetsynthError, match=r"need 0\.00 GB in .*0\.00 GB free: free some space .*"
+                                            r"JETSYNTH_CACHE_DIR") as caught:
+        _load(root)
+    assert "\n" not in str(caught.value)
