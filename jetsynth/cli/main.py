@@ -290,11 +290,13 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               help="Keep a multiple of this many channels in every layer: CPU and GPU kernels work on "
                    "blocks of 8 or 16 channels, and an odd width can run several times slower. The "
                    "padding is all zero, the output the same; 1 keeps exactly the live channels.")
+@click.option("--device", default="auto", show_default=True,
+              help="--finetune-epochs: where to train, auto | cpu | cuda | cuda:N (as evolve).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
            finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int,
-           as_json: bool) -> None:
+           device: str, as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default)."""
     from jetsynth.run.export_run import export_member
 
@@ -305,7 +307,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
             result, record = export_member(run_dir, output, generation, member, max_drop, precision,
                                            io_precision, opset, parity, finetune_epochs, arch,
                                            trust_code, channel_multiple,
-                                           progress if finetune_epochs else None)
+                                           progress if finetune_epochs else None, device)
     except JetsynthError as exc:
         _fail(str(exc))
     summary = {

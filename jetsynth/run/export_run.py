@@ -10,6 +10,7 @@ from jetsynth.core.genome import Genome
 from jetsynth.core.selection import best_member, pick_member, selection_accuracy
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset
+from jetsynth.nn.device import resolve_devices
 from jetsynth.nn.models import stored_factories
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.grow import grown_pick
@@ -33,6 +34,7 @@ def export_member(
     trust_code: bool = False,
     channel_multiple: int = 1,
     on_step=None,
+    device: str = "auto",
 ) -> tuple[ExportResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `selection.best_member`), with parity measured on the run's test split. Returns the result
@@ -43,9 +45,11 @@ def export_member(
     epochs and the accuracy before). A run made with user code (`module:function`,
     `file.py:function`) is built only on the user's word: `arch` (the command line's --arch,
     the run's own) or `trust_code`. `on_step(done, total)`: fine-tuning progress, per optimiser
-    step."""
+    step. `device`: where fine-tuning trains (--device, as `evolve` takes it), in the run's
+    --amp (its default for that device when the run left it open)."""
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
+    trains_on = resolve_devices(device)[0] if finetune_epochs else "cpu"
     config, records = load_records(Path(run_dir))
     factories = stored_factories(config["arch"], arch, trust_code, str(run_dir))
     grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
@@ -66,7 +70,8 @@ def export_member(
                     else "the parity check; add --no-parity to skip it")
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
-        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
+        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step,
+                                         trains_on)
     images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
                            genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
@@ -74,14 +79,16 @@ def export_member(
 
 
 def finetune_member(genome: Genome, record: dict, dataset, config: dict,
-                    epochs: int, on_step=None) -> tuple[Genome, dict]:
-    """The member trained `epochs` more with the run's batch size, learning rate, precision and
-    seed (`config`: the run's settings as a dict), and its record with the new test and
-    validation accuracies."""
+                    epochs: int, on_step=None, device: str = "cpu") -> tuple[Genome, dict]:
+    """The member trained `epochs` more on `device` with the run's batch size, learning rate,
+    precision, mixed precision and seed (`config`: the run's settings as a dict), and its record
+    with the new test and validation accuracies."""
     training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
-                           precision=config["precision"])
+                           precision=config["precision"], device=device,
+                           amp=config.get("amp") or "auto")
     result = train_genome(genome, dataset, training, config["seed"], on_step)
     accuracy = result.metrics["accuracy"]
     return result.genome, {**record, "accuracy": accuracy,
                            "val_accuracy": result.metrics.get("val_accuracy"),
-                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}
+                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"],
+                                        "device": device}}

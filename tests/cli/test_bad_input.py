@@ -347,3 +347,18 @@ def test_a_device_this_machine_lacks(tmp_path, args, message):
     result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
     assert_one_line(result, message)
     assert not (tmp_path / "run").exists()
+
+
+def test_finetuning_on_a_gpu_this_machine_lacks(tmp_path, small_run):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = _invoke(["export", str(small_run), "-g", "2", "--no-parity", "--finetune-epochs", "1",
+                      "--device", "cuda:0", "-o", str(tmp_path / "x.onnx")])
+    assert_one_line(result, "--device cuda:0: torch finds no CUDA GPU")
+    assert not (tmp_path / "x.onnx").exists()
+    result = _invoke(["export", str(small_run), "-g", "2", "--no-parity", "--finetune-epochs", "1",
+                      "--device", "cpu", "-o", str(tmp_path / "x.onnx"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["finetune"]["device"] == "cpu"
