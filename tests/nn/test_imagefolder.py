@@ -108,7 +108,7 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, decodes):
     second = _load(root)
     assert len(decodes) == 10  # mapped from the cache, nothing decoded
     assert torch.equal(first.test_x[:], second.test_x[:])
-    assert isinstance(second.train_x.pixels, np.memmap)
+    assert isinstance(second.train_x.pixels, imagefolder.StoredPixels)
     entries = list(imagefolder.cache_root().glob("*"))
     changed = root / "cat" / "000.png"
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(changed)
@@ -211,3 +211,15 @@ def test_a_disk_too_small_for_the_cache_is_one_line(tmp_path, monkeypatch):
                                             r"JETSYNTH_CACHE_DIR") as caught:
         _load(root)
     assert "\n" not in str(caught.value)
+
+
+def test_stored_pixels_read_rows_as_the_array_has_them(tmp_path):
+    import pickle
+
+    array = np.arange(7 * 2 * 3 * 3, dtype=np.uint8).reshape(7, 2, 3, 3)
+    np.save(tmp_path / "p.npy", array)
+    stored = imagefolder.StoredPixels(tmp_path / "p.npy")
+    assert stored.shape == (7, 2, 3, 3) and len(stored) == 7
+    for index in (3, slice(None), slice(2, 5), np.array([6, 0, 1, 2, 5]), np.array([], dtype=int)):
+        assert np.array_equal(stored[index], array[index])
+    assert np.array_equal(pickle.loads(pickle.dumps(stored)), array)
