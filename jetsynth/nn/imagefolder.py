@@ -331,7 +331,7 @@ class StoredPixels:
         single = isinstance(index, (int, np.integer))
         rows = np.arange(len(self))[[index] if single else index]
         out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
-        flat = out.reshape(len(rows), -1)
+        flat = out.reshape(len(rows), self.row_bytes)
         start = 0
         while start < len(rows):  # a run of consecutive rows is one read
             end = start + 1
@@ -342,7 +342,7 @@ class StoredPixels:
             if len(data) != wanted:
                 raise JetsynthError(f"{self.path}: truncated cache entry; delete its folder and "
                                     "run again")
-            flat[start:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - start, -1)
+            flat[start:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - start, self.row_bytes)
             start = end
         return out[0] if single else out
 
