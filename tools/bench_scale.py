@@ -172,15 +172,15 @@ def data_path(folder: Path, batch: int, batches: int) -> dict:
     """Images/s of reading batches from the cache, then of whole augmented batches."""
     import torch
 
-    from jetsynth.nn.stream import TrainingStream
+    from jetsynth.nn.stream import TrainingStream, _prefetched
 
     data = _dataset(folder, augment=True)
     count = min(len(data.train_x), batch * batches)
     permutation = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(0))[:count]
     stream = TrainingStream(data)
     started = time.perf_counter()
-    for chosen in permutation.split(batch):
-        stream.read(chosen)
+    for _ in _prefetched(list(permutation.split(batch)), stream.read):
+        pass
     read = count / (time.perf_counter() - started)
     started = time.perf_counter()
     for _ in stream.batches(permutation, batch, torch.Generator().manual_seed(0)):
@@ -193,6 +193,12 @@ def data_path(folder: Path, batch: int, batches: int) -> dict:
             "target_images_per_s": round(target),
             "read_over_reference": round(read / REFERENCE_IMAGES_PER_S, 2),
             "augmented_cpu_over_reference": round(whole / REFERENCE_IMAGES_PER_S, 2)}
+
+
+def stream_readers() -> int:
+    from jetsynth.nn.stream import READERS
+
+    return READERS
 
 
 def main() -> None:
@@ -219,6 +225,7 @@ def main() -> None:
         out["loop"] = loop(small, args.loop_batch, args.loop_steps, args.repeats)
     if "data" not in args.skip:
         out["data"] = data_path(small, 128, 6)
+        out["data"]["readers"] = stream_readers()
     print(json.dumps(out, indent=2))
 
 

@@ -27,7 +27,7 @@ def test_batches_come_in_order_from_the_background_thread():
         return item * 2
 
     assert list(_prefetched(list(range(10)), read)) == [2 * i for i in range(10)]
-    assert set(reader) == {"jetsynth-batches"}
+    assert all(name.startswith("jetsynth-batches") for name in reader)
     assert [r.tolist() for r in batch_rows(torch.tensor([4, 2, 0, 1, 3]), 2)] == [[4, 2], [0, 1], [3]]
 
 
