@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--loop-steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of loop and data")
+    parser.add_argument("--data-batches", type=int, default=20, help="batches of 128 the data path reads")
     args = parser.parse_args()
     import torch
 
@@ -224,7 +225,7 @@ def main() -> None:
     if "loop" not in args.skip:
         out["loop"] = loop(small, args.loop_batch, args.loop_steps, args.repeats)
     if "data" not in args.skip:
-        out["data"] = data_path(small, 128, 6)
+        out["data"] = data_path(small, 128, args.data_batches)
         out["data"]["readers"] = stream_readers()
     print(json.dumps(out, indent=2))
 
