@@ -342,11 +342,13 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
               show_default=True,
               help="state-dict: the compacted member as a plain safetensors state dict, its "
                    "architecture (widths) in the metadata, loadable without jetsynth.")
+@click.option("--device", default="auto", show_default=True,
+              help="--finetune-epochs: where to train, auto | cpu | cuda | cuda:N (as evolve).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def export(run_dir: Path, generation: int | None, member: int | None, best: bool, max_drop: float,
            precision: str, io_precision: str, opset: int, output: Path, parity: bool,
            finetune_epochs: int, arch: str | None, trust_code: bool, channel_multiple: int | None,
-           output_format: str, as_json: bool) -> None:
+           output_format: str, device: str, as_json: bool) -> None:
     """Compact a member of a run and export it to ONNX (fp16, opset 13 by default) or as a
     plain state dict."""
     from jetsynth.run.export_run import export_member
@@ -359,7 +361,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                                            io_precision, opset, parity, finetune_epochs, arch,
                                            trust_code, channel_multiple,
                                            progress if finetune_epochs else None,
-                                           output_format=output_format)
+                                           output_format=output_format, device=device)
     except JetsynthError as exc:
         _fail(str(exc))
     if output_format == "state-dict":

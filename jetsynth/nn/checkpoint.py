@@ -32,11 +32,11 @@ def save_checkpoint(
     """Record the state after `epoch` completed epochs; `key` identifies the training
     (member, seed, configuration) so a stale checkpoint is never resumed."""
     directory = Path(directory)
-    tensors = {f"model/{k}": v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    tensors = {f"model/{k}": v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     optim = optimizer.state_dict()
     for index, slots in optim["state"].items():
         for name, value in slots.items():
-            tensors[f"optim/{index}/{name}"] = torch.as_tensor(value).clone().contiguous()
+            tensors[f"optim/{index}/{name}"] = torch.as_tensor(value).cpu().clone().contiguous()
     tensors["rng/order"] = order.get_state()
     tensors["rng/torch"] = torch.get_rng_state()
     atomic_write(directory / TENSORS_FILE, lambda tmp: save_file(tensors, str(tmp)))

@@ -27,22 +27,25 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import (
     CLASS_NAMES,
     IN_PROCESS,
-    PIXEL_SCALE,
     Dataset,
     DataSpec,
+    MappedImages,
     normalisation,
     preprocessing,
     stratified_subset,
     training_rows,
 )
+from jetsynth.nn.stream import TrainingStream, augment_batch
+
+__all__ = ["augment_batch", "load_dataset", "read_idx", "training_batch"]
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
 
 
-def load_dataset(spec: DataSpec) -> Dataset:
+def load_dataset(spec: DataSpec, progress=None) -> Dataset:
     """Load, check, split and normalise the dataset a spec names (its seed drives the validation
-    and subset draws)."""
+    and subset draws); `progress(done, total)`: images decoded, for a folder not yet cached."""
     loaders = {
         "digits": _load_digits,
         "mnist": _load_idx_folder,
@@ -59,7 +62,7 @@ def load_dataset(spec: DataSpec) -> Dataset:
     if spec.kind == "folder":
         from jetsynth.nn.imagefolder import load_image_folder
 
-        return load_image_folder(spec)
+        return load_image_folder(spec, progress)
     train_x, train_y, test_x, test_y = loaders[spec.kind](spec.path)
     classes = len(CLASS_NAMES[spec.kind])
     _check_pair(train_x, train_y, f"{spec} training split", classes)
@@ -140,70 +143,49 @@ def resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def _normalise(spec: DataSpec, train, test, val, class_names) -> Dataset:
-    def scaled(images):
-        return resize(torch.from_numpy(np.array(images)).float() * PIXEL_SCALE, spec.input_size)
+    """The splits as uint8 `MappedImages` (normalised and resized per batch, never whole), with
+    the normalisation computed from the training split's stored pixels unless given."""
+    from jetsynth.nn.imagefolder import channel_stats
 
-    train_x = scaled(train[0])
-    channels = train_x.shape[1]
+    train_pixels = np.ascontiguousarray(train[0], dtype=np.uint8)
+    channels = train_pixels.shape[1]
+    every = np.arange(len(train_pixels))
+    mean, std = normalisation(spec, channels, lambda: channel_stats(train_pixels, every))
 
-    def computed():
-        return train_x.mean(dim=(0, 2, 3)).tolist(), train_x.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+    def split(images, y):
+        pixels = np.ascontiguousarray(images, dtype=np.uint8)
+        return (MappedImages(pixels, np.arange(len(pixels)), mean, std, spec.input_size),
+                torch.from_numpy(np.asarray(y, dtype=np.int64)))
 
-    mean, std = normalisation(spec, channels, computed)
-    view = (1, -1, 1, 1)
-    m, s = torch.tensor(mean).view(view), torch.tensor(std).view(view)
-
-    def labels(y):
-        return torch.from_numpy(np.asarray(y, dtype=np.int64))
-
+    (train_x, train_y), (test_x, test_y), (val_x, val_y) = (
+        (MappedImages(train_pixels, every, mean, std, spec.input_size),
+         torch.from_numpy(np.asarray(train[1], dtype=np.int64))),
+        split(*test), split(*val))
+    size = train_x.shape[2] if spec.input_size is not None else None
     return Dataset(
         name=str(spec),
-        train_x=(train_x - m) / s,
-        train_y=labels(train[1]),
-        test_x=(scaled(test[0]) - m) / s,
-        test_y=labels(test[1]),
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
         classes=int(max(train[1].max(), test[1].max())) + 1,
-        preprocessing=preprocessing(spec, mean, std, channels, spec.input_size, class_names),
-        val_x=(scaled(val[0]) - m) / s,
-        val_y=labels(val[1]),
+        preprocessing=preprocessing(spec, mean, std, channels, size, class_names),
+        val_x=val_x,
+        val_y=val_y,
         augment=spec.augment,
     )
 
 
 def training_batch(dataset: Dataset, indices: torch.Tensor, generator: torch.Generator
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training images and labels at `indices`, as the trainer feeds them: with
-    `dataset.augment` (--augment), randomly cropped from a padded copy and flipped left-right,
-    drawn from `generator` (the trainer's batch-order generator, whose state its checkpoints
-    keep, so a resumed training draws the same)."""
-    images, labels = dataset.train_x[indices], dataset.train_y[indices]
-    if dataset.augment:
-        mean = torch.tensor(dataset.preprocessing["mean"])
-        std = torch.tensor(dataset.preprocessing["std"])
-        images = augment_batch(images, generator, fill=-mean / std)
-    return images, labels
-
-
-def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int | None = None,
-                  fill: torch.Tensor | None = None) -> torch.Tensor:
-    """Random crop with padding and horizontal flip: each image (N, C, H, W) is padded by
-    `padding` pixels (default H/8, at least 1) of `fill` per channel (default 0; the trainer
-    passes black in normalised units), cropped back to H×W at a random offset and, with
-    probability 1/2, mirrored left-right."""
-    n, c, h, w = images.shape
-    pad = max(1, round(min(h, w) / 8)) if padding is None else padding
-    canvas = images.new_zeros((n, c, h + 2 * pad, w + 2 * pad))
-    if fill is not None:
-        canvas += fill.to(images.dtype).view(1, -1, 1, 1)
-    canvas[:, :, pad : pad + h, pad : pad + w] = images
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    rows = dy[:, None] + torch.arange(h)
-    cols = dx[:, None] + torch.arange(w)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    return canvas[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
+    """The training images and labels at `indices`, as the trainer feeds them (on the CPU): with
+    `dataset.augment` (--augment), augmented by `nn.stream` (padded crop and flip for small
+    images, random resized crop, flip and colour jitter for photos), drawn from `generator` (the
+    trainer's batch-order generator, whose state its checkpoints keep, so a resumed training
+    draws the same)."""
+    stream = TrainingStream(dataset)
+    images, labels = stream.read(indices)
+    return stream.inputs(images, generator), labels
 
 
 def _load_digits(_path):

@@ -129,34 +129,69 @@ class Dataset:
 
 
 class MappedImages:
-    """A split of uint8 images kept as they are (typically a memory-mapped decode cache) and
-    normalised only when indexed, so a dataset larger than memory trains: only the batch in use
-    is ever held as floats. Indexing (an integer, a slice, an index array or tensor) returns a
-    float tensor, as indexing a tensor of normalised images would."""
+    """A split of uint8 images kept as they are (a memory-mapped decode cache, or the uint8 arrays
+    a dataset's files hold) and normalised and resized only when used, so memory stays flat
+    however many images there are: only the batch in use is ever held as floats. Indexing (an
+    integer, a slice, an index array or tensor) returns a float tensor, as indexing a tensor of
+    normalised images would; the trainer instead reads `raw` rows (in a background thread) and
+    turns them into inputs with `unit` and `normalise` on its own device (`nn.stream`).
+    `size`: the side images are resized to when used (None: as stored)."""
 
-    def __init__(self, pixels: np.ndarray, rows: np.ndarray, mean, std):
+    def __init__(self, pixels: np.ndarray, rows: np.ndarray, mean, std, size: int | None = None):
         self.pixels = pixels
         self.rows = np.asarray(rows, dtype=np.int64)
         view = (1, -1, 1, 1)
         self.mean = torch.as_tensor(mean, dtype=torch.float32).view(view)
         self.std = torch.as_tensor(std, dtype=torch.float32).view(view)
+        self.size = None if size is None or tuple(pixels.shape[2:]) == (size, size) else int(size)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @property
     def shape(self) -> torch.Size:
-        return torch.Size((len(self.rows), *self.pixels.shape[1:]))
+        c, h, w = self.pixels.shape[1:]
+        if self.size is not None:
+            h = w = self.size
+        return torch.Size((len(self.rows), c, h, w))
 
-    def __getitem__(self, index) -> torch.Tensor:
+    def subset(self, index) -> MappedImages:
+        """The images at `index` (an index array or tensor), still stored, not yet floats."""
         if isinstance(index, torch.Tensor):
             index = index.numpy()
-        single = isinstance(index, (int, np.integer))
-        rows = self.rows[[index] if single else index]
+        chosen = MappedImages(self.pixels, self.rows[index], self.mean, self.std)
+        chosen.size = self.size
+        return chosen
+
+    def raw(self, index) -> torch.Tensor:
+        """The stored uint8 images (N, C, H, W) at `index` (an index array or tensor, or a
+        slice), read from the file in row order."""
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        rows = self.rows[index]
         order = np.argsort(rows, kind="stable")  # read the file in order, give back as asked
         block = np.empty((len(rows), *self.pixels.shape[1:]), dtype=np.uint8)
         block[order] = self.pixels[rows[order]]
-        images = (torch.from_numpy(block).float() * PIXEL_SCALE - self.mean) / self.std
+        return torch.from_numpy(block)
+
+    def unit(self, raw: torch.Tensor) -> torch.Tensor:
+        """uint8 images → float pixels in [0, 1], resized to `size`, on raw's device."""
+        images = raw.float() * PIXEL_SCALE
+        if self.size is None:
+            return images
+        return torch.nn.functional.interpolate(images, size=(self.size, self.size), mode="bilinear",
+                                               align_corners=False, antialias=True)
+
+    def normalise(self, unit: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] → the network's inputs: (x − mean) / std per channel."""
+        return (unit - self.mean.to(unit.device)) / self.std.to(unit.device)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, tuple):  # images[i, c]: the rows first, then within them
+            return self[index[0]][(slice(None), *index[1:]) if not isinstance(
+                index[0], (int, np.integer)) else index[1:]]
+        single = isinstance(index, (int, np.integer))
+        images = self.normalise(self.unit(self.raw([index] if single else index)))
         return images[0] if single else images
 
 

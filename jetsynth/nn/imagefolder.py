@@ -8,7 +8,7 @@ folders and files whose names start with a dot are skipped.
 
 Images are stretched to S×S (`--input-size S`; default: their own size when all of them are
 square and of one size, else 32) and read as grayscale (one channel) when every image is
-grayscale, else as RGB. They are decoded once into a memory-mapped uint8 cache
+grayscale, else as RGB. They are decoded once into a uint8 cache file
 (`$JETSYNTH_CACHE_DIR`, default the user cache folder, e.g. `~/.cache/jetsynth/folders`), keyed
 by the folder's path, every image's relative path, size and modification time and S: later
 loads (other generations, resumed runs, `export`) map it instead of decoding, and a changed
@@ -17,6 +17,7 @@ folder is decoded again. Batches are normalised when used, so a folder larger th
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -175,9 +176,73 @@ def decode_image(path: Path, mode: str, size: int) -> np.ndarray:
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
-def _decode(index: FolderIndex, size: int | None, entry: Path, prefix: str) -> None:
+PARALLEL_MIN = 256
+"""Folders of at least this many images are decoded by a pool of processes, one per core;
+smaller ones in this process (starting the pool would cost more than it saves)."""
+CHUNK = 64
+"""Images a decoding process takes at a time."""
+
+
+def _decode_rows(cache: str, paths: list[Path], start: int, mode: str, size: int) -> int:
+    """Decode `paths` into rows start… of the cache file being written (a pool process's job);
+    returns how many."""
+    pixels = np.load(cache, mmap_mode="r+")
+    for offset, path in enumerate(paths):
+        pixels[start + offset] = decode_image(path, mode, size)
+    pixels.flush()
+    return len(paths)
+
+
+def _workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _fill(cache: Path, files: list[Path], mode: str, size: int, progress) -> None:
+    """Decode every file into the cache file: in this process for a small folder, else chunk
+    by chunk in a pool of processes, one per core; `progress(done, total)` after each chunk."""
+    total = len(files)
+    workers = _workers()
+    if total < PARALLEL_MIN or workers < 2:
+        for start in range(0, total, CHUNK):
+            _decode_rows(str(cache), files[start : start + CHUNK], start, mode, size)
+            if progress is not None:
+                progress(min(start + CHUNK, total), total)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                          else None)
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        jobs = [pool.submit(_decode_rows, str(cache), files[start : start + CHUNK], start, mode, size)
+                for start in range(0, total, CHUNK)]
+        try:
+            for job in as_completed(jobs):
+                done += job.result()
+                if progress is not None:
+                    progress(done, total)
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+
+
+def _check_room(where: Path, needed: int) -> None:
+    """One line when the cache's disk cannot hold `needed` more bytes."""
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        raise JetsynthError(
+            f"the decoded images need {needed / 1e9:.2f} GB in {where}, which has {free / 1e9:.2f} GB "
+            f"free: free some space there or point ${CACHE_ENV} at a larger disk (or give a smaller "
+            "--input-size)")
+
+
+def _decode(index: FolderIndex, size: int | None, entry: Path, prefix: str, progress=None) -> None:
     """Decode every image into `entry` (written under a temporary name, then renamed, so a
-    killed decode leaves no entry that looks complete), and drop older entries of the folder."""
+    killed decode leaves no entry that looks complete), and drop older entries of the folder.
+    A folder whose files change while it is decoded, or a disk too small, ends with one line."""
+    requested = size
     headers = [_header(path) for path in index.files]
     channels = 1 if all(mode in GRAY_MODES for mode, _ in headers) else 3
     if size is None:
@@ -185,15 +250,25 @@ def _decode(index: FolderIndex, size: int | None, entry: Path, prefix: str) -> N
         width, height = next(iter(shapes))
         size = width if len(shapes) == 1 and width == height else DEFAULT_SIZE
     entry.parent.mkdir(parents=True, exist_ok=True)
+    _check_room(entry.parent, len(index.files) * channels * size * size + (1 << 20))
     partial = Path(tempfile.mkdtemp(prefix=entry.name + ".partial-", dir=entry.parent))
     try:
         pixels = np.lib.format.open_memmap(partial / PIXELS_FILE, mode="w+", dtype=np.uint8,
                                            shape=(len(index.files), channels, size, size))
-        mode = "L" if channels == 1 else "RGB"
-        for row, path in enumerate(index.files):
-            pixels[row] = decode_image(path, mode, size)
-        pixels.flush()
         del pixels
+        mode = "L" if channels == 1 else "RGB"
+        try:
+            _fill(partial / PIXELS_FILE, index.files, mode, size, progress)
+        except JetsynthError:
+            _check_unchanged(index, requested, entry)
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise JetsynthError(
+                    f"the disk holding {entry.parent} filled up while decoding {index.root}: free "
+                    f"some space there or point ${CACHE_ENV} at a larger disk") from None
+            raise
+        _check_unchanged(index, requested, entry)
         (partial / META_FILE).write_text(json.dumps({
             "format": CACHE_FORMAT, "folder": str(index.root.resolve()), "images": len(index.files),
             "channels": channels, "size": size, "classes": index.classes}))
@@ -209,21 +284,93 @@ def _decode(index: FolderIndex, size: int | None, entry: Path, prefix: str) -> N
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def decoded_folder(index: FolderIndex, size: int | None) -> np.ndarray:
-    """Every image of the folder as a read-only memory-mapped uint8 array (N, C, S, S), from the
-    cache when it holds this folder as it is now, else decoded into it first."""
+def _check_unchanged(index: FolderIndex, size: int | None, entry: Path) -> None:
+    """One line when the folder's images changed since it was scanned (added, removed,
+    rewritten): what was decoded would no longer be what the cache entry's name promises."""
+    try:
+        now = cache_name(scan_folder(index.root), size)[1]
+    except (OSError, JetsynthError):
+        now = None
+    if now != entry.name:
+        raise JetsynthError(f"{index.root} changed while its images were decoded (files added, "
+                            "removed or rewritten); run again once nothing writes to it")
+
+
+class StoredPixels:
+    """The cache's uint8 images (N, C, S, S) read from the file row by row when indexed
+    (`os.pread`, consecutive rows in one read), never mapped: pages of a memory map that a
+    training has touched count in the process's resident memory, which would then grow with
+    the folder (6,600 photos: 1 GB); read this way they stay in the kernel's page cache only.
+    Pickled (a Ray worker) it travels as the plain array."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            self.offset = f.tell()
+        if fortran or dtype != np.uint8 or len(shape) != 4:
+            raise JetsynthError(f"{self.path}: damaged cache entry; delete its folder and run again")
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 4
+        self.row_bytes = int(np.prod(self.shape[1:]))
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __del__(self) -> None:
+        fd = getattr(self, "fd", None)
+        if fd is not None:
+            os.close(fd)
+            self.fd = None
+
+    def __getitem__(self, index) -> np.ndarray:
+        single = isinstance(index, (int, np.integer))
+        rows = np.arange(len(self))[[index] if single else index]
+        out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        flat = out.reshape(len(rows), self.row_bytes)
+        start = 0
+        while start < len(rows):  # a run of consecutive rows is one read
+            end = start + 1
+            while end < len(rows) and rows[end] == rows[end - 1] + 1:
+                end += 1
+            wanted = (end - start) * self.row_bytes
+            data = os.pread(self.fd, wanted, self.offset + int(rows[start]) * self.row_bytes)
+            if len(data) != wanted:
+                raise JetsynthError(f"{self.path}: truncated cache entry; delete its folder and "
+                                    "run again")
+            flat[start:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - start, self.row_bytes)
+            start = end
+        return out[0] if single else out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __reduce__(self):
+        return (np.asarray, (self[:],))
+
+
+def decoded_folder(index: FolderIndex, size: int | None, progress=None) -> StoredPixels:
+    """Every image of the folder as uint8 (N, C, S, S) read from the cache file when used
+    (`StoredPixels`), from the cache when it holds this folder as it is now, else decoded into it
+    first (`progress(done, total)` in images while decoding)."""
     prefix, name = cache_name(index, size)
     root = cache_root()
     entry = confine(root / name, root, folder=True)  # a planted link is refused, never written through
     if not (entry / META_FILE).is_file():
-        _decode(index, size, entry, prefix)
-    pixels = np.load(entry / PIXELS_FILE, mmap_mode="r")
+        _decode(index, size, entry, prefix, progress)
+    pixels = StoredPixels(entry / PIXELS_FILE)
     if len(pixels) != len(index.files):
         raise JetsynthError(f"{entry}: damaged cache entry; delete the folder and run again")
     return pixels
 
 
-def channel_stats(pixels: np.ndarray, rows: np.ndarray) -> tuple[list[float], list[float]]:
+def channel_stats(pixels, rows: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and (sample) standard deviation of pixel·scale over `rows`, read in
     blocks of about 64 MiB so a folder larger than memory is fine."""
     rows = np.sort(rows)
@@ -254,10 +401,11 @@ def _split_rows(index: FolderIndex, spec: DataSpec) -> tuple[np.ndarray, np.ndar
     return pool[train], val, test
 
 
-def load_image_folder(spec: DataSpec) -> Dataset:
-    """The `folder:DIR` dataset a spec names (see the module doc)."""
+def load_image_folder(spec: DataSpec, progress=None) -> Dataset:
+    """The `folder:DIR` dataset a spec names (see the module doc); `progress(done, total)`
+    reports decoded images when the folder is not in the cache yet."""
     index = scan_folder(Path(spec.path))
-    pixels = decoded_folder(index, spec.input_size)
+    pixels = decoded_folder(index, spec.input_size, progress)
     train, val, test = _split_rows(index, spec)
     if len(test) == 0:
         raise JetsynthError(f"{index.root}: too few images to hold a test split out; give every "

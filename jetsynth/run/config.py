@@ -14,6 +14,7 @@ from jetsynth.core.trials import TRIALS
 from jetsynth.devices.inventory import BenchTarget
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
+from jetsynth.nn.device import AMP_CHOICES
 from jetsynth.nn.structure import CLUSTER_MODES
 from jetsynth.run.bounds import MAX_ALPHA, MAX_THREADS
 from jetsynth.run.train import TrainConfig
@@ -21,7 +22,8 @@ from jetsynth.run.train import TrainConfig
 BENCH_CHOICES = ("none", "ort", "ort-cpu", "ort-cuda", "ort-trt")
 PRESSURES = ("fixed", "adaptive")
 EXECUTORS = ("local", "ray")
-PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member", "bench_pool")
+PLACEMENT = ("executor", "ray_address", "cpus_per_member", "gpus_per_member", "bench_pool",
+             "device", "amp")
 """Settings that say where members train or which boards of the bench's kind time them, not what
 they become: a run may resume under others."""
 DEFAULT_EPOCHS = {"digits": (20, 5)}
@@ -134,6 +136,12 @@ class EvolveConfig:
     user-first defaults; None: shrink until the floor (see `with_policies`)."""
     channel_multiple: int | None = None
     """Every channel space keeps a multiple of this many live channels [8; 1 with a preset]."""
+    # where and in what arithmetic members train (nn.device); placement: a resume may change them
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N, resolved on the machine that runs (or resumes) the run; each
+    member's record says which device trained it."""
+    amp: str | None = None
+    """bf16 | fp16 | off; None: bf16 (fp16 where the GPU lacks it) on a GPU, off on the CPU."""
 
     def with_policies(self) -> EvolveConfig:
         """Policies filled in where left open: the user-first defaults, or with --preset the
@@ -303,6 +311,7 @@ class EvolveConfig:
             ),
             (self.patience is not None and self.patience < 1, "--patience must be at least 1"),
             (self.threads < 0, "--threads must be 0 (torch's default) or more"),
+            (self.amp not in (None, *AMP_CHOICES), f"--amp must be one of {', '.join(AMP_CHOICES)}"),
             (self.grow_on_drop is not None and not 0.0 <= self.grow_on_drop < 1.0,
              "--grow-on-drop must be a fraction in [0, 1), e.g. 0.01 for one point"),
             (
@@ -378,6 +387,8 @@ class EvolveConfig:
             batch_size=self.batch_size,
             lr=self.lr,
             precision=self.precision,
+            device="cuda:0" if self.device == "cuda" else "cpu" if self.device == "auto" else self.device,
+            amp=self.amp or "auto",
         )
 
     def bench_target(self) -> BenchTarget | None:

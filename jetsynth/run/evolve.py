@@ -32,7 +32,7 @@ from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory, resolve_factory
 from jetsynth.nn.weights import load_state_dict
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.executors import Executor, open_executor
+from jetsynth.run.executors import Executor, open_executor, placement, placement_line
 from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, run_samples, target_label
 from jetsynth.run.member import (
     AncestorStart,
@@ -46,7 +46,13 @@ from jetsynth.run.member import (
 )
 from jetsynth.run.recording import Recorder, TimingPool, open_timing_pool
 from jetsynth.run.rundir import RunDirectory, open_run, read_object
-from jetsynth.run.train import TrainResult, inherited_loss, screening_rows, train_genome
+from jetsynth.run.train import (
+    TrainResult,
+    inherited_loss,
+    screening_images,
+    screening_rows,
+    train_genome,
+)
 from jetsynth.storage import write_json
 
 
@@ -198,9 +204,11 @@ def evolve(
         # the default follows whether a calibration exists; a resumed run keeps what it chose
         config = replace(config, pressure_on=stored.pressure_on)
     config = config.resolved()
+    devices = placement(config)
     factory = factory or resolve_factory(config.arch, trusted=trust_code or not resume)
     observer = observer or Observer()
-    dataset = dataset if dataset is not None else load_dataset(config.data_spec())
+    dataset = dataset if dataset is not None else load_dataset(config.data_spec(),
+                                                               _decode_progress(observer))
     targets = config.bench_targets()
     target = targets[0] if targets else None
     if isinstance(target, str):  # before the ancestor trains, not after
@@ -215,7 +223,7 @@ def evolve(
     if RunDirectory(Path(run_dir)).record(member_id(1, 0)) is None:  # everything checked first
         weights = load_state_dict(Path(config.ancestor_weights)) if config.ancestor_weights else None
         start = ancestor_start(config, dataset, factory, weights)
-    executor = open_executor(config, dataset)
+    executor = open_executor(config, dataset, devices)
     timing_pool = open_timing_pool(targets)
     threads = torch.get_num_threads()
     if config.threads:
@@ -227,7 +235,7 @@ def evolve(
         run = open_run(root, config, resume, {config.arch: factory})
         try:
             return _evolve(config, run, resume, observer, dataset, target, given, start,
-                           executor, timing_pool)
+                           executor, timing_pool, devices)
         finally:
             run.release()
     except Exception:
@@ -270,7 +278,8 @@ def _remove_start(root: Path, made: str) -> None:
 
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
             target, given: LatencyModel | None, start: AncestorStart | None,
-            executor: Executor, timing_pool: TimingPool | None = None) -> list[dict]:
+            executor: Executor, timing_pool: TimingPool | None = None,
+            devices: list[str] | None = None) -> list[dict]:
     """The generations of `evolve` in the run directory it holds the lock of; `timing_pool`
     times each generation's members on several devices (None: on `target` in turn)."""
     speedometer = None
@@ -287,6 +296,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     run.event("run_resumed" if resume else "run_started", members_done=done, members_total=total)
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
+    observer.notice(placement_line(config, devices or []))
+    run.event("placement", devices=devices or [], amp=config.amp)
     recorder = Recorder(run, config, speedometer, timing_pool, observer.member_timing)
     if timing_pool is not None:
         names = ", ".join(d.name for d in timing_pool.devices.devices)
@@ -320,7 +331,9 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     screen = None
     if config.screen > 1:
         rows = screening_rows(len(dataset.train_x), config.seed)
-        screen = partial(inherited_loss, images=dataset.train_x[rows], labels=dataset.train_y[rows])
+        screen = partial(inherited_loss, images=screening_images(dataset, rows),
+                         labels=dataset.train_y[rows], device=(devices or ["cpu"])[0],
+                         amp=config.amp or "auto")
     for generation in range(2, config.generations + 1):
         if _target_reached(run, previous, config, selection_accuracy(ancestor)):
             break
@@ -382,6 +395,19 @@ def _check_chance(run: RunDirectory, trained: TrainResult, dataset, observer: Ob
     observer.notice(f"warning: the trained ancestor scores {accuracy:.4f}, chance is {chance:.4f} "
                     "(the most common class): offspring cannot keep anything; train it longer "
                     "(--ancestor-epochs, --lr) or check the data")
+
+
+def _decode_progress(observer: Observer) -> Callable[[int, int], None]:
+    """Progress of decoding a folder into the cache, as up to five lines (every quarter)."""
+    said: set[int] = set()
+
+    def report(done: int, total: int) -> None:
+        quarter = 4 * done // max(total, 1)
+        if quarter not in said:
+            said.add(quarter)
+            observer.notice(f"decoding the folder's images into the cache: {done}/{total}")
+
+    return report
 
 
 def _threads_note(target) -> str:

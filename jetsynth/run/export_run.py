@@ -11,6 +11,7 @@ from jetsynth.core.selection import best_member, pick_member, selection_accuracy
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.data import load_dataset
 from jetsynth.nn.dataset import Dataset
+from jetsynth.nn.device import resolve_devices
 from jetsynth.nn.models import Factory, stored_factories
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import RunDirectory, grown_pick, load_records
@@ -39,6 +40,7 @@ def export_member(
     factories: dict[str, Factory] | None = None,
     dataset: Dataset | None = None,
     output_format: str = "onnx",
+    device: str = "auto",
 ) -> tuple[ExportResult | StateDictResult, dict]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `selection.best_member`), with parity measured on the run's test split. Returns the result
@@ -54,13 +56,15 @@ def export_member(
     writes the compacted member as a plain safetensors state dict with its architecture in the
     metadata (`ship.state_dict`) instead, without parity. `channel_multiple`: pad each channel
     space to a multiple of it (None: the run's own, whose widths evolution already kept, so the
-    file is the one --bench timed)."""
+    file is the one --bench timed). `device`: where fine-tuning trains (--device, as `evolve`
+    takes it), in the run's --amp (its default for that device when the run left it open)."""
     if output_format not in FORMATS:
         raise JetsynthError(f"--format must be one of {', '.join(FORMATS)}, not {output_format}")
     if output_format != "onnx":
         check_parity = False
     if finetune_epochs < 0:
         raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
+    trains_on = resolve_devices(device)[0] if finetune_epochs else "cpu"
     config, records = load_records(Path(run_dir))
     factories = factories or stored_factories(config["arch"], arch, trust_code, str(run_dir))
     grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
@@ -80,7 +84,8 @@ def export_member(
                     else "the parity check; add --no-parity to skip it")
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
-        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step)
+        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step,
+                                         trains_on)
     if channel_multiple is None:
         channel_multiple = config.get("channel_multiple") or 1
     if output_format == "state-dict":
@@ -94,14 +99,16 @@ def export_member(
 
 
 def finetune_member(genome: Genome, record: dict, dataset, config: dict,
-                    epochs: int, on_step=None) -> tuple[Genome, dict]:
-    """The member trained `epochs` more with the run's batch size, learning rate, precision and
-    seed (`config`: the run's settings as a dict), and its record with the new test and
-    validation accuracies."""
+                    epochs: int, on_step=None, device: str = "cpu") -> tuple[Genome, dict]:
+    """The member trained `epochs` more on `device` with the run's batch size, learning rate,
+    precision, mixed precision and seed (`config`: the run's settings as a dict), and its record
+    with the new test and validation accuracies."""
     training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
-                           precision=config["precision"])
+                           precision=config["precision"], device=device,
+                           amp=config.get("amp") or "auto")
     result = train_genome(genome, dataset, training, config["seed"], on_step)
     accuracy = result.metrics["accuracy"]
     return result.genome, {**record, "accuracy": accuracy,
                            "val_accuracy": result.metrics.get("val_accuracy"),
-                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"]}}
+                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"],
+                                        "device": device}}

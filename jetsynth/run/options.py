@@ -12,6 +12,7 @@ from jetsynth.core.genome import PRECISIONS
 from jetsynth.core.mating import ALIGNMENTS, MATING_FUNCTIONS, STRUCTURES
 from jetsynth.core.pressure_costs import PRESSURE_ON
 from jetsynth.core.selection import POLICIES
+from jetsynth.nn.device import AMP_CHOICES
 from jetsynth.nn.structure import CLUSTER_MODES
 from jetsynth.run.bounds import (
     ALPHA,
@@ -146,6 +147,12 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("threads", "torch threads for training (0: torch's default, one per core); on a shared "
                       "machine one thread trains fastest (tools/bench_train_threads.py).",
            number=THREADS),
+    Option("device", "Where members train and are evaluated: auto (CUDA when there is a GPU, else "
+                     "the CPU) | cpu | cuda (every GPU: the local executor trains one member per GPU "
+                     "at a time) | cuda:N."),
+    Option("amp", "Mixed precision while training: bf16 | fp16 (with a gradient scaler) | off "
+                  "[default: bf16 on a GPU (fp16 where it lacks bf16), off on the CPU].",
+           choices=AMP_CHOICES),
     Option("bench", "Time members: none | ort (onnxruntime CPU) | ort-cuda | ort-trt | a device "
                     "(a stored name or user@host[:port]; see `jetsynth devices`); repeat it for a "
                     "pool of boards of one kind that time a generation in parallel, one member per "
@@ -194,7 +201,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
                    "pressure", "max_drop", "accuracy_floor", "patience", "grow_on_drop",
                    "alignment", "mating", "structure", "alphas", "selection", "overlap_band",
                    "reinit", "seed")),
-    ("Training", ("epochs", "batch_size", "lr", "precision", "threads")),
+    ("Training", ("epochs", "batch_size", "lr", "precision", "device", "amp", "threads")),
     ("Timing", ("bench", "bench_batch", "bench_seconds", "target_fps", "measure_every",
                 "latency_model")),
     ("Scale-out", ("executor", "ray_address", "cpus_per_member", "gpus_per_member")),

@@ -16,6 +16,7 @@ import functools
 import logging
 import socket
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import ray
 import torch
@@ -38,12 +39,20 @@ the title of the worker process running it: `ray::jetsynth-train-g02-m01`)."""
 def train_on_worker(blob: bytes, seed: int, training: TrainConfig, dataset: Dataset,
                     threads: int) -> tuple[bytes, dict]:
     """The Ray task: train the genome in `blob` with `threads` torch threads (the CPUs Ray gave
-    the task) and return the trained genome's blob and its metrics."""
+    the task), on the GPU Ray assigned it when it asked for one (`worker_device`), and return
+    the trained genome's blob and its metrics."""
     torch.set_num_threads(threads)
     header = blob_header(blob)
     topology = _traced(header["arch"], tuple(header["input_shape"]), header["num_classes"])
+    training = replace(training, device=worker_device(ray.get_gpu_ids()))
     result = train_member(MemberTask(genome_from_bytes(blob, topology), seed, training), dataset)
     return genome_bytes(result.genome), result.metrics
+
+
+def worker_device(gpu_ids: list) -> str:
+    """The torch device of a task Ray assigned `gpu_ids` (ray.get_gpu_ids()): Ray limits the
+    worker's CUDA_VISIBLE_DEVICES to them, so the first is cuda:0 there; none: the CPU."""
+    return "cuda:0" if gpu_ids else "cpu"
 
 
 @functools.lru_cache(maxsize=8)

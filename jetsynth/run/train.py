@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,9 +21,12 @@ from jetsynth.core.genome import Genome
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
-from jetsynth.nn.data import Dataset, DataSpec, load_dataset, training_batch
+from jetsynth.nn.data import Dataset, DataSpec, load_dataset
+from jetsynth.nn.dataset import MappedImages
+from jetsynth.nn.device import AMP_DTYPES, resolve_amp
 from jetsynth.nn.finite import all_finite
 from jetsynth.nn.layout import as_channels_last, channels_last
+from jetsynth.nn.stream import TrainingStream
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,10 @@ class TrainConfig:
     to 5 % over the run; precision: 'fp16' restricts the trained weights to half precision
     (seed 004) before evaluation and before the next generation inherits them. `head`: a
     freshly replaced head (the module's name) that trains alone for `head_epochs` epochs before
-    the `epochs` of the whole network, so that a random head does not wreck pretrained features."""
+    the `epochs` of the whole network, so that a random head does not wreck pretrained features.
+    device: the torch device that trains and evaluates (`nn.device`); amp: mixed precision
+    (bf16, fp16 with a gradient scaler, or off: fp32, bit for bit reproducible on the CPU; auto:
+    `nn.device.resolve_amp`'s default for the device, decided where the member trains)."""
 
     epochs: int = 2
     batch_size: int = 128
@@ -39,11 +46,15 @@ class TrainConfig:
     precision: str = "fp32"
     head: str | None = None
     head_epochs: int = 0
+    device: str = "cpu"
+    amp: str = "off"
 
     def key(self) -> dict:
-        """What identifies this training in a checkpoint (the head fields only when set, so
-        checkpoints from before they existed still resume)."""
+        """What identifies this training in a checkpoint: not where it trains (a run resumed on
+        another device continues), and the head fields only when set (so checkpoints from before
+        they existed still resume)."""
         found = asdict(self)
+        del found["device"]
         if self.head is None:
             del found["head"], found["head_epochs"]
         return found
@@ -58,27 +69,48 @@ class TrainResult:
 
 
 EVAL_BATCH = 256
-"""Images per forward pass in `evaluate`: on one CPU thread LeNet-5 evaluates MNIST about three
-times faster in chunks of 256 than of 1000 (the activations of a chunk stay in cache)."""
+"""Images per forward pass in `evaluate` on a GPU, and on the CPU for images up to 64×64: on one
+CPU thread LeNet-5 evaluates MNIST about three times faster in chunks of 256 than of 1000 (the
+activations of a chunk stay in cache)."""
+EVAL_PIXELS = EVAL_BATCH * 64 * 64
+"""On the CPU, a chunk holds at most this many pixels per channel (20 images at 224×224): the
+activations of 256 photos would take gigabytes (MobileNetV2's second block alone, 1.2 GB)."""
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in [0, 1]."""
+def eval_rows(shape, device: torch.device) -> int:
+    """Images per evaluation chunk of images shaped `shape` (N, C, H, W) on `device`."""
+    if device.type != "cpu":
+        return EVAL_BATCH
+    return max(1, min(EVAL_BATCH, EVAL_PIXELS // (int(shape[2]) * int(shape[3]))))
+
+
+def _autocast(device: torch.device, amp: str):
+    return nullcontext() if amp == "off" else torch.autocast(device.type, dtype=AMP_DTYPES[amp])
+
+
+def evaluate(model: nn.Module, images, labels: torch.Tensor, amp: str = "off") -> float:
+    """Top-1 accuracy in [0, 1] of `model` (on its own device) over `images` (a tensor or
+    `MappedImages`)."""
     correct = 0
-    for start, logits in chunked_logits(model, images):
-        correct += int((logits.argmax(dim=1) == labels[start : start + EVAL_BATCH]).sum())
+    for start, logits in chunked_logits(model, images, amp):
+        rows = labels[start : start + len(logits)]
+        correct += int((logits.argmax(dim=1).cpu() == rows).sum())
     return correct / len(images)
 
 
-def chunked_logits(model: nn.Module, images: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-    """(first row, logits) of `model` in eval mode over `images`, EVAL_BATCH rows at a time, in
-    channels-last layout under inference mode; the layout is restored when the iteration ends.
-    The layout changes outside inference mode: parameters rewritten inside it would become
-    inference tensors that a later training cannot use."""
+def chunked_logits(model: nn.Module, images, amp: str = "off") -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, logits in fp32) of `model` in eval mode over `images`, `eval_rows` at a time on
+    the model's device, in channels-last layout under inference mode (and `amp`'s autocast); the
+    layout is restored when the iteration ends. The layout changes outside inference mode:
+    parameters rewritten inside it would become inference tensors that a later training cannot
+    use."""
     model.eval()
-    with channels_last(model), torch.inference_mode():
-        for start in range(0, len(images), EVAL_BATCH):
-            yield start, model(as_channels_last(images[start : start + EVAL_BATCH]))
+    device = next(model.parameters()).device
+    step = eval_rows(images.shape, device)
+    with channels_last(model), torch.inference_mode(), _autocast(device, amp):
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step].to(device, non_blocking=True)
+            yield start, model(as_channels_last(chunk)).float()
 
 
 SCREEN_IMAGES = 2048
@@ -92,14 +124,24 @@ def screening_rows(count: int, seed: int) -> torch.Tensor:
     return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:SCREEN_IMAGES]
 
 
-def inherited_loss(genome: Genome, images: torch.Tensor, labels: torch.Tensor) -> float:
+def screening_images(dataset: Dataset, rows: torch.Tensor):
+    """The training images at `rows` for `inherited_loss`, kept as stored (uint8) when the
+    dataset is: 2,048 photos of 224×224 would take 1.2 GB as floats."""
+    images = dataset.train_x
+    return images.subset(rows) if isinstance(images, MappedImages) else images[rows]
+
+
+def inherited_loss(genome: Genome, images, labels: torch.Tensor, device: str = "cpu",
+                   amp: str = "off") -> float:
     """Mean cross-entropy (nats per image) of `genome`'s compacted network as it was inherited,
-    before any training: how much of its parents' function the draw kept. Lower is better."""
-    net = compact(genome.build(), genome.topology, genome.masks).model
+    before any training: how much of its parents' function the draw kept. Lower is better.
+    `images`: a tensor or `MappedImages` (read chunk by chunk); computed on `device`."""
+    amp = resolve_amp(None if amp == "auto" else amp, str(device))
+    net = compact(genome.build(), genome.topology, genome.masks).model.to(device)
     total = 0.0
-    for start, logits in chunked_logits(net, images):
-        total += float(nn.functional.cross_entropy(logits, labels[start : start + EVAL_BATCH],
-                                                   reduction="sum"))
+    for start, logits in chunked_logits(net, images, amp):
+        rows = labels[start : start + len(logits)].to(logits.device)
+        total += float(nn.functional.cross_entropy(logits, rows, reduction="sum"))
     return total / len(images)
 
 
@@ -124,11 +166,33 @@ def train_genome(
     `on_step(done, total)` is called after every optimiser step (for progress displays). With
     `checkpoint_dir`, each finished epoch is saved there and a matching checkpoint is resumed."""
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    try:
+        return _train(genome, dataset, config, seed, on_step, checkpoint_dir)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        c, h, w = dataset.input_shape
+        raise JetsynthError(
+            f"{genome.lineage.id}: out of GPU memory on {config.device} training batches of "
+            f"{config.batch_size} images of {c}×{h}×{w}; lower --batch-size (e.g. "
+            f"{max(1, config.batch_size // 2)}) or --input-size, or use --amp bf16; the epochs "
+            "already trained are saved: continue with --resume") from None
+
+
+def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
+           on_step: Callable[[int, int], None] | None, checkpoint_dir: Path | None) -> TrainResult:
     started = time.perf_counter()
-    torch.manual_seed(seed)
+    config = replace(config, amp=resolve_amp(None if config.amp == "auto" else config.amp,
+                                             config.device))
+    device = torch.device(config.device)
+    if device.type == "cuda":  # this GPU's generator only: other GPUs may be training members
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
     compacted = compact(genome.build(), genome.topology, genome.masks)
-    net = compacted.model
-    masked = [(net.get_submodule(name).weight, mask) for name, mask in compacted.masks.items()]
+    net = compacted.model.to(device)
+    masked = [(net.get_submodule(name).weight, mask.to(device))
+              for name, mask in compacted.masks.items()]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     order = torch.Generator().manual_seed(seed)
     key = {"member": genome.lineage.id, "seed": seed, "config": config.key()}
@@ -157,6 +221,7 @@ def train_genome(
         on_step=None if on_step is None else
         (lambda done, _total: on_step(head_steps + done, head_steps + body_steps)),
         after_epoch=lambda completed: save(head_epochs + completed))
+    net.cpu()
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
     broken = sorted(k for k, v in state.items()
                     if not all_finite(v))
@@ -170,13 +235,17 @@ def train_genome(
     # its weights were just rounded to fp16
     evaluated = net if config.precision == "fp32" else compact(
         trained.build(), trained.topology, trained.masks).model
-    accuracy = evaluate(evaluated, dataset.test_x, dataset.test_y)
+    evaluated.to(device)
+    accuracy = evaluate(evaluated, dataset.test_x, dataset.test_y, config.amp)
     validated = dataset.val_x is not None and len(dataset.val_x) > 0
     metrics = {
         "accuracy": accuracy,
-        "val_accuracy": evaluate(evaluated, dataset.val_x, dataset.val_y) if validated else None,
+        "val_accuracy": (evaluate(evaluated, dataset.val_x, dataset.val_y, config.amp)
+                         if validated else None),
         "train_seconds": round(time.perf_counter() - started, 3),
         "epochs": config.epochs,
+        "device": config.device,
+        "amp": config.amp,
     }
     if checkpoint_dir is not None:
         remove_checkpoint(checkpoint_dir)
@@ -216,7 +285,14 @@ def fit(
     layout (see `nn.layout`). `after_step()` runs after every optimiser step (re-applying masks),
     `on_step(done, total)` reports progress in steps, `after_epoch(completed)` follows every epoch
     (checkpoints). Evolution's members and the Torch-Pruning comparison both train through it,
-    so the two sides get the same trainer."""
+    so the two sides get the same trainer. On `config.device` (where `net` already is), in
+    `config.amp`'s mixed precision (fp16 with a gradient scaler); batches come from
+    `nn.stream.TrainingStream`, prepared in the background."""
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    stream = TrainingStream(dataset, device)
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     n = len(dataset.train_x)
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
@@ -225,14 +301,19 @@ def fit(
     with channels_last(net):
         for epoch in range(first_epoch, config.epochs):
             permutation = torch.randperm(n, generator=order)
-            for start in range(0, n, config.batch_size):
+            for images, labels in stream.batches(permutation, config.batch_size, order):
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, step, total)
-                rows = permutation[start : start + config.batch_size]
-                images, labels = training_batch(dataset, rows, order)
                 optimizer.zero_grad(set_to_none=True)
-                nn.functional.cross_entropy(net(as_channels_last(images)), labels).backward()
-                optimizer.step()
+                with _autocast(device, config.amp):
+                    loss = nn.functional.cross_entropy(net(as_channels_last(images)), labels)
+                if scaler is None:
+                    loss.backward()
+                    optimizer.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
                 if after_step is not None:
                     after_step()
                 step += 1

@@ -559,3 +559,34 @@ def test_devices_list_of_an_inventory_nested_deep(tmp_path, monkeypatch):
     (tmp_path / "jetsynth").mkdir()
     (tmp_path / "jetsynth" / "devices.toml").write_text("a = " + DEEP + "\n")
     assert_one_line(_invoke(["devices", "list"]), "nests arrays or tables too deeply")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "cuda"], "--device cuda: torch finds no CUDA GPU"),
+    (["--device", "cuda:1"], "--device cuda:1: torch finds no CUDA GPU"),
+    (["--device", "gpu"], "--device gpu: expected auto, cpu, cuda or cuda:N"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a GPU"),
+])
+def test_a_device_this_machine_lacks(tmp_path, args, message):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = _invoke(["evolve", *args, "--run-dir", str(tmp_path / "run")])
+    assert_one_line(result, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_finetuning_on_a_gpu_this_machine_lacks(tmp_path, small_run):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = _invoke(["export", str(small_run), "-g", "2", "--no-parity", "--finetune-epochs", "1",
+                      "--device", "cuda:0", "-o", str(tmp_path / "x.onnx")])
+    assert_one_line(result, "--device cuda:0: torch finds no CUDA GPU")
+    assert not (tmp_path / "x.onnx").exists()
+    result = _invoke(["export", str(small_run), "-g", "2", "--no-parity", "--finetune-epochs", "1",
+                      "--device", "cpu", "-o", str(tmp_path / "x.onnx"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["finetune"]["device"] == "cpu"

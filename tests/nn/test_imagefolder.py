@@ -108,7 +108,7 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, decodes):
     second = _load(root)
     assert len(decodes) == 10  # mapped from the cache, nothing decoded
     assert torch.equal(first.test_x[:], second.test_x[:])
-    assert isinstance(second.train_x.pixels, np.memmap)
+    assert isinstance(second.train_x.pixels, imagefolder.StoredPixels)
     entries = list(imagefolder.cache_root().glob("*"))
     changed = root / "cat" / "000.png"
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(changed)
@@ -165,3 +165,61 @@ def test_augmented_training_on_a_folder(tmp_path):
     b = train_genome(genome, data, TrainConfig(epochs=2, batch_size=8), seed=1)
     assert a.metrics == {**b.metrics, "train_seconds": a.metrics["train_seconds"]}
     assert 0.0 <= a.metrics["val_accuracy"] <= 1.0 and 0.0 <= a.metrics["accuracy"] <= 1.0
+
+
+def test_a_pool_of_processes_decodes_what_one_process_does(tmp_path, monkeypatch):
+    root = write_image_tree(tmp_path / "pets", per_class=70, size=(12, 10), mode="RGB")
+    monkeypatch.setenv("JETSYNTH_CACHE_DIR", str(tmp_path / "one"))
+    monkeypatch.setattr(imagefolder, "_workers", lambda: 1)
+    alone = _load(root).train_x.pixels
+    monkeypatch.setenv("JETSYNTH_CACHE_DIR", str(tmp_path / "pool"))
+    monkeypatch.setattr(imagefolder, "_workers", lambda: 3)
+    monkeypatch.setattr(imagefolder, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(imagefolder, "CHUNK", 16)
+    seen = []
+    pooled = load_dataset(DataSpec.parse(f"folder:{root}"), progress=lambda d, t: seen.append((d, t)))
+    assert np.array_equal(np.asarray(pooled.train_x.pixels), np.asarray(alone))
+    assert seen[-1] == (140, 140) and len(seen) == 9  # ceil(140 / 16) chunks
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_folder_that_changes_while_decoded_is_one_line(tmp_path, monkeypatch):
+    root = write_image_tree(tmp_path / "pets", per_class=4)
+    real = imagefolder.decode_image
+
+    def meanwhile(path, mode, size):
+        (root / "cat" / "new.png").write_bytes((root / "cat" / "000.png").read_bytes())
+        return real(path, mode, size)
+
+    monkeypatch.setattr(imagefolder, "decode_image", meanwhile)
+    with pytest.raises(JetsynthError, match="pets changed while its images were decoded") as caught:
+        _load(root)
+    assert "\n" not in str(caught.value)
+    assert not [p for p in imagefolder.cache_root().glob("*") if "partial" in p.name]
+    monkeypatch.setattr(imagefolder, "decode_image", real)
+    assert len(_load(root).train_y) > 0  # still now: decoded
+
+
+def test_a_disk_too_small_for_the_cache_is_one_line(tmp_path, monkeypatch):
+    root = write_image_tree(tmp_path / "pets", per_class=4)
+
+    class Usage:
+        free = 1000
+
+    monkeypatch.setattr(imagefolder.shutil, "disk_usage", lambda where: Usage)
+    with pytest.raises(JetsynthError, match=r"need 0\.00 GB in .*0\.00 GB free: free some space .*"
+                                            r"JETSYNTH_CACHE_DIR") as caught:
+        _load(root)
+    assert "\n" not in str(caught.value)
+
+
+def test_stored_pixels_read_rows_as_the_array_has_them(tmp_path):
+    import pickle
+
+    array = np.arange(7 * 2 * 3 * 3, dtype=np.uint8).reshape(7, 2, 3, 3)
+    np.save(tmp_path / "p.npy", array)
+    stored = imagefolder.StoredPixels(tmp_path / "p.npy")
+    assert stored.shape == (7, 2, 3, 3) and len(stored) == 7
+    for index in (3, slice(None), slice(2, 5), np.array([6, 0, 1, 2, 5]), np.array([], dtype=int)):
+        assert np.array_equal(stored[index], array[index])
+    assert np.array_equal(pickle.loads(pickle.dumps(stored)), array)

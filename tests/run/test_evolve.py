@@ -318,3 +318,34 @@ def test_a_screened_run_logs_its_draws_and_repeats_itself(tmp_path):
     screened = [e for e in read_jsonl(tmp_path / "a" / "events.jsonl") if e["event"] == "screened"]
     assert [e["member"] for e in screened] == ["g02-m00"]
     assert len(screened[0]["losses"]) == 3 and all(x > 0 for x in screened[0]["losses"])
+
+
+def test_the_device_is_said_recorded_and_may_change_on_resume(tmp_path):
+    notes = []
+
+    class Notes(Observer):
+        def notice(self, text):
+            notes.append(text)
+
+    config = EvolveConfig(data="digits", subset=0.2, generations=2, ancestor_epochs=1, epochs=1,
+                          device="cpu", amp="bf16")
+    records = evolve(config, tmp_path / "run", observer=Notes())
+    assert "training on the CPU in mixed precision bf16 (--device, --amp)" in notes
+    assert {(r["device"], r["amp"]) for r in records} == {("cpu", "bf16")}
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert (stored["device"], stored["amp"]) == ("cpu", "bf16")
+    placed = [e for e in read_jsonl(tmp_path / "run" / "events.jsonl") if e["event"] == "placement"]
+    assert placed[0]["devices"] == ["cpu"] and placed[0]["amp"] == "bf16"
+    # where and in what arithmetic members train is placement: a resume may change both
+    more = evolve(replace(config, device="auto", amp=None, generations=3), tmp_path / "run",
+                  resume=True)
+    assert (more[-1]["device"], more[-1]["amp"]) == ("cpu", "off")
+
+
+def test_a_gpu_this_machine_lacks_ends_before_anything_is_written(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for device in ("cuda", "cuda:3"):
+        with pytest.raises(JetsynthError, match=f"--device {device}: torch finds no CUDA GPU"):
+            evolve(EvolveConfig(data="digits", device=device), tmp_path / "run")
+        assert not (tmp_path / "run").exists()

@@ -5,7 +5,9 @@ import torch
 
 from jetsynth.core.genome import ancestor_genome
 from jetsynth.core.synthesis import SynthesisConfig, synthesize
-from jetsynth.run.train import TrainConfig, restrict_precision, train_genome
+from jetsynth.errors import JetsynthError
+from jetsynth.run import train
+from jetsynth.run.train import TrainConfig, eval_rows, restrict_precision, train_genome
 
 
 def test_training_learns_digits_and_keeps_masks(digits):
@@ -22,7 +24,9 @@ def test_training_learns_digits_and_keeps_masks(digits):
         assert (weight[~child.masks[layer.name]] == 0).all()
         assert (weight[child.masks[layer.name]] != child.state[f"{layer.name}.weight"][
             child.masks[layer.name]]).any()
-    assert set(result.metrics) == {"accuracy", "val_accuracy", "train_seconds", "epochs"}
+    assert set(result.metrics) == {"accuracy", "val_accuracy", "train_seconds", "epochs", "device",
+                                   "amp"}
+    assert (result.metrics["device"], result.metrics["amp"]) == ("cpu", "off")
     assert result.metrics["val_accuracy"] > 0.8
 
 
@@ -140,3 +144,40 @@ def test_weights_that_are_not_finite_after_training_are_never_recorded(digits, v
     with pytest.raises(JetsynthError, match=r"g01-m00: training diverged \(0.bias holds NaN or "
                                             r"infinite values"):
         train_genome(genome, digits, TrainConfig(epochs=0, precision=precision), seed=1)
+
+
+def test_bf16_autocast_trains_on_the_cpu_and_keeps_masks(digits):
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    child = synthesize(genome, SynthesisConfig(keep=0.3), torch.Generator().manual_seed(0),
+                       genome.lineage)
+    result = train_genome(child, digits, TrainConfig(epochs=2, amp="bf16"), seed=0)
+    assert result.metrics["amp"] == "bf16" and result.metrics["accuracy"] > 0.7
+    for layer in child.layers:
+        weight = result.genome.state[f"{layer.name}.weight"]
+        assert weight.dtype == torch.float32  # autocast computes in bf16, the weights stay fp32
+        assert (weight[~child.masks[layer.name]] == 0).all()
+    fp32 = train_genome(child, digits, TrainConfig(epochs=2), seed=0)
+    assert not torch.equal(fp32.genome.state["0.weight"], result.genome.state["0.weight"])
+
+
+def test_evaluation_chunks_bound_the_pixels_on_the_cpu():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert eval_rows((1, 3, 28, 28), cpu) == 256  # small images: as before
+    assert eval_rows((1, 3, 224, 224), cpu) == 256 * 64 * 64 // (224 * 224) == 20
+    assert eval_rows((1, 3, 4096, 4096), cpu) == 1
+    assert eval_rows((1, 3, 224, 224), gpu) == 256
+
+
+def test_out_of_gpu_memory_names_the_member_the_batch_and_what_to_lower(digits, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(train, "fit", exhausted)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    with pytest.raises(JetsynthError) as caught:
+        train_genome(genome, digits, TrainConfig(epochs=1, batch_size=96), seed=0)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{genome.lineage.id}: out of GPU memory")
+    assert "batches of 96 images of 1×28×28" in message and "--batch-size (e.g. 48)" in message
+    assert "--resume" in message

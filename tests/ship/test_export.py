@@ -1,5 +1,6 @@
 import onnx
 import pytest
+import torch
 from onnx import TensorProto
 
 from jetsynth.core.genome import ancestor_genome
@@ -136,7 +137,9 @@ def test_a_member_trained_longer_before_export_keeps_its_structure(tmp_path, ben
     tuned, tuned_record = export_member(benched_run, tmp_path / "t.onnx", generation=3, member=0,
                                         finetune_epochs=2)
     assert tuned.params == plain.params and tuned.macs == plain.macs
-    assert tuned_record["finetune"] == {"epochs": 2, "accuracy_before": record["accuracy"]}
+    where = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto
+    assert tuned_record["finetune"] == {"epochs": 2, "accuracy_before": record["accuracy"],
+                                        "device": where}
     meta = read_metadata(onnx.load(str(tuned.path)))
     assert meta["accuracy"] == pytest.approx(tuned_record["accuracy"])
     assert meta["finetune"]["epochs"] == 2
