@@ -399,15 +399,17 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                    f"max rel {p['max_rel_diff']:.3g}, top-1 agreement {100 * p['top1_agreement']:.2f} %")
 
 
-def _padding_line(macs: int, record: dict, multiple: int) -> str | None:
-    """When export padded channels to blocks of `multiple`: both MAC counts, the exported one
-    and the member's own (what the report counts), so the two never seem to disagree."""
+def _padding_line(macs: int, record: dict, multiple: int | None) -> str | None:
+    """When export padded channels to blocks of `multiple` (None: the run's own): both MAC
+    counts, the exported one and the member's own (what the report counts), so the two never
+    seem to disagree."""
     own = record.get("macs")
-    if multiple <= 1 or own is None or own == macs:
+    if own is None or own == macs:
         return None
-    return (f"  padded to multiples of {multiple} channels (--channel-multiple, zeros: same "
-            f"outputs): {macs:,} MACs per image exported, {own:,} in the member itself (the report's "
-            f"count); --channel-multiple 1 exports exactly the live channels")
+    blocks = f"multiples of {multiple}" if multiple else "the run's multiple of"
+    return (f"  padded to {blocks} channels (--channel-multiple, zeros: same outputs): {macs:,} "
+            f"MACs per image exported, {own:,} in the member itself (the report's count); "
+            "--channel-multiple 1 exports exactly the live channels")
 
 
 def _state_dict_summary(result, record: dict, as_json: bool) -> None:

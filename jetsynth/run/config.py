@@ -339,10 +339,12 @@ class EvolveConfig:
     def timing_seconds(self) -> float:
         """The least time (s) the run spends timing members when it runs every generation: each
         timed member (every --measure-every-th, and the ancestor) takes TRIALS trials of
-        --bench-seconds; 0 without --bench."""
+        --bench-seconds; 0 without --bench. Without --generations, its default cap counts."""
         if self.bench == "none":
             return 0.0
-        members = 1 + (self.generations - 1) * self.population
+        generations = self.generations if self.generations is not None else \
+            self.with_policies().generations
+        members = 1 + (generations - 1) * self.population
         timed = 1 + (members - 1) // self.measure_every
         return timed * TRIALS * self.bench_seconds
 
