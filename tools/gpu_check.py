@@ -192,7 +192,7 @@ def check_tensorrt(work: Path) -> dict:
     onnx = work / "member.onnx"
     engine = work / "member.engine"
     started = time.perf_counter()
-    built = jetsynth("build", str(onnx), "-o", str(engine), "--fp16", "--json", timeout=200)
+    built = jetsynth("build", str(onnx), "-o", str(engine), "--precision", "fp16", "--json", timeout=200)
     if built.returncode != 0:
         return {"failed": built.stderr.strip()[-300:]}
     seconds = round(time.perf_counter() - started, 1)

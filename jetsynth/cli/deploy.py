@@ -245,7 +245,9 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=OUTPUT, required=True,
               help="Engine file to write (its facts go to OUTPUT.json).")
-@click.option("--fp16", is_flag=True, help="Build in fp16 (used only where the GPU has fast fp16).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: build in half precision (used only where the GPU has fast fp16).")
+@click.option("--fp16", is_flag=True, hidden=True, help="The old spelling of --precision fp16.")
 @click.option("--sparse", is_flag=True, help="Sparse weights (compute 8.0+ only; says so when ignored).")
 @click.option("--batch", type=BATCH, default=1, show_default=True,
               help="Batch size the engine is optimised for.")
@@ -255,11 +257,13 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Read and update this TensorRT timing cache (faster rebuilds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine's facts as JSON.")
-def build(model: Path, output: Path, fp16: bool, sparse: bool, batch: int, max_batch: int | None,
-          workspace: int, timing_cache: Path | None, as_json: bool) -> None:
+def build(model: Path, output: Path, precision: str, fp16: bool, sparse: bool, batch: int,
+          max_batch: int | None, workspace: int, timing_cache: Path | None, as_json: bool) -> None:
     """Build a TensorRT engine from MODEL on this machine (needs TensorRT and a GPU)."""
     from jetsynth.ship.trt import build as build_engine
     from jetsynth.ship.trt import sidecar_path
+
+    fp16 = fp16 or precision == "fp16"
 
     try:
         facts = build_engine(model, output, fp16, sparse, batch, max_batch, workspace, timing_cache)

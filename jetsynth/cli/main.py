@@ -442,17 +442,21 @@ def _state_dict_summary(result, record: dict, as_json: bool) -> None:
 @click.option("--trials", type=TRIALS, default=5, show_default=True,
               help="Timing trials sharing --duration and --iterations: the figure is their median "
                    "with the interquartile range; trials that disagree are re-timed (up to 11).")
-@click.option("--half", is_flag=True, help="torch backends: run in half precision.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="torch backends: the precision a member folder runs in (an ONNX file or engine "
+                   "keeps its own).")
+@click.option("--half", is_flag=True, hidden=True, help="The old spelling of --precision fp16.")
 @click.option("--arch", default=None, help="A member folder's own user-code architecture, allowing "
                                            "jetsynth to import it.")
 @click.option("--trust-code", is_flag=True,
               help="Allow importing the user code a member folder's genome.json names.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench(model: Path, backend: str | None, batch: int, duration: float, iterations: int,
-          warmup: float, threads: int, trials: int, half: bool, arch: str | None, trust_code: bool,
-          as_json: bool) -> None:
+          warmup: float, threads: int, trials: int, precision: str, half: bool, arch: str | None,
+          trust_code: bool, as_json: bool) -> None:
     """Time MODEL on this machine: an ONNX file, a run's member folder (torch) or a TensorRT
     engine built here (engines are not portable: for a Jetson use `jetsynth deploy`)."""
+    half = half or precision == "fp16"
     from jetsynth.ship.bench import ENGINE_SUFFIXES, EngineRunner, TorchRunner, measure, onnx_runner
 
     planned = warmup + trials * duration
