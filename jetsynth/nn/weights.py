@@ -13,7 +13,6 @@ each said in one line and recorded with the run.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from collections.abc import Callable
@@ -302,12 +301,3 @@ def _castable(given: torch.dtype, wanted: torch.dtype) -> bool:
     if wanted == torch.bool or given == torch.bool:
         return given == wanted
     return not (given.is_floating_point or given.is_complex)
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of the file, recorded with the run so the weights it started from are known."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -28,11 +28,12 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory, architectures_with_keys
 from jetsynth.nn.structure import INPUT
-from jetsynth.nn.weights import Transfer, file_digest, transfer_state
+from jetsynth.nn.weights import Transfer, transfer_state
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.measurement import Speedometer
 from jetsynth.run.rundir import RunDirectory, member_id
 from jetsynth.run.train import TrainConfig, TrainResult, train_genome
+from jetsynth.storage import sha256_file
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, start: AncestorStart)
     transfer = start.transfer
     if transfer is not None:
         run.event("ancestor_weights", path=config.ancestor_weights,
-                  sha256=file_digest(Path(config.ancestor_weights)), **transfer.to_json())
+                  sha256=sha256_file(Path(config.ancestor_weights)), **transfer.to_json())
         if transfer.head is not None:
             training = replace(training, head=transfer.head.layer, head_epochs=config.head_epochs)
     return MemberTask(start.genome, member_seed(config.seed, 1, 0), training, 1.0, 0,
