@@ -200,16 +200,6 @@ class Transfer:
                 "channels": [asdict(change) for change in self.channels]}
 
 
-def check_finite(given: dict[str, torch.Tensor], source: str) -> None:
-    """NaN or infinite weights are damaged weights: refused before anything trains on them."""
-    for key, value in given.items():
-        if value.is_floating_point():
-            bad = int((~torch.isfinite(value)).sum())
-            if bad:
-                raise JetsynthError(f"{source}: {key} holds {bad} NaN or infinite values; these "
-                                    "weights are damaged: save them again from a healthy model")
-
-
 def _head_kind(module: torch.nn.Module) -> str | None:
     """None for a head jetsynth can replace (linear, 1×1 conv), else what it is, in words."""
     if isinstance(module, torch.nn.Linear):
@@ -244,7 +234,6 @@ def transfer_state(given: dict[str, torch.Tensor], wanted: dict[str, torch.Tenso
     ChannelChange). Anything else that does not fit is one line: the first few missing,
     unexpected and wrongly shaped tensors, and, when `others(keys)` names architectures with
     exactly the checkpoint's keys, those."""
-    check_finite(given, source)
     head_keys = {f"{head}.weight", f"{head}.bias"}
     problems = _problems(given, wanted)
     if any(p.startswith(("missing", "unexpected")) for p in problems):

@@ -73,7 +73,7 @@ def test_a_checkpoint_of_another_architecture_names_the_one_it_fits():
 def test_nan_weights_are_refused():
     given = _resnet(3, 10)
     given["layer1.0.conv1.weight"][0, 0, 0, :2] = float("nan")
-    with pytest.raises(JetsynthError, match=r"layer1.0.conv1.weight holds 2 NaN or infinite values"):
+    with pytest.raises(JetsynthError, match=r"layer1.0.conv1.weight hold NaN or infinite values"):
         _fit(given, _resnet(3, 10))
 
 

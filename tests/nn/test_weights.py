@@ -1,5 +1,4 @@
 import pickle
-import re
 
 import pytest
 import torch
@@ -146,5 +145,5 @@ def test_cli_nan_ancestor_weights_are_one_line(tmp_path):
                                       "--ancestor-weights", str(path)])
     assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
-    assert line.startswith("error: ") and re.search(r"0\.weight holds? .*NaN or infinite values", line)
+    assert line.startswith("error: ") and "0.weight hold NaN or infinite values" in line
     assert not (tmp_path / "run" / "members").exists()
