@@ -37,7 +37,7 @@ def test_imagenet_weights_on_ten_rgb_classes_get_a_new_head_trained_first(tmp_pa
     run_dir = tmp_path / "run"
     result = _run("evolve", "--arch", "resnet18", "--ancestor-weights", imagenet, "--data",
                   f"folder:{photos}", "--generations", "2", "--ancestor-epochs", "1", "--epochs", "1",
-                  "--run-dir", run_dir)
+                  "--screen", "1", "--run-dir", run_dir)
     assert result.exit_code == 0, result.output
     assert "fc: 1000 classes → 10 classes of photos/ (new head, trained first)" in result.stderr
     assert "training g01-m00: step 2/2" in result.stderr  # one epoch of the head, one of the whole
@@ -56,7 +56,7 @@ def test_rgb_weights_on_grayscale_images_are_summed_to_one_channel(tmp_path, ima
     run_dir = tmp_path / "run"
     result = _run("evolve", "--arch", "resnet18", "--ancestor-weights", imagenet, "--data",
                   f"folder:{xrays}", "--generations", "2", "--ancestor-epochs", "1", "--epochs", "1",
-                  "--head-epochs", "2", "--run-dir", run_dir)
+                  "--head-epochs", "2", "--screen", "1", "--run-dir", run_dir)
     assert result.exit_code == 0, result.output
     assert "conv1: RGB weights summed to 1 channel" in result.stderr
     assert "fc: 1000 classes → 3 classes of xrays/ (new head, trained first)" in result.stderr
