@@ -25,9 +25,9 @@ from torch import nn
 
 from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import pick_member, selection_accuracy
+from jetsynth.data.dataset import IN_PROCESS as IN_PROCESS_DATA
+from jetsynth.data.dataset import Dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import IN_PROCESS as IN_PROCESS_DATA
-from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import IN_PROCESS as IN_PROCESS_ARCH
 from jetsynth.nn.models import Factory, canonical_arch, in_process_arch, stored_factories
 from jetsynth.run.config import EvolveConfig
@@ -247,7 +247,7 @@ def evolve(arch: Arch, data=None, *, run_dir: str | Path | None = None, resume: 
 
     `arch`: see `Arch`. `data`: a spec string as `--data` takes ('digits', 'folder:DIR', ...;
     default 'digits', or a resumed run's own) or a dataset object of (image, label) items (see
-    `nn.items`).
+    `data.items`).
     `settings`: any field of EvolveConfig by name (`generations=8`, `max_drop=0.01`, ...), as
     the `jetsynth evolve` options of the same names. `run_dir` (default runs/evolve-TIME) must
     be new or empty, unless `resume` continues the run there with the settings it has (those
@@ -359,7 +359,7 @@ def _named(name: str, run_dir: Path) -> dict[str, Factory]:
 
 def _adapted(data, config: EvolveConfig) -> Dataset:
     """A dataset object as the data layer's record, split and prepared as `config` says."""
-    from jetsynth.nn.items import items_dataset
+    from jetsynth.data.items import items_dataset
 
     names = getattr(data, "classes", None)
     names = list(names) if isinstance(names, (list, tuple)) and all(

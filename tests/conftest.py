@@ -105,7 +105,7 @@ def idx_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def digits():
-    from jetsynth.nn.data import DataSpec, load_dataset
+    from jetsynth.data.load import DataSpec, load_dataset
 
     return load_dataset(DataSpec.parse("digits"))
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import write_image_tree
 
 from jetsynth.cli.main import cli
-from jetsynth.nn import imagefolder
-from jetsynth.nn.data import DataSpec, load_dataset
+from jetsynth.data import imagefolder
+from jetsynth.data.load import DataSpec, load_dataset
 from jetsynth.storage import (
     UnsafePath,
     append_jsonl,

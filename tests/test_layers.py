@@ -12,6 +12,7 @@ PACKAGE = Path(jetsynth.__file__).parent
 # Lowest first. A module may import its own layer's package and any layer before it.
 LAYERS = (
     ("errors", "storage", "version", "agent"),
+    ("data",),
     ("nn",),
     ("core",),
     ("ship",),

@@ -22,7 +22,7 @@ from common import emit
 
 from jetsynth.core.genome import Lineage
 from jetsynth.core.synthesis import synthesize
-from jetsynth.nn.data import load_dataset
+from jetsynth.data.load import load_dataset
 from jetsynth.nn.structure import macs
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import RunDirectory, load_records

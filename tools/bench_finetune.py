@@ -23,8 +23,8 @@ from pathlib import Path
 
 from common import emit, kernel_efficiency
 
+from jetsynth.data.load import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import load_dataset
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.export_run import finetune_member
 from jetsynth.run.rundir import RunDirectory, load_records

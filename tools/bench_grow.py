@@ -33,8 +33,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_MNIST, emit, mnist_missing  # noqa: E402
 
-from jetsynth.nn.data import load_dataset, training_batch  # noqa: E402
-from jetsynth.nn.dataset import DataSpec  # noqa: E402
+from jetsynth.data.dataset import DataSpec  # noqa: E402
+from jetsynth.data.load import load_dataset, training_batch  # noqa: E402
 from jetsynth.nn.growth import Transform, apply_transform  # noqa: E402
 from jetsynth.run.grow import GrowConfig, grow, predictions  # noqa: E402
 

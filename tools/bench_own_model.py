@@ -32,8 +32,8 @@ from common import DEFAULT_MNIST, by_generation, emit, mnist_missing
 
 from jetsynth import EvolveConfig
 from jetsynth.core.selection import selection_accuracy
-from jetsynth.nn.data import read_idx
-from jetsynth.nn.dataset import stratified_subset
+from jetsynth.data.dataset import stratified_subset
+from jetsynth.data.load import read_idx
 from jetsynth.run.evolve import evolve
 from jetsynth.run.rundir import RunDirectory
 from jetsynth.ship.bench import measure, onnx_runner

@@ -91,7 +91,7 @@ def main() -> int:
     import torch
 
     from jetsynth import EvolveConfig
-    from jetsynth.nn.data import load_dataset
+    from jetsynth.data.load import load_dataset
     from jetsynth.run.evolve import evolve
     from jetsynth.run.executors import LocalExecutor
     from jetsynth.run.member import MemberTask

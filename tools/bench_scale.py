@@ -93,7 +93,7 @@ def memory(work: Path, counts: list[int]) -> dict:
 
 
 def _dataset(folder: Path, augment: bool = False):
-    from jetsynth.nn.data import DataSpec, load_dataset
+    from jetsynth.data.load import DataSpec, load_dataset
 
     return load_dataset(DataSpec.parse(f"folder:{folder}", input_size=224, augment=augment))
 
@@ -172,7 +172,7 @@ def data_path(folder: Path, batch: int, batches: int) -> dict:
     """Images/s of reading batches from the cache, then of whole augmented batches."""
     import torch
 
-    from jetsynth.nn.stream import TrainingStream, _prefetched
+    from jetsynth.data.stream import TrainingStream, _prefetched
 
     data = _dataset(folder, augment=True)
     count = min(len(data.train_x), batch * batches)
@@ -196,7 +196,7 @@ def data_path(folder: Path, batch: int, batches: int) -> dict:
 
 
 def stream_readers() -> int:
-    from jetsynth.nn.stream import READERS
+    from jetsynth.data.stream import READERS
 
     return READERS
 

@@ -26,7 +26,7 @@ import sys, time, torch
 threads = int(sys.argv[1])
 if threads:
     torch.set_num_threads(threads)
-from jetsynth.nn.data import DataSpec, load_dataset
+from jetsynth.data.load import DataSpec, load_dataset
 from jetsynth.core.genome import ancestor_genome, topology_for
 from jetsynth.nn.models import resolve_factory
 from jetsynth.run.train import TrainConfig, train_genome

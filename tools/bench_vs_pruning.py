@@ -52,9 +52,9 @@ from torch import nn
 
 from jetsynth import EvolveConfig
 from jetsynth.core.genome import ancestor_genome
+from jetsynth.data.dataset import VAL_SPLIT, DataSpec
+from jetsynth.data.load import load_dataset, training_batch
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import load_dataset, training_batch
-from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
 from jetsynth.run.evolve import evolve
 from jetsynth.run.rundir import RunDirectory
 from jetsynth.run.train import TrainConfig, evaluate, fit, train_genome

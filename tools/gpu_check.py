@@ -95,8 +95,8 @@ def check_loop_speed(work: Path) -> dict:
     from torch import nn
 
     from jetsynth.core.genome import ancestor_genome, topology_for
+    from jetsynth.data.load import DataSpec, load_dataset
     from jetsynth.nn.compact import compact
-    from jetsynth.nn.data import DataSpec, load_dataset
     from jetsynth.nn.device import AMP_DTYPES, resolve_amp
     from jetsynth.nn.models import resolve_factory
     from jetsynth.run.train import TrainConfig, fit

@@ -1,1 +1,1 @@
-"""Networks and data: tracing a model's structure, compacting it, datasets."""
+"""Networks: tracing a model's structure, compacting it, moving weights between shapes."""

@@ -11,9 +11,9 @@ from jetsynth.core.pressure_costs import PRESSURE_ON
 from jetsynth.core.selection import POLICIES, SelectionConfig
 from jetsynth.core.synthesis import SynthesisConfig
 from jetsynth.core.trials import TRIALS
+from jetsynth.data.dataset import VAL_SPLIT, DataSpec
 from jetsynth.devices.inventory import BenchTarget
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import VAL_SPLIT, DataSpec
 from jetsynth.nn.device import AMP_CHOICES
 from jetsynth.nn.structure import CLUSTER_MODES
 from jetsynth.run.bounds import MAX_ALPHA, MAX_THREADS

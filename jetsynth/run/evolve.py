@@ -26,9 +26,9 @@ from jetsynth.core.metrics import at_chance, chance_accuracy
 from jetsynth.core.selection import pick_member, selection_accuracy, speed
 from jetsynth.core.similarity import aligned_presences, overlap_matrix
 from jetsynth.core.stopping import stale_generations
+from jetsynth.data.dataset import Dataset
+from jetsynth.data.load import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import load_dataset
-from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory, resolve_factory
 from jetsynth.nn.weights import load_state_dict
 from jetsynth.run.config import EvolveConfig

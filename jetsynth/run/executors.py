@@ -17,8 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
+from jetsynth.data.dataset import Dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.device import describe, resolve_amp, resolve_devices
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.member import MemberTask, train_member

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from jetsynth.core.genome import Genome
 from jetsynth.core.selection import best_member, pick_member, selection_accuracy
+from jetsynth.data.dataset import Dataset
+from jetsynth.data.load import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import load_dataset
-from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.device import resolve_devices
 from jetsynth.nn.models import Factory, stored_factories
 from jetsynth.run.config import EvolveConfig

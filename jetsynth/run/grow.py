@@ -32,8 +32,8 @@ from torch import nn
 from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import grow_genome
 from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.data.load import Dataset, load_dataset, training_batch
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import Dataset, load_dataset, training_batch
 from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
 from jetsynth.nn.models import canonical_arch, resolve_factory
 from jetsynth.nn.population import SharedPopulation

@@ -24,8 +24,8 @@ from jetsynth.core.metrics import efficiency, size_metrics
 from jetsynth.core.screening import pick_draw
 from jetsynth.core.selection import select_parents, selection_accuracy
 from jetsynth.core.synthesis import masks_cost, prepare, synapse_costs, synthesize
+from jetsynth.data.dataset import Dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import Factory, architectures_with_keys
 from jetsynth.nn.structure import INPUT
 from jetsynth.nn.weights import Transfer, transfer_state

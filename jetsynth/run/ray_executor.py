@@ -22,8 +22,8 @@ import ray
 import torch
 
 from jetsynth.core.genome import blob_header, genome_bytes, genome_from_bytes, topology_for
+from jetsynth.data.dataset import Dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import Dataset
 from jetsynth.nn.models import resolve_factory
 from jetsynth.nn.structure import Topology
 from jetsynth.run.member import MemberTask, train_member

@@ -18,15 +18,15 @@ import torch
 from torch import nn
 
 from jetsynth.core.genome import Genome
+from jetsynth.data.dataset import MappedImages
+from jetsynth.data.load import Dataset, DataSpec, load_dataset
+from jetsynth.data.stream import TrainingStream
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from jetsynth.nn.compact import compact, expand_state
-from jetsynth.nn.data import Dataset, DataSpec, load_dataset
-from jetsynth.nn.dataset import MappedImages
 from jetsynth.nn.device import AMP_DTYPES, resolve_amp
 from jetsynth.nn.finite import all_finite
 from jetsynth.nn.layout import as_channels_last, channels_last
-from jetsynth.nn.stream import TrainingStream
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,7 @@ def fit(
     (checkpoints). Evolution's members and the Torch-Pruning comparison both train through it,
     so the two sides get the same trainer. On `config.device` (where `net` already is), in
     `config.amp`'s mixed precision (fp16 with a gradient scaler); batches come from
-    `nn.stream.TrainingStream`, prepared in the background."""
+    `data.stream.TrainingStream`, prepared in the background."""
     device = torch.device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

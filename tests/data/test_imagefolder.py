@@ -6,9 +6,9 @@ import torch
 from conftest import write_image_tree
 from PIL import Image
 
+from jetsynth.data import imagefolder
+from jetsynth.data.load import DataSpec, load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn import imagefolder
-from jetsynth.nn.data import DataSpec, load_dataset
 
 
 def _load(root, **options):

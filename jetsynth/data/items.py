@@ -15,9 +15,7 @@ import hashlib
 import numpy as np
 import torch
 
-from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import resize
-from jetsynth.nn.dataset import (
+from jetsynth.data.dataset import (
     PIXEL_SCALE,
     Dataset,
     DataSpec,
@@ -27,7 +25,9 @@ from jetsynth.nn.dataset import (
     stratified_split,
     training_rows,
 )
-from jetsynth.nn.imagefolder import TEST_FRACTION, TEST_SEED, channel_stats
+from jetsynth.data.imagefolder import TEST_FRACTION, TEST_SEED, channel_stats
+from jetsynth.data.load import resize
+from jetsynth.errors import JetsynthError
 
 
 def items_dataset(items, spec: DataSpec, class_names: list[str] | None = None) -> Dataset:

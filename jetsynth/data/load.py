@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import (
+from jetsynth.data.dataset import (
     CLASS_NAMES,
     IN_PROCESS,
     Dataset,
@@ -35,7 +34,8 @@ from jetsynth.nn.dataset import (
     stratified_subset,
     training_rows,
 )
-from jetsynth.nn.stream import TrainingStream, augment_batch
+from jetsynth.data.stream import TrainingStream, augment_batch
+from jetsynth.errors import JetsynthError
 
 __all__ = ["augment_batch", "load_dataset", "read_idx", "training_batch"]
 
@@ -60,7 +60,7 @@ def load_dataset(spec: DataSpec, progress=None) -> Dataset:
     if spec.path is not None and not Path(spec.path).is_dir():
         raise JetsynthError(f"dataset folder not found: {spec.path} (check the path in --data)")
     if spec.kind == "folder":
-        from jetsynth.nn.imagefolder import load_image_folder
+        from jetsynth.data.imagefolder import load_image_folder
 
         return load_image_folder(spec, progress)
     train_x, train_y, test_x, test_y = loaders[spec.kind](spec.path)
@@ -145,7 +145,7 @@ def resize(images: torch.Tensor, size: int | None) -> torch.Tensor:
 def _normalise(spec: DataSpec, train, test, val, class_names) -> Dataset:
     """The splits as uint8 `MappedImages` (normalised and resized per batch, never whole), with
     the normalisation computed from the training split's stored pixels unless given."""
-    from jetsynth.nn.imagefolder import channel_stats
+    from jetsynth.data.imagefolder import channel_stats
 
     train_pixels = np.ascontiguousarray(train[0], dtype=np.uint8)
     channels = train_pixels.shape[1]
@@ -179,7 +179,7 @@ def _normalise(spec: DataSpec, train, test, val, class_names) -> Dataset:
 def training_batch(dataset: Dataset, indices: torch.Tensor, generator: torch.Generator
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The training images and labels at `indices`, as the trainer feeds them (on the CPU): with
-    `dataset.augment` (--augment), augmented by `nn.stream` (padded crop and flip for small
+    `dataset.augment` (--augment), augmented by `data.stream` (padded crop and flip for small
     images, random resized crop, flip and colour jitter for photos), drawn from `generator` (the
     trainer's batch-order generator, whose state its checkpoints keep, so a resumed training
     draws the same)."""

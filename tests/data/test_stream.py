@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from jetsynth.nn import stream
-from jetsynth.nn.data import DataSpec, load_dataset, training_batch
-from jetsynth.nn.dataset import Dataset, MappedImages
-from jetsynth.nn.stream import TrainingStream, _prefetched, batch_rows, photo_augment
+from jetsynth.data import stream
+from jetsynth.data.dataset import Dataset, MappedImages
+from jetsynth.data.load import DataSpec, load_dataset, training_batch
+from jetsynth.data.stream import TrainingStream, _prefetched, batch_rows, photo_augment
 
 
 def _photos(n=6, size=80, channels=3, augment=True) -> Dataset:

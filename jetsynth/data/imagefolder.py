@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jetsynth.errors import JetsynthError
-from jetsynth.nn.dataset import (
+from jetsynth.data.dataset import (
     PIXEL_SCALE,
     Dataset,
     DataSpec,
@@ -40,6 +39,7 @@ from jetsynth.nn.dataset import (
     stratified_split,
     training_rows,
 )
+from jetsynth.errors import JetsynthError
 from jetsynth.storage import confine
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

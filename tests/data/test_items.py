@@ -6,10 +6,10 @@ import torch
 from conftest import write_image_tree
 from PIL import Image
 
+from jetsynth.data.dataset import DataSpec
+from jetsynth.data.items import items_dataset
+from jetsynth.data.load import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import load_dataset
-from jetsynth.nn.dataset import DataSpec
-from jetsynth.nn.items import items_dataset
 
 
 def _spec(**options):

@@ -1,6 +1,6 @@
 """The dataset record every part of jetsynth reads, the spec that names one, and how its
 training split is divided: a seeded, stratified validation split held out, then `subset` of the
-rest. The loaders (`data`, `imagefolder`) fill it in."""
+rest. The loaders (`load`, `imagefolder`, `items`) fill it in."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ class MappedImages:
     however many images there are: only the batch in use is ever held as floats. Indexing (an
     integer, a slice, an index array or tensor) returns a float tensor, as indexing a tensor of
     normalised images would; the trainer instead reads `raw` rows (in a background thread) and
-    turns them into inputs with `unit` and `normalise` on its own device (`nn.stream`).
+    turns them into inputs with `unit` and `normalise` on its own device (`data.stream`).
     `size`: the side images are resized to when used (None: as stored)."""
 
     def __init__(self, pixels: np.ndarray, rows: np.ndarray, mean, std, size: int | None = None):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import make_idx_folder, write_idx
 
+from jetsynth.data.dataset import DataSpec, stratified_split, stratified_subset
+from jetsynth.data.load import augment_batch, load_dataset, training_batch
 from jetsynth.errors import JetsynthError
-from jetsynth.nn.data import augment_batch, load_dataset, training_batch
-from jetsynth.nn.dataset import DataSpec, stratified_split, stratified_subset
 
 
 def test_spec_parsing():
@@ -226,7 +226,7 @@ def test_real_mnist(mnist_dir):
 
 
 def test_image_memory_by_hand():
-    from jetsynth.nn.data import check_memory, images_bytes
+    from jetsynth.data.load import check_memory, images_bytes
 
     assert images_bytes(1797, 1, 4096) == 2 * 1797 * 1 * 4096 * 4096 * 4 == 241_189_257_216
     spec = DataSpec.parse("digits", input_size=4096)
@@ -236,7 +236,7 @@ def test_image_memory_by_hand():
 
 
 def test_a_subset_keeping_less_than_an_image_of_a_class_is_refused():
-    from jetsynth.nn.dataset import check_subset
+    from jetsynth.data.dataset import check_subset
 
     labels = np.array([0] * 100 + [1] * 10)
     check_subset(labels, 0.05)  # class 1: 0.5 images, rounded to one

@@ -17,7 +17,7 @@ from itertools import islice
 
 import torch
 
-from jetsynth.nn.dataset import Dataset, MappedImages
+from jetsynth.data.dataset import Dataset, MappedImages
 
 PREFETCH = 4
 """Batches read ahead of the one training: enough to hide a slow disk read behind a step."""
