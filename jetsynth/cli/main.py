@@ -422,7 +422,7 @@ def _state_dict_summary(result, record: dict, as_json: bool) -> None:
     click.echo(f"{result.path}: member {record['id']} as a state dict (accuracy "
                f"{record['accuracy']:.4f}), {result.precision} tensors, {result.bytes / 1024:.1f} KiB, "
                f"{result.params:,} parameters, {result.macs:,} MACs per image; its widths are in the "
-               "safetensors metadata ('modules'), see README 'Bring your model' to load it")
+               "safetensors metadata ('modules'), see 'Bring your model' in docs/guide.md to load it")
 
 
 @cli.command()
