@@ -103,6 +103,17 @@ class TrainingStream:
             labels = labels.to(self.device, non_blocking=True)
             yield self.inputs(images, generator), labels
 
+    def batch(self, rows: torch.Tensor, generator: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch (inputs, labels) of `rows` on the device, read in this thread: for trainers
+        whose next rows depend on draws made after this batch (grow picks the member first)."""
+        if self.resident is not None:
+            on_device = rows.to(self.device)
+            return self.inputs(self.resident[on_device], generator), self.labels[on_device]
+        images, labels = self.read(rows)
+        images = images.to(self.device, non_blocking=True)
+        return self.inputs(images, generator), labels.to(self.device, non_blocking=True)
+
     def inputs(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A batch as the network takes it: stored uint8 → (augmented) normalised floats."""
         augment = self.dataset.augment

@@ -84,7 +84,8 @@ def eval_rows(shape, device: torch.device) -> int:
     return max(1, min(EVAL_BATCH, EVAL_PIXELS // (int(shape[2]) * int(shape[3]))))
 
 
-def _autocast(device: torch.device, amp: str):
+def autocast(device: torch.device, amp: str):
+    """The autocast context of `amp` (bf16, fp16) on `device`'s kind; no context for off."""
     return nullcontext() if amp == "off" else torch.autocast(device.type, dtype=AMP_DTYPES[amp])
 
 
@@ -107,7 +108,7 @@ def chunked_logits(model: nn.Module, images, amp: str = "off") -> Iterator[tuple
     model.eval()
     device = next(model.parameters()).device
     step = eval_rows(images.shape, device)
-    with channels_last(model), torch.inference_mode(), _autocast(device, amp):
+    with channels_last(model), torch.inference_mode(), autocast(device, amp):
         for start in range(0, len(images), step):
             chunk = images[start : start + step].to(device, non_blocking=True)
             yield start, model(as_channels_last(chunk)).float()
@@ -305,7 +306,7 @@ def fit(
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, step, total)
                 optimizer.zero_grad(set_to_none=True)
-                with _autocast(device, config.amp):
+                with autocast(device, config.amp):
                     loss = nn.functional.cross_entropy(net(as_channels_last(images)), labels)
                 if scaler is None:
                     loss.backward()
