@@ -36,6 +36,7 @@ from jetsynth.data.load import Dataset, load_dataset
 from jetsynth.data.stream import TrainingStream
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.device import describe, resolve_amp, resolve_devices
+from jetsynth.nn.gpu_lock import gpu_turn
 from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
 from jetsynth.nn.models import canonical_arch, resolve_factory
 from jetsynth.nn.population import SharedPopulation
@@ -166,7 +167,8 @@ def joint_train(members: list[Member], steps: int, dataset: Dataset, optimizer: 
     """`steps` single updates, each on a member drawn uniformly with replacement, on `device`
     (where the members' tensors are) in `amp`'s mixed precision; batches come from
     `data.stream.TrainingStream` (resident on a GPU when small enough). `scaler`: fp16's gradient
-    scaler, kept by the caller across calls (its scale is part of the training's state)."""
+    scaler, kept by the caller across calls (its scale is part of the training's state). On a GPU,
+    each update holds it alone (`nn.gpu_lock`), as evolve's trainer does."""
     n = len(dataset.train_x)
     stream = TrainingStream(dataset, device)
     where = torch.device(device)
@@ -179,16 +181,17 @@ def joint_train(members: list[Member], steps: int, dataset: Dataset, optimizer: 
         images, labels = stream.batch(order[cursor:cursor + batch_size], generator)
         cursor += batch_size
         member.model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(where, amp):
-            loss = nn.functional.cross_entropy(member.model(images), labels)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        with gpu_turn(device):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(where, amp):
+                loss = nn.functional.cross_entropy(member.model(images), labels)
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
 
 
 class _Optimizer:

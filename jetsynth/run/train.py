@@ -26,6 +26,7 @@ from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_chec
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.device import AMP_DTYPES, resolve_amp
 from jetsynth.nn.finite import all_finite
+from jetsynth.nn.gpu_lock import gpu_turn
 from jetsynth.nn.layout import as_channels_last, channels_last
 
 
@@ -288,7 +289,9 @@ def fit(
     (checkpoints). Evolution's members and the Torch-Pruning comparison both train through it,
     so the two sides get the same trainer. On `config.device` (where `net` already is), in
     `config.amp`'s mixed precision (fp16 with a gradient scaler); batches come from
-    `data.stream.TrainingStream`, prepared in the background."""
+    `data.stream.TrainingStream`, prepared in the background. On a GPU, each step holds the GPU
+    alone (`nn.gpu_lock`): a member timed on it meanwhile waits for the step, and the next step
+    for the timing."""
     device = torch.device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -305,18 +308,19 @@ def fit(
             for images, labels in stream.batches(permutation, config.batch_size, order):
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, step, total)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(device, config.amp):
-                    loss = nn.functional.cross_entropy(net(as_channels_last(images)), labels)
-                if scaler is None:
-                    loss.backward()
-                    optimizer.step()
-                else:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                if after_step is not None:
-                    after_step()
+                with gpu_turn(config.device):
+                    optimizer.zero_grad(set_to_none=True)
+                    with autocast(device, config.amp):
+                        loss = nn.functional.cross_entropy(net(as_channels_last(images)), labels)
+                    if scaler is None:
+                        loss.backward()
+                        optimizer.step()
+                    else:
+                        scaler.scale(loss).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    if after_step is not None:
+                        after_step()
                 step += 1
                 if on_step is not None:
                     on_step(step, total)
