@@ -43,7 +43,7 @@ from jetsynth.nn.population import SharedPopulation
 from jetsynth.run.bounds import MAX_STEPS
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import GROW_FILE, RunDirectory, member_id, open_run, read_object
-from jetsynth.run.train import autocast
+from jetsynth.run.train import autocast, gradient_scaler, update
 from jetsynth.storage import write_json
 
 RESUMABLE = ("iterations", "device", "amp")
@@ -182,16 +182,7 @@ def joint_train(members: list[Member], steps: int, dataset: Dataset, optimizer: 
         cursor += batch_size
         member.model.train()
         with gpu_turn(device):
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(where, amp):
-                loss = nn.functional.cross_entropy(member.model(images), labels)
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+            update(member.model, images, labels, optimizer, scaler, where, amp)
 
 
 class _Optimizer:
@@ -226,7 +217,7 @@ class Grower:
         self.config, self.run, self.dataset, self.notice = config, run, dataset, notice
         self.device, self.amp = device, amp
         self.population = SharedPopulation(factory, dataset.input_shape, dataset.classes, device)
-        self.scaler = torch.amp.GradScaler(torch.device(device).type) if amp == "fp16" else None
+        self.scaler = gradient_scaler(torch.device(device), amp)
         self.factory = factory
         self._topologies: dict[str, object] = {}
         self.ancestor_record: dict | None = None
