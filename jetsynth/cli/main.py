@@ -493,7 +493,9 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        with runner:
+        from jetsynth.nn.gpu_lock import backend_turn
+
+        with runner, backend_turn(backend or ("trt" if model.suffix in ENGINE_SUFFIXES else "ort-cpu")):
             result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations,
                                                 trials=trials), model)
     except JetsynthError as exc:
