@@ -108,8 +108,7 @@ def cell_summary(seed_records: list[list[dict]], drop: float, generation: int) -
     found = [c for c in chosen if c is not None]
     at = [row for records in seed_records for row in generation_rows(records, 0.0)
           if row["generation"] == generation]
-    summary = {"seeds": len(seed_records), "seeds_meeting_target": sum(c["meets_target"] for c in found),
-               "seeds_with_a_member_within_drop": len(found)}
+    summary = {"seeds": len(seed_records), "seeds_meeting_target": sum(c["meets_target"] for c in found)}
     if found:
         summary["chosen"] = {key: mean_spread([c[key] for c in found]) for key in
                              ("accuracy", "test_drop_points", "synaptic_efficiency", "cluster_efficiency")}

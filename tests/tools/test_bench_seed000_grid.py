@@ -61,11 +61,48 @@ def test_a_cell_summarises_its_seeds_at_the_report_generation():
               _member("g02-m01", 2, 0.94, 0.94, 250.0, 20)]
     seed_b = [ANCESTOR, _member("g02-m00", 2, 0.95, 0.945, 100.0, 51)]
     summary = cell_summary([seed_a, seed_b], 0.02, generation=2)
-    assert (summary["seeds"], summary["seeds_with_a_member_within_drop"],
-            summary["seeds_meeting_target"]) == (2, 1, 1)
-    # seed a's chosen member: 2 points under on test (at the limit), 160×, 51×; seed b has none
-    assert summary["chosen"]["synaptic_efficiency"]["mean"] == 160.0
+    assert (summary["seeds"], summary["seeds_meeting_target"]) == (2, 1)
+    # seed a chooses g02-m00: 2 points under on test (at the limit), 160×, 51×; seed b's only
+    # offspring is 2.5 points under on validation, so it chooses its ancestor (1×)
+    # sd: 79.5 · √2 = 112.43
+    assert summary["chosen"]["synaptic_efficiency"] == {"mean": 80.5, "sd": 112.43, "min": 1.0,
+                                                        "max": 160.0, "n": 2}
     population = summary["population_at_generation_2"]
     # seed a's population mean accuracy 0.95, seed b's 0.95; geometric mean of 160 and 250: 200
     assert population["mean_accuracy"]["mean"] == 0.95
     assert population["mean_synaptic_efficiency"]["max"] == 200.0
+
+
+def test_the_structure_benchmark_shrinks_an_untrained_ancestor_and_prints_json(tmp_path):
+    """tools/bench_seed000_structure.py on a freshly initialised LeNet-5 (the structure needs no
+    training): every generation is smaller than the ancestor, 1,530 kernels at most."""
+    import json
+    import os
+    import subprocess
+
+    from jetsynth.core.genome import ancestor_genome, save_genome
+
+    save_genome(ancestor_genome("lenet5", (1, 28, 28), 10, seed=0), tmp_path / "g01-m00")
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, str(root / "tools" / "bench_seed000_structure.py"), "--ancestor",
+               str(tmp_path / "g01-m00"), "--settings", "kernel:1.0:0.5:0", "--population", "3",
+               "--parents", "2", "--generations", "3", "--seeds", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout)["settings"]["kernel:1.0:0.5:0"]["generations"]
+    assert [row["generation"] for row in rows] == [2, 3]
+    assert all(row["synaptic_efficiency"]["mean"] > 1.0 for row in rows)
+    assert rows[1]["cluster_efficiency"]["mean"] > rows[0]["cluster_efficiency"]["mean"]
+
+
+def test_a_folder_without_a_genome_is_one_clear_error(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(root / "tools" / "bench_seed000_structure.py"),
+                           "--ancestor", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: ")
+    assert len(done.stderr.strip().splitlines()) == 1
