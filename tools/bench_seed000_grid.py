@@ -85,6 +85,15 @@ TARGET_CLUSTER = 49.0
 """The paper's efficiencies for m = 5 at generation 9 (populations of 5 and 8): ×, kernels."""
 
 
+def conv_kernel_efficiency(record: dict, ancestor: dict) -> float:
+    """The ancestor's convolution kernels over the member's, fully-connected neurons left out
+    (the paper's "kernels" read literally; `common.kernel_efficiency` counts neurons too)."""
+    def conv(r: dict) -> int:
+        return sum(layer["kernels"] for layer in r["layers"] if layer["kind"] == "conv")
+
+    return round(conv(ancestor) / max(conv(record), 1), 2)
+
+
 def chosen_member(records: list[dict], drop: float) -> dict | None:
     """The run's most efficient member whose validation accuracy is at most `drop` (a fraction)
     under the ancestor's, with its test accuracy's drop from the ancestor's test accuracy in
@@ -94,7 +103,9 @@ def chosen_member(records: list[dict], drop: float) -> dict | None:
     if best is None:
         return None
     test_drop = round(100 * (ancestor["accuracy"] - best["accuracy"]), 2)
-    return {**best, "test_drop_points": test_drop,
+    member = next(r for r in records if r["id"] == best["id"])
+    return {**best, "conv_kernel_efficiency": conv_kernel_efficiency(member, ancestor),
+            "test_drop_points": test_drop,
             "meets_target": (best["synaptic_efficiency"] >= TARGET_SYNAPTIC
                              and best["cluster_efficiency"] >= TARGET_CLUSTER
                              and test_drop <= 100 * drop)}
@@ -111,7 +122,8 @@ def cell_summary(seed_records: list[list[dict]], drop: float, generation: int) -
     summary = {"seeds": len(seed_records), "seeds_meeting_target": sum(c["meets_target"] for c in found)}
     if found:
         summary["chosen"] = {key: mean_spread([c[key] for c in found]) for key in
-                             ("accuracy", "test_drop_points", "synaptic_efficiency", "cluster_efficiency")}
+                             ("accuracy", "test_drop_points", "synaptic_efficiency", "cluster_efficiency",
+                              "conv_kernel_efficiency")}
     if at:
         summary[f"population_at_generation_{generation}"] = {
             key: mean_spread([row[key] for row in at]) for key in

@@ -12,12 +12,15 @@ from bench_seed000_grid import cell_summary, chosen_member  # noqa: E402
 from common import mean_spread  # noqa: E402
 
 
-def _member(id_, generation, accuracy, val, synaptic, kernels):
+def _member(id_, generation, accuracy, val, synaptic, kernels, conv=(2, 8)):
+    """A record with `kernels` in all (conv kernels `conv`, the rest fully-connected neurons)."""
+    layers = [{"kind": "conv", "kernels": conv[0]}, {"kind": "conv", "kernels": conv[1]},
+              {"kind": "linear", "kernels": kernels - sum(conv)}]
     return {"id": id_, "generation": generation, "accuracy": accuracy, "val_accuracy": val,
-            "synaptic_efficiency": synaptic, "kernels": kernels}
+            "synaptic_efficiency": synaptic, "kernels": kernels, "layers": layers}
 
 
-ANCESTOR = _member("g01-m00", 1, 0.98, 0.97, 1.0, 1530)
+ANCESTOR = _member("g01-m00", 1, 0.98, 0.97, 1.0, 1530, conv=(20, 1000))
 
 
 def test_the_member_is_chosen_on_validation_and_its_test_drop_reported():
@@ -26,13 +29,14 @@ def test_the_member_is_chosen_on_validation_and_its_test_drop_reported():
         # best on test, but 2.5 points under the ancestor on validation: never chosen
         _member("g09-m00", 9, 0.975, 0.945, 400.0, 20),
         # 1.5 points under on validation; test 0.961: 1.9 points under, 1530 / 30 = 51×
-        _member("g08-m01", 8, 0.961, 0.955, 160.0, 30),
+        _member("g08-m01", 8, 0.961, 0.955, 160.0, 30, conv=(4, 8)),
         _member("g07-m00", 7, 0.97, 0.965, 90.0, 45),
     ]
     chosen = chosen_member(records, 0.02)
     assert chosen["id"] == "g08-m01"
     assert chosen["test_drop_points"] == pytest.approx(1.9)
     assert chosen["cluster_efficiency"] == 51.0
+    assert chosen["conv_kernel_efficiency"] == 85.0  # 1020 conv kernels / (4 + 8)
     assert chosen["meets_target"]
 
 
