@@ -21,6 +21,7 @@ member's, whatever unit --cluster makes the synthesis drop.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import replace
@@ -92,6 +93,18 @@ def conv_kernel_efficiency(record: dict, ancestor: dict) -> float:
         return sum(layer["kernels"] for layer in r["layers"] if layer["kind"] == "conv")
 
     return round(conv(ancestor) / max(conv(record), 1), 2)
+
+
+def with_conv_kernels(rows: list[dict], records: list[dict]) -> list[dict]:
+    """`rows` (`common.generation_rows`) with each generation's geometric-mean conv-kernel
+    efficiency (`conv_kernel_efficiency`)."""
+    ancestor = records[0]
+    out = []
+    for row in rows:
+        members = [r for r in records if r["generation"] == row["generation"]]
+        logs = [math.log(conv_kernel_efficiency(r, ancestor)) for r in members]
+        out.append({**row, "mean_conv_kernel_efficiency": round(math.exp(sum(logs) / len(logs)), 2)})
+    return out
 
 
 def chosen_member(records: list[dict], drop: float) -> dict | None:
@@ -173,7 +186,8 @@ def main() -> int:
                     "seed": seed, "ancestor_accuracy": records[0]["accuracy"],
                     "ancestor_val_accuracy": records[0]["val_accuracy"],
                     "chosen": chosen_member(records, args.drop),
-                    "generations": generation_rows(records, floor, on="val_accuracy"),
+                    "generations": with_conv_kernels(generation_rows(records, floor, on="val_accuracy"),
+                                                     records),
                     "fewer_parents": fewer_parents(run_path(out, seed, m, population, seeds)),
                 })
             first[(m, population)] = per_seed[0]["generations"]

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
-from bench_seed000_grid import cell_summary, chosen_member  # noqa: E402
+from bench_seed000_grid import cell_summary, chosen_member, with_conv_kernels  # noqa: E402
 from common import mean_spread  # noqa: E402
 
 
@@ -110,3 +110,11 @@ def test_a_folder_without_a_genome_is_one_clear_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: ")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_each_generation_gets_its_geometric_mean_conv_kernel_efficiency():
+    records = [ANCESTOR, _member("g02-m00", 2, 0.96, 0.955, 160.0, 30, conv=(4, 1)),
+               _member("g02-m01", 2, 0.94, 0.94, 250.0, 30, conv=(4, 16))]
+    rows = with_conv_kernels([{"generation": 1}, {"generation": 2}], records)
+    # 1020 / 5 = 204 and 1020 / 20 = 51: geometric mean √(204 · 51) = 102
+    assert [row["mean_conv_kernel_efficiency"] for row in rows] == [1.0, 102.0]
