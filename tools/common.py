@@ -60,10 +60,21 @@ def kernel_efficiency(record: dict, ancestor: dict) -> float:
     return ancestor["kernels"] / max(record["kernels"], 1)
 
 
-def best_within(records: list[dict], floor: float, ancestor: dict, on: str = "accuracy") -> dict | None:
+def validation_floor(ancestor: dict, drop: float) -> float | None:
+    """The validation accuracy a member needs to be at most `drop` (a fraction) under the
+    ancestor's; None for a run that held no validation split out (written before there was
+    one), where no member can be chosen without looking at test."""
+    value = ancestor["val_accuracy"]
+    return None if value is None else value - drop
+
+
+def best_within(records: list[dict], floor: float | None, ancestor: dict,
+                on: str = "accuracy") -> dict | None:
     """The most efficient member whose `on` accuracy ('accuracy': test, 'val_accuracy':
-    validation, the one to choose by) is at least `floor` (None when no member is); its test
-    accuracy is what is reported."""
+    validation, the one to choose by) is at least `floor` (None when no member is, or when
+    `floor` is None: see `validation_floor`); its test accuracy is what is reported."""
+    if floor is None:
+        return None
     viable = [r for r in records if r[on] is not None and r[on] >= floor]
     if not viable:
         return None
@@ -77,7 +88,7 @@ def _geometric_mean(values: list[float]) -> float:
     return round(math.exp(sum(math.log(v) for v in values) / len(values)), 2)
 
 
-def generation_rows(records: list[dict], floor: float, on: str = "accuracy") -> list[dict]:
+def generation_rows(records: list[dict], floor: float | None, on: str = "accuracy") -> list[dict]:
     """Per generation: population means (geometric for efficiencies; cluster efficiency in
     kernels, see `kernel_efficiency`), and the most efficient member whose `on` accuracy is at
     least `floor` (None when no member is; see `best_within`)."""
@@ -96,12 +107,13 @@ def generation_rows(records: list[dict], floor: float, on: str = "accuracy") -> 
     return rows
 
 
-def pareto_front(records: list[dict]) -> list[dict]:
-    """Members no other member beats on both test accuracy and synaptic efficiency (reported,
-    never used to choose)."""
-    front = frontier.pareto_front(records, gain=lambda r: r["synaptic_efficiency"],
-                                  accuracy=lambda r: r["accuracy"])
-    return [{"id": r["id"], "accuracy": r["accuracy"],
+def pareto_front(records: list[dict], on: str = "accuracy") -> list[dict]:
+    """Members no other member beats on both `on` accuracy ('val_accuracy' to choose the members
+    a table reports; members without one left out) and synaptic efficiency, with their test
+    and validation accuracies."""
+    front = frontier.pareto_front([r for r in records if r[on] is not None],
+                                  gain=lambda r: r["synaptic_efficiency"], accuracy=lambda r: r[on])
+    return [{"id": r["id"], "accuracy": r["accuracy"], "val_accuracy": r["val_accuracy"],
              "synaptic_efficiency": round(r["synaptic_efficiency"], 2)} for r in front]
 
 
