@@ -1,5 +1,6 @@
 """Does compaction turn fewer MACs into speed? For each generation of an evolved run: the MAC
-reduction of its most accurate member vs the measured throughput gain of its compacted fp32 and
+reduction of its most accurate member (on validation; test for runs without a validation split)
+vs the measured throughput gain of its compacted fp32 and
 fp16 ONNX models on onnxruntime CPU at batch 1 and batch 32, and the ONNX file sizes.
 
 The gain is this member's FPS over the ancestor's at the same precision and batch; the target is
@@ -19,6 +20,7 @@ from pathlib import Path
 from common import by_generation, emit
 
 from jetsynth.core.genome import PRECISIONS
+from jetsynth.core.selection import selection_accuracy
 from jetsynth.run.rundir import RunDirectory, load_records
 from jetsynth.ship.bench import measure, onnx_runner
 from jetsynth.ship.export import export_genome
@@ -29,6 +31,7 @@ BATCHES = (1, 32)
 def timings(run: RunDirectory, record: dict, folder: Path, threads: int, seconds: float) -> dict:
     genome = run.genome(record["id"])
     out = {"id": record["id"], "generation": record["generation"], "accuracy": record["accuracy"],
+           "val_accuracy": record.get("val_accuracy"),
            "synaptic_efficiency": round(record["synaptic_efficiency"], 2),
            "mac_reduction": round(record["mac_reduction"], 3), "macs": record["macs"]}
     for precision in PRECISIONS:
@@ -42,6 +45,12 @@ def timings(run: RunDirectory, record: dict, folder: Path, threads: int, seconds
     return out
 
 
+def most_accurate(records: list[dict]) -> list[dict]:
+    """Each generation's most accurate member by `selection_accuracy` (validation), the one
+    timed: choosing by test accuracy would report a test figure the choice has seen."""
+    return [max(members, key=selection_accuracy) for members in by_generation(records).values()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
@@ -52,10 +61,9 @@ def main() -> int:
     started = time.perf_counter()
     _, records = load_records(Path(args.run_dir))
     run = RunDirectory(Path(args.run_dir))
-    picks = [max(members, key=lambda r: r["accuracy"]) for members in by_generation(records).values()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for record in picks:
+        for record in most_accurate(records):
             rows.append(timings(run, record, Path(tmp), args.threads, args.seconds))
             print(f"timed {record['id']}", file=sys.stderr)
     base = rows[0]
