@@ -349,8 +349,8 @@ def main() -> int:
     parser.add_argument("--no-onednn", action="store_true",
                         help="train without torch's oneDNN CPU kernels: with torch 2.13 the fine-tuning "
                              "of ResNet-18 after Torch-Pruning's L1 step (widths not a multiple of 8) "
-                             "aborted in backward ('double free or corruption'); the same arithmetic "
-                             "on other kernels, slower")
+                             "aborted in backward ('double free or corruption'); torch's native "
+                             "convolutions instead, slower")
     args = parser.parse_args()
     importances = args.importance or list(IMPORTANCES)
     torch.set_num_threads(1)
