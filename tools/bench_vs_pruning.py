@@ -346,9 +346,16 @@ def main() -> int:
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-onednn", action="store_true",
+                        help="train without torch's oneDNN CPU kernels: with torch 2.13 the fine-tuning "
+                             "of ResNet-18 after Torch-Pruning's L1 step (widths not a multiple of 8) "
+                             "aborted in backward ('double free or corruption'); torch's native "
+                             "convolutions instead, slower")
     args = parser.parse_args()
     importances = args.importance or list(IMPORTANCES)
     torch.set_num_threads(1)
+    if args.no_onednn:
+        torch.backends.mkldnn.enabled = False
     out = Path(args.out or tempfile.mkdtemp(prefix="vs-pruning-"))
     out.mkdir(parents=True, exist_ok=True)
     try:

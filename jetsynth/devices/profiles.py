@@ -12,7 +12,11 @@ from jetsynth.errors import JetsynthError
 @dataclass(frozen=True)
 class DeviceProfile:
     """One board. `compute_capability` as (major, minor); `tensorrt_major` of the newest JetPack
-    that supports the board."""
+    that supports the board. `channel_multiple`: the channel groups `evolve --bench` evolves in
+    for this board when --channel-multiple is not given (None: the run's default, 8): the
+    channel vector of TensorRT's fp16 formats there, 8 on tensor-core GPUs (HWC8), 2 on Maxwell,
+    which has no tensor cores and packs fp16 channels in pairs (CHW2), so that larger groups
+    would spend accuracy on widths the board does not reward."""
 
     name: str
     board: str
@@ -24,6 +28,7 @@ class DeviceProfile:
     tensorrt_major: int
     jetpack: str
     python: str
+    channel_multiple: int | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -35,13 +40,13 @@ PROFILES = {
     p.name: p
     for p in (
         DeviceProfile("tx1", "Jetson TX1", "Maxwell, 256 cores", (5, 3), True, False, False, 8, "4.6",
-                      "3.6"),
+                      "3.6", channel_multiple=2),
         DeviceProfile("nano", "Jetson Nano", "Maxwell, 128 cores", (5, 3), True, False, False, 8, "4.6",
-                      "3.6"),
+                      "3.6", channel_multiple=2),
         DeviceProfile("xavier-nx", "Jetson Xavier NX", "Volta, 384 cores", (7, 2), True, True, False, 8,
-                      "5.1", "3.8"),
+                      "5.1", "3.8", channel_multiple=8),
         DeviceProfile("orin-nano", "Jetson Orin Nano", "Ampere, 1024 cores", (8, 7), True, True, True, 10,
-                      "6.1", "3.10"),
+                      "6.1", "3.10", channel_multiple=8),
     )
 }
 

@@ -203,6 +203,8 @@ def evolve(
     if stored is not None and config.pressure_on is None:
         # the default follows whether a calibration exists; a resumed run keeps what it chose
         config = replace(config, pressure_on=stored.pressure_on)
+    multiple, why = config.channel_multiple_choice()
+    multiple_line = f"channel multiple {multiple}: {'as the run started' if resume else why}"
     config = config.resolved()
     devices = placement(config)
     factory = factory or resolve_factory(config.arch, trusted=trust_code or not resume)
@@ -235,7 +237,7 @@ def evolve(
         run = open_run(root, config, resume, {config.arch: factory})
         try:
             return _evolve(config, run, resume, observer, dataset, target, given, start,
-                           executor, timing_pool, devices)
+                           executor, timing_pool, devices, (multiple_line,))
         finally:
             run.release()
     except Exception:
@@ -279,9 +281,10 @@ def _remove_start(root: Path, made: str) -> None:
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
             target, given: LatencyModel | None, start: AncestorStart | None,
             executor: Executor, timing_pool: TimingPool | None = None,
-            devices: list[str] | None = None) -> list[dict]:
+            devices: list[str] | None = None, notes: tuple[str, ...] = ()) -> list[dict]:
     """The generations of `evolve` in the run directory it holds the lock of; `timing_pool`
-    times each generation's members on several devices (None: on `target` in turn)."""
+    times each generation's members on several devices (None: on `target` in turn); `notes`:
+    lines for the run's start that only the caller knows (why the channel multiple)."""
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
@@ -297,6 +300,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
     observer.notice(placement_line(config, devices or []))
+    for line in notes:
+        observer.notice(line)
     run.event("placement", devices=devices or [], amp=config.amp)
     recorder = Recorder(run, config, speedometer, timing_pool, observer.member_timing)
     if timing_pool is not None:

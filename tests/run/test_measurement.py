@@ -136,16 +136,36 @@ def test_target_fps_stops_the_run(tmp_path, target, generations):
 
 
 def test_evolve_with_a_device_as_the_bench(local_device, tmp_path, monkeypatch):
-    from jetsynth.devices.inventory import add_device
-    from jetsynth.run.config import EvolveConfig
-    from jetsynth.run.evolve import evolve
+    from dataclasses import replace
 
+    from torch import nn
+
+    from jetsynth.devices.inventory import add_device
+    from jetsynth.devices.profiles import PROFILES
+    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.evolve import Observer, evolve
+    from jetsynth.ship.export import compact_genome
+
+    # a board whose profile evolves in groups of 4, not the default 8
+    monkeypatch.setitem(PROFILES, "tiny", replace(PROFILES["tx1"], name="tiny", channel_multiple=4))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    add_device(local_device)
+    add_device(replace(local_device, profile="tiny"))
+    notes = []
+
+    class Notes(Observer):
+        def notice(self, text):
+            notes.append(text)
+
     config = EvolveConfig(data="digits", subset=0.2, generations=2, ancestor_epochs=1, epochs=1, keep=0.6,
                           precision="fp16", bench="local", bench_seconds=0.1)
-    records = evolve(config, tmp_path / "run")
+    records = evolve(config, tmp_path / "run", observer=Notes())
     assert all(r["fps"] > 0 and r["bench"]["backend"] == "local:onnxruntime" for r in records)
+    assert "channel multiple 4: the tiny profile (Jetson TX1) of --bench local; --channel-multiple N " \
+           "overrides it" in notes
+    offspring = compact_genome(RunDirectory(tmp_path / "run").genome(records[-1]["id"])).model
+    widths = [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+              for m in offspring.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:-1]
+    assert all(w % 4 == 0 or w < 4 for w in widths), widths
 
 
 def test_bad_bench_and_target_options_are_refused(tmp_path, monkeypatch):
