@@ -93,7 +93,7 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     Option("channel_multiple", "Every channel space of an offspring keeps a multiple of this many "
                                "live channels (the widths GPU and CPU kernels run fastest); 1: "
                                "exact widths [default: 8, or the multiple the device profile of "
-                               "--bench DEVICE declares (2 on tx1 and nano); 1 with --preset].",
+                               "--bench DEVICE declares (8 on every built-in profile); 1 with --preset].",
            number=COUNT),
     Option("generations", "Generations including the ancestor (generation 1) [default: at most "
                           "30 (8 on digits), ending by --patience; 6 with --preset, 10 with seed000].",

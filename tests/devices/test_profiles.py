@@ -30,8 +30,7 @@ def test_each_disagreement_is_one_warning():
     assert warnings == ["profile orin-nano expects TensorRT 10.x, the device has 8.5.2"]
 
 
-def test_profiles_declare_the_channel_vector_of_their_gpus_fp16_formats():
-    # Maxwell packs fp16 channels in pairs (no tensor cores); Volta and Ampere tensor cores take 8
+def test_every_built_in_profile_evolves_in_groups_of_8():
     assert {name: p.channel_multiple for name, p in PROFILES.items()} == {
-        "tx1": 2, "nano": 2, "xavier-nx": 8, "orin-nano": 8}
-    assert get_profile("tx1").as_dict()["channel_multiple"] == 2
+        "tx1": 8, "nano": 8, "xavier-nx": 8, "orin-nano": 8}
+    assert get_profile("tx1").as_dict()["channel_multiple"] == 8
