@@ -32,6 +32,7 @@ from torch import nn
 from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import grow_genome
 from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.core.records import MemberRecord
 from jetsynth.data.load import Dataset, load_dataset, training_batch
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
@@ -183,7 +184,7 @@ class Grower:
         self.population = SharedPopulation(factory, dataset.input_shape, dataset.classes)
         self.factory = factory
         self._topologies: dict[str, object] = {}
-        self.ancestor_record: dict | None = None
+        self.ancestor_record: MemberRecord | None = None
 
     # ---- persistence
     def _save_state(self, iteration: int, members: list[Member], uid: int, optimizer) -> None:
@@ -228,18 +229,18 @@ class Grower:
         member.accuracy = float((predictions(member.model, data.test_x) == data.test_y).float().mean())
 
     def _record(self, member: Member, generation: int, index: int, parents: tuple[str, ...],
-                selected: bool) -> dict:
+                selected: bool) -> MemberRecord:
         genome = self.genome(member, generation, index, parents)
         metrics = size_metrics(genome, "kernel")
-        base = self.ancestor_record or metrics
+        base = self.ancestor_record.sizes() if self.ancestor_record is not None else metrics
         record = {"id": genome.lineage.id, "generation": generation, "member": index,
                   "parents": list(parents), "seed": self.config.seed, "arch": member.arch,
                   "accuracy": member.accuracy, "val_accuracy": member.val_accuracy,
                   "epochs": 0, "selected": selected, **metrics, **efficiency(base, metrics),
                   "fps": None, "params": sum(p.numel() for p in member.model.parameters())}
-        self.run.save(genome, record)
+        written = self.run.save(genome, MemberRecord.from_json(record, f"{genome.lineage.id}'s record"))
         member.id = genome.lineage.id
-        return record
+        return written
 
     # ---- Algorithm 1
     def run_all(self) -> list[Member]:
