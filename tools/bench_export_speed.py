@@ -19,6 +19,7 @@ from pathlib import Path
 from common import by_generation, emit
 
 from jetsynth.core.genome import PRECISIONS
+from jetsynth.core.records import MemberRecord
 from jetsynth.run.rundir import RunDirectory, load_records
 from jetsynth.ship.bench import measure, onnx_runner
 from jetsynth.ship.export import export_genome
@@ -26,13 +27,13 @@ from jetsynth.ship.export import export_genome
 BATCHES = (1, 32)
 
 
-def timings(run: RunDirectory, record: dict, folder: Path, threads: int, seconds: float) -> dict:
-    genome = run.genome(record["id"])
-    out = {"id": record["id"], "generation": record["generation"], "accuracy": record["accuracy"],
-           "synaptic_efficiency": round(record["synaptic_efficiency"], 2),
-           "mac_reduction": round(record["mac_reduction"], 3), "macs": record["macs"]}
+def timings(run: RunDirectory, record: MemberRecord, folder: Path, threads: int, seconds: float) -> dict:
+    genome = run.genome(record.id)
+    out = {"id": record.id, "generation": record.generation, "accuracy": record.accuracy,
+           "synaptic_efficiency": round(record.synaptic_efficiency, 2),
+           "mac_reduction": round(record.mac_reduction, 3), "macs": record.macs}
     for precision in PRECISIONS:
-        exported = export_genome(genome, folder / f"{record['id']}-{precision}.onnx", precision)
+        exported = export_genome(genome, folder / f"{record.id}-{precision}.onnx", precision)
         out[f"{precision}_bytes"] = exported.bytes
         runner = onnx_runner(exported.path, "ort-cpu", threads)
         for batch in BATCHES:
@@ -52,12 +53,12 @@ def main() -> int:
     started = time.perf_counter()
     _, records = load_records(Path(args.run_dir))
     run = RunDirectory(Path(args.run_dir))
-    picks = [max(members, key=lambda r: r["accuracy"]) for members in by_generation(records).values()]
+    picks = [max(members, key=lambda r: r.accuracy) for members in by_generation(records).values()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for record in picks:
             rows.append(timings(run, record, Path(tmp), args.threads, args.seconds))
-            print(f"timed {record['id']}", file=sys.stderr)
+            print(f"timed {record.id}", file=sys.stderr)
     base = rows[0]
     for row in rows:
         for precision in PRECISIONS:

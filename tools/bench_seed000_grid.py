@@ -97,7 +97,7 @@ def main() -> int:
     results = {}
     for config, run_dir in jobs:
         records = runs[str(run_dir)]
-        floor = records[0]["accuracy"] - 0.02
+        floor = records[0].accuracy - 0.02
         results[(config.parents, config.population)] = generation_rows(records, floor)
     pngs = plot(out, results, populations, ms)
     emit("seed000-grid", {

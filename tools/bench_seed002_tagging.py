@@ -50,7 +50,7 @@ def main() -> int:
         records = runs[str(run_dir)]
         overlaps = {row["generation"]: row["average_overlap"]
                     for row in overlap_by_generation(run_dir, records, config.cluster)}
-        rows = generation_rows(records, records[0]["accuracy"] - 0.02)
+        rows = generation_rows(records, records[0].accuracy - 0.02)
         for row in rows:
             row["average_overlap"] = round(overlaps[row["generation"]], 4)
         write_population_plots(run_dir, records, config.precision)

@@ -48,8 +48,8 @@ def main() -> int:
         records = runs[str(run_dir)]
         ancestor = records[0]
         result[config.selection] = {
-            "best_within_1_point": best_within(records, ancestor["accuracy"] - 0.01, ancestor),
-            "best_within_2_points": best_within(records, ancestor["accuracy"] - 0.02, ancestor),
+            "best_within_1_point": best_within(records, ancestor.accuracy - 0.01, ancestor),
+            "best_within_2_points": best_within(records, ancestor.accuracy - 0.02, ancestor),
             "pareto_front": pareto_front(records),
         }
     emit("parent-selection", {
