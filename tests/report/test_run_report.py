@@ -171,3 +171,19 @@ def test_a_table_of_many_layers_is_transposed():
     header, rows = layer_view([replace(r, layers=r.layers[:8], layer_cluster_efficiency=(1.0,) * 8)
                                for r in records])
     assert header[:3] == ["Gen.", "Test acc.", "layer1.conv1"]  # seed 001's layout up to 8 layers
+
+
+def test_report_json_gives_each_member_as_its_member_json_holds_it(benched_run):
+    """`report --json` reads typed records but prints the figures member.json holds, unchanged."""
+    import json
+
+    from jetsynth.report.run_report import SUMMARY_FIELDS
+
+    report = summary(benched_run)
+    for entry in report["members"]:
+        written = json.loads((benched_run / "members" / entry["id"] / "member.json").read_text())
+        assert {k: entry[k] for k in SUMMARY_FIELDS} == {k: written.get(k) for k in SUMMARY_FIELDS}
+        assert entry["fps_produced_by"] == written["bench"]["produced_by"]
+        assert entry["layers"] == [{**layer, "cluster_efficiency": eff} for layer, eff in
+                                   zip(written["layers"], written["layer_cluster_efficiency"], strict=True)]
+    assert all(isinstance(row["fps_iqr"], list) for row in report["frontier"] if row["fps"])
