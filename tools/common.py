@@ -108,9 +108,9 @@ def add_population_arguments(parser, out: str, generations: int, population: int
                              parents: int | None = None) -> None:
     """The options every population benchmark shares (seed 000's 10 % MNIST setting), with
     --population and --parents where the benchmark has one of each. The default pressure is
-    the one the README's grid was measured under: R = 0.5 per generation, all of it on whole
-    kernels, equal rates in every layer, 15 epochs of retraining per offspring (3 epochs
-    lose 2–4 points more at the same efficiency)."""
+    the one seed 000's grid on docs/benchmarks.md was measured under: R = 0.5 per generation,
+    all of it on whole kernels, equal rates in every layer, 15 epochs of retraining per
+    offspring (3 epochs lose 2–4 points more at the same efficiency)."""
     if population is not None:
         parser.add_argument("--population", type=int, default=population)
         parser.add_argument("--parents", type=int, default=parents)
