@@ -32,6 +32,9 @@ PRESETS = ("seed000", "seed001", "seed002", "seed004")
 """--preset: the seed papers' settings, exactly the defaults of every run before the user-first
 defaults (fixed pressure on synapses, kernel clusters, exact widths, 6 generations)."""
 SEED_GENERATIONS = 6
+PAPER_SETTINGS = {"seed000": {"generations": 10, "cluster": "filter"}}
+"""Settings a seed paper states where the shared seed defaults differ: seed 000 (Fig. 2) runs
+to generation 10 and takes each filter as a synaptic cluster (§3.1)."""
 GENERATIONS_CAP = {"digits": 8}
 FALLBACK_GENERATIONS_CAP = 30
 """Without a preset a run ends by itself (--patience at the floor); this only bounds it (on the
@@ -206,13 +209,17 @@ class EvolveConfig:
         adaptive pressure from --keep 0.8; eight screened draws per member. With --max-drop or
         --accuracy-floor (and no target), the pressure adapts to accuracy from a stronger --keep
         0.5. Otherwise seed 001's kernels with balance 0.5 and cluster pressure 0.5, seed 000's
-        random mates, fixed pressure at --keep 0.8, on synapses, exact widths."""
+        random mates, fixed pressure at --keep 0.8, on synapses, exact widths; what a paper
+        states itself overrides these (`PAPER_SETTINGS`: seed 000's 10 generations and filter
+        clusters)."""
         closed = self.target_fps is not None
         floored = self.max_drop is not None or self.accuracy_floor is not None
+        paper = PAPER_SETTINGS.get(self.preset, {})
         return replace(
             self,
-            generations=self.generations if self.generations is not None else SEED_GENERATIONS,
-            cluster=self.cluster or ("filter" if closed else "kernel"),
+            generations=(self.generations if self.generations is not None
+                         else paper.get("generations", SEED_GENERATIONS)),
+            cluster=self.cluster or ("filter" if closed else paper.get("cluster", "kernel")),
             balance=self.balance if self.balance is not None else (0.0 if closed else 0.5),
             cluster_pressure=(self.cluster_pressure if self.cluster_pressure is not None
                               else (0.9 if closed else 0.5)),
