@@ -20,6 +20,7 @@ from pathlib import Path
 from common import by_generation, emit
 
 from jetsynth.core.genome import PRECISIONS
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy
 from jetsynth.run.rundir import RunDirectory, load_records
 from jetsynth.ship.bench import measure, onnx_runner
@@ -28,14 +29,14 @@ from jetsynth.ship.export import export_genome
 BATCHES = (1, 32)
 
 
-def timings(run: RunDirectory, record: dict, folder: Path, threads: int, seconds: float) -> dict:
-    genome = run.genome(record["id"])
-    out = {"id": record["id"], "generation": record["generation"], "accuracy": record["accuracy"],
-           "val_accuracy": record.get("val_accuracy"),
-           "synaptic_efficiency": round(record["synaptic_efficiency"], 2),
-           "mac_reduction": round(record["mac_reduction"], 3), "macs": record["macs"]}
+def timings(run: RunDirectory, record: MemberRecord, folder: Path, threads: int, seconds: float) -> dict:
+    genome = run.genome(record.id)
+    out = {"id": record.id, "generation": record.generation, "accuracy": record.accuracy,
+           "val_accuracy": record.val_accuracy,
+           "synaptic_efficiency": round(record.synaptic_efficiency, 2),
+           "mac_reduction": round(record.mac_reduction, 3), "macs": record.macs}
     for precision in PRECISIONS:
-        exported = export_genome(genome, folder / f"{record['id']}-{precision}.onnx", precision)
+        exported = export_genome(genome, folder / f"{record.id}-{precision}.onnx", precision)
         out[f"{precision}_bytes"] = exported.bytes
         runner = onnx_runner(exported.path, "ort-cpu", threads)
         for batch in BATCHES:
@@ -45,7 +46,7 @@ def timings(run: RunDirectory, record: dict, folder: Path, threads: int, seconds
     return out
 
 
-def most_accurate(records: list[dict]) -> list[dict]:
+def most_accurate(records: list[MemberRecord]) -> list[MemberRecord]:
     """Each generation's most accurate member by `selection_accuracy` (validation), the one
     timed: choosing by test accuracy would report a test figure the choice has seen."""
     return [max(members, key=selection_accuracy) for members in by_generation(records).values()]
@@ -65,7 +66,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for record in most_accurate(records):
             rows.append(timings(run, record, Path(tmp), args.threads, args.seconds))
-            print(f"timed {record['id']}", file=sys.stderr)
+            print(f"timed {record.id}", file=sys.stderr)
     base = rows[0]
     for row in rows:
         for precision in PRECISIONS:

@@ -27,29 +27,30 @@ from common import (
     validation_floor,
 )
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.storage import read_jsonl
 
 
-def summary(records: list[dict], run_dir: Path) -> dict:
+def summary(records: list[MemberRecord], run_dir: Path) -> dict:
     """One run: its most efficient offspring within 2 points of the ancestor on validation
     (`common.best_within`, test accuracy reported) and whether a repair made it; per generation
     how many members are within 2 points on test and their mean test accuracy (reported, never
     used to choose); the repairs `events.jsonl` records."""
     ancestor = records[0]
-    floor_test = ancestor["accuracy"] - 0.02
+    floor_test = ancestor.accuracy - 0.02
     best = best_within(records[1:], validation_floor(ancestor, 0.02), ancestor, on="val_accuracy")
-    member = None if best is None else next(r for r in records if r["id"] == best["id"])
+    member = None if best is None else next(r for r in records if r.id == best["id"])
     events = [e for e in read_jsonl(run_dir / "events.jsonl") if e["event"] == "repair"]
     return {
-        "ancestor_accuracy": ancestor["accuracy"],
-        "ancestor_val_accuracy": ancestor["val_accuracy"],
+        "ancestor_accuracy": ancestor.accuracy,
+        "ancestor_val_accuracy": ancestor.val_accuracy,
         "best_within_2_points": None if best is None else {
-            **best, "repaired": bool(member.get("repair", {}).get("kept"))},
+            **best, "repaired": bool((member.repair or {}).get("kept"))},
         "within_2_points_per_generation": {
-            g: sum(r["accuracy"] >= floor_test for r in members)
+            g: sum(r.accuracy >= floor_test for r in members)
             for g, members in by_generation(records).items() if g > 1},
         "mean_accuracy_per_generation": {
-            g: round(sum(r["accuracy"] for r in members) / len(members), 4)
+            g: round(sum(r.accuracy for r in members) / len(members), 4)
             for g, members in by_generation(records).items()},
         "repairs_tried": len(events), "repairs_kept": sum(e["kept"] for e in events),
     }

@@ -85,10 +85,12 @@ def memory(work: Path, counts: list[int]) -> dict:
                    "--run-dir", str(run)]
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         figures = json.loads(result.stdout.strip().splitlines()[-1])
-        record = json.loads((run / "members" / "g01-m00" / "member.json").read_text())
+        from jetsynth.core.records import MemberRecord
+
+        record = MemberRecord.read(run / "members" / "g01-m00" / "member.json")
         out[str(count)] = {**figures, "cache_mib": round(
             sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**20, 1),
-            "accuracy": record["accuracy"]}
+            "accuracy": record.accuracy}
     return out
 
 

@@ -39,6 +39,7 @@ from common import (
     settings,
 )
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.storage import read_jsonl
 
 
@@ -86,37 +87,37 @@ TARGET_CLUSTER = 49.0
 """The paper's efficiencies for m = 5 at generation 9 (populations of 5 and 8): ×, kernels."""
 
 
-def conv_kernel_efficiency(record: dict, ancestor: dict) -> float:
+def conv_kernel_efficiency(record: MemberRecord, ancestor: MemberRecord) -> float:
     """The ancestor's convolution kernels over the member's, fully-connected neurons left out
     (the paper's "kernels" read literally; `common.kernel_efficiency` counts neurons too)."""
-    def conv(r: dict) -> int:
-        return sum(layer["kernels"] for layer in r["layers"] if layer["kind"] == "conv")
+    def conv(r: MemberRecord) -> int:
+        return sum(layer.kernels for layer in r.layers if layer.kind == "conv")
 
     return round(conv(ancestor) / max(conv(record), 1), 2)
 
 
-def with_conv_kernels(rows: list[dict], records: list[dict]) -> list[dict]:
+def with_conv_kernels(rows: list[dict], records: list[MemberRecord]) -> list[dict]:
     """`rows` (`common.generation_rows`) with each generation's geometric-mean conv-kernel
     efficiency (`conv_kernel_efficiency`)."""
     ancestor = records[0]
     out = []
     for row in rows:
-        members = [r for r in records if r["generation"] == row["generation"]]
+        members = [r for r in records if r.generation == row["generation"]]
         logs = [math.log(conv_kernel_efficiency(r, ancestor)) for r in members]
         out.append({**row, "mean_conv_kernel_efficiency": round(math.exp(sum(logs) / len(logs)), 2)})
     return out
 
 
-def chosen_member(records: list[dict], drop: float) -> dict | None:
+def chosen_member(records: list[MemberRecord], drop: float) -> dict | None:
     """The run's most efficient member whose validation accuracy is at most `drop` (a fraction)
     under the ancestor's, with its test accuracy's drop from the ancestor's test accuracy in
     points and whether it meets the paper's target at `drop`. None when no member qualifies."""
     ancestor = records[0]
-    best = best_within(records, ancestor["val_accuracy"] - drop, ancestor, on="val_accuracy")
+    best = best_within(records, ancestor.val_accuracy - drop, ancestor, on="val_accuracy")
     if best is None:
         return None
-    test_drop = round(100 * (ancestor["accuracy"] - best["accuracy"]), 2)
-    member = next(r for r in records if r["id"] == best["id"])
+    test_drop = round(100 * (ancestor.accuracy - best["accuracy"]), 2)
+    member = next(r for r in records if r.id == best["id"])
     return {**best, "conv_kernel_efficiency": conv_kernel_efficiency(member, ancestor),
             "test_drop_points": test_drop,
             "meets_target": (best["synaptic_efficiency"] >= TARGET_SYNAPTIC
@@ -124,7 +125,7 @@ def chosen_member(records: list[dict], drop: float) -> dict | None:
                              and test_drop <= 100 * drop)}
 
 
-def cell_summary(seed_records: list[list[dict]], drop: float, generation: int) -> dict:
+def cell_summary(seed_records: list[list[MemberRecord]], drop: float, generation: int) -> dict:
     """Over the seeds of one (m, population) cell: mean ± spread of the chosen members' figures
     (`chosen_member`) and of the population's mean test accuracy and geometric-mean
     efficiencies at `generation`; how many seeds met the target."""
@@ -181,10 +182,10 @@ def main() -> int:
             seed_records = [runs[str(run_path(out, seed, m, population, seeds))] for seed in seeds]
             per_seed = []
             for seed, records in zip(seeds, seed_records, strict=True):
-                floor = records[0]["val_accuracy"] - args.drop
+                floor = records[0].val_accuracy - args.drop
                 per_seed.append({
-                    "seed": seed, "ancestor_accuracy": records[0]["accuracy"],
-                    "ancestor_val_accuracy": records[0]["val_accuracy"],
+                    "seed": seed, "ancestor_accuracy": records[0].accuracy,
+                    "ancestor_val_accuracy": records[0].val_accuracy,
                     "chosen": chosen_member(records, args.drop),
                     "generations": with_conv_kernels(generation_rows(records, floor, on="val_accuracy"),
                                                      records),

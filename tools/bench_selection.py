@@ -63,8 +63,8 @@ def main() -> int:
     ancestor = runs[str(jobs[0][1])][0]
     emit("parent-selection", {
         "settings": settings(args, "population", "parents"),
-        "ancestor_accuracy": ancestor["accuracy"],
-        "ancestor_val_accuracy": ancestor["val_accuracy"],
+        "ancestor_accuracy": ancestor.accuracy,
+        "ancestor_val_accuracy": ancestor.val_accuracy,
         "policies": {config.selection: policy_summary(runs[str(run_dir)]) for config, run_dir in jobs},
     }, wall)
     return 0

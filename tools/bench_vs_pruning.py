@@ -395,7 +395,7 @@ def main() -> int:
         return 0
     run = RunDirectory(run_dir)
 
-    ancestor_genome_ = run.genome(records[0]["id"])
+    ancestor_genome_ = run.genome(records[0].id)
     ancestor_model = compact_genome(ancestor_genome_).model
     ancestor = {**accuracies(ancestor_model, dataset), "macs": count_macs(ancestor_model, input_shape),
                 "params": params(ancestor_model),
@@ -406,11 +406,11 @@ def main() -> int:
     measured = run_dir / "points.json"
     jet_points = json.loads(measured.read_text()) if measured.is_file() else []
     for record in records[1 + len(jet_points):]:
-        model = compact_genome(run.genome(record["id"])).model
-        jet_points.append({"id": record["id"], "accuracy": record["accuracy"],
-                           "val_accuracy": record["val_accuracy"],
+        model = compact_genome(run.genome(record.id)).model
+        jet_points.append({"id": record.id, "accuracy": record.accuracy,
+                           "val_accuracy": record.val_accuracy,
                            "macs": count_macs(model, input_shape), "params": params(model),
-                           "onnx": str(write_onnx(model, input_shape, run_dir / "onnx" / record["id"])
+                           "onnx": str(write_onnx(model, input_shape, run_dir / "onnx" / record.id)
                                        .relative_to(out))})
     measured.write_text(json.dumps(jet_points))
     methods["jetsynth"] = jet_points

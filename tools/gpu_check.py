@@ -24,6 +24,8 @@ import time
 import traceback
 from pathlib import Path
 
+from jetsynth.core.records import MemberRecord
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 BUDGET_S = 450
@@ -39,13 +41,13 @@ def last_json(text: str) -> dict:
     return json.loads(text[text.index("{"):])
 
 
-def evolve(run: Path, *options: str) -> list[dict]:
+def evolve(run: Path, *options: str) -> list[MemberRecord]:
     result = jetsynth("evolve", "--data", "digits", "--subset", "0.5", "--seed", "3",
                       "--run-dir", str(run), *options)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
                            f"exit {result.returncode}")
-    return [json.loads(p.read_text()) for p in sorted((run / "members").glob("*/member.json"))]
+    return [MemberRecord.read(p) for p in sorted((run / "members").glob("*/member.json"))]
 
 
 def check_environment() -> dict:
@@ -63,10 +65,10 @@ def check_training(work: Path) -> dict:
     records = evolve(work / "cuda", "--generations", "2", "--population", "2",
                      "--ancestor-epochs", "3", "--epochs", "1", "--device", "cuda:0")
     return {"seconds": round(time.perf_counter() - started, 1),
-            "placements": sorted({(r["device"], r["amp"]) for r in records}),
-            "accuracies": [round(r["accuracy"], 4) for r in records],
-            "ok": all(r["device"] == "cuda:0" and r["amp"] in ("bf16", "fp16") for r in records)
-            and records[0]["accuracy"] > 0.8}
+            "placements": sorted({(r.device, r.amp) for r in records}),
+            "accuracies": [round(r.accuracy, 4) for r in records],
+            "ok": all(r.device == "cuda:0" and r.amp in ("bf16", "fp16") for r in records)
+            and records[0].accuracy > 0.8}
 
 
 def check_parity(work: Path) -> dict:
@@ -79,12 +81,12 @@ def check_parity(work: Path) -> dict:
     gpu = evolve(work / "parity-gpu", *options, "--device", "cuda:0")
     agree, total = 0, 0
     for record in cpu:
-        a = RunDirectory(work / "parity-cpu").genome(record["id"]).masks
-        b = RunDirectory(work / "parity-gpu").genome(record["id"]).masks
+        a = RunDirectory(work / "parity-cpu").genome(record.id).masks
+        b = RunDirectory(work / "parity-gpu").genome(record.id).masks
         for name in a:
             agree += int((a[name] == b[name]).sum())
             total += a[name].numel()
-    drift = max(abs(c["accuracy"] - g["accuracy"]) for c, g in zip(cpu, gpu, strict=True))
+    drift = max(abs(c.accuracy - g.accuracy) for c, g in zip(cpu, gpu, strict=True))
     return {"mask_agreement": round(agree / total, 5), "largest_accuracy_difference": round(drift, 4),
             "ok": agree / total >= 0.95 and drift <= 0.03}
 
@@ -162,7 +164,7 @@ def check_spread(work: Path) -> dict:
         return {"skipped": "one GPU: nothing to spread over"}
     records = evolve(work / "spread", "--generations", "2", "--population", "4", "--ancestor-epochs",
                      "1", "--epochs", "1", "--device", "cuda")
-    used = sorted({r["device"] for r in records[1:]})
+    used = sorted({r.device for r in records[1:]})
     return {"devices": used, "ok": len(used) > 1}
 
 
@@ -176,11 +178,11 @@ def check_grow(work: Path) -> dict:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
                            f"exit {result.returncode}")
     summary = last_json(result.stdout)
-    records = [json.loads(p.read_text()) for p in sorted((run / "members").glob("*/member.json"))]
+    records = [MemberRecord.read(p) for p in sorted((run / "members").glob("*/member.json"))]
     return {"device": summary["device"], "amp": summary["amp"],
             "best_val_accuracy": round(summary["final"][0]["val_accuracy"], 4),
             "ok": summary["device"] == "cuda:0" and summary["amp"] in ("bf16", "fp16")
-            and all(r["device"] == "cuda:0" for r in records)}
+            and all(r.device == "cuda:0" for r in records)}
 
 
 def check_timing_lock(work: Path) -> dict:

@@ -32,6 +32,7 @@ from torch import nn
 from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import grow_genome
 from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.core.records import MemberRecord
 from jetsynth.data.load import Dataset, load_dataset
 from jetsynth.data.stream import TrainingStream
 from jetsynth.errors import JetsynthError
@@ -220,7 +221,7 @@ class Grower:
         self.scaler = gradient_scaler(torch.device(device), amp)
         self.factory = factory
         self._topologies: dict[str, object] = {}
-        self.ancestor_record: dict | None = None
+        self.ancestor_record: MemberRecord | None = None
 
     # ---- persistence
     def _save_state(self, iteration: int, members: list[Member], uid: int, optimizer) -> None:
@@ -271,19 +272,19 @@ class Grower:
                                  ).float().mean())
 
     def _record(self, member: Member, generation: int, index: int, parents: tuple[str, ...],
-                selected: bool) -> dict:
+                selected: bool) -> MemberRecord:
         genome = self.genome(member, generation, index, parents)
         metrics = size_metrics(genome, "kernel")
-        base = self.ancestor_record or metrics
+        base = self.ancestor_record.sizes() if self.ancestor_record is not None else metrics
         record = {"id": genome.lineage.id, "generation": generation, "member": index,
                   "parents": list(parents), "seed": self.config.seed, "arch": member.arch,
                   "accuracy": member.accuracy, "val_accuracy": member.val_accuracy,
                   "epochs": 0, "selected": selected, **metrics, **efficiency(base, metrics),
                   "fps": None, "params": sum(p.numel() for p in member.model.parameters()),
                   "device": self.device, "amp": self.amp}
-        self.run.save(genome, record)
+        written = self.run.save(genome, MemberRecord.from_json(record, f"{genome.lineage.id}'s record"))
         member.id = genome.lineage.id
-        return record
+        return written
 
     # ---- Algorithm 1
     def run_all(self) -> list[Member]:

@@ -11,13 +11,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from bench_seed000_grid import cell_summary, chosen_member, with_conv_kernels  # noqa: E402
 from common import mean_spread  # noqa: E402
 
+from tests.member_records import member as member_record  # noqa: E402
+
 
 def _member(id_, generation, accuracy, val, synaptic, kernels, conv=(2, 8)):
     """A record with `kernels` in all (conv kernels `conv`, the rest fully-connected neurons)."""
-    layers = [{"kind": "conv", "kernels": conv[0]}, {"kind": "conv", "kernels": conv[1]},
-              {"kind": "linear", "kernels": kernels - sum(conv)}]
-    return {"id": id_, "generation": generation, "accuracy": accuracy, "val_accuracy": val,
-            "synaptic_efficiency": synaptic, "kernels": kernels, "layers": layers}
+    layers = [{"name": name, "synapses": 1, "clusters": 1, "kind": kind, "kernels": count}
+              for name, kind, count in (("conv1", "conv", conv[0]), ("conv2", "conv", conv[1]),
+                                        ("fc", "linear", kernels - sum(conv)))]
+    return member_record(id=id_, generation=generation, member=int(id_[-2:]), accuracy=accuracy,
+                         val_accuracy=val, synaptic_efficiency=synaptic, kernels=kernels,
+                         layers=layers, layer_cluster_efficiency=[1.0] * 3,
+                         layer_synaptic_efficiency=[1.0] * 3)
 
 
 ANCESTOR = _member("g01-m00", 1, 0.98, 0.97, 1.0, 1530, conv=(20, 1000))
