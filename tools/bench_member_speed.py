@@ -128,7 +128,7 @@ def main() -> int:
     run = RunDirectory(Path(args.run_dir))
     config = run.stored_config()
     multiple = (config.channel_multiple if config is not None else None) or 1
-    records = {r["id"]: r for r in load_records(Path(args.run_dir))[1]}
+    records = {r.id: r for r in load_records(Path(args.run_dir))[1]}
     unknown = [m for m in args.member if m not in records]
     if unknown:
         print(f"error: no member {', '.join(unknown)} in {args.run_dir}; name finished members "

@@ -65,7 +65,7 @@ def main() -> int:
     record = run.record(args.member)
     emit("training-curve", {"run_dir": args.run_dir, "member": args.member, "arch": config.arch,
                             "curve": curve,
-                            "final_val_accuracy": record.get("val_accuracy") if record else None},
+                            "final_val_accuracy": record.val_accuracy if record else None},
          time.perf_counter() - started)
     return 0
 

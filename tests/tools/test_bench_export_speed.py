@@ -8,20 +8,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from bench_export_speed import most_accurate  # noqa: E402
+from member_records import member  # noqa: E402
 
 
 def _member(id_, accuracy, val):
-    return {"id": id_, "generation": int(id_[1:3]), "accuracy": accuracy, "val_accuracy": val}
+    return member(generation=int(id_[1:3]), member=int(id_[5:7]), accuracy=accuracy, val_accuracy=val)
 
 
 def test_each_generation_s_member_is_the_most_accurate_on_validation():
     records = [_member("g01-m00", 0.98, 0.97),
                _member("g02-m00", 0.975, 0.95),   # best on test
                _member("g02-m01", 0.96, 0.965)]   # best on validation
-    assert [r["id"] for r in most_accurate(records)] == ["g01-m00", "g02-m01"]
+    assert [r.id for r in most_accurate(records)] == ["g01-m00", "g02-m01"]
 
 
 def test_a_run_without_a_validation_split_falls_back_to_test():
     records = [_member("g01-m00", 0.98, None), _member("g02-m00", 0.975, None),
                _member("g02-m01", 0.96, None)]
-    assert [r["id"] for r in most_accurate(records)] == ["g01-m00", "g02-m00"]
+    assert [r.id for r in most_accurate(records)] == ["g01-m00", "g02-m00"]

@@ -3,16 +3,18 @@ reports the chosen member's test accuracy (tools/bench_fps_target.py), on hand-m
 whose best on test and best on validation differ."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from bench_fps_target import outcome  # noqa: E402
+from member_records import member  # noqa: E402
 
 
 def _member(id_, accuracy, val, fps, mac_reduction=1.0):
-    return {"id": id_, "generation": int(id_[1:3]), "accuracy": accuracy, "val_accuracy": val,
-            "fps": fps, "mac_reduction": mac_reduction, "bench": {"source": "measured"}}
+    return member(generation=int(id_[1:3]), member=int(id_[5:7]), accuracy=accuracy, val_accuracy=val,
+                  fps=fps, mac_reduction=mac_reduction, bench={"source": "measured"})
 
 
 RECORDS = [
@@ -34,5 +36,5 @@ def test_the_floor_is_held_on_validation_and_test_is_reported():
 
 
 def test_a_run_without_a_validation_split_holds_the_floor_on_test():
-    result = outcome([{**r, "val_accuracy": None} for r in RECORDS], floor=0.98, target=40_000.0)
+    result = outcome([replace(r, val_accuracy=None) for r in RECORDS], floor=0.98, target=40_000.0)
     assert (result["member"], result["target_reached_in_generation"]) == ("g02-m00", 2)

@@ -8,16 +8,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from bench_grow_on_drop import summary  # noqa: E402
+from member_records import member  # noqa: E402
 
 from jetsynth.storage import append_jsonl  # noqa: E402
 
 
 def _member(id_, accuracy, val, synaptic, kernels=100, repair=None):
-    record = {"id": id_, "generation": int(id_[1:3]), "accuracy": accuracy, "val_accuracy": val,
-              "synaptic_efficiency": synaptic, "kernels": kernels}
-    if repair is not None:
-        record["repair"] = repair
-    return record
+    return member(generation=int(id_[1:3]), member=int(id_[5:7]), accuracy=accuracy, val_accuracy=val,
+                  synaptic_efficiency=synaptic, kernels=kernels, repair=repair)
 
 
 RECORDS = [

@@ -3,16 +3,18 @@ accuracy (tools/bench_seed002_tagging.py), on hand-made records whose best on te
 validation differ."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from bench_seed002_tagging import table_rows  # noqa: E402
+from member_records import member  # noqa: E402
 
 
 def _member(id_, accuracy, val, synaptic, kernels=100):
-    return {"id": id_, "generation": int(id_[1:3]), "accuracy": accuracy, "val_accuracy": val,
-            "synaptic_efficiency": synaptic, "kernels": kernels}
+    return member(generation=int(id_[1:3]), member=int(id_[5:7]), accuracy=accuracy, val_accuracy=val,
+                  synaptic_efficiency=synaptic, kernels=kernels)
 
 
 RECORDS = [
@@ -35,5 +37,5 @@ def test_each_generation_s_best_is_chosen_on_validation_beside_its_overlap():
 
 
 def test_without_a_validation_split_no_generation_has_a_best():
-    rows = table_rows([{**r, "val_accuracy": None} for r in RECORDS], {1: 1.0, 2: 0.8})
+    rows = table_rows([replace(r, val_accuracy=None) for r in RECORDS], {1: 1.0, 2: 0.8})
     assert [row["best"] for row in rows] == [None, None]

@@ -3,16 +3,18 @@
 differ."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 from bench_selection import policy_summary  # noqa: E402
+from member_records import member  # noqa: E402
 
 
 def _member(id_, accuracy, val, synaptic, kernels=100):
-    return {"id": id_, "generation": int(id_[1:3]), "accuracy": accuracy, "val_accuracy": val,
-            "synaptic_efficiency": synaptic, "kernels": kernels}
+    return member(generation=int(id_[1:3]), member=int(id_[5:7]), accuracy=accuracy, val_accuracy=val,
+                  synaptic_efficiency=synaptic, kernels=kernels)
 
 
 ANCESTOR = _member("g01-m00", 0.98, 0.97, 1.0, kernels=1000)
@@ -45,6 +47,6 @@ def test_the_front_is_drawn_on_validation_and_reports_test():
 
 
 def test_a_run_without_a_validation_split_chooses_nothing():
-    records = [{**r, "val_accuracy": None} for r in RECORDS]
+    records = [replace(r, val_accuracy=None) for r in RECORDS]
     summary = policy_summary(records)
     assert summary == {"best_within_1_point": None, "best_within_2_points": None, "pareto_front": []}

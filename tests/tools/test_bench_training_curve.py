@@ -22,7 +22,7 @@ def test_a_finished_ancestor_gives_its_final_accuracy_and_a_non_ancestor_is_refu
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert result["curve"] == [] and result["final_val_accuracy"] == ancestor["val_accuracy"]
+    assert result["curve"] == [] and result["final_val_accuracy"] == ancestor.val_accuracy
     refused = subprocess.run([*command, "--member", "g02-m00"], capture_output=True, text=True, timeout=300,
                              env=env, check=False)
     assert refused.returncode == 2 and refused.stderr.startswith("error: ")
