@@ -28,11 +28,12 @@ from common import (
     validation_floor,
 )
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.report.plots import write_population_plots
 from jetsynth.report.run_report import overlap_by_generation
 
 
-def table_rows(records: list[dict], overlaps: dict[int, float]) -> list[dict]:
+def table_rows(records: list[MemberRecord], overlaps: dict[int, float]) -> list[dict]:
     """One run's rows of the table: `common.generation_rows` with each generation's best member
     chosen on validation (within 2 points of the ancestor's validation accuracy) and its
     average pairwise overlap from `overlaps` (by generation)."""

@@ -28,10 +28,12 @@ from common import (
     validation_floor,
 )
 
+from jetsynth.core.records import MemberRecord
+
 POLICIES = ("random", "fitness", "similarity")
 
 
-def policy_summary(records: list[dict]) -> dict:
+def policy_summary(records: list[MemberRecord]) -> dict:
     """One policy's run: its most efficient members within 1 and 2 points of the ancestor and
     its Pareto front, all chosen on validation accuracy (test accuracy is reported, never
     looked at)."""
