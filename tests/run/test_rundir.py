@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,3 +217,31 @@ def test_resume_stops_on_a_damaged_genome_naming_it(tmp_path):
     with pytest.raises(JetsynthError, match="g01-m00/genome.json is damaged"):
         evolve(replace(config, generations=3), run, resume=True)
     assert not (run / "damaged").exists()
+
+
+FORMAT1_RUN = Path(__file__).parent / "fixtures" / "run_format1"
+"""A run written by jetsynth 0.1.0 (config.json format 1, flat): `evolve --data digits --subset 0.3
+--generations 2 --population 1 --ancestor-epochs 3 --epochs 1 --screen 1 --arch small-cnn
+--input-size 8 --lr 0.01`, its report/ left out."""
+
+
+def test_a_run_written_by_the_previous_release_still_opens_reports_exports_and_resumes(tmp_path):
+    import jetsynth
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(FORMAT1_RUN, run_dir)
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["format"] == 1
+    config = RunDirectory(run_dir).stored_config()
+    assert (config.arch, config.generations, config.keep, config.input_size) == ("small-cnn", 2, 0.5, 8)
+    run = jetsynth.open_run(run_dir)
+    assert [m.id for m in run.members] == ["g01-m00", "g02-m00"]
+    assert run.config == config
+    report = _jetsynth("report", str(run_dir), "--json")
+    assert report.returncode == 0, report.stderr
+    assert [m["id"] for m in json.loads(report.stdout)["members"]] == ["g01-m00", "g02-m00"]
+    exported = _jetsynth("export", str(run_dir), "-g", "2", "-m", "0", "-o", str(tmp_path / "m.onnx"))
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+    resumed = _jetsynth("evolve", "--run-dir", str(run_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunDirectory(run_dir).stored_config() == config
