@@ -309,7 +309,7 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
     dataset = load_dataset(config.evolve_config().data_spec())
     if dataset.val_x is None or not len(dataset.val_x):
         raise JetsynthError("grow selects on a validation split and this data has none: "
-                            "raise --val-split")
+                            "raise `val_split`", setting="val_split")
     grow_path = Path(run_dir) / GROW_FILE
     if resume and grow_path.is_file():
         stored = read_object(grow_path).get("config", {})
@@ -317,7 +317,8 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
                            if k != "iterations" and stored.get(k) != v)
         if differing:
             raise JetsynthError(f"{run_dir} was grown with other settings ({', '.join(differing)}); "
-                                "resume it with the same options or choose another --run-dir")
+                                "resume it with the same options or choose another `run_dir`",
+                                setting="run_dir")
     run = open_run(Path(run_dir), config.evolve_config(), resume, {config.arch: factory})
     try:
         write_json(grow_path, {"config": asdict(config)}, run.root)

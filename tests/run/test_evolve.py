@@ -344,6 +344,6 @@ def test_a_gpu_this_machine_lacks_ends_before_anything_is_written(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     for device in ("cuda", "cuda:3"):
-        with pytest.raises(JetsynthError, match=f"--device {device}: torch finds no CUDA GPU"):
+        with pytest.raises(JetsynthError, match=f"`device` {device}: torch finds no CUDA GPU"):
             evolve(EvolveConfig(data="digits", device=device), tmp_path / "run")
         assert not (tmp_path / "run").exists()
