@@ -12,7 +12,7 @@ from jetsynth.core.trials import TRIALS
 from jetsynth.data.dataset import DataSpec
 from jetsynth.devices.inventory import BenchTarget
 from jetsynth.errors import JetsynthError
-from jetsynth.run.policies import with_policy
+from jetsynth.run.policies import DEFAULT_MAX_DROP, with_policy
 from jetsynth.run.settings import (
     SECTION_OF,
     SECTION_TYPES,
@@ -248,7 +248,7 @@ class EvolveConfig:
         under the ancestor's."""
         if self.accuracy_floor is not None:
             return self.accuracy_floor
-        return ancestor_accuracy - (self.max_drop if self.max_drop is not None else 0.01)
+        return ancestor_accuracy - (self.max_drop if self.max_drop is not None else DEFAULT_MAX_DROP)
 
     def data_spec(self) -> DataSpec:
         return DataSpec.parse(self.data, self.subset, self.seed, self.val_split, self.input_size,

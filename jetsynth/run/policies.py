@@ -35,6 +35,8 @@ GENERATIONS_CAP = {"digits": 8}
 FALLBACK_GENERATIONS_CAP = 30
 """Without a preset a run ends by itself (patience at the floor); this only bounds it (on the
 built-in digits, 8: the quick start stays under 2 minutes)."""
+DEFAULT_MAX_DROP = 0.01
+"""The floor where none is given: one point under the ancestor's validation accuracy."""
 MODES = ("open", "floor", "target")
 """What the run aims at: nothing given, an accuracy floor (max_drop or accuracy_floor), or a
 speed (target_fps, which wins over a floor)."""
@@ -60,7 +62,7 @@ class Policy:
 
 _USER = Policy(generations=CAPPED, cluster="filter", balance=0.5, cluster_pressure=0.9,
                selection="random", pressure="adaptive", keep=0.5, pressure_on=COST, screen=8,
-               channel_multiple=8, max_drop=0.01, patience=2)
+               channel_multiple=8, max_drop=DEFAULT_MAX_DROP, patience=2)
 _SEED = Policy(generations=6, cluster="kernel", balance=0.5, cluster_pressure=0.5,
                selection="random", pressure="fixed", keep=0.8, pressure_on="synapses", screen=1,
                channel_multiple=1, max_drop=None, patience=None)

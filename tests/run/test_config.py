@@ -113,3 +113,23 @@ def test_a_run_from_before_presets_resumes_under_the_seed_settings(tmp_path):
     config = RunDirectory(tmp_path).stored_config().resolved()
     assert (config.cluster, config.channel_multiple, config.patience, config.generations) == (
         "kernel", 1, None, 4)
+
+
+def test_the_config_is_built_and_read_flat_and_stored_nested():
+    import pickle
+    from dataclasses import replace
+
+    from jetsynth.run.settings import EvolutionSettings
+
+    config = EvolveConfig(generations=3, lr=0.01, bench="ort")
+    assert (config.evolution.generations, config.training.lr, config.timing.bench) == (3, 0.01, "ort")
+    assert (config.generations, config.lr) == (3, 0.01)
+    changed = replace(config, keep=0.7)
+    assert (changed.keep, changed.generations, changed.training) == (0.7, 3, config.training)
+    assert EvolveConfig(evolution=EvolutionSettings(population=4), population=5).population == 5
+    assert EvolveConfig.from_flat(config.flat()) == config
+    assert list(config.nested()) == ["dataset", "model", "evolution", "training", "timing", "scale_out"]
+    assert config.nested()["evolution"]["generations"] == 3
+    assert pickle.loads(pickle.dumps(config)) == config  # Ray ships it to its workers
+    with pytest.raises(TypeError, match="no setting wormholes"):
+        EvolveConfig(wormholes=1)
