@@ -389,7 +389,7 @@ def _library_constructor(source: str, arch: str) -> None:
         raise JetsynthError(
             f"`arch` {arch} names {library}'s own constructor, which does not take jetsynth's "
             f"(input_shape, num_classes): give `arch` {library}:MODEL, e.g. `arch` {library}:resnet18",
-                            setting="arch")
+            setting="arch")
 
 
 def canonical_arch(arch: str) -> str:

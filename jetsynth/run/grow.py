@@ -23,6 +23,7 @@ iteration, so the redo is the same).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -73,24 +74,26 @@ class GrowConfig:
     seed: int = 0
 
     def check(self) -> None:
+        """Raise JetsynthError naming every setting out of range (in backticks, as `setting`)."""
         problems = []
         if self.iterations < 0:
-            problems.append(f"--iterations must be 0 or more, not {self.iterations}")
+            problems.append(f"`iterations` must be 0 or more, not {self.iterations}")
         if not 1 <= self.keep_best <= self.population:
-            problems.append(f"--keep-best must be between 1 and --population ({self.population}), "
+            problems.append(f"`keep_best` must be between 1 and `population` ({self.population}), "
                             f"not {self.keep_best}")
         if self.initial_steps < 0 or self.steps < 0:
-            problems.append("--initial-steps and --steps must be 0 or more")
+            problems.append("`initial_steps` and `steps` must be 0 or more")
         if not 0.0 <= self.gamma <= 1.0:
-            problems.append(f"--gamma must be in [0, 1], not {self.gamma}")
+            problems.append(f"`gamma` must be in [0, 1], not {self.gamma}")
         if self.val_split <= 0:
-            problems.append("grow selects on a validation split: --val-split must be above 0")
+            problems.append("grow selects on a validation split: `val_split` must be above 0")
         updates = self.initial_steps + self.iterations * self.steps
         if updates > MAX_STEPS:
-            problems.append(f"--initial-steps + --iterations × --steps asks for {updates:,} updates; "
+            problems.append(f"`initial_steps` + `iterations` × `steps` asks for {updates:,} updates; "
                             f"grow makes at most {MAX_STEPS:,}: give fewer iterations or steps")
         if problems:
-            raise JetsynthError("; ".join(problems))
+            named = tuple(dict.fromkeys(re.findall(r"`(\w+)`", " ".join(problems))))
+            raise JetsynthError("; ".join(problems), setting=named)
 
     def evolve_config(self) -> EvolveConfig:
         """The run's config.json, so report and export read a grow run like an evolution."""

@@ -119,7 +119,7 @@ def _result(ref, task: MemberTask) -> tuple[bytes, dict]:
         raise JetsynthError(
             f"{task.id} could not be trained on Ray ({reason}) after {MEMBER_RETRIES} retries; the "
             "members that finished are saved: resume with `resume` once the cluster is healthy",
-                            setting="resume"
+            setting="resume"
         ) from None
 
 

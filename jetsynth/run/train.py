@@ -176,7 +176,7 @@ def train_genome(
             f"{config.batch_size} images of {c}×{h}×{w}; lower `batch_size` (e.g. "
             f"{max(1, config.batch_size // 2)}) or `input_size`, or use `amp` bf16; the epochs "
             "already trained are saved: continue with `resume`",
-                            setting=("batch_size", "input_size", "amp", "resume")) from None
+            setting=("batch_size", "input_size", "amp", "resume")) from None
 
 
 def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,

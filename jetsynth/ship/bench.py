@@ -238,7 +238,7 @@ def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = THREADS) ->
     if backend not in ORT_PROVIDERS:
         raise JetsynthError(
             f"`backend` {backend} cannot run an ONNX file; use one of {', '.join(ORT_PROVIDERS)}",
-                            setting="backend"
+            setting="backend"
         )
     return OrtRunner(path, backend, threads)
 
