@@ -60,13 +60,15 @@ def kernel_efficiency(record: dict, ancestor: dict) -> float:
     return ancestor["kernels"] / max(record["kernels"], 1)
 
 
-def best_within(records: list[dict], floor: float, ancestor: dict) -> dict | None:
-    """The most efficient member whose accuracy is at least `floor` (None when no member is)."""
-    viable = [r for r in records if r["accuracy"] >= floor]
+def best_within(records: list[dict], floor: float, ancestor: dict, on: str = "accuracy") -> dict | None:
+    """The most efficient member whose `on` accuracy ('accuracy': test, 'val_accuracy':
+    validation, the one to choose by) is at least `floor` (None when no member is); its test
+    accuracy is what is reported."""
+    viable = [r for r in records if r[on] is not None and r[on] >= floor]
     if not viable:
         return None
-    best = max(viable, key=lambda r: r["synaptic_efficiency"])
-    return {"id": best["id"], "accuracy": best["accuracy"],
+    best = max(viable, key=lambda r: (r["synaptic_efficiency"], r[on]))
+    return {"id": best["id"], "accuracy": best["accuracy"], "val_accuracy": best["val_accuracy"],
             "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
             "cluster_efficiency": round(kernel_efficiency(best, ancestor), 2)}
 
@@ -75,10 +77,10 @@ def _geometric_mean(values: list[float]) -> float:
     return round(math.exp(sum(math.log(v) for v in values) / len(values)), 2)
 
 
-def generation_rows(records: list[dict], floor: float) -> list[dict]:
+def generation_rows(records: list[dict], floor: float, on: str = "accuracy") -> list[dict]:
     """Per generation: population means (geometric for efficiencies; cluster efficiency in
-    kernels, see `kernel_efficiency`), and the most efficient member whose accuracy is at least
-    `floor` (None when no member is)."""
+    kernels, see `kernel_efficiency`), and the most efficient member whose `on` accuracy is at
+    least `floor` (None when no member is; see `best_within`)."""
     generations = by_generation(records)
     ancestor = generations[min(generations)][0]
     rows = []
@@ -89,7 +91,7 @@ def generation_rows(records: list[dict], floor: float) -> list[dict]:
             "mean_synaptic_efficiency": _geometric_mean([r["synaptic_efficiency"] for r in members]),
             "mean_cluster_efficiency": _geometric_mean([kernel_efficiency(r, ancestor)
                                                         for r in members]),
-            "best": best_within(members, floor, ancestor),
+            "best": best_within(members, floor, ancestor, on),
         })
     return rows
 
@@ -107,9 +109,9 @@ def add_population_arguments(parser, out: str, generations: int, population: int
                              parents: int | None = None) -> None:
     """The options every population benchmark shares (seed 000's 10 % MNIST setting), with
     --population and --parents where the benchmark has one of each. The default pressure is
-    the one the README's grid was measured under: R = 0.5 per generation, all of it on whole
-    kernels, equal rates in every layer, 15 epochs of retraining per offspring (3 epochs
-    lose 2–4 points more at the same efficiency)."""
+    the one seed 000's grid on docs/benchmarks.md was measured under: R = 0.5 per generation,
+    all of it on whole kernels, equal rates in every layer, 15 epochs of retraining per
+    offspring (3 epochs lose 2–4 points more at the same efficiency)."""
     if population is not None:
         parser.add_argument("--population", type=int, default=population)
         parser.add_argument("--parents", type=int, default=parents)
@@ -146,6 +148,14 @@ def population_config(args, preset: str, **fields):
 
 def settings(args, *extra: str) -> dict:
     return {name: getattr(args, name) for name in SHARED_SETTINGS + extra}
+
+
+def mean_spread(values: list[float], digits: int = 4) -> dict:
+    """Mean, sample standard deviation (0 for one value), min and max of repeated runs."""
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": round(mean, digits), "sd": round(sd, digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "n": len(values)}
 
 
 def emit(benchmark: str, body: dict, wall: float) -> None:

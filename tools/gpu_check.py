@@ -5,12 +5,16 @@ skipped or failed. Run it whenever a machine with an NVIDIA GPU is at hand.
 Checks: training on CUDA in the default mixed precision (records say cuda and bf16/fp16); a
 seeded generation on the CPU and on the GPU, both fp32, giving the same masks and accuracy within
 noise; ResNet-18 at 224 px through jetsynth's loop against a plain torch AMP loop (target ≥ 0.9×);
-members of a generation spread over several GPUs (when there are); `bench --backend torch-cuda`
-and `ort-cuda`; a TensorRT engine built and timed (`pip install tensorrt` tried when missing).
+members of a generation spread over several GPUs (when there are); `grow --device cuda:0` (records
+say cuda:0 and the default mixed precision); a timing of a network on the GPU while a member
+trains on it (`nn.gpu_lock`: no training step during the timing, and the timing as fast as on an
+idle GPU); `bench --backend torch-cuda` and `ort-cuda`; a TensorRT engine built and timed (`pip
+install tensorrt` tried when missing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -162,6 +166,79 @@ def check_spread(work: Path) -> dict:
     return {"devices": used, "ok": len(used) > 1}
 
 
+def check_grow(work: Path) -> dict:
+    """`grow` on the GPU: the population trains and is evaluated there, in mixed precision."""
+    run = work / "grow"
+    result = jetsynth("grow", "--device", "cuda:0", "--iterations", "1", "--keep-best", "1",
+                      "--population", "2", "--initial-steps", "200", "--steps", "50",
+                      "--run-dir", str(run), "--json")
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
+                           f"exit {result.returncode}")
+    summary = last_json(result.stdout)
+    records = [json.loads(p.read_text()) for p in sorted((run / "members").glob("*/member.json"))]
+    return {"device": summary["device"], "amp": summary["amp"],
+            "best_val_accuracy": round(summary["final"][0]["val_accuracy"], 4),
+            "ok": summary["device"] == "cuda:0" and summary["amp"] in ("bf16", "fp16")
+            and all(r["device"] == "cuda:0" for r in records)}
+
+
+def check_timing_lock(work: Path) -> dict:
+    """A LeNet-5 timed with torch-cuda holding the GPU's turn, alone and while a small CNN
+    trains on the same GPU in another thread: no training step may end during the timing, and
+    the timing beside training must be within 20 % of the one alone."""
+    import threading
+
+    import torch
+
+    from jetsynth.core.genome import ancestor_genome
+    from jetsynth.data.load import DataSpec, load_dataset
+    from jetsynth.nn.gpu_lock import gpu_turn
+    from jetsynth.run.train import TrainConfig, fit
+    from jetsynth.ship.bench import TorchRunner, measure
+
+    data = load_dataset(DataSpec.parse("digits"))
+    timed = ancestor_genome("lenet5", data.input_shape, data.classes, 0).build()
+    steps: list[int] = []
+    stop = threading.Event()
+
+    def timing() -> tuple[float, int]:
+        with TorchRunner(timed, data.input_shape, "torch-cuda") as runner, gpu_turn("cuda:0"):
+            before = len(steps)
+            fps = measure(runner, 1, warmup_seconds=0.2, min_seconds=0.5).fps
+            return fps, len(steps) - before
+
+    def progress(done: int, _total: int) -> None:
+        steps.append(done)
+        if stop.is_set():
+            raise InterruptedError
+
+    def train() -> None:
+        net = ancestor_genome("small-cnn", data.input_shape, data.classes, 0).build().cuda()
+        with contextlib.suppress(InterruptedError):
+            fit(net, data, TrainConfig(epochs=200, batch_size=64, device="cuda:0", amp="off"),
+                torch.optim.Adam(net.parameters()), torch.Generator().manual_seed(0),
+                on_step=progress)
+
+    alone, _ = timing()
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        while not steps and trainer.is_alive():
+            time.sleep(0.05)
+        beside, during = timing()
+        after = len(steps)
+        time.sleep(0.5)
+        resumed = len(steps) > after
+    finally:
+        stop.set()
+        trainer.join(60)
+    return {"alone_fps": round(alone, 1), "beside_training_fps": round(beside, 1),
+            "ratio": round(beside / alone, 3), "steps_ended_during_timing": during,
+            "training_went_on": resumed,
+            "ok": during <= 1 and resumed and beside / alone >= 0.8}
+
+
 def check_benches(work: Path) -> dict:
     member = work / "cuda" / "members" / "g02-m00"
     out: dict = {}
@@ -204,7 +281,8 @@ def check_tensorrt(work: Path) -> dict:
 
 CHECKS = [("environment", check_environment), ("training", check_training),
           ("parity", check_parity), ("loop_speed", check_loop_speed), ("spread", check_spread),
-          ("benches", check_benches), ("tensorrt", check_tensorrt)]
+          ("grow", check_grow), ("timing_lock", check_timing_lock), ("benches", check_benches),
+          ("tensorrt", check_tensorrt)]
 
 
 def main() -> None:

@@ -421,7 +421,7 @@ def _state_dict_summary(result, record: dict, as_json: bool) -> None:
     click.echo(f"{result.path}: member {record['id']} as a state dict (accuracy "
                f"{record['accuracy']:.4f}), {result.precision} tensors, {result.bytes / 1024:.1f} KiB, "
                f"{result.params:,} parameters, {result.macs:,} MACs per image; its widths are in the "
-               "safetensors metadata ('modules'), see README 'Bring your model' to load it")
+               "safetensors metadata ('modules'), see 'Bring your model' in docs/guide.md to load it")
 
 
 @cli.command()
@@ -492,7 +492,9 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        with runner:
+        from jetsynth.nn.gpu_lock import backend_turn
+
+        with runner, backend_turn(backend or ("trt" if model.suffix in ENGINE_SUFFIXES else "ort-cpu")):
             result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations,
                                                 trials=trials), model)
     except JetsynthError as exc:

@@ -83,8 +83,10 @@ def time_here(path: Path, backend: str, batch: int, seconds: float,
     """Time the ONNX file at `path` here (trials, median, interquartile range: see `bench.measure`).
     With `reference` (the run's reference network and its first images/s), the reference is
     re-timed after the member: when the host's speed drifted by more than DRIFT_TOLERANCE since
-    then, both are timed once more and the attempt whose drift is nearer 1 is kept."""
+    then, both are timed once more and the attempt whose drift is nearer 1 is kept. A GPU backend
+    holds its GPU alone meanwhile (`nn.gpu_lock`): members training on it pause."""
     from jetsynth.core.trials import DRIFT_TOLERANCE, drift
+    from jetsynth.nn.gpu_lock import backend_turn
     from jetsynth.ship.bench import THREADS, measure, onnx_runner
 
     def member() -> dict:
@@ -102,11 +104,12 @@ def time_here(path: Path, backend: str, batch: int, seconds: float,
             timing.update(reference_fps=now, drift=drift(now, reference[1]))
         return timing
 
-    timing = with_drift()
-    if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
-        again = with_drift()
-        timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
-        timing["drift_retimed"] = True
+    with backend_turn(backend):
+        timing = with_drift()
+        if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
+            again = with_drift()
+            timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
+            timing["drift_retimed"] = True
     return timing
 
 

@@ -64,20 +64,21 @@ _OPTIONS: tuple[Option, ...] = (
     # presets and channel groups
     Option("preset", "A seed paper's settings, exactly as every run had them before the "
                      "user-first defaults (kernel clusters, fixed --keep 0.8 on synapses, exact "
-                     "widths, 6 generations) [default: none: shrink until the floor, see "
+                     "widths, 6 generations; seed000: the paper's filter clusters and 10 generations) "
+                     "[default: none: shrink until the floor, see "
                      "--max-drop]."),
     Option("channel_multiple", "Every channel space of an offspring keeps a multiple of this many "
                                "live channels (the widths GPU and CPU kernels run fastest); 1: "
                                "exact widths [default: 8; 1 with --preset]."),
     Option("generations", "Generations including the ancestor (generation 1) [default: at most "
-                          "30 (8 on digits), ending by --patience; 6 with --preset]."),
+                          "30 (8 on digits), ending by --patience; 6 with --preset, 10 with seed000]."),
     Option("population", "Offspring per generation."),
     Option("screen", "Offspring drawn per member: the draw whose inherited weights lose least on "
                      "2,048 training images is trained, so an unlucky draw that killed strong "
                      "filters is not [default: 8 with --target-fps, else 1 (seed 001's single draw)]."),
     Option("parents", "Parents per offspring."),
     Option("cluster", "What a synaptic cluster is in conv layers [default: filter with --target-fps, "
-                      "else kernel]."),
+                      "else kernel; filter with --preset seed000]."),
     Option("keep", "Offspring's share of its parent's synapses (environmental pressure); with "
                    "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
                    "--accuracy-floor, else 0.8]."),

@@ -8,7 +8,7 @@ module by name with the constructor arguments of its compacted width (`{"layer1.
 {"type": "Conv2d", "in_channels": 64, "out_channels": 23, ...}}`); `parameters`, the shapes of
 parameters held outside those modules (a layer scale). To load it: build the architecture the
 run started from, replace each named module by `getattr(torch.nn, type)(**arguments)` and each
-named parameter by one of that shape, then `load_state_dict` (README, *Bring your model*).
+named parameter by one of that shape, then `load_state_dict` (docs/guide.md, *Bring your model*).
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ _TODAY = {"generations": 6, "population": 1, "screen": 1, "parents": 1, "cluster
           "accuracy_floor": None, "patience": None, "pressure_on": "synapses", "mating": "sum",
           "structure": "intersection", "alignment": "tag", "precision": "fp32", "bench": "none",
           "target_fps": None, "channel_multiple": 1}
+# What a seed paper states itself, where it differs from the settings of before.
+_PAPER = {"seed000": {"generations": 10, "cluster": "filter"}}
 _MODES = [
     ({}, {}),
     ({"max_drop": 0.01}, {"keep": 0.5, "pressure": "adaptive", "max_drop": 0.01}),
@@ -70,8 +72,17 @@ _MODES = [
 @pytest.mark.parametrize(("mode", "changed"), _MODES)
 def test_each_preset_resolves_to_the_seed_settings_of_before(preset, mode, changed):
     resolved = EvolveConfig(preset=preset, **mode).resolved().flat()
-    assert {key: resolved[key] for key in _TODAY} == {**_TODAY, **changed}
+    assert {key: resolved[key] for key in _TODAY} == {**_TODAY, **_PAPER.get(preset, {}), **changed}
     assert resolved["preset"] == preset
+
+
+def test_seed000s_preset_has_the_papers_ten_generations_and_filter_clusters():
+    """Seed 000, Fig. 2: generations 1 (the ancestor) to 10; §3.1: "each filter (i.e.,
+    collection of kernels) was considered as a synaptic cluster"."""
+    config = EvolveConfig(preset="seed000", population=8, parents=5).resolved()
+    assert (config.generations, config.cluster, config.selection, config.mating,
+            config.structure) == (10, "filter", "random", "sum", "intersection")
+    assert EvolveConfig(preset="seed000", generations=4, cluster="kernel").resolved().cluster == "kernel"
 
 
 def test_user_first_defaults_shrink_until_the_floor_and_stop_by_themselves():

@@ -22,7 +22,8 @@ def plain_lenet5(channels: int, classes: int) -> nn.Module:
 
 
 def load_member(path, model: nn.Module) -> nn.Module:
-    """The README's recipe: give `model` the member's widths from the metadata, then its tensors."""
+    """The recipe of docs/guide.md (*Bring your model*): give `model` the member's widths from
+    the metadata, then its tensors."""
     with safe_open(str(path), "pt") as handle:
         meta = handle.metadata()
     for name, arguments in json.loads(meta["modules"]).items():
