@@ -18,7 +18,7 @@ import difflib
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
@@ -33,6 +33,7 @@ from jetsynth.nn.models import Factory, canonical_arch, in_process_arch, stored_
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.evolve import Observer
 from jetsynth.run.rundir import RunDirectory, fits_annotation, grown_pick
+from jetsynth.run.settings import setting_fields
 from jetsynth.ship.export import DEFAULT_OPSET, ExportResult
 
 Arch = str | Factory | type[nn.Module]
@@ -262,7 +263,7 @@ def evolve(arch: Arch, data=None, *, run_dir: str | Path | None = None, resume: 
     if data is None:
         data = stored.data if stored is not None else "digits"
     data_name = data if isinstance(data, str) else f"{IN_PROCESS_DATA}:{type(data).__qualname__}"
-    base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else {}
+    base = stored.flat() if stored else {}
     config = EvolveConfig(**{**base, **settings, "arch": name, "data": data_name})
     resolved = config.resolved()
     if factory is not None and resolved.executor == "ray":
@@ -316,7 +317,7 @@ def open_run(directory: str | Path, arch: Arch | None = None, data=None) -> Run:
 def _checked(settings: dict) -> dict:
     """The settings, each checked to name a field of EvolveConfig and to have a value of its
     type (lists become the tuples the config holds)."""
-    known = {f.name: f.type for f in fields(EvolveConfig) if f.name not in _PLACED}
+    known = {f.name: f.type for f in setting_fields() if f.name not in _PLACED}
     unknown = [name for name in settings if name not in known]
     if unknown:
         hints = []
@@ -324,7 +325,7 @@ def _checked(settings: dict) -> dict:
             close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.7)
             hints.append(f"'{name}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise JetsynthError(f"unknown setting{'s' if len(unknown) > 1 else ''} {'; '.join(hints)}; "
-                            "the settings are EvolveConfig's fields")
+                            "the settings are those of jetsynth.run.settings")
     checked = {}
     for name, value in settings.items():
         if isinstance(value, (list, tuple)):

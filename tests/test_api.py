@@ -98,7 +98,7 @@ def test_export_writes_the_member_as_jetsynth_export_does(made, tmp_path):
 def test_a_callable_is_recorded_by_name_and_never_imported(made, tmp_path):
     run, _ = made
     stored = json.loads((run.dir / "config.json").read_text())["config"]
-    assert stored["arch"] == TINY and stored["data"] == "digits"
+    assert stored["model"]["arch"] == TINY and stored["dataset"]["data"] == "digits"
     with pytest.raises(JetsynthError, match=f"evolved from the Python callable {TINY}"):
         jetsynth.open_run(run.dir)
     reopened = jetsynth.open_run(run.dir, arch=tiny)
@@ -158,7 +158,7 @@ def test_a_dataset_object_and_a_module_class_run_and_resume(tmp_path):
      "unknown setting 'generation' \\(did you mean generations\\?\\)"),
     (lambda d: jetsynth.evolve(tiny, generations="8", run_dir=d),
      "setting generations='8' is not of type int"),
-    (lambda d: jetsynth.evolve(tiny, generations=0, run_dir=d), "generations must be at least 1"),
+    (lambda d: jetsynth.evolve(tiny, generations=0, run_dir=d), r"`generations` must be an integer in \[1, "),
     (lambda d: jetsynth.evolve(tiny((1, 28, 28), 10), run_dir=d), "arch is a model instance"),
     (lambda d: jetsynth.evolve(5, run_dir=d), "arch must be a name"),
     (lambda d: jetsynth.evolve(jetsynth.EvolveConfig(), run_dir=d), "jetsynth.run.evolve.evolve"),

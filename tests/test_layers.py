@@ -104,3 +104,56 @@ def test_no_import_circles():
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+# Inside each package, lowest first: a module may import the modules before it, never one after.
+MODULE_ORDER = {
+    "agent": ("errors", "lifetime", "timing", "buffers", "runners", "facts", "power", "bundle",
+              "ort", "tensorrt", "trtexec", "cli"),
+    "data": ("dataset", "stream", "imagefolder", "load", "items"),
+    "nn": ("finite", "gpu_lock", "growth", "structure", "layout", "device", "checkpoint", "weights",
+           "population", "models", "compact"),
+    "core": ("records", "genome", "trials", "environment", "pressure_costs", "channel_groups",
+             "encoding", "similarity", "screening", "metrics", "grow_genome", "repair", "mating",
+             "selection", "synthesis", "frontier", "stopping"),
+    "ship": ("state_dict", "onnxfile", "export", "trt", "ensemble", "bench"),
+    "calibration": ("features", "sweep", "model", "costs"),
+    "devices": ("profiles", "inventory", "pool", "ssh", "deploy"),
+    "run": ("bounds", "settings", "policies", "options", "train", "measurement", "calibrate",
+            "config", "rundir", "export_run", "grow", "member", "ray_executor", "executors",
+            "recording", "evolve"),
+    "report": ("text", "plotting", "run_report", "calibration_plot", "plots"),
+    "cli": ("common", "types", "progress", "outputs", "config_file", "evolve_options", "calibrate",
+            "deploy", "grow", "main"),
+}
+
+
+def _package_modules() -> dict[str, list[str]]:
+    """Package → its modules (jetsynth.run.config → 'run': ['config', ...])."""
+    found: dict[str, list[str]] = {}
+    for name in modules():
+        parts = name.split(".")
+        if len(parts) == 3:
+            found.setdefault(parts[1], []).append(parts[2])
+    return found
+
+
+def test_every_module_has_a_place_in_its_package():
+    missing = [f"{package}.{module}" for package, names in _package_modules().items()
+               for module in names if module not in MODULE_ORDER.get(package, ())]
+    assert missing == [], "add these to MODULE_ORDER, after the modules they import"
+
+
+def test_modules_import_only_siblings_below_them():
+    upward = []
+    for name, targets in graph().items():
+        parts = name.split(".")
+        if len(parts) != 3 or parts[1] not in MODULE_ORDER:
+            continue
+        order = MODULE_ORDER[parts[1]]
+        for target in targets:
+            sibling = target.split(".")
+            if len(sibling) == 3 and sibling[1] == parts[1] and sibling[2] in order and (
+                    order.index(sibling[2]) > order.index(parts[2])):
+                upward.append(f"{name} imports {target}, declared above it")
+    assert upward == []

@@ -59,7 +59,7 @@ def _tampered(builtin_run, tmp_path, in_config: bool, shape):
     if in_config:
         config_path = run_dir / "config.json"
         config = json.loads(config_path.read_text())
-        config["config"]["arch"] = "subprocess:call"
+        config["config"]["model"]["arch"] = "subprocess:call"
         config_path.write_text(json.dumps(config))
     return run_dir
 
@@ -93,7 +93,7 @@ def test_a_user_code_run_resumes_and_exports_on_the_users_word(tmp_path):
     run_dir = tmp_path / "run"
     assert _run("evolve", "--run-dir", run_dir, "--arch", arch, "--generations", "1", *QUICK).exit_code == 0
     assert marker.exists()
-    assert json.loads((run_dir / "config.json").read_text())["config"]["arch"] == arch
+    assert json.loads((run_dir / "config.json").read_text())["config"]["model"]["arch"] == arch
     marker.unlink()
     for name in [n for n in sys.modules if n.startswith("jetsynth_user_")]:
         del sys.modules[name]  # as in a new process: a later import runs the file again

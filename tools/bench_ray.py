@@ -118,7 +118,7 @@ def main() -> int:
     config = generation.resolved()
     dataset = load_dataset(config.data_spec())
     ancestor = RunDirectory(ancestor_dir).genome("g01-m00")
-    one_epoch = replace(config.training(False), epochs=1)  # the overhead does not grow with epochs
+    one_epoch = replace(config.train_config(False), epochs=1)  # the overhead does not grow with epochs
     tasks = [MemberTask(ancestor, seed, one_epoch) for seed in range(6)]
     ray_executor = RayExecutor(dataset, None, 1, 0)  # the Ray just started: its workers are fresh
     try:

@@ -73,7 +73,7 @@ def calibrate(device: str, precision: str, batch: int, seconds: float, variants:
                                           folder, output, advance)
         plot = write_calibration_plot(collected, model, path.with_suffix(".png"))
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         click.echo(json.dumps({**model.as_dict(), "path": str(path), "plot": str(plot)}, indent=2))
         return

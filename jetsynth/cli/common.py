@@ -49,10 +49,25 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def fail(message: str) -> None:
-    """Print `error: message` on stderr and exit with status 2 (bad input, not a bug)."""
+def fail(problem: str | JetsynthError) -> None:
+    """Print `error: ...` on stderr and exit with status 2 (bad input, not a bug); an error's
+    settings are shown as the flags that set them (`as_flags`)."""
+    message = as_flags(problem) if isinstance(problem, JetsynthError) else problem
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+def as_flags(error: JetsynthError) -> str:
+    """The error's message with each setting it names (in backticks) written as its flag:
+    `max_drop` becomes --max-drop, `alphas` --alpha (the evolve option's own name)."""
+    message = str(error)
+    if not error.settings:
+        return message
+    from jetsynth.run.options import flag_of
+
+    for name in error.settings:
+        message = message.replace(f"`{name}`", flag_of(name))
+    return message
 
 
 class OneLineGroup(click.Group):
@@ -73,7 +88,7 @@ class OneLineGroup(click.Group):
         except click.ClickException as exc:
             fail(f"{exc.format_message()} (see jetsynth --help)")
         except JetsynthError as exc:  # one a command did not catch itself
-            fail(str(exc))
+            fail(exc)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc} (check the path and its permissions, and the free space)")

@@ -55,7 +55,7 @@ def devices_add(name: str, host: str, port: int | None, identity: str | None, py
                         python=python, profile=profile, known_hosts=known_hosts, remote_dir=remote_dir)
         path = add_device(device, replace=replace)
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     click.echo(f"stored {name} ({device.destination}, port {device.port}) in {path}")
 
 
@@ -71,7 +71,7 @@ def devices_list(as_json: bool) -> None:
     try:
         stored = load_devices()
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         click.echo(json.dumps({name: d.as_dict() for name, d in stored.items()}, indent=2))
         return
@@ -94,7 +94,7 @@ def devices_remove(name: str) -> None:
     try:
         remove_device(name)
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     click.echo(f"removed {name}")
 
 
@@ -113,7 +113,7 @@ def devices_probe(target: str, as_json: bool, accept_new_host_key: bool, connect
         facts = probe(device, SshOptions(connect_timeout=connect_timeout,
                                          accept_new_host_key=accept_new_host_key))
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -227,7 +227,7 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
         results = deploy_many(model, chosen, options, ssh_options) if chosen else []
         results = _in_order(targets, chosen, results, unknown)
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     failed = [r for r in results if "error" in r]
     if as_json:
         click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
@@ -268,7 +268,7 @@ def build(model: Path, output: Path, precision: str, fp16: bool, sparse: bool, b
     try:
         facts = build_engine(model, output, fp16, sparse, batch, max_batch, workspace, timing_cache)
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return

@@ -9,7 +9,7 @@ starts without it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -73,8 +73,8 @@ def evolve_params(own: Sequence[click.Parameter],
                   after: Mapping[str, Sequence[str]]) -> list[click.Parameter]:
     """Every evolve option in the spec's order, with the command's `own` options placed behind the
     field `after` names for them (as --help lists them)."""
-    from jetsynth.run.config import EvolveConfig
     from jetsynth.run.options import EVOLVE_OPTIONS
+    from jetsynth.run.settings import setting_fields
 
     unknown = set(after) - {option.field for option in EVOLVE_OPTIONS}
     if unknown:
@@ -83,7 +83,7 @@ def evolve_params(own: Sequence[click.Parameter],
     placed = [name for names in after.values() for name in names]
     if sorted(placed) != sorted(by_name):
         raise ValueError(f"place each of the command's own options once: {', '.join(sorted(by_name))}")
-    default = {f.name: f.default for f in fields(EvolveConfig) if f.default is not MISSING}
+    default = {f.name: f.default for f in setting_fields() if f.default is not MISSING}
     params: list[click.Parameter] = []
     for option in EVOLVE_OPTIONS:
         params.append(click_option(option, default[option.field]))

@@ -76,7 +76,7 @@ def grow(run_dir: Path, resume: bool, as_json: bool, **options) -> None:
         summary = run_grow(GrowConfig(**options), run_dir, resume,
                            notice=(lambda _text: None) if as_json else click.echo)
     except JetsynthError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -10,7 +10,6 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -74,7 +73,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
             _fail(f"{run_dir}/config.json times members on {', '.join(unconfirmed)}, which neither "
                   f"this command line nor your device inventory names; a run directory does not "
                   f"choose where jetsynth connects: add {listed} to allow it")
-        base = {f.name: getattr(stored, f.name) for f in fields(EvolveConfig)} if stored else options
+        base = stored.flat() if stored else options
         config = EvolveConfig(**{**base, **given})
         timing = config.timing_seconds()
         if timing > DAY:
@@ -92,7 +91,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         if config.target_fps is not None:  # last: whether the run did what was asked
             click.echo(_target_outcome(run_dir, config, records))
     except JetsynthError as exc:
-        _fail(str(exc))
+        _fail(exc)
     except KeyboardInterrupt as exc:
         status = interrupted_status(exc)
         click.echo(f"\n{'terminated' if status == TERMINATED else 'interrupted'}: continue with  "
@@ -265,7 +264,7 @@ def report(run_dir: Path, as_json: bool) -> None:
         else:
             _print_report(run_dir, *load_records(run_dir), make_console())
     except JetsynthError as exc:
-        _fail(str(exc))
+        _fail(exc)
 
 
 @cli.command()
@@ -286,7 +285,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
         config, _ = load_records(run_dir)
         ids, matrix = generation_similarity(run_dir, generation, config["cluster"])
     except JetsynthError as exc:
-        _fail(str(exc))
+        _fail(exc)
     path = write_similarity_heatmap(run_dir, generation, ids, matrix, config)
     if as_json:
         click.echo(json.dumps({"generation": generation, "members": ids,
@@ -364,7 +363,7 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                                             progress if finetune_epochs else None,
                                             output_format=output_format, device=device)
     except JetsynthError as exc:
-        _fail(str(exc))
+        _fail(exc)
     record, tuned = shipped.record, shipped.finetune
     if output_format == "state-dict":
         _state_dict_summary(result, record, as_json)
@@ -499,7 +498,7 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
             result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations,
                                                 trials=trials), model)
     except JetsynthError as exc:
-        _fail(str(exc))
+        _fail(exc)
     if as_json:
         click.echo(json.dumps({"model": str(model), **result.as_dict()}, indent=2))
         return

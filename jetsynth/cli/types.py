@@ -39,15 +39,7 @@ class Number(click.ParamType):
 
     def bounds(self) -> str:
         """The accepted range in words: '>= 1', '> 0', 'in [0, 1)', '' when unbounded."""
-        if self.low is not None and self.high is not None:
-            left = "(" if self.low_open else "["
-            right = ")" if self.high_open else "]"
-            return f"in {left}{_show(self.low)}, {_show(self.high)}{right}"
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {_show(self.low)}"
-        if self.high is not None:
-            return f"{'<' if self.high_open else '<='} {_show(self.high)}"
-        return ""
+        return Bounds(self.kind, self.low, self.high, self.low_open, self.high_open).words()
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "INTEGER" if self.kind is int else "NUMBER"
@@ -85,9 +77,6 @@ def _parse(text: str, kind: type) -> float:
         return int(text)
     return float(text)
 
-
-def _show(bound: float) -> str:
-    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 def _name(param: click.Parameter | None) -> str:

@@ -138,7 +138,8 @@ def synapse_costs(topology: Topology, config: SynthesisConfig) -> dict[str, floa
     if config.pressure_on == "macs":
         return mac_costs(topology)
     if config.layer_costs is None:
-        raise JetsynthError("--pressure-on latency needs the latency model's per-layer costs")
+        raise JetsynthError("`pressure_on` latency needs the latency model's per-layer costs",
+                            setting="pressure_on")
     return dict(config.layer_costs)
 
 
@@ -318,7 +319,7 @@ def prepare(parents: Genome | list[Genome], config: SynthesisConfig) -> Breeding
     m = len(parents)
     alphas = torch.tensor(config.alphas, dtype=torch.float32) if config.alphas else equal_alphas(m)
     if len(alphas) != m:
-        raise JetsynthError(f"{len(alphas)} mating weights (--alpha) for {m} parents")
+        raise JetsynthError(f"{len(alphas)} mating weights (`alphas`) for {m} parents", setting="alphas")
     topology = parents[0].topology
     layers = topology.layers
     weights, present = align(parents, config.alignment)
@@ -377,5 +378,6 @@ def synthesize(
         return breeding.parents[0].with_state(breeding.state).with_masks(chosen, lineage)
     raise JetsynthError(
         f"every draw of offspring {lineage.id} lost a whole layer or a class; the parents are too "
-        "sparse (or too different) for more pressure: raise --keep or evolve fewer generations"
+        "sparse (or too different) for more pressure: raise `keep` or evolve fewer generations",
+        setting="keep",
     )

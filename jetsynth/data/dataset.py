@@ -61,30 +61,33 @@ class DataSpec:
                 "cifar10:DIR, stl10:DIR, folder:DIR"
             )
         if kind == "digits" and path:
-            raise JetsynthError("the built-in 'digits' dataset takes no path: use --data digits")
+            raise JetsynthError("the built-in 'digits' dataset takes no path: use `data` digits",
+                                setting="data")
         if kind != "digits" and not path:
-            raise JetsynthError(f"--data {kind} needs a folder: use --data {kind}:DIR")
+            raise JetsynthError(f"`data` {kind} needs a folder: use `data` {kind}:DIR", setting="data")
         if not 0.0 < subset <= 1.0:
-            raise JetsynthError(f"--subset must lie in (0, 1], got {subset}")
+            raise JetsynthError(f"`subset` must lie in (0, 1], got {subset}", setting="subset")
         if not 0.0 <= val_split < 1.0:
-            raise JetsynthError(f"--val-split must lie in [0, 1) (0.1 holds a tenth of the training "
-                                f"split out for validation; 0: none), got {val_split}")
+            raise JetsynthError(f"`val_split` must lie in [0, 1) (0.1 holds a tenth of the training "
+                                f"split out for validation; 0: none), got {val_split}", setting="val_split")
         if input_size is not None and input_size < 1:
-            raise JetsynthError(f"--input-size must be a positive number of pixels, got {input_size}")
+            raise JetsynthError(f"`input_size` must be a positive number of pixels, got {input_size}",
+                                setting="input_size")
         mean = tuple(float(v) for v in mean) if mean else None
         std = tuple(float(v) for v in std) if std else None
         if (mean is None) != (std is None) or (mean and len(mean) != len(std)):
-            raise JetsynthError("give --mean and --std together, one value of each per channel "
-                                "(e.g. --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)")
+            raise JetsynthError("give `mean` and `std` together, one value of each per channel "
+                                "(e.g. `mean` 0.485,0.456,0.406 `std` 0.229,0.224,0.225)",
+                                setting=("mean", "std"))
         if std is not None and min(std) <= 0:
-            raise JetsynthError("--std values must be positive")
+            raise JetsynthError("`std` values must be positive", setting="std")
         if mean is not None and not all(_within(v, MEAN_RANGE) for v in mean):
-            raise JetsynthError(f"--mean values must lie in [{MEAN_RANGE[0]:g}, {MEAN_RANGE[1]:g}] "
-                                f"(pixels are scaled to [0, 1] first), got {_numbers(mean)}")
+            raise JetsynthError(f"`mean` values must lie in [{MEAN_RANGE[0]:g}, {MEAN_RANGE[1]:g}] "
+                                f"(pixels are scaled to [0, 1] first), got {_numbers(mean)}", setting="mean")
         if std is not None and not all(_within(v, STD_RANGE) for v in std):
-            raise JetsynthError(f"--std values must lie in [{STD_RANGE[0]:g}, {STD_RANGE[1]:g}] "
+            raise JetsynthError(f"`std` values must lie in [{STD_RANGE[0]:g}, {STD_RANGE[1]:g}] "
                                 f"(pixels are scaled to [0, 1] first; outside it a network trains "
-                                f"at chance), got {_numbers(std)}")
+                                f"at chance), got {_numbers(std)}", setting="std")
         path = os.path.expanduser(path) if path else None  # the shell leaves ~ after ':' as it is
         return cls(kind=kind, path=path or None, subset=float(subset), seed=int(seed),
                    val_split=float(val_split), input_size=None if input_size is None else int(input_size),
@@ -220,9 +223,9 @@ def check_subset(labels: np.ndarray, fraction: float) -> None:
     if short:
         label, count = min(short, key=lambda pair: pair[1])
         raise JetsynthError(
-            f"--subset {fraction:g} keeps less than one training image of {len(short)} of the "
+            f"`subset` {fraction:g} keeps less than one training image of {len(short)} of the "
             f"{len(values)} classes (class {label} has {count}: {fraction * count:.3g} images); "
-            f"raise --subset to at least {0.5 / count:.2g}")
+            f"raise `subset` to at least {0.5 / count:.2g}", setting="subset")
 
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -262,8 +265,8 @@ def normalisation(spec: DataSpec, channels: int, computed) -> tuple[list[float],
         return computed()
     if len(spec.mean) != channels:
         raise JetsynthError(
-            f"--mean/--std give {len(spec.mean)} value(s) but the images have {channels} "
-            f"channel(s): give one --mean and one --std per channel"
+            f"`mean`/`std` give {len(spec.mean)} value(s) but the images have {channels} "
+            f"channel(s): give one `mean` and one `std` per channel", setting=("mean", "std")
         )
     return list(spec.mean), list(spec.std)
 

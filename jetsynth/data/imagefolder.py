@@ -83,7 +83,7 @@ def scan_folder(root: Path) -> FolderIndex:
     folders, none of them empty."""
     root = Path(root)
     if not root.is_dir():
-        raise JetsynthError(f"dataset folder not found: {root} (check the path in --data)")
+        raise JetsynthError(f"dataset folder not found: {root} (check the path in `data`)", setting="data")
     present = [s for s in SPLITS if (root / s).is_dir()] if (root / "train").is_dir() else [None]
     if present == [None] and any((root / s).is_dir() for s in SPLITS[1:]):
         raise JetsynthError(f"{root} has val/ or test/ but no train/: put the training images in "
@@ -235,7 +235,7 @@ def _check_room(where: Path, needed: int) -> None:
         raise JetsynthError(
             f"the decoded images need {needed / 1e9:.2f} GB in {where}, which has {free / 1e9:.2f} GB "
             f"free: free some space there or point ${CACHE_ENV} at a larger disk (or give a smaller "
-            "--input-size)")
+            "`input_size`)", setting="input_size")
 
 
 def _decode(index: FolderIndex, size: int | None, entry: Path, prefix: str, progress=None) -> None:

@@ -58,7 +58,8 @@ def load_dataset(spec: DataSpec, progress=None) -> Dataset:
                             "Python, which only that program holds: give it again, "
                             "jetsynth.open_run(RUN, data=the_same_dataset)")
     if spec.path is not None and not Path(spec.path).is_dir():
-        raise JetsynthError(f"dataset folder not found: {spec.path} (check the path in --data)")
+        raise JetsynthError(f"dataset folder not found: {spec.path} (check the path in `data`)",
+                            setting="data")
     if spec.kind == "folder":
         from jetsynth.data.imagefolder import load_image_folder
 
@@ -112,7 +113,7 @@ def check_memory(spec: DataSpec, images: int, channels: int, side: int,
             f"{spec} at {side}×{side} pixels needs about {need / 1e9:,.1f} GB of memory for its "
             f"{images:,} images ({FLOAT_COPIES} × {images:,} × {channels} × {side} × {side} × 4 "
             f"bytes), more than the {available / 1e9:,.1f} GB available: choose a smaller "
-            "--input-size")
+            "`input_size`", setting="input_size")
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, what: str, classes: int) -> None:

@@ -128,7 +128,7 @@ def _deploy(shipment: _Shipment, device: Device, options: DeployOptions | None,
             ssh_options: SshOptions | None) -> dict:
     options = options or DeployOptions()
     if options.batch < 1:
-        raise JetsynthError(f"--batch must be at least 1, not {options.batch}")
+        raise JetsynthError(f"`batch` must be at least 1, not {options.batch}", setting="batch")
     timings = {}
     started = time.perf_counter()
     with Ssh(device, ssh_options) as ssh:
@@ -185,7 +185,8 @@ def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, shipment: _Sh
     if prepared.returncode != 0:
         message = prepared.stderr.decode("utf-8", "replace").strip().splitlines()
         raise JetsynthError(f"{device.label}: cannot make a work directory in {base}: "
-                            f"{message[-1] if message else 'unknown error'}; choose another --remote-dir")
+                            f"{message[-1] if message else 'unknown error'}; choose another `remote_dir`",
+                            setting="remote_dir")
     lines = prepared.stdout.decode("utf-8", "replace").splitlines()
     workdir = lines[0] if lines else ""
     if (posixpath.dirname(workdir) != base
@@ -198,7 +199,7 @@ def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, shipment: _Sh
         if free < needed:
             raise JetsynthError(f"{device.label}: only {free:.1f} MiB free in {base}, deploy needs "
                                 f"{needed:.1f} MiB (model, agent, engine); free space there or choose "
-                                "another --remote-dir")
+                                "another `remote_dir`", setting="remote_dir")
         t0 = time.perf_counter()
         ssh.put(shipment.agent, f"{workdir}/{AGENT_NAME}")
         ssh.put(shipment.model, f"{workdir}/{REMOTE_MODEL}")

@@ -44,10 +44,11 @@ class Device:
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
             raise JetsynthError(f"port {self.port} is out of range (1-65535)")
         if self.known_hosts is not None and any(c in self.known_hosts for c in "\n\r\0"):
-            raise JetsynthError(f"--known-hosts must be one line (a file path), not {self.known_hosts!r}")
+            raise JetsynthError(f"`known_hosts` must be one line (a file path), not {self.known_hosts!r}",
+                                setting="known_hosts")
         if not self.remote_dir.startswith("/") or any(c in self.remote_dir for c in "\n\r\0"):
-            raise JetsynthError(f"--remote-dir must be an absolute path on the device (one line), "
-                                f"not {self.remote_dir!r}")
+            raise JetsynthError(f"`remote_dir` must be an absolute path on the device (one line), "
+                                f"not {self.remote_dir!r}", setting="remote_dir")
         get_profile(self.profile)
 
     @property
@@ -207,8 +208,8 @@ def _device_table(device: Device):
 def add_device(device: Device, path: Path | None = None, replace: bool = False) -> Path:
     def change(devices: dict[str, Device], table) -> None:
         if device.name in devices and not replace:
-            raise JetsynthError(f"a device named '{device.name}' exists; pass --replace to "
-                                "overwrite it")
+            raise JetsynthError(f"a device named '{device.name}' exists; pass `replace` to "
+                                "overwrite it", setting="replace")
         table[device.name] = _device_table(device)
 
     return _edit_inventory(path, change)

@@ -19,25 +19,26 @@ def one_kind(targets: list[BenchTarget], names: list[str]) -> list[BenchTarget]:
         return targets
     here = [name for name, target in zip(names, targets, strict=True) if not isinstance(target, Device)]
     if here:
-        raise JetsynthError(f"--bench {here[0]} times on this machine and cannot join a pool of "
-                            "devices: give one --bench for it, or only devices (a pool must be one "
-                            "kind of board)")
+        raise JetsynthError(f"`bench` {here[0]} times on this machine and cannot join a pool of "
+                            "devices: give one `bench` for it, or only devices (a pool must be one "
+                            "kind of board)", setting="bench")
     if len(set(names)) < len(names):
         twice = next(name for name in names if names.count(name) > 1)
-        raise JetsynthError(f"--bench {twice} is given twice: give each board of the pool once")
+        raise JetsynthError(f"`bench` {twice} is given twice: give each board of the pool once",
+                            setting="bench")
     targets = [_own_name(device, typed) for device, typed in zip(targets, names, strict=True)]
     seen = {}
     for name, device in zip(names, targets, strict=True):
         if device.name in seen:
-            raise JetsynthError(f"--bench {seen[device.name]} and --bench {name} are both called "
+            raise JetsynthError(f"`bench` {seen[device.name]} and `bench` {name} are both called "
                                 f"'{device.name}': store the boards under names of their own "
-                                "(jetsynth devices add NAME --host ...)")
+                                "(jetsynth devices add NAME --host ...)", setting="bench")
         seen[device.name] = name
     profiles = {device.profile for device in targets}
     if len(profiles) > 1:
         kinds = ", ".join(f"{d.name}: {d.profile or 'no profile'}" for d in targets)
-        raise JetsynthError(f"the --bench devices are different boards ({kinds}): a pool must be "
-                            "one kind of board, so that any of them may time any member")
+        raise JetsynthError(f"the `bench` devices are different boards ({kinds}): a pool must be "
+                            "one kind of board, so that any of them may time any member", setting="bench")
     return targets
 
 

@@ -164,7 +164,8 @@ class Ssh:
                                       timeout=timeout)
         except subprocess.TimeoutExpired:
             raise JetsynthError(f"{self.device.label}: {what or remote[0]} did not finish within "
-                                f"{timeout:g} s; raise --timeout or check the device") from None
+                                f"{timeout:g} s; raise `timeout` or check the device",
+                                setting="timeout") from None
         if done.returncode == 255:
             raise JetsynthError(explain_failure(self.device, done.stderr.decode("utf-8", "replace")))
         return done
@@ -176,6 +177,7 @@ class Ssh:
             message = done.stderr.decode("utf-8", "replace").strip()
             if "No space left" in message:
                 raise JetsynthError(f"{self.device.label}: the device's disk is full while copying to "
-                                    f"{remote_path}; free space there or choose another --remote-dir")
+                                    f"{remote_path}; free space there or choose another `remote_dir`",
+                                    setting="remote_dir")
             raise JetsynthError(f"{self.device.label}: cannot write {remote_path}: "
                                 f"{message.splitlines()[-1] if message else 'unknown error'}")

@@ -34,22 +34,23 @@ def resolve_devices(text: str, count: Callable[[], int] = cuda_count) -> list[st
     if word == "cpu":
         return ["cpu"]
     if word not in ("auto", "cuda") and not word.startswith("cuda:"):
-        raise JetsynthError(f"--device {text}: expected {DEVICE_WORDS}")
+        raise JetsynthError(f"`device` {text}: expected {DEVICE_WORDS}", setting="device")
     gpus = count()
     if word == "auto":
         return [f"cuda:{i}" for i in range(gpus)] or ["cpu"]
     if gpus == 0:
-        raise JetsynthError(f"--device {text}: torch finds no CUDA GPU on this machine (torch "
+        raise JetsynthError(f"`device` {text}: torch finds no CUDA GPU on this machine (torch "
                             f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
-                            "use --device cpu, or install a CUDA build of torch")
+                            "use `device` cpu, or install a CUDA build of torch", setting="device")
     if word == "cuda":
         return [f"cuda:{i}" for i in range(gpus)]
     index = word.removeprefix("cuda:")
     if not index.isdigit():
-        raise JetsynthError(f"--device {text}: expected {DEVICE_WORDS} (N a GPU number from 0)")
+        raise JetsynthError(f"`device` {text}: expected {DEVICE_WORDS} (N a GPU number from 0)",
+                            setting="device")
     if int(index) >= gpus:
-        raise JetsynthError(f"--device {text}: this machine has {gpus} GPU(s), cuda:0 to "
-                            f"cuda:{gpus - 1}; pick one of those or --device cuda")
+        raise JetsynthError(f"`device` {text}: this machine has {gpus} GPU(s), cuda:0 to "
+                            f"cuda:{gpus - 1}; pick one of those or `device` cuda", setting="device")
     return [f"cuda:{int(index)}"]
 
 
@@ -58,7 +59,7 @@ def resolve_amp(amp: str | None, device: str, bf16: Callable[[], bool] | None = 
     fp16 on one that does not, off on the CPU. fp16 on the CPU is refused (no gradient scaler
     there); `bf16()` tells whether the GPU has bf16 (tests pass their own)."""
     if amp is not None and amp not in AMP_CHOICES:
-        raise JetsynthError(f"--amp {amp}: expected one of {', '.join(AMP_CHOICES)}")
+        raise JetsynthError(f"`amp` {amp}: expected one of {', '.join(AMP_CHOICES)}", setting="amp")
     on_gpu = device.startswith("cuda")
     if amp is None:
         if not on_gpu:
@@ -66,8 +67,8 @@ def resolve_amp(amp: str | None, device: str, bf16: Callable[[], bool] | None = 
         supported = bf16 if bf16 is not None else torch.cuda.is_bf16_supported
         return "bf16" if supported() else "fp16"
     if amp == "fp16" and not on_gpu:
-        raise JetsynthError("--amp fp16 needs a GPU (its gradient scaler is CUDA's); on the CPU "
-                            "use --amp bf16 or --amp off")
+        raise JetsynthError("`amp` fp16 needs a GPU (its gradient scaler is CUDA's); on the CPU "
+                            "use `amp` bf16 or `amp` off", setting="amp")
     return amp
 
 

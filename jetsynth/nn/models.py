@@ -339,25 +339,27 @@ def _library_factory(library: str, name: str, arch: str) -> Factory:
     """A factory for a library's model by name, built for the data's classes and channels. The
     library is imported when a model is first built; here only its presence is checked."""
     if importlib.util.find_spec(LIBRARIES[library]) is None:
-        raise JetsynthError(f"--arch {arch} needs {library}, which is not installed here: "
-                            f"pip install {library} (an optional extra), or use a built-in --arch")
+        raise JetsynthError(f"`arch` {arch} needs {library}, which is not installed here: "
+                            f"pip install {library} (an optional extra), or use a built-in `arch`",
+                            setting="arch")
 
     def build(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         try:
             module = importlib.import_module(f"{library}.models" if library == "torchvision" else library)
         except Exception as exc:  # a broken install raises anything (e.g. a torch it does not fit)
-            raise JetsynthError(f"--arch {arch}: {library} is installed but cannot be imported "
+            raise JetsynthError(f"`arch` {arch}: {library} is installed but cannot be imported "
                                 f"({type(exc).__name__}: {exc}); reinstall it to match torch "
-                                f"{torch.__version__}") from None
+                                f"{torch.__version__}", setting="arch") from None
         if library == "timm":
             if name not in module.list_models() and name not in module.list_models(pretrained=True):
-                raise JetsynthError(f"timm has no model '{name}' (--arch {arch}): give a name from "
-                                    "timm.list_models(), e.g. --arch timm:resnet18")
+                raise JetsynthError(f"timm has no model '{name}' (`arch` {arch}): give a name from "
+                                    "timm.list_models(), e.g. `arch` timm:resnet18", setting="arch")
             return module.create_model(name, pretrained=False, num_classes=num_classes,
                                        in_chans=input_shape[0])
         if name not in module.list_models():
-            raise JetsynthError(f"torchvision has no model '{name}' (--arch {arch}): give a name from "
-                                "torchvision.models.list_models(), e.g. --arch torchvision:resnet18")
+            raise JetsynthError(f"torchvision has no model '{name}' (`arch` {arch}): give a name from "
+                                "torchvision.models.list_models(), e.g. `arch` torchvision:resnet18",
+                                setting="arch")
         return _with_channels(module.get_model(name, weights=None, num_classes=num_classes),
                               input_shape[0], arch)
 
@@ -376,7 +378,7 @@ def _with_channels(model: nn.Module, channels: int, arch: str) -> nn.Module:
                 channels, module.out_channels, module.kernel_size, module.stride, module.padding,
                 module.dilation, module.groups, module.bias is not None))
             return model
-    raise JetsynthError(f"--arch {arch} has no Conv2d to read {channels}-channel images")
+    raise JetsynthError(f"`arch` {arch} has no Conv2d to read {channels}-channel images", setting="arch")
 
 
 def _library_constructor(source: str, arch: str) -> None:
@@ -385,8 +387,9 @@ def _library_constructor(source: str, arch: str) -> None:
     library = source.split(".")[0]
     if library in LIBRARIES:
         raise JetsynthError(
-            f"--arch {arch} names {library}'s own constructor, which does not take jetsynth's "
-            f"(input_shape, num_classes): give --arch {library}:MODEL, e.g. --arch {library}:resnet18")
+            f"`arch` {arch} names {library}'s own constructor, which does not take jetsynth's "
+            f"(input_shape, num_classes): give `arch` {library}:MODEL, e.g. `arch` {library}:resnet18",
+            setting="arch")
 
 
 def canonical_arch(arch: str) -> str:
@@ -414,21 +417,21 @@ def untrusted_message(arch: str) -> str:
 def _import_file(path_text: str, arch: str):
     path = Path(path_text).expanduser()
     if not path.is_file():
-        raise JetsynthError(f"no file {path} for --arch {arch}")
+        raise JetsynthError(f"no file {path} for `arch` {arch}", setting="arch")
     name = "jetsynth_user_" + "".join(c if c.isalnum() else "_" for c in str(path.resolve()))
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise JetsynthError(f"cannot load {path} as Python for --arch {arch}")
+        raise JetsynthError(f"cannot load {path} as Python for `arch` {arch}", setting="arch")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's file may raise anything
         del sys.modules[name]
-        raise JetsynthError(f"running {path} for --arch {arch} failed: "
-                            f"{type(exc).__name__}: {exc}") from None
+        raise JetsynthError(f"running {path} for `arch` {arch} failed: "
+                            f"{type(exc).__name__}: {exc}", setting="arch") from None
     return module
 
 
@@ -442,12 +445,13 @@ def _import_module(source: str, arch: str):
     try:
         return importlib.import_module(source)
     except ImportError as exc:
-        raise JetsynthError(f"cannot import '{source}' for --arch {arch} ({exc}); put {source}.py in "
-                            "the current directory or on PYTHONPATH, or give --arch FILE.py:function"
+        raise JetsynthError(f"cannot import '{source}' for `arch` {arch} ({exc}); put {source}.py in "
+                            "the current directory or on PYTHONPATH, or give `arch` FILE.py:function",
+                            setting="arch"
                             ) from None
     except Exception as exc:  # the user's module may raise anything
-        raise JetsynthError(f"importing '{source}' for --arch {arch} failed: "
-                            f"{type(exc).__name__}: {exc}") from None
+        raise JetsynthError(f"importing '{source}' for `arch` {arch} failed: "
+                            f"{type(exc).__name__}: {exc}", setting="arch") from None
     finally:
         if added:
             sys.path.remove(here)
@@ -475,7 +479,7 @@ def resolve_factory(arch: str, trusted: bool) -> Factory:
     module = _import_file(source, arch) if is_file else _import_module(source, arch)
     factory = getattr(module, func_name, None)
     if not callable(factory):
-        raise JetsynthError(f"'{source}' has no callable '{func_name}' (from --arch {arch})")
+        raise JetsynthError(f"'{source}' has no callable '{func_name}' (from `arch` {arch})", setting="arch")
     return factory
 
 
@@ -485,8 +489,8 @@ def stored_factories(recorded: str, typed: str | None, trust_code: bool, where: 
     `typed` (that command's --arch, which must name the same architecture) or `trust_code`.
     Built-ins need neither."""
     if typed is not None and canonical_arch(typed) != recorded:
-        raise JetsynthError(f"{where} was made with --arch {recorded}, not {typed}: give the same "
-                            "--arch, or none")
+        raise JetsynthError(f"{where} was made with `arch` {recorded}, not {typed}: give the same "
+                            "`arch`, or none", setting="arch")
     factory = resolve_factory(recorded, trusted=trust_code or typed is not None)
     return {recorded: factory}
 
@@ -499,9 +503,10 @@ def instantiate(factory: Factory, arch: str, input_shape: tuple[int, int, int],
     except JetsynthError:
         raise
     except Exception as exc:  # a user's factory may raise anything
-        raise JetsynthError(f"--arch {arch} failed to build a model: {exc}") from None
+        raise JetsynthError(f"`arch` {arch} failed to build a model: {exc}", setting="arch") from None
     if not isinstance(model, nn.Module):
-        raise JetsynthError(f"--arch {arch} returned {type(model).__name__}, not a torch nn.Module")
+        raise JetsynthError(f"`arch` {arch} returned {type(model).__name__}, not a torch nn.Module",
+                            setting="arch")
     return model
 
 

@@ -65,7 +65,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     leading "module." or "_orig_mod." stripped."""
     path = Path(path)
     if not path.is_file():
-        raise JetsynthError(f"--ancestor-weights: no file {path}")
+        raise JetsynthError(f"`ancestor_weights`: no file {path}", setting="ancestor_weights")
     try:
         with open(path, "rb") as handle:
             start = handle.read(2)

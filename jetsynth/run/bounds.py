@@ -4,6 +4,7 @@ into its checked click type (`cli/types.py`), so a bound is written once."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -17,6 +18,39 @@ class Bounds:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+
+    def words(self) -> str:
+        """The accepted range in words: '>= 1', '> 0', 'in [0, 1)', '' when unbounded."""
+        if self.low is not None and self.high is not None:
+            left = "(" if self.low_open else "["
+            right = ")" if self.high_open else "]"
+            return f"in {left}{_show(self.low)}, {_show(self.high)}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {_show(self.low)}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {_show(self.high)}"
+        return ""
+
+    def wanted(self) -> str:
+        """What a value must be: 'an integer in [1, 1000000]', 'a finite number > 0'."""
+        kind = "an integer" if self.kind is int else "a finite number"
+        return f"{kind} {self.words()}".rstrip()
+
+    def contains(self, value: object) -> bool:
+        """Whether `value` is a finite number of this kind (an int passes as a float) in range."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+
+def _show(bound: float) -> str:
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 MAX_BATCH = 4096

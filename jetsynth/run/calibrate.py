@@ -39,7 +39,7 @@ def sweep(archs: tuple[str, ...], count: int, seed: int) -> list[Variant]:
     if unknown:
         raise JetsynthError(f"cannot calibrate on '{unknown[0]}'; choose from {', '.join(ARCH_INPUTS)}")
     if count < 1:
-        raise JetsynthError("--variants must be at least 1")
+        raise JetsynthError("`variants` must be at least 1", setting="variants")
     per_arch = [variants(arch, count, seed) for arch in archs]
     return [v for group in zip(*per_arch, strict=True) for v in group]
 
@@ -55,7 +55,7 @@ def calibrate(target, precision: str = "fp16", batch: int = 1, seconds: float = 
     chosen = sweep(tuple(archs), count, seed)
     if len(chosen) < MIN_SAMPLES:
         raise JetsynthError(f"a latency model needs at least {MIN_SAMPLES} networks; the sweep has "
-                            f"{count} per architecture × {len(archs)}: raise --variants")
+                            f"{count} per architecture × {len(archs)}: raise `variants`", setting="variants")
     name = target_label(target)
     folder = Path(folder)
     work = folder / f"{name}-networks"

@@ -167,7 +167,7 @@ def _repaired(run: RunDirectory, config: EvolveConfig, task: MemberTask, trained
     best = max(parents, key=lambda p: selection_accuracy(by_id[p]))
     result, info = repair_offspring(
         trained, genomes[best], selection_accuracy(by_id[best]), config.grow_on_drop,
-        lambda grown: train_genome(grown, dataset, config.training(False), task.seed, observer.step))
+        lambda grown: train_genome(grown, dataset, config.train_config(False), task.seed, observer.step))
     if info is None:
         return trained
     run.event("repair", member=lineage.id, **asdict(info))

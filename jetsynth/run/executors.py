@@ -134,8 +134,9 @@ def open_executor(config: EvolveConfig, dataset: Dataset, devices: list[str] | N
         except ImportError as exc:
             if (exc.name or "").split(".")[0] != "ray":
                 raise
-            raise JetsynthError("--executor ray needs Ray, which is not installed here: "
-                                "pip install 'jetsynth[ray]' (or use --executor local)") from None
+            raise JetsynthError("`executor` ray needs Ray, which is not installed here: "
+                                "pip install 'jetsynth[ray]' (or use `executor` local)",
+                                setting="executor") from None
         return RayExecutor(dataset, config.ray_address, config.cpus_per_member,
                            config.gpus_per_member)
     return LocalExecutor(dataset, devices)

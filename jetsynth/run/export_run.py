@@ -72,11 +72,13 @@ def export_member(
     file is the one --bench timed). `device`: where fine-tuning trains (--device, as `evolve`
     takes it), in the run's --amp (its default for that device when the run left it open)."""
     if output_format not in FORMATS:
-        raise JetsynthError(f"--format must be one of {', '.join(FORMATS)}, not {output_format}")
+        raise JetsynthError(f"`format` must be one of {', '.join(FORMATS)}, not {output_format}",
+                            setting="format")
     if output_format != "onnx":
         check_parity = False
     if finetune_epochs < 0:
-        raise JetsynthError(f"--finetune-epochs must be 0 or more, not {finetune_epochs}")
+        raise JetsynthError(f"`finetune_epochs` must be 0 or more, not {finetune_epochs}",
+                            setting="finetune_epochs")
     trains_on = resolve_devices(device)[0] if finetune_epochs else "cpu"
     config, records = load_records(Path(run_dir))
     factories = factories or stored_factories(config["arch"], arch, trust_code, str(run_dir))
@@ -94,7 +96,7 @@ def export_member(
         except JetsynthError as exc:
             need = ("--finetune-epochs" if finetune_epochs
                     else "the parity check; add --no-parity to skip it")
-            raise JetsynthError(f"{exc} (needed for {need})") from None
+            raise JetsynthError(f"{exc} (needed for {need})", setting=exc.settings) from None
     if finetune_epochs:
         genome, shipped = finetune_member(genome, shipped, dataset, config, finetune_epochs, on_step,
                                           trains_on)

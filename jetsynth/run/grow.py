@@ -23,6 +23,7 @@ iteration, so the redo is the same).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -86,24 +87,26 @@ class GrowConfig:
     amp: str | None = None
 
     def check(self) -> None:
+        """Raise JetsynthError naming every setting out of range (in backticks, as `setting`)."""
         problems = []
         if self.iterations < 0:
-            problems.append(f"--iterations must be 0 or more, not {self.iterations}")
+            problems.append(f"`iterations` must be 0 or more, not {self.iterations}")
         if not 1 <= self.keep_best <= self.population:
-            problems.append(f"--keep-best must be between 1 and --population ({self.population}), "
+            problems.append(f"`keep_best` must be between 1 and `population` ({self.population}), "
                             f"not {self.keep_best}")
         if self.initial_steps < 0 or self.steps < 0:
-            problems.append("--initial-steps and --steps must be 0 or more")
+            problems.append("`initial_steps` and `steps` must be 0 or more")
         if not 0.0 <= self.gamma <= 1.0:
-            problems.append(f"--gamma must be in [0, 1], not {self.gamma}")
+            problems.append(f"`gamma` must be in [0, 1], not {self.gamma}")
         if self.val_split <= 0:
-            problems.append("grow selects on a validation split: --val-split must be above 0")
+            problems.append("grow selects on a validation split: `val_split` must be above 0")
         updates = self.initial_steps + self.iterations * self.steps
         if updates > MAX_STEPS:
-            problems.append(f"--initial-steps + --iterations × --steps asks for {updates:,} updates; "
+            problems.append(f"`initial_steps` + `iterations` × `steps` asks for {updates:,} updates; "
                             f"grow makes at most {MAX_STEPS:,}: give fewer iterations or steps")
         if problems:
-            raise JetsynthError("; ".join(problems))
+            named = tuple(dict.fromkeys(re.findall(r"`(\w+)`", " ".join(problems))))
+            raise JetsynthError("; ".join(problems), setting=named)
 
     def evolve_config(self) -> EvolveConfig:
         """The run's config.json, so report and export read a grow run like an evolution."""
@@ -356,7 +359,7 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
     dataset = load_dataset(config.evolve_config().data_spec())
     if dataset.val_x is None or not len(dataset.val_x):
         raise JetsynthError("grow selects on a validation split and this data has none: "
-                            "raise --val-split")
+                            "raise `val_split`", setting="val_split")
     grow_path = Path(run_dir) / GROW_FILE
     if resume and grow_path.is_file():
         stored = read_object(grow_path).get("config", {})
@@ -364,7 +367,8 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
                            if k not in RESUMABLE and stored.get(k) != v)
         if differing:
             raise JetsynthError(f"{run_dir} was grown with other settings ({', '.join(differing)}); "
-                                "resume it with the same options or choose another --run-dir")
+                                "resume it with the same options or choose another `run_dir`",
+                                setting="run_dir")
     run = open_run(Path(run_dir), config.evolve_config(), resume, {config.arch: factory})
     try:
         write_json(grow_path, {"config": asdict(config)}, run.root)

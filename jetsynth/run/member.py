@@ -103,9 +103,9 @@ def ancestor_start(config: EvolveConfig, dataset: Dataset, factory: Factory,
                                      architectures_with_keys)
     if transfer.head is not None and config.ancestor_epochs == 0:
         change = transfer.head
-        raise JetsynthError(f"--ancestor-epochs 0 would keep the new head '{change.layer}' untrained "
+        raise JetsynthError(f"`ancestor_epochs` 0 would keep the new head '{change.layer}' untrained "
                             f"(the weights have {change.given} classes, {data_name(config)} "
-                            f"{change.classes}): give --ancestor-epochs 1 or more")
+                            f"{change.classes}): give `ancestor_epochs` 1 or more", setting="ancestor_epochs")
     genome = genome.with_state(state)
     if transfer.head is not None or transfer.channels:
         genome = replace(genome, extra={**genome.extra, "transfer": transfer.to_json()})
@@ -116,7 +116,7 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, start: AncestorStart)
     """The ancestor's training task from its checked `start`; the weights it starts from and
     what was changed to fit them go to the run's events."""
     mid = member_id(1, 0)
-    training = config.training(True)
+    training = config.train_config(True)
     transfer = start.transfer
     if transfer is not None:
         run.event("ancestor_weights", path=config.ancestor_weights,
@@ -167,7 +167,7 @@ def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: li
     if config.reinit:
         child = newborn(child, seed)
     ordinal = (generation - 2) * config.population + index + 1
-    return MemberTask(child, seed, config.training(False), drawn_keep, ordinal, run.member_folder(mid))
+    return MemberTask(child, seed, config.train_config(False), drawn_keep, ordinal, run.member_folder(mid))
 
 
 def train_member(task: MemberTask, dataset: Dataset, on_step=None) -> TrainResult:

@@ -118,7 +118,8 @@ def _result(ref, task: MemberTask) -> tuple[bytes, dict]:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JetsynthError(
             f"{task.id} could not be trained on Ray ({reason}) after {MEMBER_RETRIES} retries; the "
-            "members that finished are saved: resume with --resume once the cluster is healthy"
+            "members that finished are saved: resume with `resume` once the cluster is healthy",
+            setting="resume"
         ) from None
 
 
@@ -134,8 +135,9 @@ def connect(address: str | None) -> bool:
     except (ConnectionError, RuntimeError, ValueError, OSError, ImportError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JetsynthError(f"cannot connect to Ray at {address or 'a new local instance'} "
-                            f"({reason}); start a cluster with `ray start --head`, check "
-                            "--ray-address, or leave it out for a local Ray") from None
+                            f"({reason}); start a cluster with `ray start `head``, check "
+                            "`ray_address`, or leave it out for a local Ray",
+                            setting=("head", "ray_address")) from None
     return True
 
 
@@ -144,12 +146,14 @@ def check_reachable(address: str) -> None:
     retrying an unreachable address for minutes)."""
     host, colon, port = address.removeprefix("ray://").rpartition(":")
     if not colon or not host or not port.isdigit():
-        raise JetsynthError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise JetsynthError(f"`ray_address` {address}: expected auto, HOST:PORT or ray://HOST:PORT",
+                            setting="ray_address")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
         raise JetsynthError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start "
-                            "one there with `ray start --head`, or check --ray-address") from None
+                            "one there with `ray start `head``, or check `ray_address`",
+                            setting=("head", "ray_address")) from None
 
 
 def check_fits(cpus: int, gpus: float) -> None:
@@ -159,5 +163,5 @@ def check_fits(cpus: int, gpus: float) -> None:
         raise JetsynthError(
             f"a member asks for {cpus} CPU(s) and {gpus:g} GPU(s) but this machine's Ray has "
             f"{have.get('CPU', 0):g} CPU(s) and {have.get('GPU', 0):g} GPU(s): lower "
-            "--cpus-per-member / --gpus-per-member"
+            "`cpus_per_member` / `gpus_per_member`", setting=("cpus_per_member", "gpus_per_member")
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from jetsynth.errors import JetsynthError
 from jetsynth.nn.growth import grown_factory, is_grown, split_arch
 from jetsynth.nn.structure import Topology
 from jetsynth.run.config import PLACEMENT, EvolveConfig
+from jetsynth.run.settings import SECTION_OF, SECTION_TYPES, setting_fields
 from jetsynth.storage import (
     append_jsonl,
     confine,
@@ -54,9 +54,12 @@ where members train (the executor and its placement)."""
 DAMAGED_DIR = "damaged"
 GROW_FILE = "grow.json"
 """A `jetsynth grow` run's settings and, when done, its final selection (see `run.grow`)."""
-CONFIG_FORMAT = 1
-"""The layout of config.json this version writes and reads; a run without the field was written
-before it was recorded, in this same layout."""
+CONFIG_FORMAT = 2
+"""The layout of config.json this version writes: 2, the settings nested by section
+({"evolution": {"generations": 8, ...}, ...}, `EvolveConfig.nested`)."""
+READABLE_CONFIG_FORMATS = (1, 2)
+"""1: the settings flat ({"generations": 8, ...}), as jetsynth 0.1.0 wrote them; a file without
+the field was written before it was recorded, in that layout."""
 
 
 def versions() -> dict:
@@ -202,11 +205,17 @@ class RunDirectory:
         versions_ = data.get("versions") if isinstance(data, dict) else None
         writer = versions_.get("jetsynth", "unknown") if isinstance(versions_, dict) else "unknown"
         where = f"{path} (written by jetsynth {writer})"
-        version = data.get("format", CONFIG_FORMAT) if isinstance(data, dict) else None
-        if version != CONFIG_FORMAT or not isinstance(stored, dict):
+        version = data.get("format", 1) if isinstance(data, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool) and version > CONFIG_FORMAT:
+            raise JetsynthError(f"{where} is in format {version}, newer than this jetsynth "
+                                f"({versions()['jetsynth']}) reads ({CONFIG_FORMAT}); upgrade "
+                                "jetsynth to open the run")
+        if version not in READABLE_CONFIG_FORMATS or not isinstance(stored, dict):
             raise JetsynthError(f"{where} is in a format this jetsynth ({versions()['jetsynth']}) "
                                 "does not read; use the jetsynth version that made the run")
-        types = {f.name: f.type for f in fields(EvolveConfig)}
+        if version >= 2:
+            stored = _flattened(stored, where)
+        types = {f.name: f.type for f in setting_fields()}
         unknown = sorted(set(stored) - set(types))
         if unknown:
             raise JetsynthError(f"{where} has settings this jetsynth does not know "
@@ -221,10 +230,7 @@ class RunDirectory:
         values.setdefault("screen", 1)  # runs from before screening drew once
         values.setdefault("preset", "seed001")  # runs from before the presets had the seed settings
         values.setdefault("channel_multiple", 1)  # ... and exact widths
-        for key in ("alphas", "overlap_band", "mean", "std", "bench_pool"):
-            if isinstance(values.get(key), list):
-                values[key] = tuple(values[key])
-        return EvolveConfig(**values)
+        return EvolveConfig.from_flat(values)
 
     def save(self, genome: Genome, record: MemberRecord) -> MemberRecord:
         """Write the genome, then its record with the genome's sha256 added; returns the record
@@ -285,6 +291,22 @@ def _free_name(path: Path) -> Path:
 _SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
+def _flattened(nested: dict, where: str) -> dict:
+    """The settings of a format-2 config ({section: {setting: value}}) flat, each checked to lie
+    in its own section."""
+    flat: dict = {}
+    for section, values in nested.items():
+        if section not in SECTION_TYPES or not isinstance(values, dict):
+            raise JetsynthError(f"{where} has a section this jetsynth does not know ({section}); "
+                                "use the jetsynth version that made the run")
+        misplaced = sorted(k for k in values if k in SECTION_OF and SECTION_OF[k] != section)
+        if misplaced:
+            raise JetsynthError(f"{where}: {', '.join(misplaced)} must not lie in {section}; the "
+                                "file is damaged")
+        flat.update(values)
+    return flat
+
+
 def fits_annotation(value: object, annotation: str) -> bool:
     """Whether a JSON value fits an EvolveConfig field's annotation ('int', 'float | None',
     'tuple[float, ...]', 'tuple[float, float]')."""
@@ -325,7 +347,7 @@ def open_run(root: Path, config: EvolveConfig, resume: bool,
             # a writer killed inside atomic_write leaves its temporary file; the lock is ours now
             remove_partial_writes(run.root)
         run.set_aside = run.set_aside_damaged() if resume else []
-        write_json(run.root / CONFIG_FILE, {"config": asdict(config), "format": CONFIG_FORMAT,
+        write_json(run.root / CONFIG_FILE, {"config": config.nested(), "format": CONFIG_FORMAT,
                                             "versions": versions()}, run.root)
     except BaseException:
         run.release()
@@ -349,7 +371,7 @@ def _check_opening(run: RunDirectory, config: EvolveConfig, resume: bool) -> Non
     stored = run.stored_config().with_policies()
     differing = [
         f.name
-        for f in fields(EvolveConfig)
+        for f in setting_fields()
         if f.name not in RESUMABLE_CHANGES and getattr(stored, f.name) != getattr(config, f.name)
     ]
     if differing:
@@ -385,7 +407,7 @@ def load_records(run_dir: Path) -> tuple[dict, list[MemberRecord]]:
     records = sorted(run.records(), key=lambda r: (r.generation, r.member))
     if not records:
         raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
-    return asdict(config), records
+    return config.flat(), records
 
 
 def grown_pick(run_dir: Path, records: list[MemberRecord]) -> MemberRecord | None:

@@ -175,9 +175,10 @@ def train_genome(
         c, h, w = dataset.input_shape
         raise JetsynthError(
             f"{genome.lineage.id}: out of GPU memory on {config.device} training batches of "
-            f"{config.batch_size} images of {c}×{h}×{w}; lower --batch-size (e.g. "
-            f"{max(1, config.batch_size // 2)}) or --input-size, or use --amp bf16; the epochs "
-            "already trained are saved: continue with --resume") from None
+            f"{config.batch_size} images of {c}×{h}×{w}; lower `batch_size` (e.g. "
+            f"{max(1, config.batch_size // 2)}) or `input_size`, or use `amp` bf16; the epochs "
+            "already trained are saved: continue with `resume`",
+            setting=("batch_size", "input_size", "amp", "resume")) from None
 
 
 def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
@@ -231,8 +232,8 @@ def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
     if broken:  # never recorded: nothing may be bred, exported or timed from such weights
         raise JetsynthError(
             f"{genome.lineage.id}: training diverged ({broken[0]} holds NaN or infinite values"
-            f"{' in fp16' if config.precision == 'fp16' else ''} at --lr {config.lr:g}); start a "
-            "new run with a lower --lr")
+            f"{' in fp16' if config.precision == 'fp16' else ''} at `lr` {config.lr:g}); start a "
+            "new run with a lower `lr`", setting="lr")
     trained = replace(genome, state=state, precision=config.precision)
     # the trained compacted net is what compaction of the trained genome would rebuild, unless
     # its weights were just rounded to fp16

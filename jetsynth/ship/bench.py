@@ -95,8 +95,8 @@ class OrtRunner(agent_ort.OrtRunner):
 
     def prepare(self, batch: int, images: np.ndarray | None = None) -> None:
         if self.fixed_batch is not None and batch != self.fixed_batch:
-            raise JetsynthError(f"the model's batch size is fixed at {self.fixed_batch}: use --batch "
-                                f"{self.fixed_batch}")
+            raise JetsynthError(f"the model's batch size is fixed at {self.fixed_batch}: use `batch` "
+                                f"{self.fixed_batch}", setting="batch")
         super().prepare(batch, images)
 
 
@@ -109,7 +109,7 @@ class TorchRunner(Runner):
                  half: bool = False, threads: int = 0) -> None:
         device = TORCH_DEVICES[backend]
         if device == "cuda" and not torch.cuda.is_available():
-            raise JetsynthError("torch sees no CUDA device here; use --backend torch-cpu")
+            raise JetsynthError("torch sees no CUDA device here; use `backend` torch-cpu", setting="backend")
         if threads:
             torch.set_num_threads(threads)
         self.name = backend
@@ -201,7 +201,7 @@ def measure(runner: Runner, batch: int = 1, warmup_seconds: float = 0.2, min_sec
     one warm-up, then `trials` trials that share `min_seconds` and `min_queries` (each at least
     3 queries when there are several), re-timed while they disagree (see `trials.run_trials`)."""
     if batch < 1:
-        raise JetsynthError(f"--batch must be at least 1, not {batch}")
+        raise JetsynthError(f"`batch` must be at least 1, not {batch}", setting="batch")
     data = np.random.default_rng(seed).standard_normal((batch, *runner.image_shape))
     data = data.astype(runner.dtype)
     try:
@@ -237,7 +237,8 @@ def onnx_runner(path: Path, backend: str = "ort-cpu", threads: int = THREADS) ->
         raise JetsynthError(f"{path}: no such file; export a model with `jetsynth export`")
     if backend not in ORT_PROVIDERS:
         raise JetsynthError(
-            f"--backend {backend} cannot run an ONNX file; use one of {', '.join(ORT_PROVIDERS)}"
+            f"`backend` {backend} cannot run an ONNX file; use one of {', '.join(ORT_PROVIDERS)}",
+            setting="backend"
         )
     return OrtRunner(path, backend, threads)
 

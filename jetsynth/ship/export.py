@@ -63,7 +63,8 @@ def compact_genome(genome: Genome, channel_multiple: int = 1) -> Compacted:
     """The genome's network with dead units physically removed, in fp32 eval mode; each channel
     space keeps a multiple of `channel_multiple` channels (see `structure.aligned`)."""
     if channel_multiple < 1:
-        raise JetsynthError(f"--channel-multiple must be at least 1, not {channel_multiple}")
+        raise JetsynthError(f"`channel_multiple` must be at least 1, not {channel_multiple}",
+                            setting="channel_multiple")
     return compact(genome.build().eval(), genome.topology, genome.masks, channel_multiple)
 
 
@@ -81,9 +82,10 @@ def to_onnx(model: nn.Module, input_shape: tuple[int, ...], precision: str = "fp
     _check_choice("precision", precision, PRECISIONS)
     _check_choice("io precision", io_precision, PRECISIONS)
     if precision == "fp32" and io_precision == "fp16":
-        raise JetsynthError("fp16 inputs need an fp16 model: use --precision fp16")
+        raise JetsynthError("fp16 inputs need an fp16 model: use `precision` fp16", setting="precision")
     if not 7 <= opset <= 21:
-        raise JetsynthError(f"--opset {opset} is outside 7–21; TensorRT 8.2 needs 13 or lower")
+        raise JetsynthError(f"`opset` {opset} is outside 7–21; TensorRT 8.2 needs 13 or lower",
+                            setting="opset")
     net = _export_copy(model, precision, io_precision)
     dtype = torch.float16 if io_precision == "fp16" else torch.float32
     example = torch.zeros(1, *input_shape, dtype=dtype)

@@ -45,7 +45,7 @@ def build(model: Path, output: Path, fp16: bool = False, sparse: bool = False, b
     `trt` is the TensorRT module (imported when None)."""
     facts = model_facts(model)
     if batch < 1:
-        raise JetsynthError(f"--batch must be at least 1, not {batch}")
+        raise JetsynthError(f"`batch` must be at least 1, not {batch}", setting="batch")
     trt = trt or import_tensorrt()
     output = Path(output)
     confine(output)

@@ -94,5 +94,5 @@ def test_sweep_of_an_unknown_architecture():
 
 
 def test_sweep_needs_at_least_one_variant():
-    with pytest.raises(JetsynthError, match="--variants must be at least 1"):
+    with pytest.raises(JetsynthError, match="`variants` must be at least 1"):
         sweep(("lenet5",), 0, seed=0)

@@ -97,3 +97,27 @@ def test_grow_reads_a_flat_settings_file(tmp_path):
     assert unknown.exit_code == 2 and "'nope' is not a setting" in unknown.output
     typed = runner.invoke(cli, ["grow", "--config", str(_write(tmp_path, 'iterations = "many"\n'))])
     assert typed.exit_code == 2 and "iterations" in typed.output
+
+
+GROW_FLAGS = ["--data", "digits", "--subset", "0.2", "--iterations", "1", "--population", "2",
+              "--keep-best", "1", "--initial-steps", "5", "--steps", "5", "--input-size", "8"]
+GROW_FILE = 'data = "digits"\nsubset = 0.2\niterations = 1\npopulation = 2\nkeep-best = 1\n' \
+            'initial_steps = 5\nsteps = 5\ninput-size = 8\nlr = 0.5\n'
+
+
+def test_a_grow_config_file_runs_as_the_same_flags_which_override_it(tmp_path):
+    runner = CliRunner()
+    by_flags = runner.invoke(cli, ["grow", *GROW_FLAGS, "--lr", "0.002",
+                                   "--run-dir", str(tmp_path / "flags")])
+    assert by_flags.exit_code == 0, by_flags.output
+    path = _write(tmp_path, GROW_FILE)
+    by_file = runner.invoke(cli, ["grow", "--config", str(path), "--lr", "0.002",
+                                  "--run-dir", str(tmp_path / "file")])
+    assert by_file.exit_code == 0, by_file.output
+
+    def recorded(run_dir: Path) -> tuple[dict, dict]:
+        grown = json.loads((run_dir / "grow.json").read_text())["config"]
+        return grown, _config(run_dir)
+
+    assert recorded(tmp_path / "file") == recorded(tmp_path / "flags")
+    assert recorded(tmp_path / "file")[0]["lr"] == 0.002

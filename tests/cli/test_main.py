@@ -212,7 +212,7 @@ def test_evolve_on_a_folder_of_pngs(tmp_path):
     assert 0.0 <= record.val_accuracy <= 1.0
     preprocessing = RunDirectory(run_dir).genome("g02-m00").extra["preprocessing"]
     assert preprocessing["class_names"] == ["a", "b", "c"] and preprocessing["resize"] == [28, 28]
-    config = json.loads((run_dir / "config.json").read_text())["config"]
+    config = json.loads((run_dir / "config.json").read_text())["config"]["dataset"]
     assert (config["input_size"], config["augment"], config["val_split"]) == (28, True, 0.1)
     resumed = _run("evolve", "--run-dir", str(run_dir), "--resume", "--generations", "2")
     assert resumed.exit_code == 0, resumed.output
@@ -256,6 +256,6 @@ def test_repeated_bench_is_a_pool_and_a_resume_keeps_it(tmp_path, monkeypatch):
     for name, board in zip("ab", boards, strict=True):  # the user's own devices: a resume may use them
         assert _run("devices", "add", name, "--host", board).exit_code == 0
     assert _run(*args, "--bench", "a", "--bench", "b").exit_code == 0
-    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == ["b"]
+    assert json.loads((run / "config.json").read_text())["config"]["timing"]["bench_pool"] == ["b"]
     assert _run(*args, "--resume").exit_code == 0  # the stored pool, not the default
-    assert json.loads((run / "config.json").read_text())["config"]["bench_pool"] == ["b"]
+    assert json.loads((run / "config.json").read_text())["config"]["timing"]["bench_pool"] == ["b"]

@@ -90,7 +90,7 @@ def _received_run(tmp_path, bench: str, pool=()) -> Path:
     run = tmp_path / "received"
     assert _run("evolve", "--run-dir", run, *QUICK).exit_code == 0
     stored = json.loads((run / "config.json").read_text())
-    stored["config"]["bench"], stored["config"]["bench_pool"] = bench, list(pool)
+    stored["config"]["timing"]["bench"], stored["config"]["timing"]["bench_pool"] = bench, list(pool)
     (run / "config.json").write_text(json.dumps(stored))
     return run
 

@@ -145,4 +145,4 @@ def test_evolve_grow_on_drop_marks_repairs_in_records_and_report(tmp_path):
 
 def test_grow_on_drop_must_be_a_fraction(tmp_path):
     result = CliRunner().invoke(cli, ["evolve", "--grow-on-drop", "2", "--run-dir", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "--grow-on-drop must be a finite number in [0, 1]" in result.output
+    assert result.exit_code == 2 and "--grow-on-drop must be a finite number in [0, 1)" in result.output

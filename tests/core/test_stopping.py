@@ -46,8 +46,8 @@ def test_max_drop_turns_on_adaptive_pressure_from_keep_half():
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"max_drop": 0.01, "accuracy_floor": 0.9}, "not both"),
-    ({"max_drop": 1.5}, "--max-drop"),
-    ({"patience": 0}, "--patience"),
+    ({"max_drop": 1.5}, "`max_drop` must be"),
+    ({"patience": 0}, "`patience` must be"),
 ])
 def test_nonsense_floor_options_are_refused(options, message):
     with pytest.raises(JetsynthError, match=message):

@@ -22,15 +22,15 @@ def test_spec_parsing():
             DataSpec.parse(bad)
     with pytest.raises(JetsynthError, match="subset"):
         DataSpec.parse("digits", subset=1.5)
-    with pytest.raises(JetsynthError, match="--val-split must lie in"):
+    with pytest.raises(JetsynthError, match="`val_split` must lie in"):
         DataSpec.parse("digits", val_split=1.0)
-    with pytest.raises(JetsynthError, match="--input-size must be a positive"):
+    with pytest.raises(JetsynthError, match="`input_size` must be a positive"):
         DataSpec.parse("digits", input_size=0)
-    with pytest.raises(JetsynthError, match="give --mean and --std together"):
+    with pytest.raises(JetsynthError, match="give `mean` and `std` together"):
         DataSpec.parse("digits", mean=[0.5])
-    with pytest.raises(JetsynthError, match="give --mean and --std together"):
+    with pytest.raises(JetsynthError, match="give `mean` and `std` together"):
         DataSpec.parse("digits", mean=[0.5, 0.5], std=[0.2])
-    with pytest.raises(JetsynthError, match="--std values must be positive"):
+    with pytest.raises(JetsynthError, match="`std` values must be positive"):
         DataSpec.parse("digits", mean=[0.5], std=[0.0])
 
 
@@ -241,15 +241,15 @@ def test_a_subset_keeping_less_than_an_image_of_a_class_is_refused():
     labels = np.array([0] * 100 + [1] * 10)
     check_subset(labels, 0.05)  # class 1: 0.5 images, rounded to one
     with pytest.raises(JetsynthError, match=r"less than one training image of 1 of the 2 classes "
-                                            r"\(class 1 has 10: 0\.4 images\); raise --subset to "
+                                            r"\(class 1 has 10: 0\.4 images\); raise `subset` to "
                                             r"at least 0\.05"):
         check_subset(labels, 0.04)
 
 
 @pytest.mark.parametrize(("mean", "std", "message"), [
-    ((2.5,), (0.3,), r"--mean values must lie in \[-1, 2\]"),
-    ((0.5,), (0.0009,), r"--std values must lie in \[0.001, 100\]"),
-    ((0.5,), (101.0,), r"--std values must lie"),
+    ((2.5,), (0.3,), r"`mean` values must lie in \[-1, 2\]"),
+    ((0.5,), (0.0009,), r"`std` values must lie in \[0.001, 100\]"),
+    ((0.5,), (101.0,), r"`std` values must lie"),
 ])
 def test_normalisation_statistics_out_of_sense_are_refused(mean, std, message):
     with pytest.raises(JetsynthError, match=message):

@@ -32,7 +32,7 @@ def test_inventory_round_trip_in_the_user_config_dir(tmp_path, monkeypatch):
     assert load_devices() == {"tx1": tx1, "nano": Device(name="nano", host="nano.local", port=2222)}
     text = inventory_path().read_text()
     assert "[devices.tx1]" in text and 'profile = "tx1"' in text
-    with pytest.raises(JetsynthError, match="--replace"):
+    with pytest.raises(JetsynthError, match="`replace`"):
         add_device(tx1)
     remove_device("nano")
     assert list(load_devices()) == ["tx1"]

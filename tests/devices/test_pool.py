@@ -12,7 +12,7 @@ def test_a_pool_is_one_kind_of_board_each_named_once():
     assert one_kind([a, b], ["tx1-a", "tx1-b"]) == [a, b]
     with pytest.raises(JetsynthError, match=r"different boards \(tx1-a: tx1, nx: xavier-nx\)"):
         one_kind([a, Device("nx", "10.0.0.3", profile="xavier-nx")], ["tx1-a", "nx"])
-    with pytest.raises(JetsynthError, match="--bench ort-cpu times on this machine"):
+    with pytest.raises(JetsynthError, match="`bench` ort-cpu times on this machine"):
         one_kind([a, "ort-cpu"], ["tx1-a", "ort-cpu"])
     # boards behind one host, reached on two ports, get the port in their names
     gate = [Device("gate", "gate", "pi", 2201), Device("gate", "gate", "pi", 2202)]

@@ -26,11 +26,11 @@ def test_this_machine_without_cuda_resolves_auto_to_the_cpu():
 
 
 @pytest.mark.parametrize("text, count, message", [
-    ("cuda", 0, r"--device cuda: torch finds no CUDA GPU .*use --device cpu"),
-    ("cuda:0", 0, r"--device cuda:0: torch finds no CUDA GPU"),
-    ("cuda:2", 2, r"--device cuda:2: this machine has 2 GPU\(s\), cuda:0 to cuda:1"),
-    ("cuda:x", 2, r"--device cuda:x: expected auto, cpu, cuda or cuda:N"),
-    ("tpu", 2, r"--device tpu: expected auto, cpu, cuda or cuda:N"),
+    ("cuda", 0, r"`device` cuda: torch finds no CUDA GPU .*use `device` cpu"),
+    ("cuda:0", 0, r"`device` cuda:0: torch finds no CUDA GPU"),
+    ("cuda:2", 2, r"`device` cuda:2: this machine has 2 GPU\(s\), cuda:0 to cuda:1"),
+    ("cuda:x", 2, r"`device` cuda:x: expected auto, cpu, cuda or cuda:N"),
+    ("tpu", 2, r"`device` tpu: expected auto, cpu, cuda or cuda:N"),
 ])
 def test_devices_this_machine_lacks_are_one_line(text, count, message):
     with pytest.raises(JetsynthError, match=message) as caught:
@@ -44,9 +44,9 @@ def test_amp_defaults_to_bf16_on_a_gpu_that_has_it_and_off_on_the_cpu():
     assert resolve_amp(None, "cuda:1", bf16=lambda: False) == "fp16"
     assert resolve_amp("bf16", "cpu") == "bf16"
     assert resolve_amp("off", "cuda:0") == "off"
-    with pytest.raises(JetsynthError, match="--amp fp16 needs a GPU"):
+    with pytest.raises(JetsynthError, match="`amp` fp16 needs a GPU"):
         resolve_amp("fp16", "cpu")
-    with pytest.raises(JetsynthError, match="--amp fp8: expected one of bf16, fp16, off"):
+    with pytest.raises(JetsynthError, match="`amp` fp8: expected one of bf16, fp16, off"):
         resolve_amp("fp8", "cpu")
 
 

@@ -94,7 +94,7 @@ def test_library_names_give_one_clear_line(libraries, tmp_path):
 
 def test_a_missing_library_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(JetsynthError, match=r"^--arch timm:resnet18 needs timm, which is not installed "
+    with pytest.raises(JetsynthError, match=r"^`arch` timm:resnet18 needs timm, which is not installed "
                                             r"here: pip install timm \(an optional extra\)"):
         resolve_factory("timm:resnet18", trusted=False)
 

@@ -193,7 +193,7 @@ def test_stored_factories_follow_the_command_line():
     assert "user_models:tiny_bn" in stored_factories("user_models:tiny_bn", None, True, "RUN")
     assert "user_models:tiny_bn" in stored_factories("user_models:tiny_bn", "user_models:tiny_bn", False,
                                                      "RUN")
-    with pytest.raises(JetsynthError, match="RUN was made with --arch user_models:tiny_bn, not lenet5"):
+    with pytest.raises(JetsynthError, match="RUN was made with `arch` user_models:tiny_bn, not lenet5"):
         stored_factories("user_models:tiny_bn", "lenet5", False, "RUN")
 
 

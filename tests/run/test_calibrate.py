@@ -94,7 +94,7 @@ def test_calibrate_on_an_unknown_architecture(tmp_path):
 
 
 def test_calibrate_needs_enough_networks_before_timing_any(tmp_path):
-    with pytest.raises(JetsynthError, match="at least 8 networks.*5 per architecture × 1: raise --variants"):
+    with pytest.raises(JetsynthError, match="at least 8 networks.*5 per architecture × 1: raise `variants`"):
         calibrate("ort-cpu", archs=("lenet5",), folder=tmp_path, **SETTINGS)
     assert list(tmp_path.iterdir()) == []
 

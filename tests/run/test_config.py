@@ -13,12 +13,12 @@ def test_pressure_on_defaults_to_macs_and_to_seed_001s_synapses_under_a_preset()
 
 
 def test_unknown_pressure_on_is_a_clear_error():
-    with pytest.raises(JetsynthError, match="--pressure-on must be one of synapses, macs, latency"):
+    with pytest.raises(JetsynthError, match="`pressure_on` must be one of synapses, macs, latency"):
         EvolveConfig(pressure_on="flops").resolved()
 
 
 def test_latency_pressure_needs_a_bench_target():
-    with pytest.raises(JetsynthError, match="--pressure-on latency .* add --bench"):
+    with pytest.raises(JetsynthError, match="`pressure_on` latency .* add `bench` DEVICE"):
         EvolveConfig(pressure_on="latency").resolved()
 
 
@@ -27,7 +27,7 @@ def test_screen_defaults_to_eight_draws_and_to_one_under_a_preset_without_a_targ
     assert EvolveConfig(preset="seed001").resolved().screen == 1
     assert EvolveConfig(preset="seed001", target_fps=100, bench="ort").resolved().screen == 8
     assert EvolveConfig(target_fps=100, bench="ort", screen=2).resolved().screen == 2
-    with pytest.raises(JetsynthError, match="--screen must be at least 1"):
+    with pytest.raises(JetsynthError, match=r"`screen` must be an integer in \[1, "):
         EvolveConfig(screen=0).resolved()
 
 
@@ -71,9 +71,7 @@ _MODES = [
 @pytest.mark.parametrize("preset", ["seed000", "seed001", "seed002", "seed004"])
 @pytest.mark.parametrize(("mode", "changed"), _MODES)
 def test_each_preset_resolves_to_the_seed_settings_of_before(preset, mode, changed):
-    from dataclasses import asdict
-
-    resolved = asdict(EvolveConfig(preset=preset, **mode).resolved())
+    resolved = EvolveConfig(preset=preset, **mode).resolved().flat()
     assert {key: resolved[key] for key in _TODAY} == {**_TODAY, **_PAPER.get(preset, {}), **changed}
     assert resolved["preset"] == preset
 
@@ -107,8 +105,8 @@ def test_a_bench_target_with_a_latency_model_puts_the_pressure_on_latency(tmp_pa
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"preset": "seed003"}, "--preset must be one of seed000, seed001, seed002, seed004"),
-    ({"channel_multiple": 0}, "--channel-multiple must be at least 1"),
+    ({"preset": "seed003"}, "`preset` must be one of seed000, seed001, seed002, seed004"),
+    ({"channel_multiple": 0}, r"`channel_multiple` must be an integer in \[1, "),
 ])
 def test_bad_presets_and_multiples_are_clear_errors(values, message):
     with pytest.raises(JetsynthError, match=message):
@@ -163,3 +161,23 @@ def test_a_device_missing_from_the_inventory_is_refused_in_the_checks_words(monk
     _board(monkeypatch, tmp_path, 4)
     with pytest.raises(JetsynthError, match="no device named 'elsewhere'"):
         EvolveConfig(bench="elsewhere").resolved()
+
+
+def test_the_config_is_built_and_read_flat_and_stored_nested():
+    import pickle
+    from dataclasses import replace
+
+    from jetsynth.run.settings import EvolutionSettings
+
+    config = EvolveConfig(generations=3, lr=0.01, bench="ort")
+    assert (config.evolution.generations, config.training.lr, config.timing.bench) == (3, 0.01, "ort")
+    assert (config.generations, config.lr) == (3, 0.01)
+    changed = replace(config, keep=0.7)
+    assert (changed.keep, changed.generations, changed.training) == (0.7, 3, config.training)
+    assert EvolveConfig(evolution=EvolutionSettings(population=4), population=5).population == 5
+    assert EvolveConfig.from_flat(config.flat()) == config
+    assert list(config.nested()) == ["dataset", "model", "evolution", "training", "timing", "scale_out"]
+    assert config.nested()["evolution"]["generations"] == 3
+    assert pickle.loads(pickle.dumps(config)) == config  # Ray ships it to its workers
+    with pytest.raises(TypeError, match="no setting wormholes"):
+        EvolveConfig(wormholes=1)

@@ -44,7 +44,7 @@ def test_small_run_writes_every_member(tmp_path):
     assert events[0] == "run_started" and events[-1] == "run_done"
     assert events.count("member_done") == 5
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert stored["config"]["epochs"] == 1 and "torch" in stored["versions"]
+    assert stored["config"]["training"]["epochs"] == 1 and "torch" in stored["versions"]
 
 
 def test_same_seed_same_run(tmp_path):
@@ -189,7 +189,7 @@ def test_a_parent_no_draw_can_press_passes_its_structure_on_whole():
 
 
 def test_alpha_count_must_match_parents():
-    with pytest.raises(JetsynthError, match="one --alpha per parent"):
+    with pytest.raises(JetsynthError, match="one `alphas` per parent"):
         replace(SMALL, parents=2, alphas=(1.0,)).resolved()
 
 
@@ -211,11 +211,9 @@ def test_bench_ort_records_each_members_speed(benched_run):
 
 
 def test_a_run_from_before_adaptive_pressure_resumes_with_fixed_pressure(tmp_path):
-    from dataclasses import asdict
-
     from jetsynth.storage import write_json
 
-    stored = asdict(EvolveConfig(bench="ort", target_fps=100.0).resolved())
+    stored = EvolveConfig(bench="ort", target_fps=100.0).resolved().flat()
     for newer in ("pressure", "measure_every", "latency_model", "val_split", "input_size", "mean",
                   "std", "augment"):
         del stored[newer]
@@ -263,7 +261,7 @@ def test_threads_sets_torchs_training_threads_and_says_so(tmp_path):
     assert "timing each member with onnxruntime on the CPU, 1 thread, the median of 5 trials" in text
     # how many threads compute a run is not what it computes: a resume may change it
     evolve(replace(config, threads=1, generations=2), tmp_path / "run", resume=True)
-    with pytest.raises(JetsynthError, match="--threads"):
+    with pytest.raises(JetsynthError, match="`threads` must be"):
         EvolveConfig(threads=-1).resolved()
 
 
@@ -333,7 +331,7 @@ def test_the_device_is_said_recorded_and_may_change_on_resume(tmp_path):
     records = evolve(config, tmp_path / "run", observer=Notes())
     assert "training on the CPU in mixed precision bf16 (--device, --amp)" in notes
     assert {(r.device, r.amp) for r in records} == {("cpu", "bf16")}
-    stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["training"]
     assert (stored["device"], stored["amp"]) == ("cpu", "bf16")
     placed = [e for e in read_jsonl(tmp_path / "run" / "events.jsonl") if e["event"] == "placement"]
     assert placed[0]["devices"] == ["cpu"] and placed[0]["amp"] == "bf16"
@@ -347,6 +345,6 @@ def test_a_gpu_this_machine_lacks_ends_before_anything_is_written(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     for device in ("cuda", "cuda:3"):
-        with pytest.raises(JetsynthError, match=f"--device {device}: torch finds no CUDA GPU"):
+        with pytest.raises(JetsynthError, match=f"`device` {device}: torch finds no CUDA GPU"):
             evolve(EvolveConfig(data="digits", device=device), tmp_path / "run")
         assert not (tmp_path / "run").exists()

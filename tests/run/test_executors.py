@@ -68,9 +68,9 @@ def test_placement_resolves_the_device_and_checks_amp_before_anything_is_written
     assert placement(config, lambda: 0) == ["cpu"]
     assert placement(config, lambda: 2) == ["cuda:0", "cuda:1"]
     assert placement(replace(config, device="cuda:1"), lambda: 2) == ["cuda:1"]
-    with pytest.raises(JetsynthError, match="--device cuda: torch finds no CUDA GPU"):
+    with pytest.raises(JetsynthError, match="`device` cuda: torch finds no CUDA GPU"):
         placement(replace(config, device="cuda"), lambda: 0)
-    with pytest.raises(JetsynthError, match="--amp fp16 needs a GPU"):
+    with pytest.raises(JetsynthError, match="`amp` fp16 needs a GPU"):
         placement(replace(config, amp="fp16"), lambda: 0)
     ray = replace(config, executor="ray", gpus_per_member=0.5)
     assert placement(ray, lambda: 0) == []  # where Ray places members: its GPU, not ours

@@ -132,7 +132,7 @@ def test_grow_trains_where_it_is_told_and_records_it(tmp_path):
     assert (summary["device"], summary["amp"]) == ("cpu", "bf16")
     records = [json.loads((p / "member.json").read_text()) for p in (run_dir / "members").iterdir()]
     assert {(r["device"], r["amp"]) for r in records} == {("cpu", "bf16")}
-    assert json.loads((run_dir / "config.json").read_text())["config"]["device"] == "cpu"
+    assert json.loads((run_dir / "config.json").read_text())["config"]["training"]["device"] == "cpu"
     # where and in what arithmetic it trains is placement: a resume may change both
     more = runner.invoke(cli, [*SMALL[:2], "2", *SMALL[3:], "--device", "auto", "--run-dir",
                                str(run_dir), "--resume"])

@@ -175,9 +175,9 @@ def test_bad_bench_and_target_options_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     with pytest.raises(JetsynthError, match="no device named 'nowhere'"):
         EvolveConfig(bench="nowhere").resolved()
-    with pytest.raises(JetsynthError, match="--target-fps needs measured speed"):
+    with pytest.raises(JetsynthError, match="`target_fps` needs measured speed"):
         EvolveConfig(target_fps=100.0).resolved()
-    with pytest.raises(JetsynthError, match="--accuracy-floor is a fraction"):
+    with pytest.raises(JetsynthError, match=r"`accuracy_floor` must be a finite number in \[0, 1\]"):
         EvolveConfig(bench="ort", target_fps=100.0, accuracy_floor=98.5).resolved()
 
 
@@ -297,9 +297,9 @@ def test_closed_loop_defaults_and_their_errors():
     # adaptive pressure follows accuracy alone where no target is given ("shrink until the floor")
     assert EvolveConfig(bench="ort", pressure="adaptive").resolved().pressure == "adaptive"
     for options, message in [
-        ({"selection": "fps"}, "need speed"),
+        ({"selection": "fps"}, "needs speed"),
         ({"measure_every": 3}, "need speed"),
-        ({"bench": "ort", "measure_every": 0}, "--measure-every must be at least 1"),
+        ({"bench": "ort", "measure_every": 0}, r"`measure_every` must be an integer in \[1, "),
     ]:
         with pytest.raises(JetsynthError, match=message):
             EvolveConfig(**options).resolved()

@@ -1,12 +1,13 @@
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 
 from jetsynth.run.bounds import Bounds
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.options import EVOLVE_OPTIONS, NOT_OPTIONS
+from jetsynth.run.settings import setting_fields
 
 
 def test_every_config_field_is_an_evolve_option_or_listed_as_not_one():
-    names = [f.name for f in fields(EvolveConfig)]
+    names = [f.name for f in setting_fields()]
     options = [o.field for o in EVOLVE_OPTIONS]
     assert len(options) == len(set(options)), "a field with two options"
     assert set(options) & NOT_OPTIONS == set(), "a field both an option and listed as not one"
@@ -35,7 +36,7 @@ def _within(bounds: Bounds, value) -> bool:
 
 
 def test_defaults_are_values_the_options_accept():
-    defaults = {f.name: f.default for f in fields(EvolveConfig) if f.default is not MISSING}
+    defaults = {f.name: f.default for f in setting_fields() if f.default is not MISSING}
     for option in EVOLVE_OPTIONS:
         default = defaults[option.field]
         if default is None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def test_resume_cannot_drop_generations(tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "give --generations 4 or more" in done.stderr
     stored = json.loads((tmp_path / "run" / CONFIG_FILE).read_text())
-    assert stored["config"]["generations"] == 4
+    assert stored["config"]["evolution"]["generations"] == 4
     open_run(tmp_path / "run", replace(CONFIG, generations=5).resolved(), resume=True).release()
 
 
@@ -118,18 +119,22 @@ def _rewrite(path: Path, change) -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d.update(format=2), "in a format this jetsynth .* does not read"),
+    (lambda d: d.update(format=3), "in format 3, newer than this jetsynth .* upgrade jetsynth"),
+    (lambda d: d.update(format="two"), "in a format this jetsynth .* does not read"),
     (lambda d: d.update(config=[1, 2]), "in a format this jetsynth"),
-    (lambda d: d["config"].update(wormholes=3), "settings this jetsynth does not know \\(wormholes\\)"),
-    (lambda d: d["config"].update(population="two", keep="much"), "values of keep, population do not "
-                                                                  "parse"),
-    (lambda d: d["config"].update(overlap_band=[0.5]), "values of overlap_band do not parse"),
+    (lambda d: d["config"].update(wormholes={}), "a section this jetsynth does not know \\(wormholes\\)"),
+    (lambda d: d["config"]["evolution"].update(wormholes=3),
+     "settings this jetsynth does not know \\(wormholes\\)"),
+    (lambda d: d["config"]["evolution"].update(bench="ort"), "bench must not lie in evolution"),
+    (lambda d: d["config"]["evolution"].update(population="two", keep="much"),
+     "values of keep, population do not parse"),
+    (lambda d: d["config"]["evolution"].update(overlap_band=[0.5]), "values of overlap_band do not parse"),
 ])
 def test_a_config_from_another_version_is_refused_in_one_line(tmp_path, change, message):
     open_run(tmp_path / "run", CONFIG.resolved(), resume=False).release()
     path = tmp_path / "run" / CONFIG_FILE
     stored = json.loads(path.read_text())
-    assert stored["format"] == 1 and stored["versions"]["jetsynth"]
+    assert stored["format"] == 2 and stored["versions"]["jetsynth"]
     _rewrite(path, lambda d: d["versions"].update(jetsynth="9.9.9"))
     _rewrite(path, change)
     with pytest.raises(JetsynthError, match=message) as caught:
@@ -146,7 +151,9 @@ def test_a_config_from_another_version_is_refused_in_one_line(tmp_path, change, 
 def test_a_config_written_before_the_format_was_recorded_still_reads(tmp_path):
     open_run(tmp_path / "run", CONFIG.resolved(), resume=False).release()
     path = tmp_path / "run" / CONFIG_FILE
-    _rewrite(path, lambda d: (d.pop("format"), d["config"].pop("pressure")))
+    flat = {k: v for section in json.loads(path.read_text())["config"].values() for k, v in section.items()}
+    del flat["pressure"]
+    _rewrite(path, lambda d: (d.pop("format"), d.update(config=flat)))
     assert RunDirectory(tmp_path / "run").stored_config().pressure == "fixed"
     broken = tmp_path / "run" / CONFIG_FILE
     broken.write_text('{"config": {"data"')
@@ -216,3 +223,33 @@ def test_resume_stops_on_a_damaged_genome_naming_it(tmp_path):
     with pytest.raises(JetsynthError, match="g01-m00/genome.json is damaged"):
         evolve(replace(config, generations=3), run, resume=True)
     assert not (run / "damaged").exists()
+
+
+FORMAT1_RUN = Path(__file__).parent / "fixtures" / "run_format1"
+"""A run written by jetsynth 0.1.0 (config.json format 1, flat): `evolve --data digits --subset 0.3
+--generations 2 --population 1 --ancestor-epochs 3 --epochs 1 --screen 1 --arch small-cnn
+--input-size 8 --lr 0.01`, its report/ left out."""
+
+
+def test_a_run_written_by_the_previous_release_still_opens_reports_exports_and_resumes(tmp_path):
+    import jetsynth
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(FORMAT1_RUN, run_dir)
+    assert json.loads((run_dir / CONFIG_FILE).read_text())["format"] == 1
+    config = RunDirectory(run_dir).stored_config()
+    assert (config.arch, config.generations, config.keep, config.input_size) == ("small-cnn", 2, 0.5, 8)
+    run = jetsynth.open_run(run_dir)
+    assert [m.id for m in run.members] == ["g01-m00", "g02-m00"]
+    assert run.config == config
+    report = _jetsynth("report", str(run_dir), "--json")
+    assert report.returncode == 0, report.stderr
+    assert [m["id"] for m in json.loads(report.stdout)["members"]] == ["g01-m00", "g02-m00"]
+    exported = _jetsynth("export", str(run_dir), "-g", "2", "-m", "0", "-o", str(tmp_path / "m.onnx"))
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+    resumed = _jetsynth("evolve", "--run-dir", str(run_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    rewritten = json.loads((run_dir / CONFIG_FILE).read_text())
+    assert rewritten["format"] == 2 and rewritten["config"]["evolution"]["generations"] == 2
+    assert RunDirectory(run_dir).stored_config() == config

@@ -181,8 +181,8 @@ def test_out_of_gpu_memory_names_the_member_the_batch_and_what_to_lower(digits, 
         train_genome(genome, digits, TrainConfig(epochs=1, batch_size=96), seed=0)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{genome.lineage.id}: out of GPU memory")
-    assert "batches of 96 images of 1×28×28" in message and "--batch-size (e.g. 48)" in message
-    assert "--resume" in message
+    assert "batches of 96 images of 1×28×28" in message and "`batch_size` (e.g. 48)" in message
+    assert "`resume`" in message
 
 
 def test_a_training_step_waits_while_its_gpu_is_timed(digits, tmp_path, monkeypatch):

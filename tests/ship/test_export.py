@@ -145,5 +145,5 @@ def test_a_member_trained_longer_before_export_keeps_its_structure(tmp_path, ben
     assert meta["accuracy"] == pytest.approx(tuned_shipped.record.accuracy)
     assert meta["finetune"]["epochs"] == 2
     assert tuned.parity["top1_agreement"] >= 0.99
-    with pytest.raises(JetsynthError, match="--finetune-epochs must be 0 or more"):
+    with pytest.raises(JetsynthError, match="`finetune_epochs` must be 0 or more"):
         export_member(benched_run, tmp_path / "x.onnx", generation=3, member=0, finetune_epochs=-1)
