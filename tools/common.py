@@ -160,3 +160,13 @@ def mnist_missing(path: str) -> bool:
         return False
     print(json.dumps({"error": f"MNIST folder not found: {path}"}))
     return True
+
+
+def mean_spread(values: list[float], digits: int = 4) -> dict:
+    """Mean, sample standard deviation (0 for one value), range and the values themselves, for
+    figures repeated over seeds."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": round(mean, digits), "std": round(std, digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "n": len(values),
+            "runs": [round(v, digits) for v in values]}

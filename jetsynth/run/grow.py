@@ -52,7 +52,7 @@ class GrowConfig:
     """Algorithm 1's N_i (`initial_steps`), N_j (`steps`), K (`keep_best`), M (`population`)
     and iteration count; `gamma`: an example's weight is multiplied by it for every selected
     member that classifies it (--coevolve); `ensemble_epochs`: epochs of the combiner's
-    training on the validation split (--ensemble)."""
+    training on the training split (--ensemble; the members' own images)."""
 
     data: str = "digits"
     subset: float = 1.0

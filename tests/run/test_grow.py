@@ -46,6 +46,12 @@ def test_grow_runs_resumes_reports_and_exports(tmp_path):
     assert state["iteration"] == 2 and len(state["members"]) == 4
     ensemble = summary["ensemble"]
     assert ensemble["onnx_max_abs_diff"] < 1e-4
+    # the combiner learns from the members' training images, never the selection split
+    from jetsynth.data.load import load_dataset
+    from jetsynth.run.grow import GrowConfig
+    config = GrowConfig(**json.loads((run_dir / "grow.json").read_text())["config"])
+    data = load_dataset(config.evolve_config().data_spec())
+    assert ensemble["combiner_images"] == len(data.train_x) != len(data.val_x)
     graph = onnx.load(ensemble["onnx"])
     assert len(graph.graph.input) == 1  # one graph for the K members and the combiner
     report = runner.invoke(cli, ["report", str(run_dir), "--json"])
