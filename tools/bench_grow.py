@@ -207,7 +207,7 @@ def run_task(task: tuple) -> tuple[int, str, dict]:
 
 
 def _settings(args) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("seeds", "jobs", "out")}
+    return {k: v for k, v in vars(args).items() if k not in ("seeds", "jobs", "out", "only")}
 
 
 def _cached(args, seed: int, name: str) -> dict | None:
@@ -286,6 +286,9 @@ def main() -> None:
     parser.add_argument("--widen-at", type=int, nargs="*", default=[0, 1500, 3000, 4500])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="experiments run side by side")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="run just these experiments (control, neuroevolution, coevolution, "
+                             "widen_at_T); the JSON summarises every one found on disk")
     parser.add_argument("--out", default="/tmp/bench_grow")
     args = parser.parse_args()
     if mnist_missing(args.mnist):
@@ -296,7 +299,7 @@ def main() -> None:
     for seed in args.seeds:
         for name in _experiments(args):
             cached = _cached(args, seed, name)
-            if cached is None:
+            if cached is None and (args.only is None or name in args.only):
                 tasks.append((args, seed, name))
             else:
                 results[seed][name] = cached

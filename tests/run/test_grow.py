@@ -109,3 +109,22 @@ def test_grow_from_an_already_grown_arch_builds_each_block_once(tmp_path):
     exported = runner.invoke(cli, ["export", str(run_dir), "--best", "-o", str(tmp_path / "b.onnx"),
                                    "--no-parity", "--json"])
     assert exported.exit_code == 0, exported.output
+
+
+def test_members_are_evaluated_and_saved_with_their_own_batch_norm_statistics(tmp_path):
+    """The members share their running statistics, last updated by whichever member trained;
+    each is evaluated (and its genome saved) with statistics re-estimated on its own
+    activations over CALIBRATION_BATCHES training batches."""
+    from jetsynth.run.grow import CALIBRATION_BATCHES
+    from jetsynth.run.rundir import RunDirectory
+
+    run_dir = tmp_path / "grow"
+    args = ["grow", "--iterations", "1", "--keep-best", "1", "--population", "3", "--initial-steps",
+            "40", "--steps", "40", "--run-dir", str(run_dir), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    run = RunDirectory(run_dir)
+    for mid in ("g01-m00", "g02-m00", "g02-m01", "g02-m02"):
+        state = run.genome(mid).state
+        counts = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
+        assert counts and set(counts.values()) == {CALIBRATION_BATCHES}, (mid, counts)
