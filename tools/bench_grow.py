@@ -52,7 +52,15 @@ from common import DEFAULT_MNIST, emit, mean_spread, mnist_missing  # noqa: E402
 from jetsynth.data.load import load_dataset  # noqa: E402
 from jetsynth.nn.growth import Transform, apply_transform  # noqa: E402
 from jetsynth.nn.models import small_cnn  # noqa: E402
-from jetsynth.run.grow import GrowConfig, Member, grow, joint_train, predictions  # noqa: E402
+from jetsynth.nn.norm_stats import with_own_statistics  # noqa: E402
+from jetsynth.run.grow import (  # noqa: E402
+    GrowConfig,
+    Member,
+    calibration_batches,
+    grow,
+    joint_train,
+    predictions,
+)
 from jetsynth.run.rundir import MEMBER_FILE, MEMBERS_DIR  # noqa: E402
 
 PAPER = {"base_best_test": 0.70, "neuroevolution": 0.74, "coevolution": 0.72,
@@ -108,9 +116,11 @@ def forward_macs(model: nn.Module, input_shape) -> int:
 
 
 def train_checked(member: Member, dataset, steps: int, optimizer, generator, args,
-                  start: int = 0) -> list[dict]:
+                  start: int = 0, seed: int | None = None) -> list[dict]:
     """`steps` updates of one network (jointTrain of a set of one), its validation and test
-    accuracy every --eval-every updates counted from `start`."""
+    accuracy every --eval-every updates counted from `start`; with `seed`, also with batch-norm
+    statistics re-estimated as `grow` evaluates its members (`val_own`, `test_own`), so the
+    control is measured the way the grown members are."""
     curve = []
     done = 0
     while done < steps:
@@ -118,9 +128,14 @@ def train_checked(member: Member, dataset, steps: int, optimizer, generator, arg
         joint_train([member], chunk, dataset, optimizer, generator, args.batch)
         done += chunk
         if (start + done) % args.eval_every == 0:
-            curve.append({"updates": start + done,
-                          "val": accuracy(member.model, dataset.val_x, dataset.val_y),
-                          "test": accuracy(member.model, dataset.test_x, dataset.test_y)})
+            point = {"updates": start + done,
+                     "val": accuracy(member.model, dataset.val_x, dataset.val_y),
+                     "test": accuracy(member.model, dataset.test_x, dataset.test_y)}
+            if seed is not None:
+                own = with_own_statistics(member.model, calibration_batches(dataset, seed, args.batch))
+                point["val_own"] = accuracy(own, dataset.val_x, dataset.val_y)
+                point["test_own"] = accuracy(own, dataset.test_x, dataset.test_y)
+            curve.append(point)
     return curve
 
 
@@ -129,12 +144,17 @@ def control(args, seed: int, dataset) -> dict:
     member = Member("", "small-cnn", small_cnn(dataset.input_shape, dataset.classes))
     optimizer = torch.optim.Adam(member.model.parameters(), lr=args.lr)
     budget = args.initial_steps + args.iterations * args.steps
-    curve = train_checked(member, dataset, budget, optimizer, torch.Generator().manual_seed(seed), args)
+    curve = train_checked(member, dataset, budget, optimizer, torch.Generator().manual_seed(seed), args,
+                          seed=seed)
     best_val = max(curve, key=lambda c: (c["val"], -c["updates"]))
+    best_val_own = max(curve, key=lambda c: (c["val_own"], -c["updates"]))
     macs = forward_macs(member.model, dataset.input_shape)
     return {"updates": budget, "final_test": curve[-1]["test"], "final_val": curve[-1]["val"],
             "test_at_best_val": best_val["test"], "best_val_updates": best_val["updates"],
-            "best_test": max(c["test"] for c in curve), "curve": curve,
+            "best_test": max(c["test"] for c in curve),
+            "final_test_own": curve[-1]["test_own"], "final_val_own": curve[-1]["val_own"],
+            "test_own_at_best_val_own": best_val_own["test_own"],
+            "best_test_own": max(c["test_own"] for c in curve), "curve": curve,
             "training_flops": 6 * macs * args.batch * budget}
 
 
@@ -228,6 +248,10 @@ def summarise(args, results: dict[int, dict[str, dict]]) -> dict:
         "base_final": over("control", lambda r: r["final_test"]),
         "base_at_best_val_checkpoint": over("control", lambda r: r["test_at_best_val"]),
         "base_best_test_paper_protocol": over("control", lambda r: r["best_test"]),
+        "base_final_own_statistics": over("control", lambda r: r["final_test_own"]),
+        "base_at_best_val_checkpoint_own_statistics": over("control",
+                                                           lambda r: r["test_own_at_best_val_own"]),
+        "base_best_test_paper_protocol_own_statistics": over("control", lambda r: r["best_test_own"]),
         "neuroevolution": over("neuroevolution", lambda r: r["test"]),
         "coevolution": over("coevolution", lambda r: r["test"]),
         "coevolution_ensemble": over("coevolution", lambda r: r["ensemble"]["accuracy"]),
@@ -245,17 +269,18 @@ def summarise(args, results: dict[int, dict[str, dict]]) -> dict:
             "best_is_h_i": over(name, lambda r: float(r["arch"] == "small-cnn")),
         }
     diagnostics["control_final_val"] = over("control", lambda r: r["final_val"])
+    diagnostics["control_final_val_own_statistics"] = over("control", lambda r: r["final_val_own"])
     diagnostics["updates_per_grown_member"] = args.steps * args.iterations / args.population
     widen = {"full_width": {"final_test": table["base_final"],
                             "training_flops": over("control", lambda r: r["training_flops"])}}
     full = {seed: r["control"]["training_flops"] for seed, r in results.items() if "control" in r}
     for t in args.widen_at:
         name = f"widen_at_{t}"
+        ratios = [r[name]["training_flops"] / full[s] for s, r in results.items() if name in r and s in full]
         widen[name] = {
             "final_test": over(name, lambda r: r["final_test"]),
             "training_flops": over(name, lambda r: r["training_flops"]),
-            "flops_vs_full": mean_spread([r[name]["training_flops"] / full[s] for s, r in results.items()
-                                          if name in r and s in full]) if full else None,
+            "flops_vs_full": mean_spread(ratios) if ratios else None,
             "max_abs_change_at_widening": over(name, lambda r: r["max_abs_change_at_widening"]),
         }
     seconds = {name: over(name, lambda r: r["seconds"]) for name in _experiments(args)}
@@ -299,10 +324,10 @@ def main() -> None:
     for seed in args.seeds:
         for name in _experiments(args):
             cached = _cached(args, seed, name)
-            if cached is None and (args.only is None or name in args.only):
-                tasks.append((args, seed, name))
-            else:
+            if cached is not None:
                 results[seed][name] = cached
+            elif args.only is None or name in args.only:
+                tasks.append((args, seed, name))
     first = ("neuroevolution", "coevolution")  # the longest tasks first, so the two cores end together
     tasks.sort(key=lambda t: (t[2] not in first, t[1]))
     if args.jobs > 1 and len(tasks) > 1:

@@ -2,7 +2,7 @@
 running statistics they share, printed as JSON: for every member of the run's last finished
 iteration (RUN/population), validation accuracy with the shared statistics (as they were after
 the last update) and with statistics of its own (`nn.norm_stats`, re-estimated on
-CALIBRATION_BATCHES training batches, as `grow` now evaluates).
+`run.grow.CALIBRATION_BATCHES` training batches, as `grow` now evaluates).
 
     OMP_NUM_THREADS=1 python tools/grow_norm_stats.py RUN_DIR
 """
@@ -20,12 +20,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, mean_spread  # noqa: E402
 
-from jetsynth.data.load import load_dataset, training_batch  # noqa: E402
+from jetsynth.data.load import load_dataset  # noqa: E402
 from jetsynth.nn.growth import split_arch  # noqa: E402
 from jetsynth.nn.models import resolve_factory  # noqa: E402
 from jetsynth.nn.norm_stats import with_own_statistics  # noqa: E402
 from jetsynth.nn.population import SharedPopulation  # noqa: E402
-from jetsynth.run.grow import CALIBRATION_BATCHES, POPULATION_DIR, STATE, TENSORS, GrowConfig, predictions  # noqa: E402
+from jetsynth.run.grow import (  # noqa: E402
+    POPULATION_DIR,
+    STATE,
+    TENSORS,
+    GrowConfig,
+    calibration_batches,
+    predictions,
+)
 from jetsynth.run.rundir import GROW_FILE  # noqa: E402
 
 
@@ -42,8 +49,6 @@ def main() -> None:
                                   dataset.input_shape, dataset.classes)
     population.load(args.run_dir / POPULATION_DIR / TENSORS)
     state = json.loads((args.run_dir / POPULATION_DIR / STATE).read_text())
-    order = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(config.seed))
-    indices = order[:CALIBRATION_BATCHES * config.batch_size].split(config.batch_size)
 
     def val_accuracy(model) -> float:
         return float((predictions(model, dataset.val_x) == dataset.val_y).float().mean())
@@ -51,8 +56,7 @@ def main() -> None:
     rows = []
     for member in state["members"]:
         model = population.build(member["arch"])
-        generator = torch.Generator().manual_seed(config.seed)
-        own = with_own_statistics(model, (training_batch(dataset, i, generator)[0] for i in indices))
+        own = with_own_statistics(model, calibration_batches(dataset, config.seed, config.batch_size))
         rows.append({"id": member["id"], "arch": member["arch"], "val_shared_statistics": val_accuracy(model),
                      "val_own_statistics": val_accuracy(own)})
     gains = [r["val_own_statistics"] - r["val_shared_statistics"] for r in rows]

@@ -26,6 +26,7 @@ iteration, so the redo is the same).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -161,6 +162,16 @@ def joint_train(members: list[Member], steps: int, dataset: Dataset, optimizer: 
         optimizer.step()
 
 
+def calibration_batches(dataset: Dataset, seed: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """The CALIBRATION_BATCHES training batches a member's own batch-norm statistics come from:
+    the same images for every member and every evaluation of a run (a resumed run evaluates as
+    the uninterrupted one)."""
+    order = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    for indices in order[:CALIBRATION_BATCHES * batch_size].split(batch_size):
+        yield training_batch(dataset, indices, generator)[0]
+
+
 class _Optimizer:
     """One Adam over the population's shared tensors, extended as mutations add new ones."""
 
@@ -193,15 +204,6 @@ class Grower:
         self.factory = factory
         self._topologies: dict[str, object] = {}
         self.ancestor_record: dict | None = None
-        order = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(config.seed))
-        self._calibration = order[:CALIBRATION_BATCHES * config.batch_size].split(config.batch_size)
-
-    def _calibration_batches(self):
-        """The same training images for every member and every evaluation (a resumed run
-        evaluates as the uninterrupted one)."""
-        generator = torch.Generator().manual_seed(self.config.seed)
-        for indices in self._calibration:
-            yield training_batch(self.dataset, indices, generator)[0]
 
     # ---- persistence
     def _save_state(self, iteration: int, members: list[Member], uid: int, optimizer) -> None:
@@ -242,7 +244,8 @@ class Grower:
 
     def _evaluate(self, member: Member) -> None:
         data = self.dataset
-        member.evaluated = with_own_statistics(member.model, self._calibration_batches())
+        member.evaluated = with_own_statistics(
+            member.model, calibration_batches(data, self.config.seed, self.config.batch_size))
         member.correct = predictions(member.evaluated, data.val_x) == data.val_y
         member.val_accuracy = float(member.correct.float().mean())
         member.accuracy = float((predictions(member.evaluated, data.test_x) == data.test_y).float().mean())
