@@ -7,11 +7,12 @@
 
 select: the K best on the validation split, each member evaluated (and saved) with batch-norm
 statistics of its own (`CALIBRATION_BATCHES`; the shared running statistics belong to whichever
-members trained last and cost every member 0.3 to 0.9 points of validation accuracy on 14×14
-MNIST, tools/bench_grow.py) (with --coevolve, examples a selected member already
+members trained last and cost every member 0.25 to 1.5 points of validation accuracy on 14×14
+MNIST, tools/grow_norm_stats.py) (with --coevolve, examples a selected member already
 classifies count `gamma` times less for each such member, so later picks are rewarded for what
 the others miss). mutate: members drawn from the selected (with replacement) grown by one random
-R2R transform (R2WiderR or R2DeeperR; 1×1, 3×3 or 5×5; 2, 4 or 8 filter pairs) until there are M;
+R2R transform (R2WiderR, R2DeeperR or a wider R2DeeperR, `growth.SHAPES`; 1×1, 3×3 or 5×5;
+2, 4 or 8 filter pairs) until there are M;
 the selected stay. jointTrain(N): N single Adam updates, each on a member drawn at random (with
 replacement) on the next batch of the training split; all members share their parameters
 (`population`), and one optimiser holds one moment per shared tensor.
