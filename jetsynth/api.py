@@ -77,9 +77,8 @@ class _Callback(Observer):
     def member_timing(self, member_id: str) -> None:
         self.callback(ProgressEvent("member_timing", member=member_id))
 
-    def member_finished(self, record: dict) -> None:
-        self.callback(ProgressEvent("member_finished", member=record["id"],
-                                    record=MemberRecord.from_json(record)))
+    def member_finished(self, record: MemberRecord) -> None:
+        self.callback(ProgressEvent("member_finished", member=record.id, record=record))
 
     def notice(self, text: str) -> None:
         self.callback(ProgressEvent("notice", text=text))
@@ -207,8 +206,7 @@ class Run:
     @property
     def members(self) -> list[Member]:
         """Every finished member, ancestor first, by generation and place."""
-        records = sorted((MemberRecord.from_json(r) for r in self._directory().records()),
-                         key=lambda r: (r.generation, r.member))
+        records = sorted(self._directory().records(), key=lambda r: (r.generation, r.member))
         return [Member(record, self) for record in records]
 
     def generation(self, number: int) -> list[Member]:
@@ -229,13 +227,13 @@ class Run:
         members = self.members
         if not members:
             raise JetsynthError(f"{self.dir} holds no finished member yet")
-        records = [m.record.to_json() for m in members]
+        records = [m.record for m in members]
         chosen = grown_pick(self.dir, records) if floor is None else None
         if chosen is None:
             if floor is None:
                 floor = self.config.floor(selection_accuracy(records[0]))
             chosen = pick_member(records, floor=floor)
-        return next(m for m in members if m.id == chosen["id"])
+        return next(m for m in members if m.id == chosen.id)
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r}, {len(self.members)} members)"

@@ -77,8 +77,10 @@ def make_idx_folder(folder: Path, train: int = 60, test: int = 20, compress: boo
 
 @pytest.fixture(autouse=True)
 def _folder_cache(tmp_path_factory, monkeypatch):
-    """Decoded `folder:DIR` datasets go to a temporary cache, never the user's."""
+    """Decoded `folder:DIR` datasets and GPU lock files go to a temporary cache, never the
+    user's."""
     monkeypatch.setenv("JETSYNTH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "folder-cache"))
+    monkeypatch.setenv("JETSYNTH_GPU_LOCKS", str(tmp_path_factory.getbasetemp() / "gpu-locks"))
 
 
 def write_image_tree(root: Path, classes=("cat", "dog"), per_class: int = 6, size=(8, 8),

@@ -26,7 +26,7 @@ from common import emit, kernel_efficiency
 from jetsynth.data.load import load_dataset
 from jetsynth.errors import JetsynthError
 from jetsynth.run.config import EvolveConfig
-from jetsynth.run.export_run import finetune_member
+from jetsynth.run.export_run import ShippedMember, finetune_member
 from jetsynth.run.rundir import RunDirectory, load_records
 
 
@@ -47,7 +47,7 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ancestor = records[0]
-    chosen = [r for r in records if r["generation"] == args.generation]
+    chosen = [r for r in records if r.generation == args.generation]
     if not chosen:
         print(f"error: {args.run_dir} has no generation {args.generation}", file=sys.stderr)
         return 2
@@ -56,18 +56,20 @@ def main() -> int:
     started = time.perf_counter()
     members = []
     for record in chosen:
-        _, tuned = finetune_member(run.genome(record["id"]), record, dataset, config, args.epochs)
+        _, shipped = finetune_member(run.genome(record.id), ShippedMember(record), dataset, config,
+                                     args.epochs)
+        tuned = shipped.record
         members.append({
-            "id": record["id"],
-            "synaptic_efficiency": round(record["synaptic_efficiency"], 1),
+            "id": record.id,
+            "synaptic_efficiency": round(record.synaptic_efficiency, 1),
             "cluster_efficiency": round(kernel_efficiency(record, ancestor), 1),
-            "accuracy_before": record["accuracy"],
-            "accuracy_after": round(tuned["accuracy"], 4),
-            "drop_after_points": round(100 * (ancestor["accuracy"] - tuned["accuracy"]), 2),
+            "accuracy_before": record.accuracy,
+            "accuracy_after": round(tuned.accuracy, 4),
+            "drop_after_points": round(100 * (ancestor.accuracy - tuned.accuracy), 2),
         })
     emit("finetune", {
         "run": str(args.run_dir), "generation": args.generation, "epochs": args.epochs,
-        "ancestor_accuracy": ancestor["accuracy"], "members": members,
+        "ancestor_accuracy": ancestor.accuracy, "members": members,
     }, time.perf_counter() - started)
     return 0
 

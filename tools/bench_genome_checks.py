@@ -21,6 +21,7 @@ from common import emit
 from safetensors.torch import load_file
 
 from jetsynth.core.genome import TENSORS_FILE, ancestor_genome
+from jetsynth.core.records import MemberRecord
 from jetsynth.run.rundir import RunDirectory
 from jetsynth.storage import sha256_file
 
@@ -46,7 +47,7 @@ def measure(arch: str, repeats: int, folder: Path) -> dict:
               "units": 1, "macs": 1, "synaptic_efficiency": 1.0, "cluster_efficiency": 1.0,
               "mac_reduction": 1.0, "layers": [{"name": "x", "synapses": 1, "clusters": 1}],
               "layer_cluster_efficiency": [1.0], "layer_synaptic_efficiency": [1.0], "fps": None}
-    run.save(genome, record)
+    run.save(genome, MemberRecord.from_json(record))
     tensors = run.member_dir("g01-m00") / TENSORS_FILE
     run.genome("g01-m00")  # traces the architecture once, as a run does
     return {

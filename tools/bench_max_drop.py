@@ -22,12 +22,13 @@ from pathlib import Path
 from common import DEFAULT_MNIST, by_generation, emit, mnist_missing, run_all
 
 from jetsynth import EvolveConfig
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import pick_member, selection_accuracy
 from jetsynth.report.run_report import pressure_rows
 from jetsynth.storage import read_jsonl
 
 
-def outcome(name: str, config: EvolveConfig, run_dir: Path, records: list[dict]) -> dict:
+def outcome(name: str, config: EvolveConfig, run_dir: Path, records: list[MemberRecord]) -> dict:
     ancestor = records[0]
     floor = selection_accuracy(ancestor) - 0.01
     ship = pick_member(records, floor=floor)
@@ -42,15 +43,15 @@ def outcome(name: str, config: EvolveConfig, run_dir: Path, records: list[dict])
         "settings": {"keep": config.keep, "max_drop": config.max_drop, "patience": config.patience},
         "generations_run": max(by_generation(records)),
         "stopped_by_patience": "patience_stop" in events,
-        "ancestor": {"val_accuracy": selection_accuracy(ancestor), "test_accuracy": ancestor["accuracy"]},
-        "ship": {"id": ship["id"], "synaptic_efficiency": round(ship["synaptic_efficiency"], 1),
-                 "mac_reduction": round(ship["mac_reduction"], 2),
-                 "val_accuracy": selection_accuracy(ship), "test_accuracy": ship["accuracy"],
-                 "test_drop_points": round(100 * (ancestor["accuracy"] - ship["accuracy"]), 2)},
+        "ancestor": {"val_accuracy": selection_accuracy(ancestor), "test_accuracy": ancestor.accuracy},
+        "ship": {"id": ship.id, "synaptic_efficiency": round(ship.synaptic_efficiency, 1),
+                 "mac_reduction": round(ship.mac_reduction, 2),
+                 "val_accuracy": selection_accuracy(ship), "test_accuracy": ship.accuracy,
+                 "test_drop_points": round(100 * (ancestor.accuracy - ship.accuracy), 2)},
         "keep_per_generation": [round(r["keep"], 3) for r in rows],
         "best_val_accuracy_per_generation": [round(r["best_val_accuracy"], 4) for r in rows],
         "longest_run_below_floor": longest,
-        "train_seconds": round(sum(r["train_seconds"] for r in records), 1),
+        "train_seconds": round(sum(r.train_seconds for r in records), 1),
     }
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from common import DEFAULT_MNIST, by_generation, emit, mnist_missing
 
 from jetsynth import EvolveConfig
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy
 from jetsynth.data.dataset import stratified_subset
 from jetsynth.data.load import read_idx
@@ -72,24 +73,24 @@ def write_png_tree(mnist: Path, out: Path, share: float, seed: int, test_share: 
     return counts
 
 
-def pick(members: list[dict], floor: float) -> dict:
+def pick(members: list[MemberRecord], floor: float) -> MemberRecord:
     """The member to ship, chosen on validation: the most MAC-efficient within the floor, else
     the most accurate."""
     within = [r for r in members if selection_accuracy(r) >= floor]
     if within:
-        return max(within, key=lambda r: r["mac_reduction"])
+        return max(within, key=lambda r: r.mac_reduction)
     return max(members, key=selection_accuracy)
 
 
-def fps(run: RunDirectory, record: dict, folder: Path, repeats: int, seconds: float) -> dict:
+def fps(run: RunDirectory, record: MemberRecord, folder: Path, repeats: int, seconds: float) -> dict:
     """Batch-32 ORT-CPU throughput (one thread) of the compacted fp32 ONNX, as exported and with
     every layer's channels padded to a multiple of 8 (`export --channel-multiple 8`); trials of
     the two alternate so a busy moment hits both alike."""
-    genome = run.genome(record["id"])
+    genome = run.genome(record.id)
     out: dict = {}
     runners = {}
     for suffix, multiple in (("", 1), ("_x8", 8)):
-        exported = export_genome(genome, folder / f"{record['id']}{suffix}.onnx", "fp32",
+        exported = export_genome(genome, folder / f"{record.id}{suffix}.onnx", "fp32",
                                  channel_multiple=multiple)
         runners[suffix] = onnx_runner(exported.path, "ort-cpu", 1)
         out[f"params{suffix}"], out[f"macs{suffix}"] = exported.params, exported.macs
@@ -104,14 +105,14 @@ def fps(run: RunDirectory, record: dict, folder: Path, repeats: int, seconds: fl
     return out
 
 
-def hidden_widths(run: RunDirectory, record: dict) -> list[int]:
+def hidden_widths(run: RunDirectory, record: MemberRecord) -> list[int]:
     """The output widths of the member's compacted hidden convs and linears (the class layer
     aside), at the widths evolution kept (no padding)."""
     from torch import nn
 
     from jetsynth.ship.export import compact_genome
 
-    model = compact_genome(run.genome(record["id"])).model
+    model = compact_genome(run.genome(record.id)).model
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     return [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features for m in layers[:-1]]
 
@@ -144,11 +145,11 @@ def bench_arch(arch: str, data: str, run_dir: Path, args) -> dict:
         for generation, members in generations.items():
             chosen = pick(members, floor)
             timed = base if chosen is ancestor else fps(run, chosen, Path(tmp), args.repeats, args.seconds)
-            mac = chosen["mac_reduction"]
+            mac = chosen.mac_reduction
             gain = timed["fps"] / base["fps"]
             rows.append({
-                "generation": generation, "id": chosen["id"],
-                "val_accuracy": selection_accuracy(chosen), "test_accuracy": chosen["accuracy"],
+                "generation": generation, "id": chosen.id,
+                "val_accuracy": selection_accuracy(chosen), "test_accuracy": chosen.accuracy,
                 "within_floor": selection_accuracy(chosen) >= floor,
                 "mac_reduction": round(mac, 2), "params": timed["params"], "macs": timed["macs"],
                 "fps_b32": round(timed["fps"], 1), "fps_b32_spread": timed["fps_spread"],
@@ -157,19 +158,19 @@ def bench_arch(arch: str, data: str, run_dir: Path, args) -> dict:
                 "x8_fps_b32_spread": timed["fps_x8_spread"],
                 "x8_fps_gain": round(timed["fps_x8"] / base["fps_x8"], 2),
                 "x8_fps_gain_over_mac": round(timed["fps_x8"] / base["fps_x8"] / mac, 2),
-                "train_seconds": sum(r["train_seconds"] for r in members),
+                "train_seconds": sum(r.train_seconds for r in members),
                 "widths_off_8": [w for w in hidden_widths(run, chosen) if w % 8],
             })
     best = max((r for r in rows if r["within_floor"]), key=lambda r: r["mac_reduction"])
     return {
         "arch": arch, "run_dir": str(run_dir), "wall_seconds": round(wall, 1),
-        "ancestor": {"val_accuracy": selection_accuracy(ancestor), "test_accuracy": ancestor["accuracy"],
-                     "macs": ancestor["macs"]},
+        "ancestor": {"val_accuracy": selection_accuracy(ancestor), "test_accuracy": ancestor.accuracy,
+                     "macs": ancestor.macs},
         "rows": rows,
         "best_within_one_point": {
             "id": best["id"], "mac_reduction": best["mac_reduction"], "fps_gain": best["fps_gain"],
             "x8_fps_gain": best["x8_fps_gain"],
-            "test_accuracy_drop_points": round(100 * (ancestor["accuracy"] - best["test_accuracy"]), 2),
+            "test_accuracy_drop_points": round(100 * (ancestor.accuracy - best["test_accuracy"]), 2),
             "val_accuracy_drop_points": round(100 * (selection_accuracy(ancestor)
                                                      - best["val_accuracy"]), 2),
         },

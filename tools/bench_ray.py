@@ -22,13 +22,15 @@ from pathlib import Path
 
 from common import emit
 
+from jetsynth.core.records import MemberRecord
+
 
 def spread(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "runs": [round(v, 3) for v in values]}
 
 
-def timed_generation(config, ancestor_dir: Path, run_dir: Path) -> tuple[float, list[dict]]:
+def timed_generation(config, ancestor_dir: Path, run_dir: Path) -> tuple[float, list[MemberRecord]]:
     from jetsynth.run.evolve import evolve
 
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -133,8 +135,8 @@ def main() -> int:
             config = replace(generation, executor=mode)
             wall, records = timed_generation(config, ancestor_dir, out / f"{mode}-{repeat}")
             walls[mode].append(wall)
-            members[mode].append([r["train_seconds"] for r in records[1:]])
-            accuracies[mode] = [(r["accuracy"], r["val_accuracy"], r["synapses"]) for r in records[1:]]
+            members[mode].append([r.train_seconds for r in records[1:]])
+            accuracies[mode] = [(r.accuracy, r.val_accuracy, r.synapses) for r in records[1:]]
 
     ray.shutdown()
 

@@ -54,20 +54,20 @@ def main() -> int:
         "run_dir": str(run_dir),
         "table": [
             {
-                "generation": r["generation"],
-                "synaptic_efficiency": round(r["synaptic_efficiency"], 2),
-                "cluster_efficiency": round(r["cluster_efficiency"], 2),
-                "mac_reduction": round(r["mac_reduction"], 2),
-                "accuracy": r["accuracy"],
-                "synapses": r["synapses"],
-                "layer_cluster_efficiency": [round(e, 2) for e in r["layer_cluster_efficiency"]],
-                "train_seconds": r["train_seconds"],
+                "generation": r.generation,
+                "synaptic_efficiency": round(r.synaptic_efficiency, 2),
+                "cluster_efficiency": round(r.cluster_efficiency, 2),
+                "mac_reduction": round(r.mac_reduction, 2),
+                "accuracy": r.accuracy,
+                "synapses": r.synapses,
+                "layer_cluster_efficiency": [round(e, 2) for e in r.layer_cluster_efficiency],
+                "train_seconds": r.train_seconds,
             }
             for r in records
         ],
         "final": {
-            "synaptic_efficiency": round(last["synaptic_efficiency"], 2),
-            "accuracy_drop_points": round(100 * (ancestor["accuracy"] - last["accuracy"]), 2),
+            "synaptic_efficiency": round(last.synaptic_efficiency, 2),
+            "accuracy_drop_points": round(100 * (ancestor.accuracy - last.accuracy), 2),
         },
     }, wall)
     return 0

@@ -346,9 +346,16 @@ def main() -> int:
     parser.add_argument("--fps-batch", type=int, default=1)
     parser.add_argument("--fps-seconds", type=float, default=0.3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-onednn", action="store_true",
+                        help="train without torch's oneDNN CPU kernels: with torch 2.13 the fine-tuning "
+                             "of ResNet-18 after Torch-Pruning's L1 step (widths not a multiple of 8) "
+                             "aborted in backward ('double free or corruption'); torch's native "
+                             "convolutions instead, slower")
     args = parser.parse_args()
     importances = args.importance or list(IMPORTANCES)
     torch.set_num_threads(1)
+    if args.no_onednn:
+        torch.backends.mkldnn.enabled = False
     out = Path(args.out or tempfile.mkdtemp(prefix="vs-pruning-"))
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -388,7 +395,7 @@ def main() -> int:
         return 0
     run = RunDirectory(run_dir)
 
-    ancestor_genome_ = run.genome(records[0]["id"])
+    ancestor_genome_ = run.genome(records[0].id)
     ancestor_model = compact_genome(ancestor_genome_).model
     ancestor = {**accuracies(ancestor_model, dataset), "macs": count_macs(ancestor_model, input_shape),
                 "params": params(ancestor_model),
@@ -399,11 +406,11 @@ def main() -> int:
     measured = run_dir / "points.json"
     jet_points = json.loads(measured.read_text()) if measured.is_file() else []
     for record in records[1 + len(jet_points):]:
-        model = compact_genome(run.genome(record["id"])).model
-        jet_points.append({"id": record["id"], "accuracy": record["accuracy"],
-                           "val_accuracy": record["val_accuracy"],
+        model = compact_genome(run.genome(record.id)).model
+        jet_points.append({"id": record.id, "accuracy": record.accuracy,
+                           "val_accuracy": record.val_accuracy,
                            "macs": count_macs(model, input_shape), "params": params(model),
-                           "onnx": str(write_onnx(model, input_shape, run_dir / "onnx" / record["id"])
+                           "onnx": str(write_onnx(model, input_shape, run_dir / "onnx" / record.id)
                                        .relative_to(out))})
     measured.write_text(json.dumps(jet_points))
     methods["jetsynth"] = jet_points

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from jetsynth.core import frontier
+from jetsynth.core.records import MemberRecord
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
 
@@ -29,7 +30,7 @@ def _run_one(args):
     return str(run_dir), records
 
 
-def run_all(jobs: list[tuple], parallel: int, threads: int = 0) -> dict[str, list[dict]]:
+def run_all(jobs: list[tuple], parallel: int, threads: int = 0) -> dict[str, list[MemberRecord]]:
     """Run (config, run_dir) pairs, `parallel` at a time, each with `threads` torch threads
     (0: the cores shared out); return records by run directory."""
     threads = threads or max(1, (os.cpu_count() or 1) // parallel)
@@ -47,27 +48,40 @@ def peak_rss_mib() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def by_generation(records: list[dict]) -> dict[int, list[dict]]:
-    out: dict[int, list[dict]] = {}
+def by_generation(records: list[MemberRecord]) -> dict[int, list[MemberRecord]]:
+    out: dict[int, list[MemberRecord]] = {}
     for record in records:
-        out.setdefault(record["generation"], []).append(record)
+        out.setdefault(record.generation, []).append(record)
     return dict(sorted(out.items()))
 
 
-def kernel_efficiency(record: dict, ancestor: dict) -> float:
+def kernel_efficiency(record: MemberRecord, ancestor: MemberRecord) -> float:
     """Seed 000's cluster efficiency: the ancestor's kernels (conv kernels and fully-connected
     neurons) over the member's, whatever unit the run's synthesis clustered by."""
-    return ancestor["kernels"] / max(record["kernels"], 1)
+    return ancestor.kernels / max(record.kernels, 1)
 
 
-def best_within(records: list[dict], floor: float, ancestor: dict) -> dict | None:
-    """The most efficient member whose accuracy is at least `floor` (None when no member is)."""
-    viable = [r for r in records if r["accuracy"] >= floor]
+def validation_floor(ancestor: MemberRecord, drop: float) -> float | None:
+    """The validation accuracy a member needs to be at most `drop` (a fraction) under the
+    ancestor's; None for a run that held no validation split out (written before there was
+    one), where no member can be chosen without looking at test."""
+    value = ancestor.val_accuracy
+    return None if value is None else value - drop
+
+
+def best_within(records: list[MemberRecord], floor: float | None, ancestor: MemberRecord,
+                on: str = "accuracy") -> dict | None:
+    """The most efficient member whose `on` accuracy ('accuracy': test, 'val_accuracy':
+    validation, the one to choose by) is at least `floor` (None when no member is, or when
+    `floor` is None: see `validation_floor`); its test accuracy is what is reported."""
+    if floor is None:
+        return None
+    viable = [r for r in records if getattr(r, on) is not None and getattr(r, on) >= floor]
     if not viable:
         return None
-    best = max(viable, key=lambda r: r["synaptic_efficiency"])
-    return {"id": best["id"], "accuracy": best["accuracy"],
-            "synaptic_efficiency": round(best["synaptic_efficiency"], 2),
+    best = max(viable, key=lambda r: (r.synaptic_efficiency, getattr(r, on)))
+    return {"id": best.id, "accuracy": best.accuracy, "val_accuracy": best.val_accuracy,
+            "synaptic_efficiency": round(best.synaptic_efficiency, 2),
             "cluster_efficiency": round(kernel_efficiency(best, ancestor), 2)}
 
 
@@ -75,32 +89,33 @@ def _geometric_mean(values: list[float]) -> float:
     return round(math.exp(sum(math.log(v) for v in values) / len(values)), 2)
 
 
-def generation_rows(records: list[dict], floor: float) -> list[dict]:
+def generation_rows(records: list[MemberRecord], floor: float | None, on: str = "accuracy") -> list[dict]:
     """Per generation: population means (geometric for efficiencies; cluster efficiency in
-    kernels, see `kernel_efficiency`), and the most efficient member whose accuracy is at least
-    `floor` (None when no member is)."""
+    kernels, see `kernel_efficiency`), and the most efficient member whose `on` accuracy is at
+    least `floor` (None when no member is; see `best_within`)."""
     generations = by_generation(records)
     ancestor = generations[min(generations)][0]
     rows = []
     for generation, members in generations.items():
         rows.append({
             "generation": generation,
-            "mean_accuracy": round(sum(r["accuracy"] for r in members) / len(members), 4),
-            "mean_synaptic_efficiency": _geometric_mean([r["synaptic_efficiency"] for r in members]),
+            "mean_accuracy": round(sum(r.accuracy for r in members) / len(members), 4),
+            "mean_synaptic_efficiency": _geometric_mean([r.synaptic_efficiency for r in members]),
             "mean_cluster_efficiency": _geometric_mean([kernel_efficiency(r, ancestor)
                                                         for r in members]),
-            "best": best_within(members, floor, ancestor),
+            "best": best_within(members, floor, ancestor, on),
         })
     return rows
 
 
-def pareto_front(records: list[dict]) -> list[dict]:
-    """Members no other member beats on both test accuracy and synaptic efficiency (reported,
-    never used to choose)."""
-    front = frontier.pareto_front(records, gain=lambda r: r["synaptic_efficiency"],
-                                  accuracy=lambda r: r["accuracy"])
-    return [{"id": r["id"], "accuracy": r["accuracy"],
-             "synaptic_efficiency": round(r["synaptic_efficiency"], 2)} for r in front]
+def pareto_front(records: list[MemberRecord], on: str = "accuracy") -> list[dict]:
+    """Members no other member beats on both `on` accuracy ('val_accuracy' to choose the members
+    a table reports; members without one left out) and synaptic efficiency, with their test
+    and validation accuracies."""
+    front = frontier.pareto_front([r for r in records if getattr(r, on) is not None],
+                                  gain=lambda r: r.synaptic_efficiency, accuracy=lambda r: getattr(r, on))
+    return [{"id": r.id, "accuracy": r.accuracy, "val_accuracy": r.val_accuracy,
+             "synaptic_efficiency": round(r.synaptic_efficiency, 2)} for r in front]
 
 
 def add_population_arguments(parser, out: str, generations: int, population: int | None = None,
@@ -148,6 +163,14 @@ def settings(args, *extra: str) -> dict:
     return {name: getattr(args, name) for name in SHARED_SETTINGS + extra}
 
 
+def mean_spread(values: list[float], digits: int = 4) -> dict:
+    """Mean, sample standard deviation (0 for one value), min and max of repeated runs."""
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": round(mean, digits), "sd": round(sd, digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "n": len(values)}
+
+
 def emit(benchmark: str, body: dict, wall: float) -> None:
     """Print the benchmark's one JSON object, with its wall time and peak memory."""
     print(json.dumps({"benchmark": benchmark, **body, "wall_seconds": round(wall, 1),
@@ -160,13 +183,3 @@ def mnist_missing(path: str) -> bool:
         return False
     print(json.dumps({"error": f"MNIST folder not found: {path}"}))
     return True
-
-
-def mean_spread(values: list[float], digits: int = 4) -> dict:
-    """Mean, sample standard deviation (0 for one value), range and the values themselves, for
-    figures repeated over seeds."""
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return {"mean": round(mean, digits), "std": round(std, digits), "min": round(min(values), digits),
-            "max": round(max(values), digits), "n": len(values),
-            "runs": [round(v, digits) for v in values]}

@@ -5,12 +5,16 @@ skipped or failed. Run it whenever a machine with an NVIDIA GPU is at hand.
 Checks: training on CUDA in the default mixed precision (records say cuda and bf16/fp16); a
 seeded generation on the CPU and on the GPU, both fp32, giving the same masks and accuracy within
 noise; ResNet-18 at 224 px through jetsynth's loop against a plain torch AMP loop (target ≥ 0.9×);
-members of a generation spread over several GPUs (when there are); `bench --backend torch-cuda`
-and `ort-cuda`; a TensorRT engine built and timed (`pip install tensorrt` tried when missing).
+members of a generation spread over several GPUs (when there are); `grow --device cuda:0` (records
+say cuda:0 and the default mixed precision); a timing of a network on the GPU while a member
+trains on it (`nn.gpu_lock`: no training step during the timing, and the timing as fast as on an
+idle GPU); `bench --backend torch-cuda` and `ort-cuda`; a TensorRT engine built and timed (`pip
+install tensorrt` tried when missing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,6 +23,8 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from jetsynth.core.records import MemberRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -35,13 +41,13 @@ def last_json(text: str) -> dict:
     return json.loads(text[text.index("{"):])
 
 
-def evolve(run: Path, *options: str) -> list[dict]:
+def evolve(run: Path, *options: str) -> list[MemberRecord]:
     result = jetsynth("evolve", "--data", "digits", "--subset", "0.5", "--seed", "3",
                       "--run-dir", str(run), *options)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
                            f"exit {result.returncode}")
-    return [json.loads(p.read_text()) for p in sorted((run / "members").glob("*/member.json"))]
+    return [MemberRecord.read(p) for p in sorted((run / "members").glob("*/member.json"))]
 
 
 def check_environment() -> dict:
@@ -59,10 +65,10 @@ def check_training(work: Path) -> dict:
     records = evolve(work / "cuda", "--generations", "2", "--population", "2",
                      "--ancestor-epochs", "3", "--epochs", "1", "--device", "cuda:0")
     return {"seconds": round(time.perf_counter() - started, 1),
-            "placements": sorted({(r["device"], r["amp"]) for r in records}),
-            "accuracies": [round(r["accuracy"], 4) for r in records],
-            "ok": all(r["device"] == "cuda:0" and r["amp"] in ("bf16", "fp16") for r in records)
-            and records[0]["accuracy"] > 0.8}
+            "placements": sorted({(r.device, r.amp) for r in records}),
+            "accuracies": [round(r.accuracy, 4) for r in records],
+            "ok": all(r.device == "cuda:0" and r.amp in ("bf16", "fp16") for r in records)
+            and records[0].accuracy > 0.8}
 
 
 def check_parity(work: Path) -> dict:
@@ -75,12 +81,12 @@ def check_parity(work: Path) -> dict:
     gpu = evolve(work / "parity-gpu", *options, "--device", "cuda:0")
     agree, total = 0, 0
     for record in cpu:
-        a = RunDirectory(work / "parity-cpu").genome(record["id"]).masks
-        b = RunDirectory(work / "parity-gpu").genome(record["id"]).masks
+        a = RunDirectory(work / "parity-cpu").genome(record.id).masks
+        b = RunDirectory(work / "parity-gpu").genome(record.id).masks
         for name in a:
             agree += int((a[name] == b[name]).sum())
             total += a[name].numel()
-    drift = max(abs(c["accuracy"] - g["accuracy"]) for c, g in zip(cpu, gpu, strict=True))
+    drift = max(abs(c.accuracy - g.accuracy) for c, g in zip(cpu, gpu, strict=True))
     return {"mask_agreement": round(agree / total, 5), "largest_accuracy_difference": round(drift, 4),
             "ok": agree / total >= 0.95 and drift <= 0.03}
 
@@ -158,8 +164,81 @@ def check_spread(work: Path) -> dict:
         return {"skipped": "one GPU: nothing to spread over"}
     records = evolve(work / "spread", "--generations", "2", "--population", "4", "--ancestor-epochs",
                      "1", "--epochs", "1", "--device", "cuda")
-    used = sorted({r["device"] for r in records[1:]})
+    used = sorted({r.device for r in records[1:]})
     return {"devices": used, "ok": len(used) > 1}
+
+
+def check_grow(work: Path) -> dict:
+    """`grow` on the GPU: the population trains and is evaluated there, in mixed precision."""
+    run = work / "grow"
+    result = jetsynth("grow", "--device", "cuda:0", "--iterations", "1", "--keep-best", "1",
+                      "--population", "2", "--initial-steps", "200", "--steps", "50",
+                      "--run-dir", str(run), "--json")
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else
+                           f"exit {result.returncode}")
+    summary = last_json(result.stdout)
+    records = [MemberRecord.read(p) for p in sorted((run / "members").glob("*/member.json"))]
+    return {"device": summary["device"], "amp": summary["amp"],
+            "best_val_accuracy": round(summary["final"][0]["val_accuracy"], 4),
+            "ok": summary["device"] == "cuda:0" and summary["amp"] in ("bf16", "fp16")
+            and all(r.device == "cuda:0" for r in records)}
+
+
+def check_timing_lock(work: Path) -> dict:
+    """A LeNet-5 timed with torch-cuda holding the GPU's turn, alone and while a small CNN
+    trains on the same GPU in another thread: no training step may end during the timing, and
+    the timing beside training must be within 20 % of the one alone."""
+    import threading
+
+    import torch
+
+    from jetsynth.core.genome import ancestor_genome
+    from jetsynth.data.load import DataSpec, load_dataset
+    from jetsynth.nn.gpu_lock import gpu_turn
+    from jetsynth.run.train import TrainConfig, fit
+    from jetsynth.ship.bench import TorchRunner, measure
+
+    data = load_dataset(DataSpec.parse("digits"))
+    timed = ancestor_genome("lenet5", data.input_shape, data.classes, 0).build()
+    steps: list[int] = []
+    stop = threading.Event()
+
+    def timing() -> tuple[float, int]:
+        with TorchRunner(timed, data.input_shape, "torch-cuda") as runner, gpu_turn("cuda:0"):
+            before = len(steps)
+            fps = measure(runner, 1, warmup_seconds=0.2, min_seconds=0.5).fps
+            return fps, len(steps) - before
+
+    def progress(done: int, _total: int) -> None:
+        steps.append(done)
+        if stop.is_set():
+            raise InterruptedError
+
+    def train() -> None:
+        net = ancestor_genome("small-cnn", data.input_shape, data.classes, 0).build().cuda()
+        with contextlib.suppress(InterruptedError):
+            fit(net, data, TrainConfig(epochs=200, batch_size=64, device="cuda:0", amp="off"),
+                torch.optim.Adam(net.parameters()), torch.Generator().manual_seed(0),
+                on_step=progress)
+
+    alone, _ = timing()
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        while not steps and trainer.is_alive():
+            time.sleep(0.05)
+        beside, during = timing()
+        after = len(steps)
+        time.sleep(0.5)
+        resumed = len(steps) > after
+    finally:
+        stop.set()
+        trainer.join(60)
+    return {"alone_fps": round(alone, 1), "beside_training_fps": round(beside, 1),
+            "ratio": round(beside / alone, 3), "steps_ended_during_timing": during,
+            "training_went_on": resumed,
+            "ok": during <= 1 and resumed and beside / alone >= 0.8}
 
 
 def check_benches(work: Path) -> dict:
@@ -204,7 +283,8 @@ def check_tensorrt(work: Path) -> dict:
 
 CHECKS = [("environment", check_environment), ("training", check_training),
           ("parity", check_parity), ("loop_speed", check_loop_speed), ("spread", check_spread),
-          ("benches", check_benches), ("tensorrt", check_tensorrt)]
+          ("grow", check_grow), ("timing_lock", check_timing_lock), ("benches", check_benches),
+          ("tensorrt", check_tensorrt)]
 
 
 def main() -> None:

@@ -55,6 +55,13 @@ from jetsynth.run import bounds
 @click.option("--ensemble-epochs", type=COUNT, default=50, show_default=True,
               help="--ensemble: full-batch steps of the combiner on the training split.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="Where the population trains and is evaluated: auto (CUDA when there is a GPU, "
+                   "else the CPU) | cpu | cuda (the first GPU: members share their tensors) | "
+                   "cuda:N.")
+@click.option("--amp", default=None,
+              help="Mixed precision while training: bf16 | fp16 (with a gradient scaler) | off "
+                   "[default: bf16 on a GPU (fp16 where it lacks bf16), off on the CPU].")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/grow"),
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir.")

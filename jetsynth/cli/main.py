@@ -24,6 +24,7 @@ from jetsynth.cli.grow import grow
 from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.progress import StepProgress, make_console, run_observer
 from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS, TRIALS, WARMUP, Number
+from jetsynth.core.records import MemberRecord
 from jetsynth.errors import JetsynthError
 from jetsynth.run.bounds import DAY, MAX_COUNT
 
@@ -99,7 +100,7 @@ def evolve(ctx: click.Context, run_dir: Path | None, resume: bool, trust_code: b
         sys.exit(status)
 
 
-def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
+def _ship_line(run_dir: Path, config, records: list[MemberRecord]) -> str:
     """One line: where the run stopped, and the member to ship (the pick of `export --best` at
     this run's floor) with why."""
     from jetsynth.core.selection import pick_member, selection_accuracy
@@ -107,11 +108,11 @@ def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
 
     config = config.with_policies()
     floor = config.floor(selection_accuracy(records[0]))
-    last = max(r["generation"] for r in records)
+    last = max(r.generation for r in records)
     stopped = f"stopped after generation {last}"
     if config.patience is not None and stale_generations(records, floor) >= config.patience:
         stopped += f": {config.patience} generations without a smaller or faster member at the floor"
-    chance = records[0].get("chance_accuracy")
+    chance = records[0].chance_accuracy
     if chance is not None:
         return (f"{stopped}; nothing to ship: the ancestor's accuracy "
                 f"{selection_accuracy(records[0]):.4f} is at chance ({chance:.4f}), so the floor "
@@ -119,11 +120,11 @@ def _ship_line(run_dir: Path, config, records: list[dict]) -> str:
     ship = pick_member(records, floor=floor)
     if selection_accuracy(ship) < floor:
         return f"{stopped}; no member keeps the floor {floor:.4f}: ship the ancestor or relax it"
-    speed = f", {ship['fps']:,.0f} images/s" if ship.get("fps") else ""
-    return (f"{stopped}; ship {ship['id']} ({_export_command(run_dir, config.arch, ship)}): "
-            f"{ship['mac_reduction']:.1f}× fewer MACs, "
-            f"{ship['synaptic_efficiency']:.1f}× fewer synapses{speed}, validation accuracy "
-            f"{selection_accuracy(ship):.4f} >= floor {floor:.4f} (test {ship['accuracy']:.4f}); "
+    speed = f", {ship.fps:,.0f} images/s" if ship.fps else ""
+    return (f"{stopped}; ship {ship.id} ({_export_command(run_dir, config.arch, ship)}): "
+            f"{ship.mac_reduction:.1f}× fewer MACs, "
+            f"{ship.synaptic_efficiency:.1f}× fewer synapses{speed}, validation accuracy "
+            f"{selection_accuracy(ship):.4f} >= floor {floor:.4f} (test {ship.accuracy:.4f}); "
             "the smallest or fastest member at the floor")
 
 
@@ -134,7 +135,7 @@ def _beside(run_dir: Path, member: str) -> Path:
     return run_dir.parent / f"{run_dir.name}-{member}.onnx"
 
 
-def _export_command(run_dir: Path, arch: str, record: dict) -> str:
+def _export_command(run_dir: Path, arch: str, record: MemberRecord) -> str:
     """The `jetsynth export` command line that ships `record`, runnable as printed: the output
     file beside the run, and --arch for a run built from user code (which export imports only
     on the user's word)."""
@@ -142,8 +143,8 @@ def _export_command(run_dir: Path, arch: str, record: dict) -> str:
 
     from jetsynth.nn.models import resolve_factory
 
-    command = (f"jetsynth export {shlex.quote(str(run_dir))} -g {record['generation']} "
-               f"-m {record['member']} -o {shlex.quote(str(_beside(run_dir, record['id'])))}")
+    command = (f"jetsynth export {shlex.quote(str(run_dir))} -g {record.generation} "
+               f"-m {record.member} -o {shlex.quote(str(_beside(run_dir, record.id)))}")
     try:
         resolve_factory(arch, trusted=False)
     except JetsynthError:  # user code: name it, so export may import it
@@ -151,7 +152,7 @@ def _export_command(run_dir: Path, arch: str, record: dict) -> str:
     return command
 
 
-def _target_outcome(run_dir: Path, config, records: list[dict]) -> str:
+def _target_outcome(run_dir: Path, config, records: list[MemberRecord]) -> str:
     """One line: which member reached --target-fps at the accuracy floor, or the fastest that
     kept the floor when none did."""
     from jetsynth.core.selection import selection_accuracy
@@ -160,23 +161,23 @@ def _target_outcome(run_dir: Path, config, records: list[dict]) -> str:
     floor = config.floor(selection_accuracy(records[0]))
     hits = [r for r in records if reaches_target(r, config, selection_accuracy(records[0]))]
     if hits:
-        best = max(hits, key=lambda r: r["fps"])
-        return (f"target reached: {best['id']} runs at {best['fps']:,.0f} images/s (target "
+        best = max(hits, key=lambda r: r.fps)
+        return (f"target reached: {best.id} runs at {best.fps:,.0f} images/s (target "
                 f"{config.target_fps:,.0f}) with accuracy {selection_accuracy(best):.4f} on "
-                f"validation (floor {floor:.4f}), {best['accuracy']:.4f} on test")
-    kept = [r for r in records if r.get("fps") and selection_accuracy(r) >= floor]
+                f"validation (floor {floor:.4f}), {best.accuracy:.4f} on test")
+    kept = [r for r in records if r.fps and selection_accuracy(r) >= floor]
     fastest = ""
     if kept:
-        best = max(kept, key=lambda r: r["fps"])
-        fastest = (f"; fastest above the floor: {best['id']} at {best['fps']:,.0f} images/s "
-                   f"({100 * best['fps'] / config.target_fps:.0f} % of the target), validation "
+        best = max(kept, key=lambda r: r.fps)
+        fastest = (f"; fastest above the floor: {best.id} at {best.fps:,.0f} images/s "
+                   f"({100 * best.fps / config.target_fps:.0f} % of the target), validation "
                    f"accuracy {selection_accuracy(best):.4f} "
                    f"({_export_command(run_dir, config.arch, best)})")
     return (f"target {config.target_fps:,.0f} images/s at validation accuracy >= {floor:.4f} "
             f"not reached{fastest}")
 
 
-def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> None:
+def _print_report(run_dir: Path, config: dict, records: list[MemberRecord], console) -> None:
     from jetsynth.core.frontier import frontier_rows
     from jetsynth.report.plots import (
         write_frontier_plot,
@@ -220,11 +221,11 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
     floor = run_floor(config, records)
     frontier = frontier_rows(records, floor, config.get("target_fps"))
     pressure = None
-    repaired = [r for r in records if r.get("repair")]
+    repaired = [r for r in records if r.repair]
     if repaired:
         console.print("repaired by growth (--grow-on-drop): " + ", ".join(
-            f"{r['id']} ({r['repair']['transform']}, validation {r['repair']['val_before']:.4f} → "
-            f"{r['repair']['val_after']:.4f}, {'kept' if r['repair']['kept'] else 'not kept'})"
+            f"{r.id} ({r.repair['transform']}, validation {r.repair['val_before']:.4f} → "
+            f"{r.repair['val_after']:.4f}, {'kept' if r.repair['kept'] else 'not kept'})"
             for r in repaired))
     if config.get("pressure") == "adaptive" or config.get("patience") is not None:
         pressure = pressure_rows(records, floor)
@@ -238,7 +239,7 @@ def _print_report(run_dir: Path, config: dict, records: list[dict], console) -> 
         show(f"Environmental pressure per generation (floor {floor:.4f})", PRESSURE_HEADER,
              pressure_table(pressure))
         paths.append(write_pressure_plot(run_dir, pressure, config))
-    if any(len(r["parents"]) > 1 for r in records) or config["population"] > 1:
+    if any(len(r.parents) > 1 for r in records) or config["population"] > 1:
         show("Average cluster overlap per generation",
              ["Gen.", "Members", "Avg. overlap"],
              [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
@@ -357,36 +358,36 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
         _fail("--best picks the member itself: drop --generation/--member, or drop --best")
     try:
         with StepProgress(f"fine-tuning {finetune_epochs} epochs", finetune_epochs > 0) as progress:
-            result, record = export_member(run_dir, output, generation, member, max_drop, precision,
-                                           io_precision, opset, parity, finetune_epochs, arch,
-                                           trust_code, channel_multiple,
-                                           progress if finetune_epochs else None,
-                                           output_format=output_format, device=device)
+            result, shipped = export_member(run_dir, output, generation, member, max_drop, precision,
+                                            io_precision, opset, parity, finetune_epochs, arch,
+                                            trust_code, channel_multiple,
+                                            progress if finetune_epochs else None,
+                                            output_format=output_format, device=device)
     except JetsynthError as exc:
         _fail(str(exc))
+    record, tuned = shipped.record, shipped.finetune
     if output_format == "state-dict":
         _state_dict_summary(result, record, as_json)
         return
     summary = {
-        "path": str(result.path), "member": record["id"], "accuracy": record["accuracy"],
-        "finetune": record.get("finetune"),
-        "synaptic_efficiency": record["synaptic_efficiency"], "precision": result.precision,
+        "path": str(result.path), "member": record.id, "accuracy": record.accuracy,
+        "finetune": tuned.to_json() if tuned else None,
+        "synaptic_efficiency": record.synaptic_efficiency, "precision": result.precision,
         "io_precision": result.io_precision, "opset": result.opset, "bytes": result.bytes,
         "macs": result.macs, "params": result.params, "parity": result.parity,
-        "picked_because": record.get("picked_because"),
+        "picked_because": shipped.picked_because,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{result.path}: member {record['id']} (accuracy {record['accuracy']:.4f}, "
-               f"{record['synaptic_efficiency']:.2f}× synaptic efficiency)")
-    if record.get("picked_because"):
-        click.echo(f"  picked {record['id']}: {record['picked_because']}")
-    if record.get("finetune"):
-        tuned = record["finetune"]
-        epochs = f"{tuned['epochs']} more epoch" + ("s" if tuned["epochs"] != 1 else "")
-        click.echo(f"  trained {epochs}: accuracy {tuned['accuracy_before']:.4f} "
-                   f"→ {record['accuracy']:.4f}")
+    click.echo(f"{result.path}: member {record.id} (accuracy {record.accuracy:.4f}, "
+               f"{record.synaptic_efficiency:.2f}× synaptic efficiency)")
+    if shipped.picked_because:
+        click.echo(f"  picked {record.id}: {shipped.picked_because}")
+    if tuned:
+        epochs = f"{tuned.epochs} more epoch" + ("s" if tuned.epochs != 1 else "")
+        click.echo(f"  trained {epochs}: accuracy {tuned.accuracy_before:.4f} "
+                   f"→ {record.accuracy:.4f}")
     click.echo(f"  {result.precision} weights, {result.io_precision} input/output, opset {result.opset}, "
                f"{result.bytes / 1024:.1f} KiB, {result.params:,} parameters, {result.macs:,} MACs per image")
     if _padding_line(result.macs, record, channel_multiple):
@@ -399,11 +400,11 @@ def export(run_dir: Path, generation: int | None, member: int | None, best: bool
                    f"max rel {p['max_rel_diff']:.3g}, top-1 agreement {100 * p['top1_agreement']:.2f} %")
 
 
-def _padding_line(macs: int, record: dict, multiple: int | None) -> str | None:
+def _padding_line(macs: int, record: MemberRecord, multiple: int | None) -> str | None:
     """When export padded channels to blocks of `multiple` (None: the run's own): both MAC
     counts, the exported one and the member's own (what the report counts), so the two never
     seem to disagree."""
-    own = record.get("macs")
+    own = record.macs
     if own is None or own == macs:
         return None
     blocks = f"multiples of {multiple}" if multiple else "the run's multiple of"
@@ -412,15 +413,15 @@ def _padding_line(macs: int, record: dict, multiple: int | None) -> str | None:
             "--channel-multiple 1 exports exactly the live channels")
 
 
-def _state_dict_summary(result, record: dict, as_json: bool) -> None:
+def _state_dict_summary(result, record: MemberRecord, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"path": str(result.path), "member": record["id"], "format": "state-dict",
-                               "accuracy": record["accuracy"], "precision": result.precision,
+        click.echo(json.dumps({"path": str(result.path), "member": record.id, "format": "state-dict",
+                               "accuracy": record.accuracy, "precision": result.precision,
                                "bytes": result.bytes, "macs": result.macs, "params": result.params},
                               indent=2))
         return
-    click.echo(f"{result.path}: member {record['id']} as a state dict (accuracy "
-               f"{record['accuracy']:.4f}), {result.precision} tensors, {result.bytes / 1024:.1f} KiB, "
+    click.echo(f"{result.path}: member {record.id} as a state dict (accuracy "
+               f"{record.accuracy:.4f}), {result.precision} tensors, {result.bytes / 1024:.1f} KiB, "
                f"{result.params:,} parameters, {result.macs:,} MACs per image; its widths are in the "
                "safetensors metadata ('modules'), see 'Bring your model' in docs/guide.md to load it")
 
@@ -467,7 +468,6 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
     try:
         if model.is_dir():
             from jetsynth.core.genome import genome_header, load_genome
-            from jetsynth.core.records import MemberRecord
             from jetsynth.run.rundir import MEMBER_FILE, verify_genome
             from jetsynth.ship.export import compact_genome
 
@@ -493,7 +493,9 @@ def bench(model: Path, backend: str | None, batch: int, duration: float, iterati
                 runner = EngineRunner(model, batch)
             else:
                 runner = onnx_runner(model, backend or "ort-cpu", threads)
-        with runner:
+        from jetsynth.nn.gpu_lock import backend_turn
+
+        with runner, backend_turn(backend or ("trt" if model.suffix in ENGINE_SUFFIXES else "ort-cpu")):
             result = _run_model(lambda: measure(runner, batch, warmup, duration, iterations,
                                                 trials=trials), model)
     except JetsynthError as exc:

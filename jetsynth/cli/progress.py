@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from jetsynth.core.records import MemberRecord
+
 PLAIN_WIDTH = 1000
 """Columns a console writing to a file or pipe pretends to have: wide enough that no line wraps."""
 PLAIN_EVERY_SECONDS = 10.0
@@ -63,20 +65,20 @@ class MemberClock:
         return remaining * sum(sample) / len(sample)
 
 
-def member_line(record: dict) -> str:
+def member_line(record: MemberRecord) -> str:
     """One finished member in one line: accuracy, size, efficiencies, time and speed."""
-    val = record.get("val_accuracy")
-    line = (f"{record['id']}: accuracy {record['accuracy']:.4f}"
+    val = record.val_accuracy
+    line = (f"{record.id}: accuracy {record.accuracy:.4f}"
             + (f" (validation {val:.4f}), " if val is not None else ", ")
-            + f"{record['synapses']:,} synapses ({record['synaptic_efficiency']:.2f}×), "
-            f"{record['clusters']:,} clusters ({record['cluster_efficiency']:.2f}×), "
-            f"{record.get('train_seconds', 0.0):.1f} s")
-    if record.get("fps"):
-        iqr = record.get("fps_iqr")
+            + f"{record.synapses:,} synapses ({record.synaptic_efficiency:.2f}×), "
+            f"{record.clusters:,} clusters ({record.cluster_efficiency:.2f}×), "
+            f"{record.train_seconds or 0.0:.1f} s")
+    if record.fps:
+        iqr = record.fps_iqr
         spread = f" (interquartile range {iqr[0]:,.0f}–{iqr[1]:,.0f})" if iqr else ""
-        line += f", {record['fps']:,.0f} FPS{spread}"
-    elif record.get("fps_predicted"):
-        line += f", ~{record['fps_predicted']:,.0f} FPS predicted"
+        line += f", {record.fps:,.0f} FPS{spread}"
+    elif record.fps_predicted:
+        line += f", ~{record.fps_predicted:,.0f} FPS predicted"
     return line
 
 
@@ -143,11 +145,11 @@ class RichObserver:
     def notice(self, text):
         self.progress.console.print(text)
 
-    def member_finished(self, record):
-        self.clock.member_finished(record["id"])
+    def member_finished(self, record: MemberRecord):
+        self.clock.member_finished(record.id)
         self.progress.advance(self.run_task)
-        if record["id"] in self.member_tasks:
-            self.progress.remove_task(self.member_tasks.pop(record["id"]))
+        if record.id in self.member_tasks:
+            self.progress.remove_task(self.member_tasks.pop(record.id))
         completed = int(next(t.completed for t in self.progress.tasks if t.id == self.run_task))
         eta = self.clock.eta(self.total - completed)
         self.progress.update(self.run_task, description=f"members (eta {clock(eta)})")
@@ -205,8 +207,8 @@ class PlainObserver:
     def member_timing(self, member_id):
         pass
 
-    def member_finished(self, record):
-        self.clock.member_finished(record["id"])
+    def member_finished(self, record: MemberRecord):
+        self.clock.member_finished(record.id)
         self.done += 1
         self.echo(member_line(record))
         self.echo(f"members {self.done}/{self.total}, elapsed {clock(self.now() - self.started)}, "

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy, speed
 
 
-def pareto_front(records: list[dict], gain: Callable[[dict], float | None] = speed,
-                 accuracy: Callable[[dict], float] = selection_accuracy) -> list[dict]:
+def pareto_front(records: list[MemberRecord], gain: Callable[[MemberRecord], float | None] = speed,
+                 accuracy: Callable[[MemberRecord], float] = selection_accuracy) -> list[MemberRecord]:
     """Members with a `gain` (by default their speed, FPS) that no other member matches or beats
     on both `gain` and `accuracy` while beating it on one, ordered from the largest gain to the
     most accurate. Members without a gain are left out."""
@@ -27,44 +28,45 @@ def pareto_front(records: list[dict], gain: Callable[[dict], float | None] = spe
     return front
 
 
-def meets_target(record: dict, target_fps: float | None, floor: float) -> bool:
+def meets_target(record: MemberRecord, target_fps: float | None, floor: float) -> bool:
     """Whether `record` reached `target_fps` by measurement (a prediction never counts) with
     validation accuracy at or above `floor`."""
-    return (target_fps is not None and bool(record.get("fps")) and record["fps"] >= target_fps
+    return (target_fps is not None and bool(record.fps) and record.fps >= target_fps
             and selection_accuracy(record) >= floor)
 
 
-def source(record: dict) -> str:
+def source(record: MemberRecord) -> str:
     """'measured' when the member was timed, 'predicted' when only the model spoke, '-' else."""
-    if record.get("fps"):
+    if record.fps:
         return "measured"
-    return "predicted" if record.get("fps_predicted") else "-"
+    return "predicted" if record.fps_predicted else "-"
 
 
-def frontier_rows(records: list[dict], floor: float, target_fps: float | None = None) -> list[dict]:
+def frontier_rows(records: list[MemberRecord], floor: float,
+                  target_fps: float | None = None) -> list[dict]:
     """Per generation: the test accuracy of its best member on validation, its fastest member
     whose validation accuracy keeps `floor` (by measured FPS among its timed members when it has
     any, else by prediction; speed, measured and predicted FPS, validation and test accuracy),
     whether any of its members reached `target_fps` by measurement at or above the floor,
     and the ids on the front of all members so far."""
     rows = []
-    for generation in sorted({r["generation"] for r in records}):
-        members = [r for r in records if r["generation"] == generation]
+    for generation in sorted({r.generation for r in records}):
+        members = [r for r in records if r.generation == generation]
         kept = [r for r in members if selection_accuracy(r) >= floor and speed(r)]
-        timed = [r for r in kept if r.get("fps")]
+        timed = [r for r in kept if r.fps]
         fastest = max(timed or kept, key=speed, default=None)
         rows.append({
             "generation": generation,
             "members": len(members),
-            "best_accuracy": max(members, key=selection_accuracy)["accuracy"],
-            "fastest": fastest["id"] if fastest else None,
+            "best_accuracy": max(members, key=selection_accuracy).accuracy,
+            "fastest": fastest.id if fastest else None,
             "val_accuracy": selection_accuracy(fastest) if fastest else None,
-            "accuracy": fastest["accuracy"] if fastest else None,
-            "fps": fastest.get("fps") if fastest else None,
-            "fps_iqr": fastest.get("fps_iqr") if fastest else None,
-            "fps_predicted": fastest.get("fps_predicted") if fastest else None,
+            "accuracy": fastest.accuracy if fastest else None,
+            "fps": fastest.fps if fastest else None,
+            "fps_iqr": list(fastest.fps_iqr) if fastest and fastest.fps_iqr else None,
+            "fps_predicted": fastest.fps_predicted if fastest else None,
             "source": source(fastest) if fastest else "-",
             "meets_target": any(meets_target(r, target_fps, floor) for r in members),
-            "front": [r["id"] for r in pareto_front([r for r in records if r["generation"] <= generation])],
+            "front": [r.id for r in pareto_front([r for r in records if r.generation <= generation])],
         })
     return rows

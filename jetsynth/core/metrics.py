@@ -46,19 +46,20 @@ def _ratio(before: int, after: int) -> float:
     return float(before) / after if after else float("inf")
 
 
-def efficiency(ancestor: dict, current: dict) -> dict:
-    """Seed 001's efficiencies: ancestor count / current count, overall and per layer."""
+def efficiency(base: dict, current: dict) -> dict:
+    """Seed 001's efficiencies: ancestor count / current count, overall and per layer; `base` and
+    `current` are size figures as `size_metrics` gives them (the ancestor's: `base`)."""
     return {
-        "synaptic_efficiency": _ratio(ancestor["synapses"], current["synapses"]),
-        "cluster_efficiency": _ratio(ancestor["clusters"], current["clusters"]),
-        "mac_reduction": _ratio(ancestor["macs"], current["macs"]),
+        "synaptic_efficiency": _ratio(base["synapses"], current["synapses"]),
+        "cluster_efficiency": _ratio(base["clusters"], current["clusters"]),
+        "mac_reduction": _ratio(base["macs"], current["macs"]),
         "layer_cluster_efficiency": [
             _ratio(a["clusters"], c["clusters"])
-            for a, c in zip(ancestor["layers"], current["layers"], strict=False)
+            for a, c in zip(base["layers"], current["layers"], strict=False)
         ],
         "layer_synaptic_efficiency": [
             _ratio(a["synapses"], c["synapses"])
-            for a, c in zip(ancestor["layers"], current["layers"], strict=False)
+            for a, c in zip(base["layers"], current["layers"], strict=False)
         ],
     }
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.trials import interval, ties
 from jetsynth.errors import JetsynthError
 
@@ -39,20 +40,20 @@ class SelectionConfig:
     floor: float = 0.0
 
 
-def selection_accuracy(record: dict) -> float:
+def selection_accuracy(record: MemberRecord) -> float:
     """The accuracy that chooses (parents, pressure, floors, the target, the best member):
     the validation accuracy. Records without one (written before the validation split existed,
     or by a run with --val-split 0) fall back to their test `accuracy`."""
-    value = record.get("val_accuracy")
-    return record["accuracy"] if value is None else value
+    value = record.val_accuracy
+    return record.accuracy if value is None else value
 
 
-def speed(record: dict) -> float | None:
+def speed(record: MemberRecord) -> float | None:
     """A member's images per second: measured, else predicted, else None."""
-    return record.get("fps") or record.get("fps_predicted")
+    return record.fps or record.fps_predicted
 
 
-def fps_score(record: dict, floor: float) -> tuple[int, float]:
+def fps_score(record: MemberRecord, floor: float) -> tuple[int, float]:
     """(1, speed) for a member at or above the accuracy floor, (0, accuracy) below it (validation
     accuracy, see `selection_accuracy`): compared as tuples, any member that keeps the floor
     beats any that does not."""
@@ -62,8 +63,8 @@ def fps_score(record: dict, floor: float) -> tuple[int, float]:
     return 0, accuracy
 
 
-def fitness(record: dict, efficiency_weight: float) -> float:
-    efficiency = math.log2(max(record["synaptic_efficiency"], 1e-12))
+def fitness(record: MemberRecord, efficiency_weight: float) -> float:
+    efficiency = math.log2(max(record.synaptic_efficiency, 1e-12))
     return selection_accuracy(record) + efficiency_weight * efficiency
 
 
@@ -73,7 +74,7 @@ def _pick(count: int, pool: list[int], generator: torch.Generator) -> list[int]:
 
 
 def _tournament(pool: list[int], scores: list, size: int, generator: torch.Generator,
-                records: list[dict] | None = None) -> int:
+                records: list[MemberRecord] | None = None) -> int:
     """The entrant with the best score; with `records` (the fps policy), a winner at the floor
     shares the win with the entrants at the floor whose speed ties with it, and the one of best
     validation accuracy among them wins."""
@@ -86,7 +87,7 @@ def _tournament(pool: list[int], scores: list, size: int, generator: torch.Gener
 
 
 def select_parents(
-    records: list[dict],
+    records: list[MemberRecord],
     m: int,
     config: SelectionConfig,
     generator: torch.Generator,
@@ -120,8 +121,8 @@ def select_parents(
     return chosen + mates + rest[: m - 1 - len(mates)]
 
 
-def pick_member(records: list[dict], generation: int | None = None, member: int | None = None,
-                max_drop: float = 0.01, floor: float | None = None) -> dict:
+def pick_member(records: list[MemberRecord], generation: int | None = None, member: int | None = None,
+                max_drop: float = 0.01, floor: float | None = None) -> MemberRecord:
     """One member's record: the given generation/member (the ancestor is generation 1, member 0),
     or by default the deployment pick: among members within `max_drop` (a fraction: 0.01 = one
     point) of the ancestor's validation accuracy (`selection_accuracy`), or at least `floor`
@@ -131,7 +132,7 @@ def pick_member(records: list[dict], generation: int | None = None, member: int 
         generation = 1 if generation is None else generation
         member = 0 if member is None else member
         for record in records:
-            if record["generation"] == generation and record["member"] == member:
+            if record.generation == generation and record.member == member:
                 return record
         raise JetsynthError(
             f"no finished member {member} in generation {generation}; see `jetsynth report`"
@@ -140,13 +141,13 @@ def pick_member(records: list[dict], generation: int | None = None, member: int 
     return best_member(records, floor)[0]
 
 
-def _fps_words(record: dict) -> str:
+def _fps_words(record: MemberRecord) -> str:
     low, high = interval(record)
     spread = f" (interquartile range {low:,.0f}–{high:,.0f})" if high > low else ""
-    return f"{record['fps']:,.0f} images/s{spread}"
+    return f"{record.fps:,.0f} images/s{spread}"
 
 
-def best_member(records: list[dict], floor: float) -> tuple[dict, str]:
+def best_member(records: list[MemberRecord], floor: float) -> tuple[MemberRecord, str]:
     """The deployment pick among the members whose validation accuracy keeps `floor` (the
     ancestor when none does), and why, in words: the fastest by measured fps among the
     candidates that were measured, whenever any was (a prediction never outranks a measurement;
@@ -157,25 +158,25 @@ def best_member(records: list[dict], floor: float) -> tuple[dict, str]:
     candidates = [r for r in records if selection_accuracy(r) >= floor]
     if not candidates:
         return records[0], f"no member keeps the floor {floor:.4f}: the ancestor"
-    measured = [r for r in candidates if r.get("fps")]
+    measured = [r for r in candidates if r.fps]
     if measured and len(measured) < len(candidates):
         chosen, why = best_member(measured, floor)
         return chosen, (f"{why} (of the {len(measured)} of {len(candidates)} members at the floor "
                         "that were timed; the others' speed was only predicted)")
-    if all(r.get("fps") for r in candidates):
-        fastest = max(candidates, key=lambda r: (r["fps"], -r["generation"]))
+    if all(r.fps for r in candidates):
+        fastest = max(candidates, key=lambda r: (r.fps, -r.generation))
         tied = [r for r in candidates if ties(r, fastest)]
-        chosen = max(tied, key=lambda r: (selection_accuracy(r), r["fps"], -r["generation"]))
+        chosen = max(tied, key=lambda r: (selection_accuracy(r), r.fps, -r.generation))
         accuracy = f"validation accuracy {selection_accuracy(chosen):.4f} >= floor {floor:.4f}"
         if len(tied) == 1:
             return chosen, (f"the fastest of {len(candidates)} members at the floor: "
                             f"{_fps_words(chosen)}, {accuracy}")
-        others = ", ".join(f"{r['id']} {_fps_words(r)} at {selection_accuracy(r):.4f}"
+        others = ", ".join(f"{r.id} {_fps_words(r)} at {selection_accuracy(r):.4f}"
                            for r in tied if r is not chosen)
-        return chosen, (f"{len(tied)} members tie on speed within their spreads ({chosen['id']} "
+        return chosen, (f"{len(tied)} members tie on speed within their spreads ({chosen.id} "
                         f"{_fps_words(chosen)}; {others}): the tie goes to the best validation "
                         f"accuracy, {selection_accuracy(chosen):.4f} (floor {floor:.4f})")
-    chosen = min(candidates, key=lambda r: (r["macs"], r["synapses"], -selection_accuracy(r)))
+    chosen = min(candidates, key=lambda r: (r.macs, r.synapses, -selection_accuracy(r)))
     return chosen, (f"not every member was timed, so the fewest multiply-accumulates of "
-                    f"{len(candidates)} members at the floor: {chosen['macs']:,} MACs, validation "
+                    f"{len(candidates)} members at the floor: {chosen.macs:,} MACs, validation "
                     f"accuracy {selection_accuracy(chosen):.4f} >= floor {floor:.4f}")

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import math
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy
 
 
-def stale_generations(records: list[dict], floor: float) -> int:
+def stale_generations(records: list[MemberRecord], floor: float) -> int:
     """How many generations in a row, counted back from the last one, improved nothing at
     `floor` (the ancestor, generation 1, sets the first bests)."""
     best = {"synapses": math.inf, "macs": math.inf, "fps": 0.0}
     stale = 0
-    for generation in sorted({r["generation"] for r in records}):
-        kept = [r for r in records if r["generation"] == generation and selection_accuracy(r) >= floor]
+    for generation in sorted({r.generation for r in records}):
+        kept = [r for r in records if r.generation == generation and selection_accuracy(r) >= floor]
         improved = False
         for record in kept:
             for key in ("synapses", "macs"):
-                if record[key] < best[key]:
-                    best[key], improved = record[key], True
-            if (record.get("fps") or 0.0) > best["fps"]:
-                best["fps"], improved = record["fps"], True
+                if getattr(record, key) < best[key]:
+                    best[key], improved = getattr(record, key), True
+            if (record.fps or 0.0) > best["fps"]:
+                best["fps"], improved = record.fps, True
         stale = 0 if improved else stale + 1
     return stale

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jetsynth.core.records import MemberRecord
+
 TRIALS = 5
 """Trials per figure: enough for a median that ignores two bad trials."""
 MAX_TRIALS = 11
@@ -67,19 +69,19 @@ def run_trials(trial: Callable[[], float], trials: int = TRIALS, max_trials: int
     return result, len(values) - max(1, trials)
 
 
-def interval(record: dict) -> tuple[float, float] | None:
+def interval(record: MemberRecord) -> tuple[float, float] | None:
     """A member's measured speed range (q1, q3) in images/s: its `fps_iqr`, a point at its `fps`
     when it was measured before spreads were recorded, None when it was not measured."""
-    fps = record.get("fps")
+    fps = record.fps
     if not fps:
         return None
-    iqr = record.get("fps_iqr")
+    iqr = record.fps_iqr
     if isinstance(iqr, (list, tuple)) and len(iqr) == 2:
         return float(iqr[0]), float(iqr[1])
     return float(fps), float(fps)
 
 
-def ties(a: dict, b: dict) -> bool:
+def ties(a: MemberRecord, b: MemberRecord) -> bool:
     """Whether two measured members are equally fast within their spreads (their interquartile
     ranges overlap)."""
     first, second = interval(a), interval(b)

@@ -163,16 +163,20 @@ class MappedImages:
         chosen.size = self.size
         return chosen
 
-    def raw(self, index) -> torch.Tensor:
+    def raw(self, index, pin: bool = False) -> torch.Tensor:
         """The stored uint8 images (N, C, H, W) at `index` (an index array or tensor, or a
-        slice), read from the file in row order."""
+        slice), read from the file in row order; with `pin`, into page-locked memory (torch's
+        caching host allocator reuses it) that a GPU copies from without blocking."""
         if isinstance(index, torch.Tensor):
             index = index.numpy()
         rows = self.rows[index]
-        order = np.argsort(rows, kind="stable")  # read the file in order, give back as asked
-        block = np.empty((len(rows), *self.pixels.shape[1:]), dtype=np.uint8)
-        block[order] = self.pixels[rows[order]]
-        return torch.from_numpy(block)
+        block = torch.empty((len(rows), *self.pixels.shape[1:]), dtype=torch.uint8, pin_memory=pin)
+        if hasattr(self.pixels, "read_into"):  # a decode cache: read straight into the block
+            self.pixels.read_into(rows, block.numpy())
+            return block
+        order = np.argsort(rows, kind="stable")  # read in row order, give back as asked
+        block.numpy()[order] = self.pixels[rows[order]]
+        return block
 
     def unit(self, raw: torch.Tensor) -> torch.Tensor:
         """uint8 images → float pixels in [0, 1], resized to `size`, on raw's device."""

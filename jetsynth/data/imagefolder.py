@@ -296,6 +296,10 @@ def _check_unchanged(index: FolderIndex, size: int | None, entry: Path) -> None:
                             "removed or rewritten); run again once nothing writes to it")
 
 
+PREADV_BUFFERS = 1024
+"""Rows one `preadv` fills at most (Linux's IOV_MAX)."""
+
+
 class StoredPixels:
     """The cache's uint8 images (N, C, S, S) read from the file row by row when indexed
     (`os.pread`, consecutive rows in one read), never mapped: pages of a memory map that a
@@ -332,20 +336,31 @@ class StoredPixels:
         single = isinstance(index, (int, np.integer))
         rows = np.arange(len(self))[[index] if single else index]
         out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        self.read_into(rows, out)
+        return out[0] if single else out
+
+    def read_into(self, rows: np.ndarray, out: np.ndarray) -> None:
+        """Row `rows[i]` into `out[i]` (a C-contiguous uint8 array shaped (len(rows), C, S, S),
+        e.g. a batch's pinned buffer): the file is read in row order, each run of consecutive
+        rows with one `preadv` straight into the rows' places in `out`, so a batch costs one
+        copy from the page cache and no reordering afterwards."""
+        if not out.flags.c_contiguous:
+            raise ValueError("read_into needs a C-contiguous output array")
         flat = out.reshape(len(rows), self.row_bytes)
+        order = np.argsort(rows, kind="stable")
+        ranked = rows[order]
         start = 0
-        while start < len(rows):  # a run of consecutive rows is one read
+        while start < len(rows):
             end = start + 1
-            while end < len(rows) and rows[end] == rows[end - 1] + 1:
+            while end < len(rows) and end - start < PREADV_BUFFERS and ranked[end] == ranked[end - 1] + 1:
                 end += 1
             wanted = (end - start) * self.row_bytes
-            data = os.pread(self.fd, wanted, self.offset + int(rows[start]) * self.row_bytes)
-            if len(data) != wanted:
+            got = os.preadv(self.fd, [flat[k] for k in order[start:end]],
+                            self.offset + int(ranked[start]) * self.row_bytes)
+            if got != wanted:
                 raise JetsynthError(f"{self.path}: truncated cache entry; delete its folder and "
                                     "run again")
-            flat[start:end] = np.frombuffer(data, dtype=np.uint8).reshape(end - start, self.row_bytes)
             start = end
-        return out[0] if single else out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:]

@@ -183,9 +183,7 @@ def training_batch(dataset: Dataset, indices: torch.Tensor, generator: torch.Gen
     images, random resized crop, flip and colour jitter for photos), drawn from `generator` (the
     trainer's batch-order generator, whose state its checkpoints keep, so a resumed training
     draws the same)."""
-    stream = TrainingStream(dataset)
-    images, labels = stream.read(indices)
-    return stream.inputs(images, generator), labels
+    return TrainingStream(dataset).batch(indices, generator)
 
 
 def _load_digits(_path):

@@ -10,6 +10,7 @@ run draws the same whatever the timing, and a checkpoint of the generator resume
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,10 @@ from jetsynth.data.dataset import Dataset, MappedImages
 
 PREFETCH = 4
 """Batches read ahead of the one training: enough to hide a slow disk read behind a step."""
-READERS = 2
-"""Threads reading batches: one copy of 128 photos (19 MB) at a time does not keep a GPU busy."""
+READERS = max(2, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else os.cpu_count() or 2))
+"""Threads reading batches: one copy of 128 photos (19 MB) at a time does not keep a GPU busy;
+one per core up to 4 (the page cache's copy bandwidth, not the core count, limits more)."""
 SMALL_IMAGES = 64
 """Images up to this side are augmented by padded crop and flip (CIFAR-style); larger ones
 (photos) by random resized crop, flip and colour jitter."""
@@ -82,10 +85,15 @@ class TrainingStream:
     def read(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the background thread does: the rows' stored images and labels, pinned for a
         GPU."""
-        images = self.mapped.raw(rows) if self.mapped is not None else self.dataset.train_x[rows]
+        if self.mapped is not None:
+            images = self.mapped.raw(rows, pin=self.cuda)
+        else:
+            images = self.dataset.train_x[rows]
         labels = self.dataset.train_y[rows]
         if self.cuda:
-            images, labels = images.pin_memory(), labels.pin_memory()
+            labels = labels.pin_memory()
+            if not images.is_pinned():
+                images = images.pin_memory()
         return images, labels
 
     def batches(self, permutation: torch.Tensor, batch_size: int, generator: torch.Generator
@@ -102,6 +110,17 @@ class TrainingStream:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             yield self.inputs(images, generator), labels
+
+    def batch(self, rows: torch.Tensor, generator: torch.Generator
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch (inputs, labels) of `rows` on the device, read in this thread: for trainers
+        whose next rows depend on draws made after this batch (grow picks the member first)."""
+        if self.resident is not None:
+            on_device = rows.to(self.device)
+            return self.inputs(self.resident[on_device], generator), self.labels[on_device]
+        images, labels = self.read(rows)
+        images = images.to(self.device, non_blocking=True)
+        return self.inputs(images, generator), labels.to(self.device, non_blocking=True)
 
     def inputs(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A batch as the network takes it: stored uint8 → (augmented) normalised floats."""

@@ -12,7 +12,12 @@ from jetsynth.errors import JetsynthError
 @dataclass(frozen=True)
 class DeviceProfile:
     """One board. `compute_capability` as (major, minor); `tensorrt_major` of the newest JetPack
-    that supports the board."""
+    that supports the board. `channel_multiple`: the channel groups `evolve --bench` evolves in
+    for this board when --channel-multiple is not given (None: the run's default, 8). Every
+    built-in board declares 8, the step in which users of these boards see their engines' speed
+    change (tensor cores take fp16 channels in eights, HWC8). The Maxwell boards' fp16 formats
+    pair channels (CHW2), so a finer multiple might serve them; no board was timed here to say
+    so, and a profile measured otherwise would declare its own multiple in this field."""
 
     name: str
     board: str
@@ -24,6 +29,7 @@ class DeviceProfile:
     tensorrt_major: int
     jetpack: str
     python: str
+    channel_multiple: int | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -35,13 +41,13 @@ PROFILES = {
     p.name: p
     for p in (
         DeviceProfile("tx1", "Jetson TX1", "Maxwell, 256 cores", (5, 3), True, False, False, 8, "4.6",
-                      "3.6"),
+                      "3.6", channel_multiple=8),
         DeviceProfile("nano", "Jetson Nano", "Maxwell, 128 cores", (5, 3), True, False, False, 8, "4.6",
-                      "3.6"),
+                      "3.6", channel_multiple=8),
         DeviceProfile("xavier-nx", "Jetson Xavier NX", "Volta, 384 cores", (7, 2), True, True, False, 8,
-                      "5.1", "3.8"),
+                      "5.1", "3.8", channel_multiple=8),
         DeviceProfile("orin-nano", "Jetson Orin Nano", "Ampere, 1024 cores", (8, 7), True, True, True, 10,
-                      "6.1", "3.10"),
+                      "6.1", "3.10", channel_multiple=8),
     )
 }
 

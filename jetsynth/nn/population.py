@@ -27,10 +27,13 @@ from jetsynth.storage import atomic_write
 
 class SharedPopulation:
     """The shared tensors and the members (architecture name → module tree) bound to them.
-    `base_factory`: the base architecture's factory (input_shape, num_classes) → nn.Module."""
+    `base_factory`: the base architecture's factory (input_shape, num_classes) → nn.Module;
+    `device`: where every shared tensor lives (members are built there)."""
 
-    def __init__(self, base_factory: Callable, input_shape: tuple[int, int, int], num_classes: int):
+    def __init__(self, base_factory: Callable, input_shape: tuple[int, int, int], num_classes: int,
+                 device: str = "cpu"):
         self.base_factory = base_factory
+        self.device = torch.device(device)
         self.input_shape = tuple(input_shape)
         self.num_classes = int(num_classes)
         self.tensors: dict[str, torch.Tensor] = {}
@@ -39,7 +42,7 @@ class SharedPopulation:
         """The network `arch` names, bound to the shared tensors (new ones are added with the
         values the architecture builds them with: R2R blocks start at zero output)."""
         model = grown_factory(self.base_factory, arch)(self.input_shape, self.num_classes)
-        self.bind(model)
+        self.bind(model.to(self.device))
         return model
 
     def bind(self, model: nn.Module) -> None:
@@ -65,18 +68,18 @@ class SharedPopulation:
              root: Path | None = None) -> None:
         """The shared tensors (and Adam's moments, per key) as one safetensors file; `root`: the
         folder it belongs in (see storage.confine)."""
-        tensors = {f"{'p' if isinstance(v, nn.Parameter) else 'b'}/{k}": v.detach().contiguous()
+        tensors = {f"{'p' if isinstance(v, nn.Parameter) else 'b'}/{k}": v.detach().cpu().contiguous()
                    for k, v in self.tensors.items()}
         if optimizer is not None:
             for key, tensor in self.tensors.items():
                 for name, value in optimizer.state.get(tensor, {}).items():
                     if torch.is_tensor(value):
-                        tensors[f"opt/{name}/{key}"] = value.detach().reshape(value.shape).contiguous()
+                        tensors[f"opt/{name}/{key}"] = value.detach().cpu().contiguous()
         atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)), root)
 
     def load(self, path: Path) -> dict[str, dict[str, torch.Tensor]]:
-        """Values for the shared tensors from `save` (members built afterwards bind to them);
-        returns the saved optimiser state per key."""
+        """Values for the shared tensors from `save` (members built afterwards bind to them), on
+        the population's device; returns the saved optimiser state per key, on the CPU."""
         try:
             saved = load_file(str(path))
         except (SafetensorError, OSError) as exc:
@@ -91,9 +94,9 @@ class SharedPopulation:
                                     "population is damaged")
         for name, value in saved.items():
             if name.startswith("p/"):
-                self.tensors[name[2:]] = nn.Parameter(value)
+                self.tensors[name[2:]] = nn.Parameter(value.to(self.device))
             elif name.startswith("b/"):
-                self.tensors[name[2:]] = value
+                self.tensors[name[2:]] = value.to(self.device)
         moments: dict[str, dict[str, torch.Tensor]] = {}
         for name, value in saved.items():
             if name.startswith("opt/"):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jetsynth.core.frontier import pareto_front
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy, speed
 from jetsynth.report.plotting import (
     count_label,
@@ -40,7 +41,7 @@ def _report_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "report"
 
 
-def member_panels(records: list[dict]) -> list[tuple[str, str, bool]]:
+def member_panels(records: list[MemberRecord]) -> list[tuple[str, str, bool]]:
     """(record key, axis label, log scale) of the per-generation plots this run has."""
     panels = [
         ("accuracy", "test accuracy", False),
@@ -60,7 +61,7 @@ PANEL_TITLES = {
 }
 
 
-def member_figure(run_dir: Path, records: list[dict], key: str, label: str, log: bool,
+def member_figure(run_dir: Path, records: list[MemberRecord], key: str, label: str, log: bool,
                   config: dict | None = None, floor: float | None = None,
                   target_fps: float | None = None):
     """One quantity per generation: every member a dot, the best member on validation a line,
@@ -68,14 +69,14 @@ def member_figure(run_dir: Path, records: list[dict], key: str, label: str, log:
     validation accuracy, and says so) and the target on the throughput plot."""
     plt = pyplot()
     best = _best_per_generation(records)
-    dots = [r for r in records if r.get(key) is not None]
-    line = [r for r in best if r.get(key) is not None]
+    dots = [r for r in records if getattr(r, key) is not None]
+    line = [r for r in best if getattr(r, key) is not None]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter([r["generation"] for r in dots], [r[key] for r in dots], s=16, alpha=0.5,
+    ax.scatter([r.generation for r in dots], [getattr(r, key) for r in dots], s=16, alpha=0.5,
                label="members")
-    ax.plot([r["generation"] for r in line], [r[key] for r in line], marker="o",
+    ax.plot([r.generation for r in line], [getattr(r, key) for r in line], marker="o",
             label="best member on validation")
-    ancestor = records[0].get(key)
+    ancestor = getattr(records[0], key)
     if ancestor is not None:
         shown = f"{ancestor:.4f}" if key == "accuracy" else (
             f"{ancestor:,.0f} images/s" if key == "fps" else f"{ancestor:g}×")
@@ -97,19 +98,19 @@ def member_figure(run_dir: Path, records: list[dict], key: str, label: str, log:
     return fig
 
 
-def layer_figure(run_dir: Path, records: list[dict], config: dict | None = None):
+def layer_figure(run_dir: Path, records: list[MemberRecord], config: dict | None = None):
     """The best member's cluster efficiency per layer and generation, layers named as in the
     model, each line its own marker and dash (many overlap at 1× early on)."""
     plt = pyplot()
     best = _best_per_generation(records)
-    labels = layer_labels(records[0]["layers"])
+    labels = layer_labels(records[0].layers)
     if len(labels) > LINE_LAYERS:
         return _layer_heatmap(run_dir, best, labels, config)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = line_styles()
     for i, name in enumerate(labels):
         marker, dash = next(styles)
-        ax.plot([r["generation"] for r in best], [r["layer_cluster_efficiency"][i] for r in best],
+        ax.plot([r.generation for r in best], [r.layer_cluster_efficiency[i] for r in best],
                 marker=marker, linestyle=dash, alpha=0.85, markersize=6, label=plot_text(name))
     ax.set_yscale("log")
     readable_log(ax.yaxis)
@@ -128,18 +129,18 @@ LINE_LAYERS = 10
 heatmap with a row per layer, whose names stay readable for 20 to 60 layers."""
 
 
-def _layer_heatmap(run_dir: Path, best: list[dict], labels: list[str], config: dict | None):
+def _layer_heatmap(run_dir: Path, best: list[MemberRecord], labels: list[str], config: dict | None):
     """Cluster efficiency per layer (rows, named as in the model) and generation (columns), on a
     log colour scale, the figure as tall as the layers need."""
     from matplotlib.colors import LogNorm
 
     plt = pyplot()
-    values = np.array([[r["layer_cluster_efficiency"][i] for r in best] for i in range(len(labels))])
+    values = np.array([[r.layer_cluster_efficiency[i] for r in best] for i in range(len(labels))])
     fig, ax = plt.subplots(figsize=(7, max(4.5, 1.6 + 0.2 * len(labels))))
     image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest",
                       norm=LogNorm(vmin=1.0, vmax=max(float(values.max()), 1.01)))
     ax.set_yticks(range(len(labels)), labels, fontsize=7 if len(labels) <= 40 else 6)
-    ax.set_xticks(range(len(best)), [str(r["generation"]) for r in best])
+    ax.set_xticks(range(len(best)), [str(r.generation) for r in best])
     ax.set_xlabel("generation")
     bar = fig.colorbar(image, ax=ax)
     readable_log(bar.ax.yaxis)
@@ -149,7 +150,7 @@ def _layer_heatmap(run_dir: Path, best: list[dict], labels: list[str], config: d
     return fig
 
 
-def write_plots(run_dir: Path, records: list[dict], config: dict | None = None) -> list[Path]:
+def write_plots(run_dir: Path, records: list[MemberRecord], config: dict | None = None) -> list[Path]:
     """accuracy.png, synaptic_efficiency.png, cluster_efficiency.png (fps.png when timed) and
     layer_cluster_efficiency.png; `config` (the run's settings) adds the dataset to the titles,
     the accuracy floor and the target."""
@@ -236,16 +237,16 @@ def write_similarity_heatmap(run_dir: Path, generation: int, ids: list[str], mat
     return save(fig, _report_dir(run_dir) / f"similarity_g{generation:02d}.png", run_dir)
 
 
-def storage_figure(run_dir: Path, records: list[dict], precision: str, config: dict | None = None):
+def storage_figure(run_dir: Path, records: list[MemberRecord], precision: str, config: dict | None = None):
     """Seed 002 Fig. 1: test accuracy vs storage of the live weights, one colour per generation."""
     plt = pyplot()
     bytes_per_weight = 2 if precision == "fp16" else 4
-    colours = generation_colours([r["generation"] for r in records])
+    colours = generation_colours([r.generation for r in records])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for generation, colour in colours.items():
-        chosen = [r for r in records if r["generation"] == generation]
-        ax.scatter([r["synapses"] * bytes_per_weight / 1024 for r in chosen],
-                   [r["accuracy"] for r in chosen], color=colour, s=24, label=f"generation {generation}")
+        chosen = [r for r in records if r.generation == generation]
+        ax.scatter([r.synapses * bytes_per_weight / 1024 for r in chosen],
+                   [r.accuracy for r in chosen], color=colour, s=24, label=f"generation {generation}")
     ax.set_xscale("log")
     readable_log(ax.xaxis, number_label)
     ax.set_xlabel(f"storage of the live weights (KiB, {precision})")
@@ -257,29 +258,29 @@ def storage_figure(run_dir: Path, records: list[dict], precision: str, config: d
     return fig
 
 
-def family_tree_figure(run_dir: Path, records: list[dict], config: dict | None = None):
+def family_tree_figure(run_dir: Path, records: list[MemberRecord], config: dict | None = None):
     """Each member a labelled node in its generation's row (colour: test accuracy), an edge to
     each parent."""
     plt = pyplot()
-    position = {r["id"]: (r["member"], -r["generation"]) for r in records}
-    columns = max(r["member"] + 1 for r in records)
-    rows = max(r["generation"] for r in records)
+    position = {r.id: (r.member, -r.generation) for r in records}
+    columns = max(r.member + 1 for r in records)
+    rows = max(r.generation for r in records)
     fig, ax = plt.subplots(figsize=(max(7.0, 2.5 + 1.3 * columns), max(4.5, 1.5 + 0.8 * rows)))
     for record in records:
-        x, y = position[record["id"]]
-        for parent in record["parents"]:
+        x, y = position[record.id]
+        for parent in record.parents:
             if parent in position:
                 px, py = position[parent]
                 ax.plot([px, x], [py, y], color="grey", alpha=0.5, linewidth=1.0, zorder=1)
-    nodes = ax.scatter([position[r["id"]][0] for r in records],
-                       [position[r["id"]][1] for r in records],
-                       c=[r["accuracy"] for r in records], cmap="plasma", s=220, zorder=3,
+    nodes = ax.scatter([position[r.id][0] for r in records],
+                       [position[r.id][1] for r in records],
+                       c=[r.accuracy for r in records], cmap="plasma", s=220, zorder=3,
                        edgecolors="black", linewidths=0.5)
     for record in records:
-        x, y = position[record["id"]]
-        ax.annotate(plot_text(record["id"]), (x, y), textcoords="offset points", xytext=(0, 11), ha="center",
+        x, y = position[record.id]
+        ax.annotate(plot_text(record.id), (x, y), textcoords="offset points", xytext=(0, 11), ha="center",
                     fontsize=8, zorder=4)
-    generations = sorted({r["generation"] for r in records})
+    generations = sorted({r.generation for r in records})
     ax.set_yticks([-g for g in generations], [str(g) for g in generations])
     ax.set_xticks(range(columns))
     ax.set_xlim(-0.6, columns - 0.4)
@@ -292,7 +293,7 @@ def family_tree_figure(run_dir: Path, records: list[dict], config: dict | None =
     return fig
 
 
-def write_population_plots(run_dir: Path, records: list[dict], precision: str,
+def write_population_plots(run_dir: Path, records: list[MemberRecord], precision: str,
                            config: dict | None = None) -> list[Path]:
     """accuracy_vs_storage.png and family_tree.png."""
     return [save(storage_figure(run_dir, records, precision, config),
@@ -301,18 +302,18 @@ def write_population_plots(run_dir: Path, records: list[dict], precision: str,
                  run_dir)]
 
 
-def frontier_figure(run_dir: Path, records: list[dict], floor: float,
+def frontier_figure(run_dir: Path, records: list[MemberRecord], floor: float,
                     target_fps: float | None = None, config: dict | None = None):
     """Validation accuracy (what the floor and the front are about) vs speed of every member,
     each point labelled with its id (colour: generation, one per generation; hollow: predicted,
     not measured), the run's Pareto front as a step line, the accuracy floor and the target."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    timed = [r for r in records if r.get("fps") or r.get("fps_predicted")]
-    colours = generation_colours([r["generation"] for r in timed])
+    timed = [r for r in records if r.fps or r.fps_predicted]
+    colours = generation_colours([r.generation for r in timed])
     for generation, colour in colours.items():
         for measured in (True, False):
-            chosen = [r for r in timed if r["generation"] == generation and bool(r.get("fps")) == measured]
+            chosen = [r for r in timed if r.generation == generation and bool(r.fps) == measured]
             if chosen:
                 ax.scatter([speed(r) for r in chosen], [selection_accuracy(r) for r in chosen], s=34,
                            facecolors=colour if measured else "none", edgecolors=colour,
@@ -326,7 +327,7 @@ def frontier_figure(run_dir: Path, records: list[dict], floor: float,
     ax.set_xscale("log")
     readable_log(ax.xaxis, count_label)
     label_points(ax, [speed(r) for r in timed], [selection_accuracy(r) for r in timed],
-                 [plot_text(r["id"]) for r in timed])
+                 [plot_text(r.id) for r in timed])
     ax.set_xlabel("images per second")
     ax.set_ylabel("validation accuracy" if has_validation(records) else "test accuracy")
     ax.grid(True, alpha=0.3, which="both")
@@ -336,7 +337,7 @@ def frontier_figure(run_dir: Path, records: list[dict], floor: float,
     return fig
 
 
-def write_frontier_plot(run_dir: Path, records: list[dict], floor: float,
+def write_frontier_plot(run_dir: Path, records: list[MemberRecord], floor: float,
                         target_fps: float | None = None, config: dict | None = None) -> Path:
     return save(frontier_figure(run_dir, records, floor, target_fps, config),
                 _report_dir(run_dir) / "frontier.png", run_dir)

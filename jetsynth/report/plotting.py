@@ -5,9 +5,11 @@ overlap (each its own marker and dash)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import cycle
 from pathlib import Path
 
+from jetsynth.core.records import LayerRecord
 from jetsynth.report.text import plot_text, printable
 from jetsynth.storage import atomic_write
 
@@ -106,21 +108,21 @@ def line_styles():
     return cycle(zip(MARKERS, cycle(DASHES), strict=False))
 
 
-def layer_labels(layers: list[dict]) -> list[str]:
+def layer_labels(layers: Sequence[LayerRecord]) -> list[str]:
     """Each layer named as in the model, by its module name (conv1, layer1.0.downsample.0,
     features.3.conv.1.0); only a layer of a plain nn.Sequential, whose whole name is an index
     ('0', '3'), is called conv1, conv2, fc1... in order (unless the model has a layer of that
     name). The kind is the recorded one, else inferred: a linear layer does one multiply-
     accumulate per weight per image, a convolution more."""
     counts = {"conv": 0, "fc": 0}
-    names = {str(layer["name"]) for layer in layers}
+    names = {str(layer.name) for layer in layers}
     labels = []
     for layer in layers:
-        kind = layer.get("kind")
+        kind = layer.kind
         if kind is None:
-            kind = "linear" if layer.get("macs") == layer.get("synapses") else "conv"
+            kind = "linear" if layer.macs == layer.synapses else "conv"
         short = "fc" if kind == "linear" else "conv"
-        name = printable(layer["name"])
+        name = printable(layer.name)
         if name.isdigit():
             counts[short] += 1
             if f"{short}{counts[short]}" not in names:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from jetsynth.core.frontier import frontier_rows, source
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy
 from jetsynth.core.similarity import aligned_presences, average_overlap, overlap_matrix
 from jetsynth.errors import JetsynthError
@@ -44,15 +45,16 @@ SUMMARY_FIELDS = (
 def summary(run_dir: Path) -> dict:
     """The `report --json` object (DESIGN.md §4): the ancestor's figures and every member's."""
     config, records = load_records(run_dir)
-    layer_names = [layer["name"] for layer in records[0]["layers"]]
+    layer_names = [layer.name for layer in records[0].layers]
 
-    def entry(record: dict) -> dict:
-        out = {key: record.get(key) for key in SUMMARY_FIELDS}
+    def entry(record: MemberRecord) -> dict:
+        written = record.to_json()
+        out = {key: written.get(key) for key in SUMMARY_FIELDS}
         out["fps_source"] = source(record)
-        out["fps_produced_by"] = (record.get("bench") or {}).get("produced_by")
+        out["fps_produced_by"] = record.bench.produced_by if record.bench else None
         out["layers"] = [
-            {**layer, "cluster_efficiency": eff}
-            for layer, eff in zip(record["layers"], record["layer_cluster_efficiency"], strict=False)
+            {**layer.to_json(), "cluster_efficiency": eff}
+            for layer, eff in zip(record.layers, record.layer_cluster_efficiency, strict=False)
         ]
         return out
 
@@ -69,24 +71,24 @@ def summary(run_dir: Path) -> dict:
     }
 
 
-def pressure_rows(records: list[dict], floor: float) -> list[dict]:
+def pressure_rows(records: list[MemberRecord], floor: float) -> list[dict]:
     """Per generation: the keep share its offspring were drawn under (the most any member got:
     a member whose parents allowed no viable draw inherits a structure whole, at 1), its best
     validation accuracy against the floor, and its smallest member at the floor (synaptic
     efficiency and MAC reduction, None when no member kept the floor)."""
     rows = []
-    for generation in sorted({r["generation"] for r in records}):
-        members = [r for r in records if r["generation"] == generation]
+    for generation in sorted({r.generation for r in records}):
+        members = [r for r in records if r.generation == generation]
         kept = [r for r in members if selection_accuracy(r) >= floor]
-        smallest = min(kept, key=lambda r: (r["macs"], r["synapses"])) if kept else None
+        smallest = min(kept, key=lambda r: (r.macs, r.synapses)) if kept else None
         rows.append({
             "generation": generation,
-            "keep": min(r.get("environment", {}).get("R", 1.0) for r in members),
+            "keep": min(r.environment.keep if r.environment else 1.0 for r in members),
             "best_val_accuracy": max(selection_accuracy(r) for r in members),
             "floor": floor,
             "at_floor": len(kept),
-            "synaptic_efficiency": smallest["synaptic_efficiency"] if smallest else None,
-            "mac_reduction": smallest["mac_reduction"] if smallest else None,
+            "synaptic_efficiency": smallest.synaptic_efficiency if smallest else None,
+            "mac_reduction": smallest.mac_reduction if smallest else None,
         })
     return rows
 
@@ -101,7 +103,7 @@ PRESSURE_HEADER = ["Gen.", "Keep", "Best val. acc.", "Floor", "At floor", "Synap
                    "MAC red."]
 
 
-def run_floor(config: dict, records: list[dict]) -> float:
+def run_floor(config: dict, records: list[MemberRecord]) -> float:
     """The run's accuracy floor (on validation): --accuracy-floor, else one point under the
     ancestor's validation accuracy."""
     from jetsynth.run.config import EvolveConfig
@@ -109,16 +111,16 @@ def run_floor(config: dict, records: list[dict]) -> float:
     return EvolveConfig.floor(EvolveConfig(**config), selection_accuracy(records[0]))
 
 
-def _best_per_generation(records: list[dict]) -> list[dict]:
-    best: dict[int, dict] = {}
+def _best_per_generation(records: list[MemberRecord]) -> list[MemberRecord]:
+    best: dict[int, MemberRecord] = {}
     for record in records:
-        kept = best.get(record["generation"])
+        kept = best.get(record.generation)
         if kept is None or selection_accuracy(record) > selection_accuracy(kept):
-            best[record["generation"]] = record
+            best[record.generation] = record
     return [best[g] for g in sorted(best)]
 
 
-def efficiency_table(records: list[dict], precision: str = "fp32") -> list[list[str]]:
+def efficiency_table(records: list[MemberRecord], precision: str = "fp32") -> list[list[str]]:
     """Seed 001 Table 1, absolute figures beside the ratios: generation, member, live synapses
     and synaptic efficiency, clusters and cluster efficiency, multiply-accumulates per image and
     their reduction, the live weights' size (KiB at the run's `precision`), test accuracy (and
@@ -129,20 +131,20 @@ def efficiency_table(records: list[dict], precision: str = "fp32") -> list[list[
     validated = has_validation(records)
     return [
         [
-            str(r["generation"]),
-            str(r["member"]),
-            f"{r['synapses']:,}",
-            times(r["synaptic_efficiency"]),
-            f"{r['clusters']:,}",
-            times(r["cluster_efficiency"]),
-            f"{r['macs']:,}",
-            times(r["mac_reduction"]),
+            str(r.generation),
+            str(r.member),
+            f"{r.synapses:,}",
+            times(r.synaptic_efficiency),
+            f"{r.clusters:,}",
+            times(r.cluster_efficiency),
+            f"{r.macs:,}",
+            times(r.mac_reduction),
             f"{weights_kib(r, precision):,.1f}",
-            f"{r['accuracy']:.4f}",
+            f"{r.accuracy:.4f}",
         ]
-        + ([_accuracy(r.get("val_accuracy"))] if validated else [])
-        + ([_fps(r.get("fps")), _fps_range(r), _latency_ms(r)] if measured else [])
-        + ([_fps(r.get("fps_predicted"))] if predicted else [])
+        + ([_accuracy(r.val_accuracy)] if validated else [])
+        + ([_fps(r.fps), _fps_range(r), _latency_ms(r)] if measured else [])
+        + ([_fps(r.fps_predicted)] if predicted else [])
         for r in records
     ]
 
@@ -155,18 +157,18 @@ def times(value: float | None) -> str:
 BYTES_PER_WEIGHT = {"fp16": 2, "fp32": 4}
 
 
-def weights_kib(record: dict, precision: str) -> float:
+def weights_kib(record: MemberRecord, precision: str) -> float:
     """KiB of the member's live weights at `precision` (what a compacted export stores, biases
     aside)."""
-    return record["synapses"] * BYTES_PER_WEIGHT.get(precision, 4) / 1024
+    return record.synapses * BYTES_PER_WEIGHT.get(precision, 4) / 1024
 
 
-def _latency_ms(record: dict) -> str:
+def _latency_ms(record: MemberRecord) -> str:
     """Milliseconds per timed query (batch images) of a measured member, else '-'."""
-    fps = record.get("fps")
+    fps = record.fps
     if not fps:
         return "-"
-    batch = (record.get("bench") or {}).get("batch", 1)
+    batch = record.bench.batch if record.bench else 1
     return f"{1000.0 * batch / fps:.3f}"
 
 
@@ -174,9 +176,9 @@ def _fps(value: float | None) -> str:
     return f"{value:,.0f}" if value else "-"
 
 
-def _fps_range(record: dict) -> str:
+def _fps_range(record: MemberRecord) -> str:
     """The interquartile range of a measured speed, '3,700–3,950'; '-' when not recorded."""
-    iqr = record.get("fps_iqr") if record.get("fps") else None
+    iqr = record.fps_iqr if record.fps else None
     return f"{iqr[0]:,.0f}–{iqr[1]:,.0f}" if iqr else "-"
 
 
@@ -184,22 +186,22 @@ def _accuracy(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else "-"
 
 
-def has_validation(records: list[dict]) -> bool:
+def has_validation(records: list[MemberRecord]) -> bool:
     """Whether the run's members were evaluated on a validation split."""
-    return any(r.get("val_accuracy") is not None for r in records)
+    return any(r.val_accuracy is not None for r in records)
 
 
-def has_predictions(records: list[dict]) -> bool:
+def has_predictions(records: list[MemberRecord]) -> bool:
     """Whether a latency model predicted any member's speed (`evolve --bench`)."""
-    return any(r.get("fps_predicted") for r in records)
+    return any(r.fps_predicted for r in records)
 
 
-def has_fps(records: list[dict]) -> bool:
+def has_fps(records: list[MemberRecord]) -> bool:
     """Whether any member's speed was measured (`evolve --bench`)."""
-    return any(r.get("fps") for r in records)
+    return any(r.fps for r in records)
 
 
-def table1_header(records: list[dict]) -> list[str]:
+def table1_header(records: list[MemberRecord]) -> list[str]:
     return (TABLE1_HEADER + (["Val. acc."] if has_validation(records) else [])
             + (["FPS", "FPS IQR", "Latency (ms)"] if has_fps(records) else [])
             + (["Pred. FPS"] if has_predictions(records) else []))
@@ -228,13 +230,13 @@ def frontier_table(rows: list[dict]) -> list[list[str]]:
     ]
 
 
-def layer_table(records: list[dict]) -> list[list[str]]:
+def layer_table(records: list[MemberRecord]) -> list[list[str]]:
     """Seed 001 Table 2: per-layer cluster efficiency and overall (E), best member per
     generation on validation (its test accuracy shown)."""
     return [
-        [str(r["generation"]), f"{r['accuracy']:.4f}"]
-        + [times(e) for e in r["layer_cluster_efficiency"]]
-        + [times(r["cluster_efficiency"])]
+        [str(r.generation), f"{r.accuracy:.4f}"]
+        + [times(e) for e in r.layer_cluster_efficiency]
+        + [times(r.cluster_efficiency)]
         for r in _best_per_generation(records)
     ]
 
@@ -245,10 +247,10 @@ TABLE1_TITLE, TABLE1_SOURCE = "Architectural efficiency vs accuracy", "seed 001,
 TABLE2_TITLE, TABLE2_SOURCE = "Cluster efficiency per layer", "seed 001, Table 2 (E: all layers)"
 
 
-def table2_header(records: list[dict]) -> list[str]:
+def table2_header(records: list[MemberRecord]) -> list[str]:
     from jetsynth.report.plotting import layer_labels
 
-    return ["Gen.", "Test acc."] + layer_labels(records[0]["layers"]) + ["All layers"]
+    return ["Gen.", "Test acc."] + layer_labels(records[0].layers) + ["All layers"]
 
 
 WIDE_LAYERS = 8
@@ -256,7 +258,7 @@ WIDE_LAYERS = 8
 a MobileNetV2's 52 layers read down the page instead of wrapping across it."""
 
 
-def layer_view(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+def layer_view(records: list[MemberRecord]) -> tuple[list[str], list[list[str]]]:
     """Table 2's header and rows as shown: seed 001's layout (a row per generation) for up to
     WIDE_LAYERS layers, else transposed: a row per layer (named as in the model), a column per
     generation, test accuracy first and all layers last."""
@@ -268,7 +270,7 @@ def layer_view(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["Layer", *(f"Gen. {g}" for g in columns[0])], transposed
 
 
-def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | None = None,
+def write_markdown(run_dir: Path, records: list[MemberRecord], frontier: list[dict] | None = None,
                    pressure: list[dict] | None = None, precision: str = "fp32") -> Path:
     """The tables as Markdown in RUN/report/tables.md, to read without jetsynth (the frontier
     when members were timed, the pressure per generation when given)."""
@@ -302,15 +304,15 @@ def write_markdown(run_dir: Path, records: list[dict], frontier: list[dict] | No
 def generation_similarity(run_dir: Path, generation: int, mode: str) -> tuple[list[str], np.ndarray]:
     """Member ids and the %overlap matrix (seed 002, eq. 4) of one generation."""
     run = RunDirectory(Path(run_dir))
-    ids = [r["id"] for r in run.records() if r["generation"] == generation]
+    ids = [r.id for r in run.records() if r.generation == generation]
     if not ids:
         raise JetsynthError(f"{run_dir} has no finished member in generation {generation}")
     return ids, overlap_matrix(aligned_presences([run.masks(i) for i in ids], mode))
 
 
-def overlap_by_generation(run_dir: Path, records: list[dict], mode: str) -> list[dict]:
+def overlap_by_generation(run_dir: Path, records: list[MemberRecord], mode: str) -> list[dict]:
     """Seed 002 Table 1: the average pairwise overlap of each generation."""
-    generations = sorted({r["generation"] for r in records})
+    generations = sorted({r.generation for r in records})
     rows = []
     for generation in generations:
         ids, matrix = generation_similarity(run_dir, generation, mode)

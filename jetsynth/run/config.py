@@ -13,6 +13,7 @@ from jetsynth.core.synthesis import SynthesisConfig
 from jetsynth.core.trials import TRIALS
 from jetsynth.data.dataset import VAL_SPLIT, DataSpec
 from jetsynth.devices.inventory import BenchTarget
+from jetsynth.devices.profiles import DeviceProfile, get_profile
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.device import AMP_CHOICES
 from jetsynth.nn.structure import CLUSTER_MODES
@@ -32,6 +33,9 @@ PRESETS = ("seed000", "seed001", "seed002", "seed004")
 """--preset: the seed papers' settings, exactly the defaults of every run before the user-first
 defaults (fixed pressure on synapses, kernel clusters, exact widths, 6 generations)."""
 SEED_GENERATIONS = 6
+PAPER_SETTINGS = {"seed000": {"generations": 10, "cluster": "filter"}}
+"""Settings a seed paper states where the shared seed defaults differ: seed 000 (Fig. 2) runs
+to generation 10 and takes each filter as a synaptic cluster (§3.1)."""
 GENERATIONS_CAP = {"digits": 8}
 FALLBACK_GENERATIONS_CAP = 30
 """Without a preset a run ends by itself (--patience at the floor); this only bounds it (on the
@@ -135,7 +139,8 @@ class EvolveConfig:
     """A seed paper's settings (`PRESETS`): the policies below as every run had them before the
     user-first defaults; None: shrink until the floor (see `with_policies`)."""
     channel_multiple: int | None = None
-    """Every channel space keeps a multiple of this many live channels [8; 1 with a preset]."""
+    """Every channel space keeps a multiple of this many live channels [8; 1 with a preset; the
+    device profile's with --bench naming a device that has one (`channel_multiple_choice`)]."""
     # where and in what arithmetic members train (nn.device); placement: a resume may change them
     device: str = "auto"
     """auto | cpu | cuda | cuda:N, resolved on the machine that runs (or resumes) the run; each
@@ -152,7 +157,8 @@ class EvolveConfig:
         filters make a dense network faster) with 0.9 of the pressure on clusters; the budget
         counted in multiply-accumulates (or, when --bench names a target with a calibrated
         latency model, in its latency) at balance 0.5, so the expensive convolutions carry it;
-        eight screened draws per member; channel spaces in groups of 8; the run ends when
+        eight screened draws per member; channel spaces in groups of 8 (or of the --bench
+        device profile's multiple, `channel_multiple_choice`); the run ends when
         --patience 2 generations in a row gained nothing at the floor, within 30 generations (8
         on the built-in digits).
         With --target-fps, the closed loop as under the seed presets (balance 0, fps selection,
@@ -175,9 +181,35 @@ class EvolveConfig:
             screen=self.screen if self.screen is not None else 8,
             max_drop=self.max_drop if floor_given else DEFAULT_MAX_DROP,
             patience=self.patience if self.patience is not None else DEFAULT_PATIENCE,
-            channel_multiple=(self.channel_multiple if self.channel_multiple is not None
-                              else DEFAULT_CHANNEL_MULTIPLE),
+            channel_multiple=self.channel_multiple_choice()[0],
         )
+
+    def channel_multiple_choice(self) -> tuple[int, str]:
+        """The channel multiple the run evolves with, and why in words for the run's start:
+        --channel-multiple when given; 1 under a preset (the seed papers' exact widths); the
+        device profile's multiple when --bench names a device that has a profile declaring one
+        (the board's own channel vector, `devices.profiles.DeviceProfile`); else 8."""
+        if self.channel_multiple is not None:
+            return self.channel_multiple, "as given (--channel-multiple)"
+        if self.preset is not None:
+            return 1, f"--preset {self.preset} keeps the seed papers' exact widths"
+        profile = self._bench_profile()
+        if profile is not None and profile.channel_multiple is not None:
+            return profile.channel_multiple, (
+                f"the {profile.name} profile ({profile.board}) of --bench {self.bench}; "
+                "--channel-multiple N overrides it")
+        return DEFAULT_CHANNEL_MULTIPLE, "the default; --channel-multiple N changes it"
+
+    def _bench_profile(self) -> DeviceProfile | None:
+        """The device profile of the --bench device; None for an onnxruntime backend, a device
+        without a profile, or a name the inventory lacks (`check` says so in its own words)."""
+        if self.bench in BENCH_CHOICES:
+            return None
+        try:
+            target = resolve_bench(self.bench)
+            return None if isinstance(target, str) else get_profile(target.profile)
+        except JetsynthError:
+            return None
 
     def _cost_pressure(self) -> str:
         """'latency' when the bench target has a calibrated latency model (--latency-model FILE,
@@ -206,13 +238,17 @@ class EvolveConfig:
         adaptive pressure from --keep 0.8; eight screened draws per member. With --max-drop or
         --accuracy-floor (and no target), the pressure adapts to accuracy from a stronger --keep
         0.5. Otherwise seed 001's kernels with balance 0.5 and cluster pressure 0.5, seed 000's
-        random mates, fixed pressure at --keep 0.8, on synapses, exact widths."""
+        random mates, fixed pressure at --keep 0.8, on synapses, exact widths; what a paper
+        states itself overrides these (`PAPER_SETTINGS`: seed 000's 10 generations and filter
+        clusters)."""
         closed = self.target_fps is not None
         floored = self.max_drop is not None or self.accuracy_floor is not None
+        paper = PAPER_SETTINGS.get(self.preset, {})
         return replace(
             self,
-            generations=self.generations if self.generations is not None else SEED_GENERATIONS,
-            cluster=self.cluster or ("filter" if closed else "kernel"),
+            generations=(self.generations if self.generations is not None
+                         else paper.get("generations", SEED_GENERATIONS)),
+            cluster=self.cluster or ("filter" if closed else paper.get("cluster", "kernel")),
             balance=self.balance if self.balance is not None else (0.0 if closed else 0.5),
             cluster_pressure=(self.cluster_pressure if self.cluster_pressure is not None
                               else (0.9 if closed else 0.5)),

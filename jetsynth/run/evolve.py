@@ -23,6 +23,7 @@ from jetsynth.core.environment import adaptive_keep
 from jetsynth.core.frontier import meets_target
 from jetsynth.core.genome import Genome
 from jetsynth.core.metrics import at_chance, chance_accuracy
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import pick_member, selection_accuracy, speed
 from jetsynth.core.similarity import aligned_presences, overlap_matrix
 from jetsynth.core.stopping import stale_generations
@@ -65,7 +66,7 @@ class Observer:
 
     def step(self, done: int, total: int) -> None: ...
 
-    def member_finished(self, record: dict) -> None: ...
+    def member_finished(self, record: MemberRecord) -> None: ...
 
     def member_timing(self, member_id: str) -> None:
         """A trained member waits for, or is on, a board of a timing pool (`--bench a --bench b`)."""
@@ -122,7 +123,7 @@ def _latency_model(config: EvolveConfig, run: RunDirectory, target, given: Laten
     return model
 
 
-def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict,
+def generation_keep(config: EvolveConfig, previous: list[MemberRecord], ancestor: MemberRecord,
                     retreat: bool = False) -> tuple[float, dict]:
     """The environmental pressure (keep share) for the generation bred from `previous`: --keep,
     or with --pressure adaptive, `adaptive_keep` of the fastest member that keeps the floor and
@@ -138,30 +139,30 @@ def generation_keep(config: EvolveConfig, previous: list[dict], ancestor: dict,
                          selection_accuracy(ancestor))
 
 
-def parent_pool(config: EvolveConfig, records: list[dict], previous: list[dict],
-                floor: float) -> tuple[list[dict], int | None]:
+def parent_pool(config: EvolveConfig, records: list[MemberRecord], previous: list[MemberRecord],
+                floor: float) -> tuple[list[MemberRecord], int | None]:
     """The members the next generation is bred from: the previous generation; or, with adaptive
     pressure after a generation whose every member fell below the floor, the members at the
     floor of the latest generation that had any (a retreat: returns that generation too), so one
     generation below the floor is followed by offspring of networks that kept it."""
     if config.pressure != "adaptive" or any(selection_accuracy(r) >= floor for r in previous):
         return previous, None
-    for generation in sorted({r["generation"] for r in records}, reverse=True):
-        kept = [r for r in records if r["generation"] == generation and selection_accuracy(r) >= floor]
+    for generation in sorted({r.generation for r in records}, reverse=True):
+        kept = [r for r in records if r.generation == generation and selection_accuracy(r) >= floor]
         if kept:
             return kept, generation
     return previous, None
 
 
 def _repaired(run: RunDirectory, config: EvolveConfig, task: MemberTask, trained: TrainResult,
-              genomes: dict[str, Genome], previous: list[dict], dataset, observer) -> TrainResult:
+              genomes: dict[str, Genome], previous: list[MemberRecord], dataset, observer) -> TrainResult:
     """--grow-on-drop, on the driver after training: the offspring repaired by growth when it
     lost too much (see `repair`); the repair is marked in its genome (`extra['repair']`) and the
     events."""
     from jetsynth.core.repair import repair_offspring
 
     lineage = task.genome.lineage
-    by_id = {r["id"]: r for r in previous}
+    by_id = {r.id: r for r in previous}
     parents = [p for p in lineage.parents if p in by_id]
     best = max(parents, key=lambda p: selection_accuracy(by_id[p]))
     result, info = repair_offspring(
@@ -178,11 +179,11 @@ def _repaired(run: RunDirectory, config: EvolveConfig, task: MemberTask, trained
     return replace(result, genome=genome)
 
 
-def _order(record: dict) -> tuple[int, int]:
-    return record["generation"], record["member"]
+def _order(record: MemberRecord) -> tuple[int, int]:
+    return record.generation, record.member
 
 
-def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float) -> bool:
+def reaches_target(record: MemberRecord, config: EvolveConfig, ancestor_accuracy: float) -> bool:
     """Whether `record` meets --target-fps (measured FPS) at or above the accuracy floor (both
     on validation: pass the ancestor's `selection_accuracy`)."""
     return meets_target(record, config.target_fps, config.floor(ancestor_accuracy))
@@ -191,7 +192,7 @@ def reaches_target(record: dict, config: EvolveConfig, ancestor_accuracy: float)
 def evolve(
     config: EvolveConfig, run_dir: Path, resume: bool = False, observer: Observer | None = None,
     trust_code: bool = False, factory: Factory | None = None, dataset: Dataset | None = None,
-) -> list[dict]:
+) -> list[MemberRecord]:
     """Run (or resume) an evolution and return every member's record, ancestor first. With
     --target-fps, the run stops after the generation in which a member reached the target.
     A resumed run's config may come from its files: user code it names (`module:function`,
@@ -203,6 +204,8 @@ def evolve(
     if stored is not None and config.pressure_on is None:
         # the default follows whether a calibration exists; a resumed run keeps what it chose
         config = replace(config, pressure_on=stored.pressure_on)
+    multiple, why = config.channel_multiple_choice()
+    multiple_line = f"channel multiple {multiple}: {'as the run started' if resume else why}"
     config = config.resolved()
     devices = placement(config)
     factory = factory or resolve_factory(config.arch, trusted=trust_code or not resume)
@@ -235,7 +238,7 @@ def evolve(
         run = open_run(root, config, resume, {config.arch: factory})
         try:
             return _evolve(config, run, resume, observer, dataset, target, given, start,
-                           executor, timing_pool, devices)
+                           executor, timing_pool, devices, (multiple_line,))
         finally:
             run.release()
     except Exception:
@@ -279,9 +282,10 @@ def _remove_start(root: Path, made: str) -> None:
 def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Observer, dataset,
             target, given: LatencyModel | None, start: AncestorStart | None,
             executor: Executor, timing_pool: TimingPool | None = None,
-            devices: list[str] | None = None) -> list[dict]:
+            devices: list[str] | None = None, notes: tuple[str, ...] = ()) -> list[MemberRecord]:
     """The generations of `evolve` in the run directory it holds the lock of; `timing_pool`
-    times each generation's members on several devices (None: on `target` in turn)."""
+    times each generation's members on several devices (None: on `target` in turn); `notes`:
+    lines for the run's start that only the caller knows (why the channel multiple)."""
     speedometer = None
     if target is not None:
         speedometer = Speedometer(target, config.precision, config.bench_batch, config.bench_seconds,
@@ -297,6 +301,8 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     observer.run_started(run.root, done, total)
     observer.notice(_threads_note(target))
     observer.notice(placement_line(config, devices or []))
+    for line in notes:
+        observer.notice(line)
     run.event("placement", devices=devices or [], amp=config.amp)
     recorder = Recorder(run, config, speedometer, timing_pool, observer.member_timing)
     if timing_pool is not None:
@@ -325,7 +331,7 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
     if speedometer is not None:
         from jetsynth.ship.bench import MEMBER_MODEL
 
-        speedometer.use_reference(run.member_dir(ancestor_id) / MEMBER_MODEL, ancestor.get("fps"))
+        speedometer.use_reference(run.member_dir(ancestor_id) / MEMBER_MODEL, ancestor.fps)
     records = [ancestor]
     previous = [ancestor]
     screen = None
@@ -348,14 +354,14 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             run.event("retreat", generation=generation, parents_from=retreat)
             observer.notice(f"generation {generation - 1} fell below the accuracy floor: generation "
                             f"{generation} is bred from generation {retreat}'s members at the floor")
-        genomes = {r["id"]: run.genome(r["id"]) for r in previous}
+        genomes = {r.id: run.genome(r.id) for r in previous}
         costs = None
         if config.pressure_on == "latency":
             costs = latency_costs(speedometer.model, next(iter(genomes.values())).topology)
         overlaps = None
         if config.selection == "similarity":
             overlaps = overlap_matrix(
-                aligned_presences([genomes[r["id"]].masks for r in previous], config.cluster)
+                aligned_presences([genomes[r.id].masks for r in previous], config.cluster)
             )
         found = {i: run.record(member_id(generation, i)) for i in range(config.population)}
         todo = [i for i, record in found.items() if record is None]
@@ -365,10 +371,10 @@ def _evolve(config: EvolveConfig, run: RunDirectory, resume: bool, observer: Obs
             if config.grow_on_drop is not None:
                 trained = _repaired(run, config, task, trained, genomes, previous, dataset, observer)
             for record in recorder.add(task, trained, ancestor):
-                found[record["member"]] = record
+                found[record.member] = record
                 observer.member_finished(record)
         for record in recorder.finish():
-            found[record["member"]] = record
+            found[record.member] = record
             observer.member_finished(record)
         current = [found[i] for i in range(config.population)]
         records.extend(current)
@@ -424,7 +430,7 @@ def _threads_note(target) -> str:
 
 
 def _bred(config: EvolveConfig, run: RunDirectory, observer: Observer, todo: list[int],
-          previous: list[dict], genomes: dict, overlaps, generation: int, keep: float,
+          previous: list[MemberRecord], genomes: dict, overlaps, generation: int, keep: float,
           floor: float, costs: dict[str, float] | None,
           screen: Callable[[Genome], float] | None) -> Iterator[MemberTask]:
     """The tasks of members `todo` of `generation`, each bred when the executor asks for it."""
@@ -434,7 +440,7 @@ def _bred(config: EvolveConfig, run: RunDirectory, observer: Observer, todo: lis
                              index, keep, floor, costs, screen)
 
 
-def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig,
+def _patience_spent(run: RunDirectory, records: list[MemberRecord], config: EvolveConfig,
                     ancestor_accuracy: float) -> bool:
     """Log and return whether --patience generations in a row improved nothing at the floor."""
     if config.patience is None:
@@ -444,17 +450,17 @@ def _patience_spent(run: RunDirectory, records: list[dict], config: EvolveConfig
     if stale < config.patience:
         return False
     run.event("patience_stop", stale_generations=stale, patience=config.patience,
-              accuracy_floor=floor, ship=pick_member(records, floor=floor)["id"])
+              accuracy_floor=floor, ship=pick_member(records, floor=floor).id)
     return True
 
 
-def _target_reached(run: RunDirectory, generation: list[dict], config: EvolveConfig,
+def _target_reached(run: RunDirectory, generation: list[MemberRecord], config: EvolveConfig,
                     ancestor_accuracy: float) -> bool:
     """Log (once per check) and return whether a member of `generation` met the target."""
     hits = [r for r in generation if reaches_target(r, config, ancestor_accuracy)]
     if hits:
-        best = max(hits, key=lambda r: r["fps"])
-        run.event("target_reached", member=best["id"], fps=best["fps"], accuracy=best["accuracy"],
-                  val_accuracy=best.get("val_accuracy"), target_fps=config.target_fps,
+        best = max(hits, key=lambda r: r.fps)
+        run.event("target_reached", member=best.id, fps=best.fps, accuracy=best.accuracy,
+                  val_accuracy=best.val_accuracy, target_fps=config.target_fps,
                   accuracy_floor=config.floor(ancestor_accuracy))
     return bool(hits)

@@ -4,9 +4,11 @@ run's test split. This reads a run directory and trains, so it sits above the ex
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jetsynth.core.genome import Genome
+from jetsynth.core.records import Finetune, MemberRecord
 from jetsynth.core.selection import best_member, pick_member, selection_accuracy
 from jetsynth.data.dataset import Dataset
 from jetsynth.data.load import load_dataset
@@ -20,6 +22,17 @@ from jetsynth.ship.export import DEFAULT_OPSET, ExportResult, compact_genome, ex
 from jetsynth.ship.state_dict import StateDictResult, export_state_dict
 
 FORMATS = ("onnx", "state-dict")
+
+
+@dataclass(frozen=True)
+class ShippedMember:
+    """The member an export shipped: its `record` (with the new test and validation accuracies
+    when it was fine-tuned), why the deployment rule picked it (`picked_because`, in words; None
+    when it was named or is a grow run's pick) and its fine-tuning (None: none)."""
+
+    record: MemberRecord
+    picked_because: str | None = None
+    finetune: Finetune | None = None
 
 
 def export_member(
@@ -41,10 +54,10 @@ def export_member(
     dataset: Dataset | None = None,
     output_format: str = "onnx",
     device: str = "auto",
-) -> tuple[ExportResult | StateDictResult, dict]:
+) -> tuple[ExportResult | StateDictResult, ShippedMember]:
     """Export one member of a run (by generation/member, else the deployment pick of
     `selection.best_member`), with parity measured on the run's test split. Returns the result
-    and the member's record (with `picked_because`, in words, when it was picked). With
+    and the member shipped (`ShippedMember`: why it was picked, in words, when it was). With
     `finetune_epochs`, the member is first trained that many epochs more on the run's data, its
     structure fixed: evolution retrains each offspring briefly, and the one network that ships
     is worth a longer training (the record then holds the new accuracy, and `finetune` the
@@ -69,13 +82,12 @@ def export_member(
     factories = factories or stored_factories(config["arch"], arch, trust_code, str(run_dir))
     grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
     if grown is not None:
-        record = grown
+        shipped = ShippedMember(grown)
     elif generation is None and member is None:
-        record, why = best_member(records, selection_accuracy(records[0]) - max_drop)
-        record = {**record, "picked_because": why}
+        shipped = ShippedMember(*best_member(records, selection_accuracy(records[0]) - max_drop))
     else:
-        record = pick_member(records, generation, member, max_drop)
-    genome = RunDirectory(Path(run_dir), factories).genome(record["id"])
+        shipped = ShippedMember(pick_member(records, generation, member, max_drop))
+    genome = RunDirectory(Path(run_dir), factories).genome(shipped.record.id)
     if dataset is None and (check_parity or finetune_epochs):
         try:
             dataset = load_dataset(EvolveConfig(**config).data_spec())
@@ -84,31 +96,32 @@ def export_member(
                     else "the parity check; add --no-parity to skip it")
             raise JetsynthError(f"{exc} (needed for {need})") from None
     if finetune_epochs:
-        genome, record = finetune_member(genome, record, dataset, config, finetune_epochs, on_step,
-                                         trains_on)
+        genome, shipped = finetune_member(genome, shipped, dataset, config, finetune_epochs, on_step,
+                                          trains_on)
+    metadata = genome_metadata(genome, shipped.record, Path(run_dir), shipped.finetune)
     if channel_multiple is None:
         channel_multiple = config.get("channel_multiple") or 1
     if output_format == "state-dict":
         compacted = compact_genome(genome, channel_multiple)
         return export_state_dict(genome, compacted.model, out, precision, compacted.macs,
-                                 genome_metadata(genome, record, Path(run_dir))), record
+                                 metadata), shipped
     images = dataset.test_x if check_parity else None
     result = export_genome(genome, out, precision, io_precision, opset,
-                           genome_metadata(genome, record, Path(run_dir)), images, channel_multiple)
-    return result, record
+                           metadata, images, channel_multiple)
+    return result, shipped
 
 
-def finetune_member(genome: Genome, record: dict, dataset, config: dict,
-                    epochs: int, on_step=None, device: str = "cpu") -> tuple[Genome, dict]:
+def finetune_member(genome: Genome, shipped: ShippedMember, dataset, config: dict,
+                    epochs: int, on_step=None, device: str = "cpu") -> tuple[Genome, ShippedMember]:
     """The member trained `epochs` more on `device` with the run's batch size, learning rate,
-    precision, mixed precision and seed (`config`: the run's settings as a dict), and its record
-    with the new test and validation accuracies."""
+    precision, mixed precision and seed (`config`: the run's settings as a dict), and the
+    member shipped with the new test and validation accuracies."""
     training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
                            precision=config["precision"], device=device,
                            amp=config.get("amp") or "auto")
     result = train_genome(genome, dataset, training, config["seed"], on_step)
     accuracy = result.metrics["accuracy"]
-    return result.genome, {**record, "accuracy": accuracy,
-                           "val_accuracy": result.metrics.get("val_accuracy"),
-                           "finetune": {"epochs": epochs, "accuracy_before": record["accuracy"],
-                                        "device": device}}
+    record = shipped.record
+    tuned = replace(record, accuracy=accuracy, val_accuracy=result.metrics.get("val_accuracy"))
+    return result.genome, replace(shipped, record=tuned,
+                                  finetune=Finetune(epochs, record.accuracy, device))

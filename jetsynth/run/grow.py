@@ -37,8 +37,12 @@ from torch import nn
 from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import grow_genome
 from jetsynth.core.metrics import efficiency, size_metrics
-from jetsynth.data.load import Dataset, load_dataset, training_batch
+from jetsynth.core.records import MemberRecord
+from jetsynth.data.load import Dataset, load_dataset
+from jetsynth.data.stream import TrainingStream
 from jetsynth.errors import JetsynthError
+from jetsynth.nn.device import describe, resolve_amp, resolve_devices
+from jetsynth.nn.gpu_lock import gpu_turn
 from jetsynth.nn.growth import grown_factory, join_arch, next_uid, random_transform, split_arch
 from jetsynth.nn.models import canonical_arch, resolve_factory
 from jetsynth.nn.norm_stats import with_own_statistics
@@ -46,8 +50,11 @@ from jetsynth.nn.population import SharedPopulation
 from jetsynth.run.bounds import MAX_STEPS
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import GROW_FILE, RunDirectory, member_id, open_run, read_object
+from jetsynth.run.train import autocast, gradient_scaler, update
 from jetsynth.storage import write_json
 
+RESUMABLE = ("iterations", "device", "amp")
+"""GrowConfig fields a resume may change: more iterations, another device or arithmetic."""
 CALIBRATION_BATCHES = 16
 """Training batches (of --batch-size) that a member's own batch-norm statistics are estimated
 from before it is evaluated and saved: the members share their running statistics, which
@@ -62,7 +69,12 @@ class GrowConfig:
     """Algorithm 1's N_i (`initial_steps`), N_j (`steps`), K (`keep_best`), M (`population`)
     and iteration count; `gamma`: an example's weight is multiplied by it for every selected
     member that classifies it (--coevolve); `ensemble_epochs`: epochs of the combiner's
-    training on the training split (--ensemble; the members' own images)."""
+    training on the training split (--ensemble; the members' own images).
+    `device`: where the population trains and is
+    evaluated (--device as evolve takes it; the first of several GPUs: the members share their
+    tensors, so they train on one); `amp`: mixed precision (None: `nn.device.resolve_amp`'s
+    default for the device). Neither decides the result's meaning, so a resumed run may change
+    them."""
 
     data: str = "digits"
     subset: float = 1.0
@@ -81,6 +93,8 @@ class GrowConfig:
     ensemble: bool = False
     ensemble_epochs: int = 50
     seed: int = 0
+    device: str = "auto"
+    amp: str | None = None
 
     def check(self) -> None:
         problems = []
@@ -108,7 +122,14 @@ class GrowConfig:
                             generations=self.iterations + 1, population=self.population,
                             batch_size=self.batch_size, lr=self.lr, seed=self.seed,
                             val_split=self.val_split, input_size=self.input_size,
-                            epochs=0, ancestor_epochs=0).with_policies()
+                            epochs=0, ancestor_epochs=0, device=self.device,
+                            amp=self.amp).with_policies()
+
+    def placement(self) -> tuple[str, str]:
+        """(torch device, amp) the population trains on here: --device and --amp resolved
+        against this machine, or one line saying why not (`nn.device`)."""
+        device = resolve_devices(self.device)[0]
+        return device, resolve_amp(self.amp, device)
 
 
 @dataclass
@@ -140,37 +161,53 @@ def select(correct: list[torch.Tensor], k: int, gamma: float | None = None) -> l
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def predictions(model: nn.Module, images, amp: str = "off") -> torch.Tensor:
+    """The predicted class of every image (a tensor or `MappedImages`), on the CPU; computed on
+    the model's device, 1,000 images at a time."""
     model.eval()
-    return torch.cat([model(images[s:s + 1000]).argmax(1) for s in range(0, len(images), 1000)])
+    device = next(model.parameters()).device
+    found = []
+    with autocast(device, amp):
+        for start in range(0, len(images), 1000):
+            chunk = images[start:start + 1000].to(device, non_blocking=True)
+            found.append(model(chunk).argmax(1).cpu())
+    return torch.cat(found)
 
 
 def joint_train(members: list[Member], steps: int, dataset: Dataset, optimizer: torch.optim.Optimizer,
-                generator: torch.Generator, batch_size: int) -> None:
-    """`steps` single updates, each on a member drawn uniformly with replacement."""
+                generator: torch.Generator, batch_size: int, device: str = "cpu",
+                amp: str = "off", scaler: torch.amp.GradScaler | None = None) -> None:
+    """`steps` single updates, each on a member drawn uniformly with replacement, on `device`
+    (where the members' tensors are) in `amp`'s mixed precision; batches come from
+    `data.stream.TrainingStream` (resident on a GPU when small enough). `scaler`: fp16's gradient
+    scaler, kept by the caller across calls (its scale is part of the training's state). On a GPU,
+    each update holds it alone (`nn.gpu_lock`), as evolve's trainer does."""
     n = len(dataset.train_x)
+    stream = TrainingStream(dataset, device)
+    where = torch.device(device)
     order = torch.randperm(n, generator=generator)
     cursor = 0
     for _ in range(steps):
         member = members[int(torch.randint(len(members), (1,), generator=generator))]
         if cursor + batch_size > n:
             order, cursor = torch.randperm(n, generator=generator), 0
-        images, labels = training_batch(dataset, order[cursor:cursor + batch_size], generator)
+        images, labels = stream.batch(order[cursor:cursor + batch_size], generator)
         cursor += batch_size
         member.model.train()
-        optimizer.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(member.model(images), labels).backward()
-        optimizer.step()
+        with gpu_turn(device):
+            update(member.model, images, labels, optimizer, scaler, where, amp)
 
 
-def calibration_batches(dataset: Dataset, seed: int, batch_size: int) -> Iterator[torch.Tensor]:
-    """The CALIBRATION_BATCHES training batches a member's own batch-norm statistics come from:
-    the same images for every member and every evaluation of a run (a resumed run evaluates as
-    the uninterrupted one)."""
+def calibration_batches(dataset: Dataset, seed: int, batch_size: int, device: str = "cpu"
+                        ) -> Iterator[torch.Tensor]:
+    """The CALIBRATION_BATCHES training batches (on `device`) a member's own batch-norm
+    statistics come from: the same images for every member and every evaluation of a run (a
+    resumed run evaluates as the uninterrupted one)."""
     order = torch.randperm(len(dataset.train_x), generator=torch.Generator().manual_seed(seed))
+    stream = TrainingStream(dataset, device)
     generator = torch.Generator().manual_seed(seed)
     for indices in order[:CALIBRATION_BATCHES * batch_size].split(batch_size):
-        yield training_batch(dataset, indices, generator)[0]
+        yield stream.batch(indices, generator)[0]
 
 
 class _Optimizer:
@@ -192,26 +229,33 @@ class _Optimizer:
         for key, state in moments.items():
             tensor = self.population.tensors.get(key)
             if tensor is not None and id(tensor) in self.known:
-                self.adam.state[tensor] = {k: v.clone() for k, v in state.items()}
+                # Adam keeps its step count on the CPU unless it is capturable
+                self.adam.state[tensor] = {k: v.clone() if k == "step" else v.to(tensor.device)
+                                           for k, v in state.items()}
 
 
 class Grower:
     """Algorithm 1 in a run directory (see the module docstring)."""
 
     def __init__(self, config: GrowConfig, run: RunDirectory, dataset: Dataset, factory,
-                 notice=print):
+                 notice=print, device: str = "cpu", amp: str = "off"):
         self.config, self.run, self.dataset, self.notice = config, run, dataset, notice
-        self.population = SharedPopulation(factory, dataset.input_shape, dataset.classes)
+        self.device, self.amp = device, amp
+        self.population = SharedPopulation(factory, dataset.input_shape, dataset.classes, device)
+        self.scaler = gradient_scaler(torch.device(device), amp)
         self.factory = factory
         self._topologies: dict[str, object] = {}
-        self.ancestor_record: dict | None = None
+        self.ancestor_record: MemberRecord | None = None
 
     # ---- persistence
     def _save_state(self, iteration: int, members: list[Member], uid: int, optimizer) -> None:
         folder = self.run.root / POPULATION_DIR
         self.population.save(folder / TENSORS, optimizer, self.run.root)
-        write_json(folder / STATE, {"iteration": iteration, "next_uid": uid, "members": [
-            {"id": m.id, "arch": m.arch, "parent": m.parent} for m in members]}, self.run.root)
+        state = {"iteration": iteration, "next_uid": uid, "members": [
+            {"id": m.id, "arch": m.arch, "parent": m.parent} for m in members]}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        write_json(folder / STATE, state, self.run.root)
 
     def _load_state(self):
         folder = self.run.root / POPULATION_DIR
@@ -219,6 +263,8 @@ class Grower:
             return None
         state = read_object(folder / STATE)
         moments = self.population.load(folder / TENSORS)
+        if self.scaler is not None and isinstance(state.get("scaler"), dict):
+            self.scaler.load_state_dict(state["scaler"])
         members = [Member(m["id"], m["arch"], self.population.build(m["arch"]), m["parent"])
                    for m in state["members"]]
         return state["iteration"], state["next_uid"], members, moments
@@ -239,31 +285,33 @@ class Grower:
         lineage = Lineage(member_id(generation, index), generation, index, parents)
         grown = grow_genome(base, transforms, lineage) if transforms else replace(base, lineage=lineage)
         model = member.evaluated if member.evaluated is not None else member.model
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return replace(grown, state=state,
                        extra={"preprocessing": self.dataset.preprocessing, "grow": True})
 
     def _evaluate(self, member: Member) -> None:
         data = self.dataset
         member.evaluated = with_own_statistics(
-            member.model, calibration_batches(data, self.config.seed, self.config.batch_size))
-        member.correct = predictions(member.evaluated, data.val_x) == data.val_y
+            member.model, calibration_batches(data, self.config.seed, self.config.batch_size, self.device))
+        member.correct = predictions(member.evaluated, data.val_x, self.amp) == data.val_y
         member.val_accuracy = float(member.correct.float().mean())
-        member.accuracy = float((predictions(member.evaluated, data.test_x) == data.test_y).float().mean())
+        member.accuracy = float((predictions(member.evaluated, data.test_x, self.amp) == data.test_y
+                                 ).float().mean())
 
     def _record(self, member: Member, generation: int, index: int, parents: tuple[str, ...],
-                selected: bool) -> dict:
+                selected: bool) -> MemberRecord:
         genome = self.genome(member, generation, index, parents)
         metrics = size_metrics(genome, "kernel")
-        base = self.ancestor_record or metrics
+        base = self.ancestor_record.sizes() if self.ancestor_record is not None else metrics
         record = {"id": genome.lineage.id, "generation": generation, "member": index,
                   "parents": list(parents), "seed": self.config.seed, "arch": member.arch,
                   "accuracy": member.accuracy, "val_accuracy": member.val_accuracy,
                   "epochs": 0, "selected": selected, **metrics, **efficiency(base, metrics),
-                  "fps": None, "params": sum(p.numel() for p in member.model.parameters())}
-        self.run.save(genome, record)
+                  "fps": None, "params": sum(p.numel() for p in member.model.parameters()),
+                  "device": self.device, "amp": self.amp}
+        written = self.run.save(genome, MemberRecord.from_json(record, f"{genome.lineage.id}'s record"))
         member.id = genome.lineage.id
-        return record
+        return written
 
     # ---- Algorithm 1
     def run_all(self) -> list[Member]:
@@ -277,7 +325,7 @@ class Grower:
             generator = torch.Generator().manual_seed(config.seed)
             self.notice(f"training h_i for {config.initial_steps} steps")
             joint_train(members, config.initial_steps, self.dataset, optimizer.extend(), generator,
-                        config.batch_size)
+                        config.batch_size, self.device, self.amp, self.scaler)
             self._evaluate(members[0])
             self.ancestor_record = self._record(members[0], 1, 0, (), True)
             first, uid = 1, next_uid(config.arch)
@@ -308,7 +356,7 @@ class Grower:
                 grown.append(Member("", arch, self.population.build(arch), parent.id))
             members = selected + grown
             joint_train(members, config.steps, self.dataset, optimizer.extend(), generator,
-                        config.batch_size)
+                        config.batch_size, self.device, self.amp, self.scaler)
             previous = {m.id for m in selected}
             for index, member in enumerate(members):
                 self._evaluate(member)
@@ -326,8 +374,10 @@ class Grower:
 
 
 def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) -> dict:
-    """Run (or resume) Algorithm 1; returns the grow.json summary."""
+    """Run (or resume) Algorithm 1; returns the grow.json summary. A device this machine lacks
+    (--device, --amp) ends with one line before anything is read or written."""
     config.check()
+    device, amp = config.placement()
     config = replace(config, arch=canonical_arch(config.arch))
     factory = resolve_factory(config.arch, trusted=True)
     dataset = load_dataset(config.evolve_config().data_spec())
@@ -338,17 +388,18 @@ def grow(config: GrowConfig, run_dir: Path, resume: bool = False, notice=print) 
     if resume and grow_path.is_file():
         stored = read_object(grow_path).get("config", {})
         differing = sorted(k for k, v in asdict(config).items()
-                           if k != "iterations" and stored.get(k) != v)
+                           if k not in RESUMABLE and stored.get(k) != v)
         if differing:
             raise JetsynthError(f"{run_dir} was grown with other settings ({', '.join(differing)}); "
                                 "resume it with the same options or choose another --run-dir")
     run = open_run(Path(run_dir), config.evolve_config(), resume, {config.arch: factory})
     try:
         write_json(grow_path, {"config": asdict(config)}, run.root)
-        run.event("grow_resumed" if resume else "grow_started")
+        run.event("grow_resumed" if resume else "grow_started", device=device, amp=amp)
+        notice(describe([device], amp))
         base_factory = resolve_factory(split_arch(config.arch)[0], trusted=True)  # an --arch grown already
-        final = Grower(config, run, dataset, base_factory, notice).run_all()
-        summary = {"config": asdict(config),
+        final = Grower(config, run, dataset, base_factory, notice, device, amp).run_all()
+        summary = {"config": asdict(config), "device": device, "amp": amp,
                    "final": [{"id": m.id, "arch": m.arch, "val_accuracy": m.val_accuracy,
                               "accuracy": m.accuracy} for m in final]}
         if config.ensemble:

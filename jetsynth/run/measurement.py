@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jetsynth.core.records import BenchRecord, MemberRecord, Speed
 from jetsynth.errors import JetsynthError
 from jetsynth.storage import append_jsonl, read_jsonl
 
@@ -83,8 +84,10 @@ def time_here(path: Path, backend: str, batch: int, seconds: float,
     """Time the ONNX file at `path` here (trials, median, interquartile range: see `bench.measure`).
     With `reference` (the run's reference network and its first images/s), the reference is
     re-timed after the member: when the host's speed drifted by more than DRIFT_TOLERANCE since
-    then, both are timed once more and the attempt whose drift is nearer 1 is kept."""
+    then, both are timed once more and the attempt whose drift is nearer 1 is kept. A GPU backend
+    holds its GPU alone meanwhile (`nn.gpu_lock`): members training on it pause."""
     from jetsynth.core.trials import DRIFT_TOLERANCE, drift
+    from jetsynth.nn.gpu_lock import backend_turn
     from jetsynth.ship.bench import THREADS, measure, onnx_runner
 
     def member() -> dict:
@@ -102,11 +105,12 @@ def time_here(path: Path, backend: str, batch: int, seconds: float,
             timing.update(reference_fps=now, drift=drift(now, reference[1]))
         return timing
 
-    timing = with_drift()
-    if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
-        again = with_drift()
-        timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
-        timing["drift_retimed"] = True
+    with backend_turn(backend):
+        timing = with_drift()
+        if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
+            again = with_drift()
+            timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
+            timing["drift_retimed"] = True
     return timing
 
 
@@ -255,10 +259,9 @@ class Speedometer:
                                exported.macs, timed_)
 
     def assess(self, genome, folder: Path, ordinal: int, target_fps: float | None = None,
-               keeps_floor: bool = False, metadata: dict | None = None) -> dict:
+               keeps_floor: bool = False, metadata: dict | None = None) -> Speed:
         """Export `genome` compacted to `folder`/model.onnx (see `plan`) and measure or predict
-        its speed; the fields evolution records (fps: measured images per second, or None;
-        fps_predicted)."""
+        its speed, as evolution records it."""
         plan = self.plan(genome, folder, ordinal, target_fps, keeps_floor, metadata)
         timing = None
         if plan.timed:
@@ -285,9 +288,10 @@ class Speedometer:
         if timing["fps"] is not None and not timing.get("cached"):
             self.cache.put(plan.key, timing, plan.by)
 
-    def finish(self, plan: MeasurementPlan, timing: dict | None) -> dict:
-        """The fields evolution records for `plan` given its `timing` (None: predicted), and the
-        online model's new sample when it was measured."""
+    def finish(self, plan: MeasurementPlan, timing: dict | None) -> Speed:
+        """The speed evolution records for `plan` given its `timing` (a cache entry as
+        `timed` gives it; None: predicted), and the online model's new sample when it was
+        measured."""
         if timing is None:
             timing = {"fps": None, "backend": target_label(self.target)}
             source = "predicted"
@@ -297,23 +301,26 @@ class Speedometer:
                 source = "failed"
             elif source == "measured":
                 self.samples.append((plan.vector, self.batch / timing["fps"]))
-        return {
-            "fps": timing["fps"],
-            "fps_iqr": timing.get("fps_iqr") if timing["fps"] is not None else None,
-            "fps_predicted": plan.predicted,
-            "bench": {**{k: v for k, v in timing.items() if k not in ("fps", "fps_iqr")}, "source": source,
-                      "predictor": plan.predictor, "precision": self.precision, "batch": self.batch,
-                      "onnx_bytes": plan.onnx_bytes, "onnx_macs": plan.onnx_macs,
-                      "architecture": plan.key.split(":")[0],
-                      "features": [float(v) for v in plan.vector]},
-        }
+        iqr = timing.get("fps_iqr") if timing["fps"] is not None else None
+        return Speed(
+            fps=timing["fps"],
+            fps_iqr=None if iqr is None else (float(iqr[0]), float(iqr[1])),
+            fps_predicted=plan.predicted,
+            bench=BenchRecord.from_json({
+                **{k: v for k, v in timing.items() if k not in ("fps", "fps_iqr")}, "source": source,
+                "predictor": plan.predictor, "precision": self.precision, "batch": self.batch,
+                "onnx_bytes": plan.onnx_bytes, "onnx_macs": plan.onnx_macs,
+                "architecture": plan.key.split(":")[0],
+                "features": [float(v) for v in plan.vector]}),
+        )
 
 
-def run_samples(records: list[dict]) -> list[tuple]:
+def run_samples(records: list[MemberRecord]) -> list[tuple]:
     """(feature vector, seconds per query) of every member of a run that was timed, for the
     online latency model of a resumed run."""
     import numpy as np
 
-    return [(np.array(r["bench"]["features"]), r["bench"]["batch"] / r["fps"])
+    return [(np.array(r.bench.features), r.bench.batch / r.fps)
             for r in records
-            if r.get("fps") and "features" in (r.get("bench") or {}) and r["bench"]["source"] == "measured"]
+            if r.fps and r.bench is not None and r.bench.features is not None
+            and r.bench.source == "measured"]

@@ -21,6 +21,7 @@ from jetsynth.core.genome import Genome, Lineage, ancestor_genome, topology_for
 from jetsynth.core.grow_genome import harmonize
 from jetsynth.core.mating import rate_for_factor
 from jetsynth.core.metrics import efficiency, size_metrics
+from jetsynth.core.records import MemberRecord
 from jetsynth.core.screening import pick_draw
 from jetsynth.core.selection import select_parents, selection_accuracy
 from jetsynth.core.synthesis import masks_cost, prepare, synapse_costs, synthesize
@@ -126,7 +127,7 @@ def ancestor_task(config: EvolveConfig, run: RunDirectory, start: AncestorStart)
                       run.member_folder(mid))
 
 
-def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[dict],
+def offspring_task(config: EvolveConfig, run: RunDirectory, notice, previous: list[MemberRecord],
                    genomes: dict[str, Genome], overlaps, generation: int, index: int, keep: float,
                    floor: float, costs: dict[str, float] | None = None,
                    screen: Callable[[Genome], float] | None = None) -> MemberTask:
@@ -174,20 +175,21 @@ def train_member(task: MemberTask, dataset: Dataset, on_step=None) -> TrainResul
     return train_genome(task.genome, dataset, task.training, task.seed, on_step, task.checkpoint_dir)
 
 
-def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult, ancestor: dict | None,
-                  config: EvolveConfig, speedometer: Speedometer | None) -> dict:
+def record_member(run: RunDirectory, task: MemberTask, trained: TrainResult,
+                  ancestor: MemberRecord | None, config: EvolveConfig,
+                  speedometer: Speedometer | None) -> MemberRecord:
     """Measure (with --bench) and write the trained member: its genome, then `member.json`
-    (whose presence marks it done). `ancestor`: the ancestor's record (None for the ancestor)."""
+    (whose presence marks it done); returns the record as written. `ancestor`: the ancestor's
+    record (None for the ancestor)."""
     record = member_record(task, trained, ancestor, config)
     if speedometer is not None:
-        record.update(speedometer.assess(trained.genome, run.member_folder(task.id), task.ordinal,
-                                         config.target_fps, keeps_floor(record, ancestor, config),
-                                         shipped_metadata(trained.genome, record, run)))
-    save_member(run, trained, record)
-    return record
+        record = record.with_speed(speedometer.assess(
+            trained.genome, run.member_folder(task.id), task.ordinal, config.target_fps,
+            keeps_floor(record, ancestor, config), shipped_metadata(trained.genome, record, run)))
+    return save_member(run, trained, record)
 
 
-def shipped_metadata(genome: Genome, record: dict, run: RunDirectory) -> dict:
+def shipped_metadata(genome: Genome, record: MemberRecord, run: RunDirectory) -> dict:
     """What `jetsynth export` writes into the member's ONNX file, so that the file --bench times
     is the one that ships (`measurement.Speedometer.plan`)."""
     from jetsynth.ship.export import genome_metadata
@@ -195,14 +197,15 @@ def shipped_metadata(genome: Genome, record: dict, run: RunDirectory) -> dict:
     return genome_metadata(genome, record, run.root)
 
 
-def member_record(task: MemberTask, trained: TrainResult, ancestor: dict | None,
-                  config: EvolveConfig) -> dict:
+def member_record(task: MemberTask, trained: TrainResult, ancestor: MemberRecord | None,
+                  config: EvolveConfig) -> MemberRecord:
     """The trained member's record before its speed: metrics, efficiency against `ancestor`
-    (None for the ancestor itself), environment; fps None."""
+    (None for the ancestor itself), environment; fps None. Built here, in member.json's layout
+    and order, and checked as a reader would check it."""
     lineage = task.genome.lineage
     metrics = {**trained.metrics, **size_metrics(trained.genome, config.cluster)}
-    base = ancestor if ancestor is not None else metrics
-    record = {
+    base = ancestor.sizes() if ancestor is not None else metrics
+    written = {
         "id": lineage.id,
         "generation": lineage.generation,
         "member": lineage.member,
@@ -214,21 +217,23 @@ def member_record(task: MemberTask, trained: TrainResult, ancestor: dict | None,
         "fps": None,
     }
     if "repair" in trained.genome.extra:
-        record["repair"] = trained.genome.extra["repair"]
-    return record
+        written["repair"] = trained.genome.extra["repair"]
+    return MemberRecord.from_json(written, f"{lineage.id}'s record")
 
 
-def keeps_floor(record: dict, ancestor: dict | None, config: EvolveConfig) -> bool:
+def keeps_floor(record: MemberRecord, ancestor: MemberRecord | None, config: EvolveConfig) -> bool:
     """Whether the member of `record` keeps the run's accuracy floor (validation accuracies)."""
     base = ancestor if ancestor is not None else record
     return selection_accuracy(record) >= config.floor(selection_accuracy(base))
 
 
-def save_member(run: RunDirectory, trained: TrainResult, record: dict) -> None:
-    """Write the member's genome, then its `member.json` (the mark that it is done)."""
-    run.save(trained.genome, record)
-    run.event("member_done", member=record["id"], accuracy=record["accuracy"],
-              val_accuracy=record.get("val_accuracy"), synapses=record["synapses"])
+def save_member(run: RunDirectory, trained: TrainResult, record: MemberRecord) -> MemberRecord:
+    """Write the member's genome, then its `member.json` (the mark that it is done); returns
+    the record as written."""
+    record = run.save(trained.genome, record)
+    run.event("member_done", member=record.id, accuracy=record.accuracy,
+              val_accuracy=record.val_accuracy, synapses=record.synapses)
+    return record
 
 
 def newborn(offspring: Genome, seed: int) -> Genome:
@@ -241,7 +246,7 @@ def newborn(offspring: Genome, seed: int) -> Genome:
 MATINGS = 5
 
 
-def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[str, Genome],
+def viable_offspring(config: EvolveConfig, previous: list[MemberRecord], genomes: dict[str, Genome],
                      overlaps, rng: torch.Generator, generation: int, index: int, keep: float,
                      floor: float, costs: dict[str, float] | None = None,
                      breedings: dict | None = None) -> tuple[Genome, float]:
@@ -260,7 +265,7 @@ def viable_offspring(config: EvolveConfig, previous: list[dict], genomes: dict[s
     for count, share in [*attempts, (1, 1.0)]:
         for _ in range(MATINGS):
             chosen = select_parents(previous, count, config.selection_config(floor), rng, overlaps)
-            parent_ids = tuple(previous[i]["id"] for i in chosen)
+            parent_ids = tuple(previous[i].id for i in chosen)
             lineage = Lineage(mid, generation, index, parent_ids)
             try:
                 settings = config.synthesis(len(parent_ids), share, costs)

@@ -87,13 +87,17 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
     # presets and channel groups
     Option("preset", "A seed paper's settings, exactly as every run had them before the "
                      "user-first defaults (kernel clusters, fixed --keep 0.8 on synapses, exact "
-                     "widths, 6 generations) [default: none: shrink until the floor, see "
+                     "widths, 6 generations; seed000: the paper's filter clusters and 10 generations) "
+                     "[default: none: shrink until the floor, see "
                      "--max-drop].", choices=PRESETS),
     Option("channel_multiple", "Every channel space of an offspring keeps a multiple of this many "
                                "live channels (the widths GPU and CPU kernels run fastest); 1: "
-                               "exact widths [default: 8; 1 with --preset].", number=COUNT),
+                               "exact widths [default: 8, or the multiple the device profile of "
+                               "--bench DEVICE declares (8 on every built-in profile); 1 with --preset].",
+           number=COUNT),
     Option("generations", "Generations including the ancestor (generation 1) [default: at most "
-                          "30 (8 on digits), ending by --patience; 6 with --preset].", number=COUNT),
+                          "30 (8 on digits), ending by --patience; 6 with --preset, 10 with seed000].",
+                          number=COUNT),
     Option("population", "Offspring per generation.", number=COUNT),
     Option("screen", "Offspring drawn per member: the draw whose inherited weights lose least on "
                      "2,048 training images is trained, so an unlucky draw that killed strong "
@@ -101,7 +105,7 @@ EVOLVE_OPTIONS: tuple[Option, ...] = (
            number=COUNT),
     Option("parents", "Parents per offspring.", number=COUNT),
     Option("cluster", "What a synaptic cluster is in conv layers [default: filter with --target-fps, "
-                      "else kernel].", choices=CLUSTER_MODES),
+                      "else kernel; filter with --preset seed000].", choices=CLUSTER_MODES),
     Option("keep", "Offspring's share of its parent's synapses (environmental pressure); with "
                    "--pressure adaptive, the strongest share [default: 0.5 with --max-drop or "
                    "--accuracy-floor, else 0.8].", number=Bounds(float, 0, 1, low_open=True)),

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.devices.inventory import BenchTarget, Device
 from jetsynth.devices.pool import DevicePool
 from jetsynth.run.config import EvolveConfig
@@ -74,7 +75,8 @@ class Recorder:
         self._timing: dict[str, Future] = {}
         self.on_timing = on_timing or (lambda member_id: None)
 
-    def add(self, task: MemberTask, trained: TrainResult, ancestor: dict | None) -> list[dict]:
+    def add(self, task: MemberTask, trained: TrainResult,
+            ancestor: MemberRecord | None) -> list[MemberRecord]:
         """Record `task`'s trained member (`ancestor`: the ancestor's record, None for the
         ancestor): at once on one target; on a pool when its timing ends."""
         if self.pool is None:
@@ -98,12 +100,12 @@ class Recorder:
             self._write(plan, timing, trained, record)
         return self._collect()
 
-    def finish(self) -> list[dict]:
+    def finish(self) -> list[MemberRecord]:
         """Wait for every timing under way; the records written since the last call."""
         self._wait()
         return self._collect()
 
-    def _time(self, plan: MeasurementPlan, trained: TrainResult, record: dict,
+    def _time(self, plan: MeasurementPlan, trained: TrainResult, record: MemberRecord,
               earlier: Future | None) -> None:
         """On a pool thread: reuse the timing of `earlier` (the same architecture, timed for
         another member) or time on the next free device (a board that fails it after its
@@ -132,18 +134,18 @@ class Recorder:
         self._write(plan, timing, trained, record)
 
     def _write(self, plan: MeasurementPlan, timing: dict | None, trained: TrainResult,
-               record: dict) -> None:
+               record: MemberRecord) -> None:
         with self._lock:
             if timing is not None:
                 self.speedometer.store(plan, timing)
-            record.update(self.speedometer.finish(plan, timing))
-            save_member(self.run, trained, record)
+            record = save_member(self.run, trained,
+                                 record.with_speed(self.speedometer.finish(plan, timing)))
         self._written.put(record)
 
     def _wait(self) -> None:
         wait(self._pending)
 
-    def _collect(self) -> list[dict]:
+    def _collect(self) -> list[MemberRecord]:
         """The records written so far; a timing thread's error is raised here."""
         finished = {future for future in self._pending if future.done()}
         self._pending -= finished

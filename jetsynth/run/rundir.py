@@ -109,13 +109,7 @@ class RunDirectory:
     def member_dir(self, mid: str) -> Path:
         return self.root / MEMBERS_DIR / mid
 
-    def record(self, mid: str) -> dict | None:
-        """A finished member's record as written (None while unfinished), checked: a damaged
-        member.json raises DamagedRecord naming the file."""
-        checked = self._checked_record(mid)
-        return checked.to_json() if checked is not None else None
-
-    def _checked_record(self, mid: str) -> MemberRecord | None:
+    def record(self, mid: str) -> MemberRecord | None:
         """The record of member `mid` (None while unfinished), read and checked against its
         folder (`records.identity_problem`): DamagedRecord naming the file otherwise."""
         path = self.member_dir(mid) / MEMBER_FILE
@@ -127,7 +121,7 @@ class RunDirectory:
             raise DamagedRecord(path, problem)
         return record
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[MemberRecord]:
         folder = self.root / MEMBERS_DIR
         if not folder.is_dir():
             return []
@@ -152,7 +146,7 @@ class RunDirectory:
                 problem = "not a folder"
             elif (entry / MEMBER_FILE).exists():
                 try:
-                    self._checked_record(entry.name)
+                    self.record(entry.name)
                 except DamagedRecord as exc:
                     problem = f"{MEMBER_FILE} {exc.problem}"
             if problem is not None:
@@ -166,7 +160,7 @@ class RunDirectory:
         """A member's genome; the architecture is traced once per run directory object, with
         the factory the user allowed for it (a built-in otherwise)."""
         folder = self.member_dir(mid)
-        record = self._checked_record(mid)
+        record = self.record(mid)
         header = genome_header(folder)
         if record is not None:
             verify_genome(folder, record, header)
@@ -184,7 +178,7 @@ class RunDirectory:
 
     def masks(self, mid: str) -> dict[str, torch.Tensor]:
         folder = self.member_dir(mid)
-        record = self._checked_record(mid)
+        record = self.record(mid)
         if record is not None:
             verify_genome(folder, record, genome_header(folder))
         return load_masks(folder)
@@ -232,13 +226,14 @@ class RunDirectory:
                 values[key] = tuple(values[key])
         return EvolveConfig(**values)
 
-    def save(self, genome: Genome, record: dict) -> None:
-        """Write the genome, then its record with the genome's sha256 added (in `record` too,
-        so the caller holds what was written)."""
+    def save(self, genome: Genome, record: MemberRecord) -> MemberRecord:
+        """Write the genome, then its record with the genome's sha256 added; returns the record
+        as written."""
         folder = self.member_dir(genome.lineage.id)
         save_genome(genome, folder, self.root)
-        record["sha256"] = sha256_file(folder / TENSORS_FILE)
-        write_json(folder / MEMBER_FILE, record, self.root)
+        record = record.with_sha256(sha256_file(folder / TENSORS_FILE))
+        write_json(folder / MEMBER_FILE, record.to_json(), self.root)
+        return record
 
     def member_folder(self, mid: str) -> Path:
         """A member's folder, created as a real folder inside the run (for writing into it)."""
@@ -381,26 +376,26 @@ def run_directory_holding(path: Path) -> Path | None:
     return None
 
 
-def load_records(run_dir: Path) -> tuple[dict, list[dict]]:
+def load_records(run_dir: Path) -> tuple[dict, list[MemberRecord]]:
     """The run's configuration and its members' records, ancestor first."""
     run = RunDirectory(Path(run_dir))
     config = run.stored_config()
     if config is None:
         raise JetsynthError(f"{run_dir} is not a jetsynth run directory (no {CONFIG_FILE})")
-    records = sorted(run.records(), key=lambda r: (r["generation"], r["member"]))
+    records = sorted(run.records(), key=lambda r: (r.generation, r.member))
     if not records:
         raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
     return asdict(config), records
 
 
-def grown_pick(run_dir: Path, records: list[dict]) -> dict | None:
+def grown_pick(run_dir: Path, records: list[MemberRecord]) -> MemberRecord | None:
     """For a grow run (None otherwise), the member `export --best` ships: the first of the final
     K selected on validation, or, while the run is unfinished, the best on validation so far."""
     path = Path(run_dir) / GROW_FILE
     if not path.is_file():
         return None
     final = read_object(path).get("final")
-    by_id = {r["id"]: r for r in records}
+    by_id = {r.id: r for r in records}
     if final and final[0]["id"] in by_id:
         return by_id[final[0]["id"]]
-    return max(records, key=lambda r: (r.get("val_accuracy") or 0.0, -r["generation"]))
+    return max(records, key=lambda r: (r.val_accuracy or 0.0, -r.generation))

@@ -26,6 +26,7 @@ from jetsynth.nn.checkpoint import load_checkpoint, remove_checkpoint, save_chec
 from jetsynth.nn.compact import compact, expand_state
 from jetsynth.nn.device import AMP_DTYPES, resolve_amp
 from jetsynth.nn.finite import all_finite
+from jetsynth.nn.gpu_lock import gpu_turn
 from jetsynth.nn.layout import as_channels_last, channels_last
 
 
@@ -84,7 +85,8 @@ def eval_rows(shape, device: torch.device) -> int:
     return max(1, min(EVAL_BATCH, EVAL_PIXELS // (int(shape[2]) * int(shape[3]))))
 
 
-def _autocast(device: torch.device, amp: str):
+def autocast(device: torch.device, amp: str):
+    """The autocast context of `amp` (bf16, fp16) on `device`'s kind; no context for off."""
     return nullcontext() if amp == "off" else torch.autocast(device.type, dtype=AMP_DTYPES[amp])
 
 
@@ -107,7 +109,7 @@ def chunked_logits(model: nn.Module, images, amp: str = "off") -> Iterator[tuple
     model.eval()
     device = next(model.parameters()).device
     step = eval_rows(images.shape, device)
-    with channels_last(model), torch.inference_mode(), _autocast(device, amp):
+    with channels_last(model), torch.inference_mode(), autocast(device, amp):
         for start in range(0, len(images), step):
             chunk = images[start : start + step].to(device, non_blocking=True)
             yield start, model(as_channels_last(chunk)).float()
@@ -194,16 +196,17 @@ def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
     masked = [(net.get_submodule(name).weight, mask.to(device))
               for name, mask in compacted.masks.items()]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    scaler = gradient_scaler(device, config.amp)
     order = torch.Generator().manual_seed(seed)
     key = {"member": genome.lineage.id, "seed": seed, "config": config.key()}
     first_epoch = 0
     if checkpoint_dir is not None:
-        first_epoch = load_checkpoint(checkpoint_dir, key, net, optimizer, order)
+        first_epoch = load_checkpoint(checkpoint_dir, key, net, optimizer, order, scaler)
     head_epochs = config.head_epochs if config.head is not None else 0
 
     def save(completed: int) -> None:
         if checkpoint_dir is not None and completed < head_epochs + config.epochs:
-            save_checkpoint(checkpoint_dir, key, completed, net, optimizer, order)
+            save_checkpoint(checkpoint_dir, key, completed, net, optimizer, order, scaler)
 
     def remask() -> None:
         with torch.no_grad():
@@ -215,12 +218,12 @@ def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
     if first_epoch < head_epochs:
         _fit_head(net, dataset, replace(config, epochs=head_epochs), optimizer, order, first_epoch,
                   remask, None if on_step is None else
-                  (lambda done, _total: on_step(done, head_steps + body_steps)), save)
+                  (lambda done, _total: on_step(done, head_steps + body_steps)), save, scaler)
     fit(net, dataset, config, optimizer, order, first_epoch=max(0, first_epoch - head_epochs),
         after_step=remask,
         on_step=None if on_step is None else
         (lambda done, _total: on_step(head_steps + done, head_steps + body_steps)),
-        after_epoch=lambda completed: save(head_epochs + completed))
+        after_epoch=lambda completed: save(head_epochs + completed), scaler=scaler)
     net.cpu()
     state = restrict_precision(expand_state(compacted, genome.topology, genome.state), config.precision)
     broken = sorted(k for k, v in state.items()
@@ -253,7 +256,8 @@ def _train(genome: Genome, dataset: Dataset, config: TrainConfig, seed: int,
 
 
 def _fit_head(net: nn.Module, dataset: Dataset, config: TrainConfig, optimizer: torch.optim.Optimizer,
-              order: torch.Generator, first_epoch: int, after_step, on_step, after_epoch) -> None:
+              order: torch.Generator, first_epoch: int, after_step, on_step, after_epoch,
+              scaler: torch.amp.GradScaler | None = None) -> None:
     """`fit` with every parameter outside `config.head` frozen (Adam skips what has no
     gradient): a linear probe of the pretrained features with the new head."""
     prefix = f"{config.head}."
@@ -262,7 +266,7 @@ def _fit_head(net: nn.Module, dataset: Dataset, config: TrainConfig, optimizer: 
         parameter.requires_grad_(False)
     try:
         fit(net, dataset, config, optimizer, order, first_epoch=first_epoch, after_step=after_step,
-            on_step=on_step, after_epoch=after_epoch)
+            on_step=on_step, after_epoch=after_epoch, scaler=scaler)
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
@@ -278,6 +282,7 @@ def fit(
     after_step: Callable[[], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     after_epoch: Callable[[int], None] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """The project's one training loop: epochs `first_epoch` to `config.epochs` of
     `config.batch_size` training images in the order `order` draws, cross-entropy, the
@@ -287,12 +292,15 @@ def fit(
     (checkpoints). Evolution's members and the Torch-Pruning comparison both train through it,
     so the two sides get the same trainer. On `config.device` (where `net` already is), in
     `config.amp`'s mixed precision (fp16 with a gradient scaler); batches come from
-    `data.stream.TrainingStream`, prepared in the background."""
+    `data.stream.TrainingStream`, prepared in the background. `scaler`: fp16's gradient scaler
+    when the caller keeps it (checkpoints); else one of the loop's own. On a GPU, each step holds the GPU
+    alone (`nn.gpu_lock`): a member timed on it meanwhile waits for the step, and the next step
+    for the timing."""
     device = torch.device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     stream = TrainingStream(dataset, device)
-    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    scaler = scaler if scaler is not None else gradient_scaler(device, config.amp)
     n = len(dataset.train_x)
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
@@ -304,23 +312,40 @@ def fit(
             for images, labels in stream.batches(permutation, config.batch_size, order):
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, step, total)
-                optimizer.zero_grad(set_to_none=True)
-                with _autocast(device, config.amp):
-                    loss = nn.functional.cross_entropy(net(as_channels_last(images)), labels)
-                if scaler is None:
-                    loss.backward()
-                    optimizer.step()
-                else:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                if after_step is not None:
-                    after_step()
+                with gpu_turn(config.device):
+                    update(net, as_channels_last(images), labels, optimizer, scaler, device,
+                           config.amp)
+                    if after_step is not None:
+                        after_step()
                 step += 1
                 if on_step is not None:
                     on_step(step, total)
             if after_epoch is not None:
                 after_epoch(epoch + 1)
+
+
+def update(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+           optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+           device: torch.device, amp: str) -> None:
+    """One optimiser step on `net`'s cross-entropy over a batch, under `amp`'s autocast on
+    `device`, through fp16's gradient `scaler` when there is one (it skips a step whose
+    gradients overflow)."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, amp):
+        value = nn.functional.cross_entropy(net(images), labels)
+    if scaler is None:
+        value.backward()
+        optimizer.step()
+    else:
+        scaler.scale(value).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def gradient_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
+    """fp16's gradient scaler on `device`'s kind (fp16 gradients underflow unscaled); None for
+    other arithmetic."""
+    return torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:

@@ -21,6 +21,7 @@ from torch import nn
 
 from jetsynth.agent.ort import ort_reason
 from jetsynth.core.genome import PRECISIONS, Genome
+from jetsynth.core.records import Finetune, MemberRecord
 from jetsynth.errors import JetsynthError
 from jetsynth.nn.compact import Compacted, compact
 from jetsynth.storage import atomic_write
@@ -128,11 +129,11 @@ def read_metadata(proto) -> dict:
     return out
 
 
-def genome_metadata(genome: Genome, record: dict | None, run_dir: Path | None) -> dict:
-    """What a deployed model should say about itself."""
+def genome_metadata(genome: Genome, record: MemberRecord | None, run_dir: Path | None,
+                    finetune: Finetune | None = None) -> dict:
+    """What a deployed model should say about itself (`finetune`: its training at export)."""
     from jetsynth.version import __version__
 
-    record = record or {}
     return {
         "jetsynth_version": __version__,
         "run": str(Path(run_dir).resolve()) if run_dir is not None else "",
@@ -140,11 +141,11 @@ def genome_metadata(genome: Genome, record: dict | None, run_dir: Path | None) -
         "generation": genome.lineage.generation,
         "member_index": genome.lineage.member,
         "parents": list(genome.lineage.parents),
-        "accuracy": record.get("accuracy"),
-        "val_accuracy": record.get("val_accuracy"),
-        "finetune": record.get("finetune", {}),
-        "synapses": record.get("synapses"),
-        "synaptic_efficiency": record.get("synaptic_efficiency"),
+        "accuracy": record.accuracy if record else None,
+        "val_accuracy": record.val_accuracy if record else None,
+        "finetune": finetune.to_json() if finetune else {},
+        "synapses": record.synapses if record else None,
+        "synaptic_efficiency": record.synaptic_efficiency if record else None,
         "arch": genome.arch,
         "num_classes": genome.num_classes,
         "input_shape": list(genome.input_shape),

@@ -590,3 +590,39 @@ def test_finetuning_on_a_gpu_this_machine_lacks(tmp_path, small_run):
                       "--device", "cpu", "-o", str(tmp_path / "x.onnx"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output[result.output.index("{"):])["finetune"]["device"] == "cpu"
+
+
+def test_out_of_gpu_memory_mid_training_is_one_line_and_the_run_resumes(tmp_path, monkeypatch):
+    """A step that runs out of GPU memory (raised from inside the training loop, as CUDA's
+    allocator raises it) ends the run with one line naming the member, its batch size and what
+    to lower; the epoch already trained is in the member's checkpoint, and --resume ends where
+    an uninterrupted run ends."""
+    import torch
+
+    from jetsynth.run import train
+
+    args = ["evolve", "--generations", "1", "--ancestor-epochs", "2", "--batch-size", "64",
+            "--device", "cpu", "--bench", "none"]
+    straight = _invoke([*args, "--run-dir", str(tmp_path / "a")])
+    assert straight.exit_code == 0, straight.output
+    real, steps = train.cosine_lr, []
+
+    def second_epoch_exhausts(base, step, total):
+        steps.append(step)
+        if step == total // 2 + 1:  # a step of the second of the two epochs
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(base, step, total)
+
+    monkeypatch.setattr(train, "cosine_lr", second_epoch_exhausts)
+    result = _invoke([*args, "--run-dir", str(tmp_path / "b")])
+    assert_last_line(result, "g01-m00: out of GPU memory on cpu training batches of 64 images of "
+                             "1×28×28; lower --batch-size (e.g. 32)")
+    assert "continue with --resume" in result.stderr
+    saved = json.loads((tmp_path / "b" / "members" / "g01-m00" / "checkpoint.json").read_text())
+    assert saved["epoch"] == 1
+    monkeypatch.setattr(train, "cosine_lr", real)
+    resumed = _invoke([*args, "--run-dir", str(tmp_path / "b"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    first = json.loads((tmp_path / "a" / "members" / "g01-m00" / "member.json").read_text())
+    again = json.loads((tmp_path / "b" / "members" / "g01-m00" / "member.json").read_text())
+    assert (again["accuracy"], again["val_accuracy"]) == (first["accuracy"], first["val_accuracy"])

@@ -133,7 +133,7 @@ def test_an_ancestor_at_chance_warns_and_ships_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning: the trained ancestor scores" in result.stderr
     assert "nothing to ship: the ancestor's accuracy" in result.output.strip().splitlines()[-1]
-    assert RunDirectory(run_dir).record("g01-m00")["chance_accuracy"] > 0
+    assert RunDirectory(run_dir).record("g01-m00").chance_accuracy > 0
 
 
 def test_a_convnext_style_block_evolves_with_filter_clusters(tmp_path):

@@ -209,7 +209,7 @@ def test_evolve_on_a_folder_of_pngs(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Val. acc." in result.output
     record = RunDirectory(run_dir).record("g02-m00")
-    assert 0.0 <= record["val_accuracy"] <= 1.0
+    assert 0.0 <= record.val_accuracy <= 1.0
     preprocessing = RunDirectory(run_dir).genome("g02-m00").extra["preprocessing"]
     assert preprocessing["class_names"] == ["a", "b", "c"] and preprocessing["resize"] == [28, 28]
     config = json.loads((run_dir / "config.json").read_text())["config"]

@@ -196,7 +196,7 @@ def test_sigterm_saves_evolve_like_ctrl_c(tmp_path):
     assert err.strip().splitlines()[-1] == \
         f"terminated: continue with  jetsynth evolve --run-dir {run} --resume"
     assert (run / "members" / "g01-m00" / "member.json").is_file()
-    assert load_records(run)[1][0]["id"] == "g01-m00"
+    assert load_records(run)[1][0].id == "g01-m00"
 
 
 def test_sigterm_ends_export_with_143_and_no_file(benched_run, tmp_path):

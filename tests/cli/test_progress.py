@@ -1,8 +1,9 @@
 from jetsynth.cli.progress import MemberClock, PlainObserver, StepProgress, clock, make_console
+from tests.member_records import member as member_record
 
-RECORD = {"id": "g02-m00", "accuracy": 0.9, "val_accuracy": 0.91, "synapses": 123456,
-          "synaptic_efficiency": 2.0, "clusters": 1000, "cluster_efficiency": 1.5,
-          "train_seconds": 12.0, "fps": 4321.0}
+RECORD = member_record(generation=2, member=0, accuracy=0.9, val_accuracy=0.91, synapses=123456,
+                       synaptic_efficiency=2.0, clusters=1000, cluster_efficiency=1.5,
+                       train_seconds=12.0, fps=4321.0)
 
 
 class FakeTime:
@@ -88,8 +89,9 @@ def test_progress_shows_every_member_in_flight():
     from jetsynth.cli.progress import RichObserver
 
     stream = io.StringIO()
-    record = {"id": "g02-m01", "accuracy": 0.9, "synapses": 10, "synaptic_efficiency": 2.0,
-              "clusters": 5, "cluster_efficiency": 1.5, "train_seconds": 1.0}
+    record = member_record(id="g02-m01", generation=2, member=1, accuracy=0.9, synapses=10,
+                           synaptic_efficiency=2.0, clusters=5, cluster_efficiency=1.5,
+                           train_seconds=1.0)
     with RichObserver(Console(file=stream, width=120)) as observer:
         observer.run_started("RUN", 1, 4)
         for member in ("g02-m00", "g02-m01", "g02-m02"):

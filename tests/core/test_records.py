@@ -17,7 +17,37 @@ RECORD = {
 def test_round_trip_keeps_exactly_the_written_fields():
     record = MemberRecord.from_json(json.loads(json.dumps(RECORD)))
     assert record.to_json() == RECORD
-    assert record.parents == ("g01-m00",) and record.extra["train_seconds"] == 1.25
+    assert record.parents == ("g01-m00",) and record.train_seconds == 1.25
+    assert record.environment.keep == 0.5 and record.extra == {} and record.epochs == 1
+    assert json.dumps(record.to_json()) == json.dumps(RECORD)  # the keys in the order written
+
+
+BENCH = {"retimed": 0, "backend": "ort-cpu", "threads": 1, "produced_by": "onnxruntime 1.20",
+         "latency_ms": 0.25, "source": "measured", "predictor": None, "precision": "fp32",
+         "batch": 8, "onnx_bytes": 1234, "onnx_macs": 100, "architecture": "ab" * 32,
+         "features": [1.0, 2.5]}
+
+
+def test_speed_fields_are_typed_and_written_back_as_read():
+    data = {**RECORD, "fps": 4000.0, "fps_iqr": [3900.0, 4100.0], "fps_predicted": None,
+            "bench": BENCH}
+    record = MemberRecord.from_json(json.loads(json.dumps(data)))
+    assert record.fps_iqr == (3900.0, 4100.0) and record.bench.batch == 8
+    assert record.bench.features == (1.0, 2.5) and record.bench.source == "measured"
+    assert record.bench.extra["latency_ms"] == 0.25
+    assert json.dumps(record.to_json()) == json.dumps(data)
+
+
+def test_with_speed_adds_the_speed_fields_after_the_written_ones():
+    from jetsynth.core.records import BenchRecord, Speed
+
+    record = MemberRecord.from_json(RECORD)
+    bench = BenchRecord.from_json({"backend": "ort-cpu", "source": "predicted", "batch": 1})
+    timed = record.with_speed(Speed(None, None, 512.0, bench))
+    written = timed.to_json()
+    assert list(written)[-4:] == ["epochs", "fps_iqr", "fps_predicted", "bench"]
+    assert written["fps_iqr"] is None and written["fps_predicted"] == 512.0
+    assert written["bench"] == {"backend": "ort-cpu", "source": "predicted", "batch": 1}
 
 
 def test_fps_may_be_absent_and_efficiency_infinite():
@@ -36,6 +66,10 @@ def test_fps_may_be_absent_and_efficiency_infinite():
     ({**RECORD, "layers": [{"name": 3}]}, "wrong value for layers"),
     ({**RECORD, "parents": "g01-m00"}, "wrong value for parents"),
     ({**RECORD, "fps": -1.0}, "wrong value for fps"),
+    ({**RECORD, "fps_iqr": [1.0]}, "wrong value for fps_iqr"),
+    ({**RECORD, "bench": {"batch": 0}}, "wrong value for bench"),
+    ({**RECORD, "bench": {"features": ["x"]}}, "wrong value for bench"),
+    ({**RECORD, "environment": {"m": 1}}, "wrong value for environment"),
 ])
 def test_invalid_records_name_the_file(data, problem):
     with pytest.raises(DamagedRecord) as caught:

@@ -5,11 +5,12 @@ from jetsynth.errors import JetsynthError
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.evolve import evolve
 from jetsynth.storage import read_jsonl
+from tests.member_records import member
 
 
-def _record(generation, val, synapses, macs, fps=None):
-    return {"generation": generation, "val_accuracy": val, "accuracy": val, "synapses": synapses,
-            "macs": macs, "fps": fps}
+def _record(generation, val, synapses, macs, fps=None, index=0):
+    return member(generation=generation, member=index, val_accuracy=val, accuracy=val,
+                  synapses=synapses, macs=macs, fps=fps)
 
 
 def test_stale_generations_by_hand():
@@ -59,7 +60,7 @@ def test_patience_stops_a_run_that_gains_nothing(tmp_path):
     config = EvolveConfig(data="digits", subset=0.3, generations=6, keep=1.0, pressure="fixed",
                           ancestor_epochs=0, epochs=0, patience=2, seed=1)
     records = evolve(config, tmp_path / "run")
-    assert [r["generation"] for r in records] == [1, 2, 3]
+    assert [r.generation for r in records] == [1, 2, 3]
     events = read_jsonl(tmp_path / "run" / "events.jsonl")
     stop = [e for e in events if e["event"] == "patience_stop"]
     assert len(stop) == 1 and stop[0]["stale_generations"] == 2 and stop[0]["ship"] == "g01-m00"
@@ -70,13 +71,11 @@ def test_a_generation_below_the_floor_is_followed_by_a_retreat():
     from jetsynth.run.evolve import generation_keep, parent_pool
 
     config = EvolveConfig(max_drop=0.01).with_policies()
-    records = [_record(1, 0.99, 1000, 100), _record(2, 0.985, 500, 50), _record(2, 0.983, 480, 48),
-               _record(3, 0.97, 250, 25)]
-    for i, record in enumerate(records):
-        record.update(id=f"r{i}", fps=None)
+    records = [_record(1, 0.99, 1000, 100), _record(2, 0.985, 500, 50),
+               _record(2, 0.983, 480, 48, index=1), _record(3, 0.97, 250, 25)]
     floor = 0.98
     pool, retreat = parent_pool(config, records, records[3:], floor)
-    assert retreat == 2 and [r["id"] for r in pool] == ["r1", "r2"]
+    assert retreat == 2 and [r.id for r in pool] == ["g02-m00", "g02-m01"]
     keep, terms = generation_keep(config, pool, records[0], retreat=True)
     assert keep == pytest.approx(0.5 ** 0.25) and terms["accuracy_term"] == 0.25
     assert parent_pool(config, records, records[1:3], floor) == (records[1:3], None)

@@ -3,6 +3,7 @@
 import pytest
 
 from jetsynth.core.trials import drift, interval, run_trials, spread, ties
+from tests.member_records import member
 
 
 def test_spread_is_the_median_and_the_interquartile_range():
@@ -31,12 +32,12 @@ def test_disagreeing_trials_are_re_timed_two_at_a_time_up_to_the_limit():
 
 
 def test_ties_are_overlapping_interquartile_ranges():
-    a = {"fps": 3846.0, "fps_iqr": [3700.0, 3950.0]}
-    b = {"fps": 3759.0, "fps_iqr": [3600.0, 3800.0]}
-    c = {"fps": 5000.0, "fps_iqr": [4900.0, 5100.0]}
+    a = member(fps=3846.0, fps_iqr=[3700.0, 3950.0])
+    b = member(fps=3759.0, fps_iqr=[3600.0, 3800.0])
+    c = member(fps=5000.0, fps_iqr=[4900.0, 5100.0])
     assert ties(a, b) and ties(b, a) and not ties(a, c)
-    assert interval({"fps": 10.0}) == (10.0, 10.0)  # measured before spreads were recorded
-    assert interval({"fps": None}) is None and not ties(a, {"fps": None})
+    assert interval(member(fps=10.0)) == (10.0, 10.0)  # measured before spreads were recorded
+    assert interval(member(fps=None)) is None and not ties(a, member(fps=None))
 
 
 def test_drift_is_the_reference_speed_now_over_then():

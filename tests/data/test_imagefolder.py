@@ -213,6 +213,32 @@ def test_a_disk_too_small_for_the_cache_is_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(caught.value)
 
 
+def test_rows_are_read_into_their_places_in_one_buffer(tmp_path, monkeypatch):
+    """read_into fills row rows[i] into out[i] whatever the order, repeats and runs, one preadv
+    per run of consecutive rows (at most PREADV_BUFFERS rows each), and a non-contiguous
+    buffer is refused rather than left unwritten."""
+    import os
+
+    array = np.random.default_rng(0).integers(0, 256, (40, 3, 4, 4), dtype=np.uint8)
+    np.save(tmp_path / "p.npy", array)
+    stored = imagefolder.StoredPixels(tmp_path / "p.npy")
+    reads = []
+    real = os.preadv
+    monkeypatch.setattr(imagefolder.os, "preadv", lambda fd, buffers, offset: (
+        reads.append(len(buffers)), real(fd, buffers, offset))[1])
+    rows = np.array([7, 5, 6, 5, 39, 0, 1, 2, 3])
+    out = np.empty((len(rows), 3, 4, 4), dtype=np.uint8)
+    stored.read_into(rows, out)
+    assert np.array_equal(out, array[rows])
+    assert sorted(reads) == [1, 1, 3, 4]  # 0-3, 5, 5-7 (the repeated 5 starts a run), 39
+    monkeypatch.setattr(imagefolder, "PREADV_BUFFERS", 2)
+    reads.clear()
+    stored.read_into(np.arange(5), out[:5])
+    assert reads == [2, 2, 1] and np.array_equal(out[:5], array[:5])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        stored.read_into(np.arange(3), np.empty((3, 4, 4, 3), dtype=np.uint8).transpose(0, 3, 1, 2))
+
+
 def test_stored_pixels_read_rows_as_the_array_has_them(tmp_path):
     import pickle
 

@@ -28,3 +28,9 @@ def test_each_disagreement_is_one_warning():
     facts = {"tensorrt": "8.5.2", "gpu": {"compute_capability": "8.7"}}
     warnings = disagreements(PROFILES["orin-nano"], facts)
     assert warnings == ["profile orin-nano expects TensorRT 10.x, the device has 8.5.2"]
+
+
+def test_every_built_in_profile_evolves_in_groups_of_8():
+    assert {name: p.channel_multiple for name, p in PROFILES.items()} == {
+        "tx1": 8, "nano": 8, "xavier-nx": 8, "orin-nano": 8}
+    assert get_profile("tx1").as_dict()["channel_multiple"] == 8

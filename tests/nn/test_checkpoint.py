@@ -109,3 +109,57 @@ def test_a_damaged_checkpoint_is_ignored(tmp_path, damage):
     assert load_checkpoint(tmp_path, {"member": "g02-m00"}, net, optimizer, order) == 0
     for key, value in net.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_fp16_training_resumes_with_its_gradient_scale(tmp_path, digits, monkeypatch):
+    """fp16's gradient scaler skips the steps whose scaled gradients overflow and halves its
+    scale then: a resumed training that started again from 65,536 would skip other steps. Run on
+    the CPU with torch's CPU GradScaler, past `resolve_amp`'s refusal of fp16 there."""
+    import json
+
+    from jetsynth.run import train
+
+    monkeypatch.setattr(train, "resolve_amp", lambda amp, device: amp)
+    # LeNet's gradients never overflow at 65,536: start high and grow often so that they do
+    monkeypatch.setattr(train, "gradient_scaler", lambda device, amp: torch.amp.GradScaler(
+        device.type, init_scale=2.0 ** 24, growth_interval=3))
+    per_epoch = math.ceil(len(digits.train_x) / 128)
+    genome = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0)
+    config = TrainConfig(epochs=2, amp="fp16")
+    reference = train_genome(genome, digits, config, seed=1)
+
+    def kill_in_second_epoch(done, total):
+        if done == per_epoch + 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_genome(genome, digits, config, seed=1, on_step=kill_in_second_epoch,
+                     checkpoint_dir=tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta["scaler"]["scale"] < 2.0 ** 24  # overflowed in the first epoch
+    resumed = train_genome(genome, digits, config, seed=1, checkpoint_dir=tmp_path)
+    for key, value in reference.genome.state.items():
+        assert torch.equal(resumed.genome.state[key], value), key
+    # a checkpoint of an fp16 training without its scaler state is not resumed
+    with pytest.raises(Killed):
+        train_genome(genome, digits, config, seed=1, on_step=kill_in_second_epoch,
+                     checkpoint_dir=tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    meta["scaler"]["scale"] = -1.0
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    steps = []
+    train_genome(genome, digits, config, seed=1, on_step=lambda d, t: steps.append(d),
+                 checkpoint_dir=tmp_path)
+    assert steps[0] == 1
+
+
+@pytest.mark.parametrize(("change", "usable"), [
+    ({}, True), ({"scale": 0.0}, False), ({"scale": "65536"}, False),
+    ({"_growth_tracker": 1.5}, False), ({"backoff_factor": 1.0}, False),
+    ({"growth_interval": 0}, False), ({"growth_factor": True}, False)])
+def test_scaler_state_by_hand(change, usable):
+    from jetsynth.nn.checkpoint import _scaler_state
+
+    state = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+             "_growth_tracker": 3}
+    assert _scaler_state({**state, **change}) is usable

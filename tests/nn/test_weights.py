@@ -31,8 +31,8 @@ def test_safetensors_round_trip_evaluates_the_given_ancestor(tmp_path):
     # another seed: the fresh initialisation differs, the given weights replace it
     given = evolve(EvolveConfig(**{**QUICK, "seed": 4}, ancestor_epochs=0, ancestor_weights=str(path)),
                    tmp_path / "b")[0]
-    assert given["epochs"] == 0
-    assert given["accuracy"] == trained["accuracy"]
+    assert given.epochs == 0
+    assert given.accuracy == trained.accuracy
     loaded = RunDirectory(tmp_path / "b").genome("g01-m00").state
     assert all(torch.equal(loaded[k], state[k]) for k in state)
     assert '"event": "ancestor_weights"' in (tmp_path / "b" / "events.jsonl").read_text()
@@ -40,7 +40,7 @@ def test_safetensors_round_trip_evaluates_the_given_ancestor(tmp_path):
 
 def test_zero_ancestor_epochs_only_evaluates(tmp_path):
     record = evolve(EvolveConfig(**QUICK, ancestor_epochs=0), tmp_path / "r")[0]
-    assert record["epochs"] == 0 and 0.0 <= record["accuracy"] < 0.5
+    assert record.epochs == 0 and 0.0 <= record.accuracy < 0.5
 
 
 def test_torch_state_dict_loads_with_weights_only_unwrapped_and_unprefixed(tmp_path):

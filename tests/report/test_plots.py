@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 
+from jetsynth.core.records import LayerRecord
 from jetsynth.report.plots import (
     family_tree_figure,
     frontier_figure,
@@ -15,6 +16,7 @@ from jetsynth.report.plots import (
     write_plots,
 )
 from jetsynth.report.plotting import count_label, layer_labels, times_label
+from tests.member_records import member as member_record
 
 CONFIG = {"data": "mnist:/data/mnist", "target_fps": 20000.0, "accuracy_floor": None,
           "max_drop": None, **{k: None for k in ("keep", "pressure")}}
@@ -24,13 +26,14 @@ LAYERS = [("0", 500, 288000), ("3", 25000, 1600000), ("6", 400000, 400000), ("8"
 def _record(generation, member, accuracy, shrink, fps, parents=()):
     layers = [{"name": name, "synapses": int(s / shrink), "clusters": 10, "macs": int(m / shrink)
                if name in ("0", "3") else int(s / shrink)} for name, s, m in LAYERS]
-    return {"id": f"g{generation:02d}-m{member:02d}", "generation": generation, "member": member,
+    return member_record(**{"id": f"g{generation:02d}-m{member:02d}", "generation": generation,
+                            "member": member,
             "parents": list(parents), "accuracy": accuracy, "val_accuracy": accuracy + 0.001,
             "synapses": sum(layer["synapses"] for layer in layers), "clusters": 40,
             "macs": sum(layer["macs"] for layer in layers), "synaptic_efficiency": shrink,
             "cluster_efficiency": shrink ** 0.5, "mac_reduction": shrink ** 0.7,
             "layers": layers, "layer_cluster_efficiency": [shrink ** (i / 4) for i in range(4)],
-            "fps": fps}
+            "fps": fps})
 
 
 RECORDS = [_record(1, 0, 0.99, 1.0, 5000.0)] + [
@@ -62,12 +65,13 @@ def test_labels_of_factors_and_counts():
 
 
 def test_layers_named_as_in_the_model():
-    assert layer_labels(RECORDS[0]["layers"]) == ["conv1", "conv2", "fc1", "fc2"]
-    assert layer_labels([{"name": "layer1.0.conv1", "synapses": 9, "macs": 90},
-                         {"name": "fc", "synapses": 5, "macs": 5, "kind": "linear"},
-                         {"name": "layer1.0.downsample.0", "synapses": 9, "macs": 90},
-                         {"name": "features.3.conv.1.0", "synapses": 9, "macs": 90},
-                         {"name": "classifier.1", "synapses": 5, "macs": 5, "kind": "linear"}]) == [
+    assert layer_labels(RECORDS[0].layers) == ["conv1", "conv2", "fc1", "fc2"]
+    layers = [{"name": "layer1.0.conv1", "synapses": 9, "macs": 90},
+              {"name": "fc", "synapses": 5, "macs": 5, "kind": "linear"},
+              {"name": "layer1.0.downsample.0", "synapses": 9, "macs": 90},
+              {"name": "features.3.conv.1.0", "synapses": 9, "macs": 90},
+              {"name": "classifier.1", "synapses": 5, "macs": 5, "kind": "linear"}]
+    assert layer_labels([LayerRecord.from_json({**layer, "clusters": 1}) for layer in layers]) == [
         "layer1.0.conv1", "fc", "layer1.0.downsample.0", "features.3.conv.1.0", "classifier.1"]
 
 
@@ -111,7 +115,7 @@ def test_frontier_points_carry_ids_and_one_colour_per_generation(tmp_path):
     fig = frontier_figure(tmp_path / "run", RECORDS, 0.975, 20000.0, CONFIG)
     ax = fig.axes[0]
     texts = {t.get_text() for t in ax.texts}
-    assert {r["id"] for r in RECORDS} <= texts
+    assert {r.id for r in RECORDS} <= texts
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [f"generation {g}" for g in range(1, 7)] == [t for t in legend if t.startswith("generation")]
     assert "target 20,000 images/s" in legend and "accuracy floor 0.9750" in legend
@@ -120,7 +124,7 @@ def test_frontier_points_carry_ids_and_one_colour_per_generation(tmp_path):
 
 def test_family_tree_labels_every_member_at_a_readable_size(tmp_path):
     fig = family_tree_figure(tmp_path / "run", RECORDS, CONFIG)
-    assert {t.get_text() for t in fig.axes[0].texts} == {r["id"] for r in RECORDS}
+    assert {t.get_text() for t in fig.axes[0].texts} == {r.id for r in RECORDS}
     width, height = fig.get_size_inches()
     assert width >= 7 and height >= 4.5
 
@@ -162,10 +166,9 @@ def test_many_layers_plot_as_a_heatmap_named_as_in_the_model(tmp_path):
     from jetsynth.report.plots import layer_figure
 
     names = [f"features.{i}.conv.1.0" for i in range(30)] + ["classifier.1"]
-    layers = [{"name": n, "synapses": 9, "macs": 90} for n in names]
-    records = [{"generation": g, "member": 0, "id": f"g{g:02d}-m00", "accuracy": 0.9, "val_accuracy": 0.9,
-                "parents": [], "layers": layers, "cluster_efficiency": 1.0,
-                "layer_cluster_efficiency": [1.0 + g * i / 30 for i in range(len(names))]}
+    layers = [{"name": n, "synapses": 9, "clusters": 1, "macs": 90} for n in names]
+    records = [member_record(generation=g, member=0, accuracy=0.9, val_accuracy=0.9, layers=layers,
+                             layer_cluster_efficiency=[1.0 + g * i / 30 for i in range(len(names))])
                for g in (1, 2, 3)]
     fig = layer_figure(tmp_path / "run", records, CONFIG)
     ax = fig.axes[0]

@@ -8,6 +8,7 @@ import shutil
 from click.testing import CliRunner
 
 from jetsynth.cli.main import cli
+from jetsynth.core.records import LayerRecord
 from jetsynth.report.plots import layer_figure
 from jetsynth.report.plotting import layer_labels
 from jetsynth.report.text import console_text, markdown_cell, plot_text, printable
@@ -26,7 +27,8 @@ def test_each_place_escapes_its_own_syntax():
     assert markdown_cell("a|b\n<c>") == "a\\|b\\n&lt;c&gt;"
     assert plot_text("$x$\n") == "\\$x\\$\\n"
     assert console_text("[bold]x\n") == "\\[bold]x\\n"
-    assert layer_labels([{"name": "a\nb", "kind": "conv"}]) == ["a\\nb"]
+    layer = LayerRecord(name="a\nb", synapses=1, clusters=1, kind="conv")
+    assert layer_labels([layer]) == ["a\\nb"]
 
 
 def _hostile_run(benched_run, tmp_path):

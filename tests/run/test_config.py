@@ -57,6 +57,8 @@ _TODAY = {"generations": 6, "population": 1, "screen": 1, "parents": 1, "cluster
           "accuracy_floor": None, "patience": None, "pressure_on": "synapses", "mating": "sum",
           "structure": "intersection", "alignment": "tag", "precision": "fp32", "bench": "none",
           "target_fps": None, "channel_multiple": 1}
+# What a seed paper states itself, where it differs from the settings of before.
+_PAPER = {"seed000": {"generations": 10, "cluster": "filter"}}
 _MODES = [
     ({}, {}),
     ({"max_drop": 0.01}, {"keep": 0.5, "pressure": "adaptive", "max_drop": 0.01}),
@@ -72,8 +74,17 @@ def test_each_preset_resolves_to_the_seed_settings_of_before(preset, mode, chang
     from dataclasses import asdict
 
     resolved = asdict(EvolveConfig(preset=preset, **mode).resolved())
-    assert {key: resolved[key] for key in _TODAY} == {**_TODAY, **changed}
+    assert {key: resolved[key] for key in _TODAY} == {**_TODAY, **_PAPER.get(preset, {}), **changed}
     assert resolved["preset"] == preset
+
+
+def test_seed000s_preset_has_the_papers_ten_generations_and_filter_clusters():
+    """Seed 000, Fig. 2: generations 1 (the ancestor) to 10; §3.1: "each filter (i.e.,
+    collection of kernels) was considered as a synaptic cluster"."""
+    config = EvolveConfig(preset="seed000", population=8, parents=5).resolved()
+    assert (config.generations, config.cluster, config.selection, config.mating,
+            config.structure) == (10, "filter", "random", "sum", "intersection")
+    assert EvolveConfig(preset="seed000", generations=4, cluster="kernel").resolved().cluster == "kernel"
 
 
 def test_user_first_defaults_shrink_until_the_floor_and_stop_by_themselves():
@@ -115,3 +126,40 @@ def test_a_run_from_before_presets_resumes_under_the_seed_settings(tmp_path):
     config = RunDirectory(tmp_path).stored_config().resolved()
     assert (config.cluster, config.channel_multiple, config.patience, config.generations) == (
         "kernel", 1, None, 4)
+
+
+def _board(monkeypatch, tmp_path, multiple: int | None):
+    """A hand-made profile 'tiny' that declares `multiple`, and an inventory device 'lab' of it."""
+    from jetsynth.devices.inventory import Device, add_device
+    from jetsynth.devices.profiles import PROFILES, DeviceProfile
+
+    monkeypatch.setitem(PROFILES, "tiny", DeviceProfile("tiny", "Tiny board", "none", (1, 0), False, False,
+                                                        False, 8, "0", "3.10", channel_multiple=multiple))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    add_device(Device(name="lab", host="127.0.0.1", profile="tiny"))
+
+
+def test_a_bench_device_whose_profile_declares_a_multiple_evolves_in_its_groups(monkeypatch, tmp_path):
+    _board(monkeypatch, tmp_path, 4)
+    assert EvolveConfig(bench="lab").resolved().synthesis(1).channel_multiple == 4
+    multiple, why = EvolveConfig(bench="lab").channel_multiple_choice()
+    assert (multiple, why) == (4, "the tiny profile (Tiny board) of --bench lab; --channel-multiple N "
+                                  "overrides it")
+    # the flag wins, a preset keeps exact widths, an onnxruntime backend has no profile
+    assert EvolveConfig(bench="lab", channel_multiple=16).resolved().channel_multiple == 16
+    assert EvolveConfig(bench="lab", channel_multiple=8).channel_multiple_choice() == (
+        8, "as given (--channel-multiple)")
+    assert EvolveConfig(bench="lab", preset="seed001").resolved().channel_multiple == 1
+    assert EvolveConfig(bench="ort").channel_multiple_choice() == (
+        8, "the default; --channel-multiple N changes it")
+
+
+def test_a_profile_without_a_multiple_leaves_the_default(monkeypatch, tmp_path):
+    _board(monkeypatch, tmp_path, None)
+    assert EvolveConfig(bench="lab").resolved().channel_multiple == 8
+
+
+def test_a_device_missing_from_the_inventory_is_refused_in_the_checks_words(monkeypatch, tmp_path):
+    _board(monkeypatch, tmp_path, 4)
+    with pytest.raises(JetsynthError, match="no device named 'elsewhere'"):
+        EvolveConfig(bench="elsewhere").resolved()

@@ -17,28 +17,29 @@ from jetsynth.run.evolve import Observer, evolve
 from jetsynth.run.member import viable_offspring
 from jetsynth.run.rundir import RunDirectory
 from jetsynth.storage import read_jsonl
+from tests.member_records import member as member_record
 
 SMALL = EvolveConfig(data="digits", subset=0.5, generations=3, population=2, ancestor_epochs=2,
                      epochs=1, keep=0.6, seed=5, preset="seed001")
 
 
 def _essence(records):
-    return [(r["id"], r["parents"], r["accuracy"], r["synapses"]) for r in records]
+    return [(r.id, r.parents, r.accuracy, r.synapses) for r in records]
 
 
 def test_small_run_writes_every_member(tmp_path):
     records = evolve(SMALL, tmp_path / "run")
-    assert [r["id"] for r in records] == ["g01-m00", "g02-m00", "g02-m01", "g03-m00", "g03-m01"]
+    assert [r.id for r in records] == ["g01-m00", "g02-m00", "g02-m01", "g03-m00", "g03-m01"]
     run = RunDirectory(tmp_path / "run")
     for record in records[1:]:
-        (parent_id,) = record["parents"]
-        assert parent_id.startswith(f"g{record['generation'] - 1:02d}")
-        child, parent = run.genome(record["id"]), run.genome(parent_id)
+        (parent_id,) = record.parents
+        assert parent_id.startswith(f"g{record.generation - 1:02d}")
+        child, parent = run.genome(record.id), run.genome(parent_id)
         for name, mask in child.masks.items():
             assert not (mask & ~parent.masks[name]).any()
-        assert record["synapses"] < run.record(parent_id)["synapses"]
-        assert record["synaptic_efficiency"] > 1.0
-    assert records[0]["synaptic_efficiency"] == 1.0
+        assert record.synapses < run.record(parent_id).synapses
+        assert record.synaptic_efficiency > 1.0
+    assert records[0].synaptic_efficiency == 1.0
     events = [e["event"] for e in read_jsonl(tmp_path / "run" / "events.jsonl")]
     assert events[0] == "run_started" and events[-1] == "run_done"
     assert events.count("member_done") == 5
@@ -55,8 +56,8 @@ def test_reinit_gives_newborns_the_same_structure(tmp_path):
     config = replace(SMALL, generations=2, population=1)
     plain = evolve(config, tmp_path / "a")
     newborn = evolve(replace(config, reinit=True), tmp_path / "b")
-    assert plain[1]["synapses"] == newborn[1]["synapses"]
-    assert plain[1]["accuracy"] != newborn[1]["accuracy"]
+    assert plain[1].synapses == newborn[1].synapses
+    assert plain[1].accuracy != newborn[1].accuracy
 
 
 def test_existing_run_needs_resume_and_same_settings(tmp_path):
@@ -104,7 +105,7 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path):
     resumed = evolve(config, run_dir, resume=True)
     assert _essence(resumed) == _essence(reference)
     done = [e["member"] for e in read_jsonl(events) if e["event"] == "member_done"]
-    assert sorted(done) == sorted(r["id"] for r in reference)
+    assert sorted(done) == sorted(r.id for r in reference)
     leftovers = [p for p in run_dir.rglob("*.tmp")]
     assert leftovers == []
 
@@ -123,12 +124,12 @@ def test_two_parent_population(tmp_path, options):
     records = evolve(config, tmp_path / "run")
     run = RunDirectory(tmp_path / "run")
     for record in records:
-        if record["generation"] == 2:
-            assert record["parents"] == ["g01-m00"]
-        if record["generation"] == 3:
-            assert len(set(record["parents"])) == 2
-            child = run.genome(record["id"])
-            parents = [run.genome(p) for p in record["parents"]]
+        if record.generation == 2:
+            assert record.parents == ("g01-m00",)
+        if record.generation == 3:
+            assert len(set(record.parents)) == 2
+            child = run.genome(record.id)
+            parents = [run.genome(p) for p in record.parents]
             if config.structure == "intersection" and config.alignment == "tag":
                 for name, mask in child.masks.items():
                     allowed = parents[0].masks[name] & parents[1].masks[name]
@@ -153,7 +154,7 @@ def test_parents_that_share_no_live_layer_mate_from_fewer():
     """Three parents of which no two share an fc1 neuron cannot breed together; the offspring
     is mated from one of them instead of stopping the run."""
     genomes = _parents_with_disjoint_fc1(3)
-    previous = [{"id": key} for key in genomes]
+    previous = [member_record(id=key) for key in genomes]
     config = replace(SMALL, population=3, parents=3, keep=0.8).resolved()
     child, keep = viable_offspring(config, previous, genomes, None,
                                     torch.Generator().manual_seed(0), 3, 0, 0.8, 0.0)
@@ -180,7 +181,7 @@ def test_a_parent_no_draw_can_press_passes_its_structure_on_whole():
     parent = _parent_with_one_reader_per_class()
     config = replace(SMALL, population=1, parents=1, keep=0.01, cluster_pressure=1.0,
                      balance=0.0).resolved()
-    child, keep = viable_offspring(config, [{"id": "p0"}], {"p0": parent}, None,
+    child, keep = viable_offspring(config, [member_record(id="p0")], {"p0": parent}, None,
                                     torch.Generator().manual_seed(0), 3, 0, 0.01, 0.0)
     assert keep == 1.0 and child.lineage.parents == ("p0",)
     for name, mask in child.masks.items():
@@ -281,7 +282,7 @@ def test_latency_pressure_needs_a_calibration_then_presses_by_it(tmp_path, monke
     LatencyModel("ort-cpu", "ort-cpu", "fp32", 1, tuple(coefficients.get(f, 0.0) for f in FEATURES),
                  30, {}).save(tmp_path / "calibration" / "ort-cpu.json")
     records = evolve(config, tmp_path / "run")
-    assert len(records) == 2 and records[1]["macs"] < records[0]["macs"]
+    assert len(records) == 2 and records[1].macs < records[0].macs
 
 
 def test_screening_trains_the_draw_the_scorer_ranks_best(tmp_path):
@@ -293,7 +294,7 @@ def test_screening_trains_the_draw_the_scorer_ranks_best(tmp_path):
     config = replace(SMALL, population=1, keep=0.5, screen=4).resolved()
     (tmp_path / "run").mkdir()
     run = RunDirectory(tmp_path / "run")
-    previous, genomes = [{"id": "g01-m00"}], {"g01-m00": parent}
+    previous, genomes = [member_record(id="g01-m00")], {"g01-m00": parent}
 
     def live(genome):
         return sum(int(m.sum()) for m in genome.masks.values())
@@ -331,7 +332,7 @@ def test_the_device_is_said_recorded_and_may_change_on_resume(tmp_path):
                           device="cpu", amp="bf16")
     records = evolve(config, tmp_path / "run", observer=Notes())
     assert "training on the CPU in mixed precision bf16 (--device, --amp)" in notes
-    assert {(r["device"], r["amp"]) for r in records} == {("cpu", "bf16")}
+    assert {(r.device, r.amp) for r in records} == {("cpu", "bf16")}
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert (stored["device"], stored["amp"]) == ("cpu", "bf16")
     placed = [e for e in read_jsonl(tmp_path / "run" / "events.jsonl") if e["event"] == "placement"]
@@ -339,7 +340,7 @@ def test_the_device_is_said_recorded_and_may_change_on_resume(tmp_path):
     # where and in what arithmetic members train is placement: a resume may change both
     more = evolve(replace(config, device="auto", amp=None, generations=3), tmp_path / "run",
                   resume=True)
-    assert (more[-1]["device"], more[-1]["amp"]) == ("cpu", "off")
+    assert (more[-1].device, more[-1].amp) == ("cpu", "off")
 
 
 def test_a_gpu_this_machine_lacks_ends_before_anything_is_written(tmp_path):

@@ -128,3 +128,71 @@ def test_members_are_evaluated_and_saved_with_their_own_batch_norm_statistics(tm
         state = run.genome(mid).state
         counts = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
         assert counts and set(counts.values()) == {CALIBRATION_BATCHES}, (mid, counts)
+
+
+SMALL = ["grow", "--iterations", "1", "--keep-best", "1", "--population", "2", "--initial-steps", "10",
+         "--steps", "5", "--json"]
+
+
+def test_a_gpu_this_machine_lacks_ends_grow_before_anything_is_written(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for args, message in ((["--device", "cuda"], "--device cuda: torch finds no CUDA GPU"),
+                          (["--device", "cuda:2"], "--device cuda:2: torch finds no CUDA GPU"),
+                          (["--device", "cpu", "--amp", "fp16"], "--amp fp16 needs a GPU"),
+                          (["--amp", "fp8"], "--amp fp8: expected one of bf16, fp16, off")):
+        result = CliRunner().invoke(cli, [*SMALL, *args, "--run-dir", str(tmp_path / "g")])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+        assert not (tmp_path / "g").exists()
+
+
+def test_grow_trains_where_it_is_told_and_records_it(tmp_path):
+    runner = CliRunner()
+    run_dir = tmp_path / "g"
+    result = runner.invoke(cli, [*SMALL, "--device", "cpu", "--amp", "bf16", "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["device"], summary["amp"]) == ("cpu", "bf16")
+    records = [json.loads((p / "member.json").read_text()) for p in (run_dir / "members").iterdir()]
+    assert {(r["device"], r["amp"]) for r in records} == {("cpu", "bf16")}
+    assert json.loads((run_dir / "config.json").read_text())["config"]["device"] == "cpu"
+    # where and in what arithmetic it trains is placement: a resume may change both
+    more = runner.invoke(cli, [*SMALL[:2], "2", *SMALL[3:], "--device", "auto", "--run-dir",
+                               str(run_dir), "--resume"])
+    assert more.exit_code == 0, more.output
+    assert json.loads(more.output)["amp"] == ("bf16" if torch.cuda.is_available() else "off")
+
+
+def test_fp16_gradient_scale_survives_a_resume(tmp_path):
+    """The gradient scaler's scale decides the next updates (a step whose gradients overflow is
+    skipped and halves it): a resumed fp16 run continues with the scale it had. Run on the CPU,
+    whose GradScaler torch provides, past the command line's refusal of fp16 there."""
+    from jetsynth.data.load import load_dataset
+    from jetsynth.nn.models import resolve_factory
+    from jetsynth.run.grow import GrowConfig, Grower
+    from jetsynth.run.rundir import open_run
+
+    config = GrowConfig(iterations=1, keep_best=1, population=2, initial_steps=4, steps=2,
+                        device="cpu", amp="fp16")
+    dataset = load_dataset(config.evolve_config().data_spec())
+    factory = resolve_factory(config.arch, trusted=True)
+
+    def grower(resume: bool) -> Grower:
+        run = open_run(tmp_path / "g", config.evolve_config(), resume, {config.arch: factory})
+        try:
+            grown = Grower(config, run, dataset, factory, lambda _text: None, "cpu", "fp16")
+            grown.run_all()
+            return grown
+        finally:
+            run.release()
+
+    first = grower(resume=False)
+    state_file = tmp_path / "g" / "population" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["scaler"] == first.scaler.state_dict()
+    state["scaler"].update(scale=1024.0, _growth_tracker=7)  # as after overflows and good steps
+    state_file.write_text(json.dumps(state))
+    resumed = grower(resume=True)  # nothing left to train: the restored scaler is untouched
+    assert (resumed.scaler.get_scale(), resumed.scaler.state_dict()["_growth_tracker"]) == (1024.0, 7)

@@ -57,12 +57,12 @@ def test_an_architecture_is_timed_once(benched_run, tmp_path):
     cache = MeasurementCache(tmp_path / CACHE_FILE)
     first = measure_member(genome, tmp_path / "a", "ort-cpu", "fp16", 2, 0.05, cache)
     second = measure_member(genome, tmp_path / "b", "ort-cpu", "fp16", 2, 0.05, cache)
-    assert first["fps"] > 0 and second["fps"] == first["fps"]
-    assert second["bench"]["cached"] and "cached" not in first["bench"]
+    assert first.fps > 0 and second.fps == first.fps
+    assert second.bench.extra["cached"] and "cached" not in first.bench.extra
     assert (tmp_path / "b" / "model.onnx").is_file()
     assert len((tmp_path / CACHE_FILE).read_text().splitlines()) == 1
     third = measure_member(genome, tmp_path / "c", "ort-cpu", "fp16", 4, 0.05, cache)
-    assert "cached" not in third["bench"] and third["bench"]["batch"] == 4
+    assert "cached" not in third.bench.extra and third.bench.batch == 4
 
 
 def test_a_timing_cached_for_the_member_itself_counts_as_measured(benched_run, tmp_path):
@@ -73,10 +73,10 @@ def test_a_timing_cached_for_the_member_itself_counts_as_measured(benched_run, t
     first = meter.assess(genome, tmp_path / "g03-m00", 3)
     resumed = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE))
     again = resumed.assess(genome, tmp_path / "g03-m00", 3)
-    assert first["bench"]["source"] == again["bench"]["source"] == "measured"
+    assert first.bench.source == again.bench.source == "measured"
     assert again == first and len(resumed.samples) == len(meter.samples) == 1
     other = resumed.assess(genome, tmp_path / "g04-m00", 4)
-    assert other["bench"]["source"] == "cached" and len(resumed.samples) == 1
+    assert other.bench.source == "cached" and len(resumed.samples) == 1
 
 
 def test_resume_after_a_kill_between_timing_and_record_equals_the_uninterrupted_run(tmp_path):
@@ -93,10 +93,10 @@ def test_resume_after_a_kill_between_timing_and_record_equals_the_uninterrupted_
     resumed = evolve(config, tmp_path / "killed", resume=True)
 
     def timing(records):  # the ONNX size aside: the timed file names its run directory
-        return [(r["id"], r["accuracy"], r["fps"], r["fps_predicted"],
-                 {k: v for k, v in r["bench"].items() if k != "onnx_bytes"}) for r in records]
+        return [(r.id, r.accuracy, r.fps, r.fps_predicted,
+                 {k: v for k, v in r.bench.to_json().items() if k != "onnx_bytes"}) for r in records]
 
-    assert [r["bench"]["source"] for r in reference] == ["measured"] * 3
+    assert [r.bench.source for r in reference] == ["measured"] * 3
     assert timing(resumed) == timing(reference)
 
 
@@ -104,7 +104,7 @@ def test_member_timed_on_a_device_through_deploy(benched_run, local_device, tmp_
     genome = RunDirectory(benched_run).genome("g02-m00")
     cache = MeasurementCache(tmp_path / CACHE_FILE)
     figures = measure_member(genome, tmp_path, local_device, "fp16", 1, 0.1, cache)
-    assert figures["fps"] > 0 and figures["bench"]["backend"] == "local:onnxruntime"
+    assert figures.fps > 0 and figures.bench.backend == "local:onnxruntime"
     assert json.loads((tmp_path / CACHE_FILE).read_text())["key"].endswith(":device:local:fp16:b1")
 
 
@@ -116,8 +116,8 @@ def test_a_device_that_drops_out_is_retried_then_skipped(benched_run, local_devi
     genome = RunDirectory(benched_run).genome("g02-m00")
     cache = MeasurementCache(tmp_path / CACHE_FILE)
     figures = measure_member(genome, tmp_path, dead, "fp16", 1, 0.1, cache)
-    assert figures["fps"] is None and figures["bench"]["attempts"] == 3
-    assert "cannot reach" in figures["bench"]["error"]
+    assert figures.fps is None and figures.bench.extra["attempts"] == 3
+    assert "cannot reach" in figures.bench.extra["error"]
     assert cache.entries == {}
 
 
@@ -129,23 +129,43 @@ def test_target_fps_stops_the_run(tmp_path, target, generations):
     config = EvolveConfig(data="digits", subset=0.2, generations=3, ancestor_epochs=1, epochs=1, keep=0.6,
                           bench="ort", bench_seconds=0.05, target_fps=target, accuracy_floor=0.0)
     records = evolve(config, tmp_path / "run")
-    assert max(r["generation"] for r in records) == generations
+    assert max(r.generation for r in records) == generations
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     reached = [e for e in events if e["event"] == "target_reached"]
     assert bool(reached) == (target == 1.0)
 
 
 def test_evolve_with_a_device_as_the_bench(local_device, tmp_path, monkeypatch):
-    from jetsynth.devices.inventory import add_device
-    from jetsynth.run.config import EvolveConfig
-    from jetsynth.run.evolve import evolve
+    from dataclasses import replace
 
+    from torch import nn
+
+    from jetsynth.devices.inventory import add_device
+    from jetsynth.devices.profiles import PROFILES
+    from jetsynth.run.config import EvolveConfig
+    from jetsynth.run.evolve import Observer, evolve
+    from jetsynth.ship.export import compact_genome
+
+    # a board whose profile evolves in groups of 4, not the default 8
+    monkeypatch.setitem(PROFILES, "tiny", replace(PROFILES["tx1"], name="tiny", channel_multiple=4))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    add_device(local_device)
+    add_device(replace(local_device, profile="tiny"))
+    notes = []
+
+    class Notes(Observer):
+        def notice(self, text):
+            notes.append(text)
+
     config = EvolveConfig(data="digits", subset=0.2, generations=2, ancestor_epochs=1, epochs=1, keep=0.6,
                           precision="fp16", bench="local", bench_seconds=0.1)
-    records = evolve(config, tmp_path / "run")
-    assert all(r["fps"] > 0 and r["bench"]["backend"] == "local:onnxruntime" for r in records)
+    records = evolve(config, tmp_path / "run", observer=Notes())
+    assert all(r.fps > 0 and r.bench.backend == "local:onnxruntime" for r in records)
+    assert "channel multiple 4: the tiny profile (Jetson TX1) of --bench local; --channel-multiple N " \
+           "overrides it" in notes
+    offspring = compact_genome(RunDirectory(tmp_path / "run").genome(records[-1].id)).model
+    widths = [m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+              for m in offspring.modules() if isinstance(m, (nn.Conv2d, nn.Linear))][:-1]
+    assert all(w % 4 == 0 or w < 4 for w in widths), widths
 
 
 def test_bad_bench_and_target_options_are_refused(tmp_path, monkeypatch):
@@ -174,13 +194,13 @@ def test_speedometer_measures_every_kth_member_and_predicts_the_rest(benched_run
     meter = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE), _model(1e-4),
                         measure_every=3)
     predicted = meter.assess(genome, tmp_path / "a", ordinal=1)
-    assert predicted["fps"] is None and predicted["fps_predicted"] == pytest.approx(10_000.0)
-    assert predicted["bench"]["source"] == "predicted" and len(predicted["bench"]["features"]) == 7
+    assert predicted.fps is None and predicted.fps_predicted == pytest.approx(10_000.0)
+    assert predicted.bench.source == "predicted" and len(predicted.bench.features) == 7
     measured = meter.assess(genome, tmp_path / "b", ordinal=3)
-    assert measured["fps"] > 0 and measured["bench"]["source"] == "measured"
-    assert measured["fps_predicted"] == pytest.approx(10_000.0)
+    assert measured.fps > 0 and measured.bench.source == "measured"
+    assert measured.fps_predicted == pytest.approx(10_000.0)
     # once timed, the same architecture costs nothing to measure again
-    assert meter.assess(genome, tmp_path / "c", ordinal=4)["bench"]["source"] == "cached"
+    assert meter.assess(genome, tmp_path / "c", ordinal=4).bench.source == "cached"
 
 
 def test_a_predicted_hit_is_confirmed_by_a_measurement(benched_run, tmp_path):
@@ -188,9 +208,9 @@ def test_a_predicted_hit_is_confirmed_by_a_measurement(benched_run, tmp_path):
     meter = Speedometer("ort-cpu", "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE), _model(1e-4),
                         measure_every=100)
     below_floor = meter.assess(genome, tmp_path / "a", 1, target_fps=5000.0, keeps_floor=False)
-    assert below_floor["bench"]["source"] == "predicted"
+    assert below_floor.bench.source == "predicted"
     hit = meter.assess(genome, tmp_path / "b", 1, target_fps=5000.0, keeps_floor=True)
-    assert hit["bench"]["source"] == "measured" and hit["fps"] > 0
+    assert hit.bench.source == "measured" and hit.fps > 0
 
 
 def test_without_a_calibration_the_run_fits_its_own_model(tmp_path):
@@ -215,8 +235,8 @@ def test_a_dropped_device_leaves_the_prediction(benched_run, local_device, tmp_p
     genome = RunDirectory(benched_run).genome("g02-m00")
     meter = Speedometer(dead, "fp16", 1, 0.05, MeasurementCache(tmp_path / CACHE_FILE), _model(2e-4))
     figures = meter.assess(genome, tmp_path, ordinal=0)
-    assert figures["fps"] is None and figures["bench"]["source"] == "failed"
-    assert figures["fps_predicted"] == pytest.approx(5000.0)
+    assert figures.fps is None and figures.bench.source == "failed"
+    assert figures.fps_predicted == pytest.approx(5000.0)
 
 
 def _events(run_dir):
@@ -233,13 +253,13 @@ def test_evolve_predicts_between_measurements_with_a_calibration(tmp_path, monke
                           epochs=1, bench="ort", bench_seconds=0.05, measure_every=2, target_fps=1e9,
                           preset="seed001")
     records = evolve(config, tmp_path / "run")
-    sources = [r["bench"]["source"] for r in records]
+    sources = [r.bench.source for r in records]
     assert sources[0] == "measured" and "predicted" in sources
-    assert all(r["fps_predicted"] == pytest.approx(10_000.0) for r in records)
+    assert all(r.fps_predicted == pytest.approx(10_000.0) for r in records)
     assert (tmp_path / "run" / LATENCY_MODEL_FILE).is_file()
     pressure = [e for e in _events(tmp_path / "run") if e["event"] == "pressure"]
     assert [e["generation"] for e in pressure] == [2, 3] and all(e["keep"] < 0.8 for e in pressure)
-    assert records[1]["environment"]["R"] == pytest.approx(pressure[0]["keep"])
+    assert records[1].environment.keep == pytest.approx(pressure[0]["keep"])
 
 
 def test_a_calibration_for_other_settings_is_refused_or_skipped(tmp_path, monkeypatch):
@@ -288,15 +308,15 @@ def test_closed_loop_defaults_and_their_errors():
 def test_members_record_their_speed_spread_and_the_reference_drift(benched_run):
     from jetsynth.run.rundir import RunDirectory
 
-    records = sorted(RunDirectory(benched_run).records(), key=lambda r: (r["generation"], r["member"]))
+    records = sorted(RunDirectory(benched_run).records(), key=lambda r: (r.generation, r.member))
     for record in records:
-        low, high = record["fps_iqr"]
-        assert low <= record["fps"] <= high
-        assert record["bench"]["produced_by"] == "onnxruntime on the CPU, fp16 weights, 1 thread"
-        assert len(record["bench"]["fps_trials"]) >= 5
-    fresh = [r for r in records[1:] if r["bench"]["source"] == "measured"]
-    assert fresh and all(r["bench"]["reference_fps"] > 0 and r["bench"]["drift"] > 0 for r in fresh)
-    assert "drift" not in records[0]["bench"]  # the ancestor is the reference
+        low, high = record.fps_iqr
+        assert low <= record.fps <= high
+        assert record.bench.produced_by == "onnxruntime on the CPU, fp16 weights, 1 thread"
+        assert len(record.bench.extra["fps_trials"]) >= 5
+    fresh = [r for r in records[1:] if r.bench.source == "measured"]
+    assert fresh and all(r.bench.extra["reference_fps"] > 0 and r.bench.extra["drift"] > 0 for r in fresh)
+    assert "drift" not in records[0].bench.extra  # the ancestor is the reference
 
 
 def test_a_host_that_drifted_re_times_the_member(member_onnx):

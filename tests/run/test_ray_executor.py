@@ -29,7 +29,7 @@ def _essence(run_dir: Path, records: list[dict]) -> list:
     """Every member's record without its wall time, and its masks."""
     run = RunDirectory(run_dir)
     return [({k: v for k, v in r.items() if k != "train_seconds"},
-             {name: mask.tolist() for name, mask in run.masks(r["id"]).items()}) for r in records]
+             {name: mask.tolist() for name, mask in run.masks(r.id).items()}) for r in records]
 
 
 @pytest.fixture(scope="module")

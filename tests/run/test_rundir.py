@@ -179,7 +179,7 @@ def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage
 
     run = tmp_path / "run"
     config = replace(CONFIG, generations=3)
-    first = {r["id"]: r for r in evolve(config, run)}
+    first = {r.id: r for r in evolve(config, run)}
     member = run / "members" / "g02-m00"
     if damage == "garbage member.json":
         (member / "member.json").write_text("{{ not json")
@@ -195,13 +195,13 @@ def test_resume_sets_a_damaged_member_aside_and_trains_it_again(tmp_path, damage
         def notice(self, text):
             notices.append(text)
 
-    again = {r["id"]: r for r in evolve(config, run, resume=True, observer=Notes())}
+    again = {r.id: r for r in evolve(config, run, resume=True, observer=Notes())}
     assert set(again) == set(first)
-    assert again["g02-m00"]["accuracy"] == first["g02-m00"]["accuracy"]  # the same member again
+    assert again["g02-m00"].accuracy == first["g02-m00"].accuracy  # the same member again
     assert (run / "damaged" / "g02-m00").exists()  # the damaged one kept aside
     damaged = [n for n in notices if n.startswith("damaged")]
     assert len(damaged) == 1 and damaged[0].startswith("damaged member set aside, trained again: g02-m00")
-    assert [r["id"] for r in RunDirectory(run).records()] == ["g01-m00", "g02-m00", "g03-m00"]
+    assert [r.id for r in RunDirectory(run).records()] == ["g01-m00", "g02-m00", "g03-m00"]
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events].count("member_set_aside") == 1
 

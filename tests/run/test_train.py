@@ -1,4 +1,6 @@
 import math
+import threading
+import time
 
 import pytest
 import torch
@@ -181,3 +183,38 @@ def test_out_of_gpu_memory_names_the_member_the_batch_and_what_to_lower(digits, 
     assert "\n" not in message and message.startswith(f"{genome.lineage.id}: out of GPU memory")
     assert "batches of 96 images of 1×28×28" in message and "--batch-size (e.g. 48)" in message
     assert "--resume" in message
+
+
+def test_a_training_step_waits_while_its_gpu_is_timed(digits, tmp_path, monkeypatch):
+    """The trainer holds its GPU for each step (nn.gpu_lock): while a timing holds it, no step
+    runs, and training goes on when the timing ends. The CPU trainer stands in for one on cuda:0
+    for the lock only."""
+    from jetsynth.nn.gpu_lock import gpu_turn
+    from jetsynth.run.train import fit
+
+    folder = tmp_path / "locks"
+    monkeypatch.setattr(train, "gpu_turn", lambda device: gpu_turn("cuda:0", folder))
+    net = ancestor_genome("lenet5", digits.input_shape, digits.classes, seed=0).build()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    progress = []
+    stepping = threading.Event()
+
+    def trained() -> None:
+        fit(net, digits, TrainConfig(epochs=2, batch_size=16), optimizer,
+            torch.Generator().manual_seed(0),
+            on_step=lambda done, total: (progress.append(done), stepping.set()))
+
+    trainer = threading.Thread(target=trained)
+    trainer.start()
+    try:
+        assert stepping.wait(60)
+        with gpu_turn("cuda:0", folder):  # a member timed on the GPU
+            held = len(progress)
+            time.sleep(0.5)
+            assert len(progress) <= held + 1  # at most the step that had begun when it was asked
+            during = len(progress)
+            time.sleep(0.5)
+            assert len(progress) == during
+    finally:
+        trainer.join(120)
+    assert progress[-1] == 2 * math.ceil(len(digits.train_x) / 16)

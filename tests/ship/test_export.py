@@ -76,29 +76,30 @@ def test_exported_genome_matches_torch(tmp_path, digits, precision, tolerance):
 
 
 def test_export_member_metadata_says_what_the_device_needs(tmp_path, benched_run):
-    result, record = export_member(benched_run, tmp_path / "m.onnx", generation=3, member=0)
+    result, shipped = export_member(benched_run, tmp_path / "m.onnx", generation=3, member=0)
+    record = shipped.record
     meta = read_metadata(onnx.load(str(result.path)))
     assert meta["member"] == "g03-m00" and meta["generation"] == 3
     assert meta["parents"] == ["g02-m00"]
-    assert meta["accuracy"] == pytest.approx(record["accuracy"])
-    assert meta["synapses"] == record["synapses"]
+    assert meta["accuracy"] == pytest.approx(record.accuracy)
+    assert meta["synapses"] == record.synapses
     assert meta["precision"] == "fp16" and meta["opset"] == 13
     assert set(meta["preprocessing"]) == {"layout", "color", "pixel_scale", "mean", "std", "class_names"}
     assert meta["preprocessing"]["class_names"] == [str(i) for i in range(10)]
-    assert meta["val_accuracy"] == pytest.approx(record["val_accuracy"])
+    assert meta["val_accuracy"] == pytest.approx(record.val_accuracy)
     assert meta["jetsynth_version"]
     assert meta["parity"]["top1_agreement"] >= 0.99
 
 
 def test_the_ancestor_and_the_best_member_export(tmp_path, benched_run):
-    ancestor, record = export_member(benched_run, tmp_path / "a.onnx", generation=1, member=0,
-                                     check_parity=False)
-    assert record["id"] == "g01-m00" and ancestor.parity is None
-    best, best_record = export_member(benched_run, tmp_path / "b.onnx", max_drop=1.0, check_parity=False)
+    ancestor, named = export_member(benched_run, tmp_path / "a.onnx", generation=1, member=0,
+                                    check_parity=False)
+    assert named.record.id == "g01-m00" and ancestor.parity is None
+    best, picked = export_member(benched_run, tmp_path / "b.onnx", max_drop=1.0, check_parity=False)
     records = RunDirectory(benched_run).records()
-    fastest = max(records, key=lambda r: r["fps"])
-    assert best_record["id"] == fastest["id"] or ties(best_record, fastest)
-    assert "picked_because" not in record and best_record["picked_because"]
+    fastest = max(records, key=lambda r: r.fps)
+    assert picked.record.id == fastest.id or ties(picked.record, fastest)
+    assert named.picked_because is None and picked.picked_because
 
 
 def test_export_best_says_what_it_picked_and_why(tmp_path, benched_run):
@@ -133,15 +134,15 @@ def test_trained_member_exports_with_parity(tmp_path, benched_run, digits):
 
 
 def test_a_member_trained_longer_before_export_keeps_its_structure(tmp_path, benched_run):
-    plain, record = export_member(benched_run, tmp_path / "p.onnx", generation=3, member=0)
-    tuned, tuned_record = export_member(benched_run, tmp_path / "t.onnx", generation=3, member=0,
-                                        finetune_epochs=2)
+    plain, shipped = export_member(benched_run, tmp_path / "p.onnx", generation=3, member=0)
+    tuned, tuned_shipped = export_member(benched_run, tmp_path / "t.onnx", generation=3, member=0,
+                                         finetune_epochs=2)
     assert tuned.params == plain.params and tuned.macs == plain.macs
     where = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto
-    assert tuned_record["finetune"] == {"epochs": 2, "accuracy_before": record["accuracy"],
-                                        "device": where}
+    assert tuned_shipped.finetune.to_json() == {"epochs": 2, "accuracy_before": shipped.record.accuracy,
+                                                "device": where}
     meta = read_metadata(onnx.load(str(tuned.path)))
-    assert meta["accuracy"] == pytest.approx(tuned_record["accuracy"])
+    assert meta["accuracy"] == pytest.approx(tuned_shipped.record.accuracy)
     assert meta["finetune"]["epochs"] == 2
     assert tuned.parity["top1_agreement"] >= 0.99
     with pytest.raises(JetsynthError, match="--finetune-epochs must be 0 or more"):

@@ -69,6 +69,6 @@ def test_a_member_as_a_state_dict_loads_into_a_plain_torch_module(tmp_path):
     onnx = CliRunner().invoke(cli, ["export", str(run_dir), "-g", "2", "-m", "0", "--no-parity",
                                     "--channel-multiple", "16", "-o", str(tmp_path / "member.onnx")])
     assert onnx.exit_code == 0, onnx.output
-    own = RunDirectory(run_dir).record("g02-m00")["macs"]
+    own = RunDirectory(run_dir).record("g02-m00").macs
     assert "padded to multiples of 16 channels (--channel-multiple, zeros: same outputs): " in onnx.output
     assert f"MACs per image exported, {own:,} in the member itself (the report's count)" in onnx.output
