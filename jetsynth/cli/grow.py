@@ -53,7 +53,7 @@ from jetsynth.run import bounds
 @click.option("--ensemble", is_flag=True,
               help="Stack the final K members into one network (RUN/ensemble.onnx).")
 @click.option("--ensemble-epochs", type=COUNT, default=50, show_default=True,
-              help="--ensemble: full-batch steps of the combiner on the validation split.")
+              help="--ensemble: full-batch steps of the combiner on the training split.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True,
               help="Where the population trains and is evaluated: auto (CUDA when there is a GPU, "

@@ -370,18 +370,33 @@ def growable_layers(model: nn.Module, output: str) -> list[str]:
     return found
 
 
+SHAPES = ("wide", "deep", "wider-deep")
+"""What `random_transform` draws among: R2WiderR, R2DeeperR of the layer's width, and R2DeeperR
+of a wider layer in front of the host (the paper's "zero padding is added in the residual
+connection as required")."""
+
+
 def random_transform(model: nn.Module, output: str, uid: int, generator: torch.Generator,
-                     kinds: tuple[str, ...] = KINDS, kernels: tuple[int, ...] = KERNELS,
+                     shapes: tuple[str, ...] = SHAPES, kernels: tuple[int, ...] = KERNELS,
                      pairs: tuple[int, ...] = (2, 4, 8)) -> Transform:
-    """A transform drawn uniformly: kind, layer (hidden conv/linear layers), kernel (1 for a
-    linear layer) and pairs."""
+    """A transform drawn uniformly: shape (`SHAPES`), layer (hidden conv/linear layers), kernel
+    (1 for a linear layer) and pairs. A wider-deeper layer reads 2·pairs more channels than its
+    host (the block's own width); at a host that already has one in front, a same-width deeper
+    layer is drawn instead (one wider layer per host)."""
     def pick(options):
         return options[int(torch.randint(len(options), (1,), generator=generator))]
 
     layers = growable_layers(model, output)
     if not layers:
         raise JetsynthError("the network has no hidden conv or linear layer to grow")
-    kind, layer = pick(kinds), pick(layers)
+    shape, layer = pick(shapes), pick(layers)
     _, _, module = _resolve(model, layer)
-    kernel = pick(kernels) if isinstance(_host(module), nn.Conv2d) else 1
-    return Transform(kind, layer, kernel, pick(pairs), uid)
+    host = _host(module)
+    kernel = pick(kernels) if isinstance(host, nn.Conv2d) else 1
+    count = pick(pairs)
+    if shape != "wider-deep":
+        return Transform(shape, layer, kernel, count, uid)
+    if isinstance(module, GrownLayer) and module.front is not None:
+        return Transform("deep", layer, kernel, count, uid)
+    reads = host.in_channels if isinstance(host, nn.Conv2d) else host.in_features
+    return Transform("deep", layer, kernel, count, uid, reads + 2 * count)

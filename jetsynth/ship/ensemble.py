@@ -1,8 +1,11 @@
 """Seed 003's hierarchical ensemble of the final K members: a two-level (stacked) network whose
 first level is the members themselves (frozen) and whose second level is a linear combiner of
-their log-probabilities, trained on the validation split (the test split stays unseen). The
-combiner starts as the plain average of the members' log-probabilities, so training can only
-move it where the held-out examples say. Exported as one ONNX graph.
+their log-probabilities, trained on the training split: the images the members learned from, so
+the combiner sees no example its members could not have seen (trained on the validation split
+it would learn from more labels than the members, and the selection split would no longer be
+held out from the model it selects). The validation split gives its `val_accuracy`; the test
+split stays unseen until the report. The combiner starts as the plain average of the members'
+log-probabilities. Exported as one ONNX graph.
 """
 
 from __future__ import annotations
@@ -69,11 +72,12 @@ def build_ensemble(run, ids: list[str], dataset, config) -> dict:
     model = StackedEnsemble(members, dataset.classes).eval()
     for p in model.members.parameters():
         p.requires_grad_(False)
+    train_features = _features(model, dataset.train_x)
     val_features = _features(model, dataset.val_x)
     test_features = _features(model, dataset.test_x)
     with torch.no_grad():
         average = _accuracy(model.combine(test_features), dataset.test_y)
-    train_combiner(model, val_features, dataset.val_y, config.ensemble_epochs)
+    train_combiner(model, train_features, dataset.train_y, config.ensemble_epochs)
     with torch.no_grad():
         accuracy = _accuracy(model.combine(test_features), dataset.test_y)
         val_accuracy = _accuracy(model.combine(val_features), dataset.val_y)
@@ -89,6 +93,7 @@ def build_ensemble(run, ids: list[str], dataset, config) -> dict:
     with torch.no_grad():
         diff = float((onnx_out - model(dataset.test_x[:256])).abs().max())
     figures = {"members": ids, "accuracy": accuracy, "val_accuracy": val_accuracy,
+               "combiner_images": len(train_features),
                "average_accuracy": average, "onnx": str(path), "onnx_max_abs_diff": diff}
     write_json(folder / "ensemble.json", figures, run.root)
     return figures

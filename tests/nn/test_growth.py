@@ -172,3 +172,53 @@ def test_a_wider_deeper_layer_zero_pads_its_residual_and_every_new_weight_learns
     beta = block.grow.weight
     assert (beta[:, :2] + beta[:, 2:]).abs().max() > 1e-4  # the pairs no longer cancel
     assert block.split(x)[1].abs().max() > 1e-4
+
+
+def test_random_transforms_include_wider_deeper_layers_and_keep_the_function():
+    torch.manual_seed(0)
+    before = small_cnn((1, 16, 16), 10).eval()
+    after = copy.deepcopy(before)
+    generator = torch.Generator().manual_seed(3)
+    drawn = []
+    for uid in range(1, 41):
+        transform = random_transform(after, "13", uid, generator)
+        apply_transform(after, transform)
+        drawn.append(transform)
+    shapes = {(t.kind, bool(t.channels)) for t in drawn}
+    assert shapes == {("wide", False), ("deep", False), ("deep", True)}
+    assert {t.kernel for t in drawn} == {1, 3, 5}
+    for t in drawn:
+        if t.channels:  # the block's own width is added to what the host reads
+            host = _resolve_host(after, t.layer)
+            assert t.channels == host + 2 * t.pairs
+    x = torch.randn(8, 1, 16, 16)
+    assert (before(x) - after.eval()(x)).abs().max() < 1e-5
+
+
+def _resolve_host(after, layer):
+    from jetsynth.nn.growth import _host, _resolve
+    module = _host(_resolve(after, layer)[2])
+    return module.in_channels if isinstance(module, nn.Conv2d) else module.in_features
+
+
+def test_a_wider_deeper_layer_keeps_a_hand_computed_output():
+    """y = 2·x through a 1×1 conv; a 3-channel layer in front (the image zero-padded by 2
+    channels) leaves y = 2·x for any x."""
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(2.0)
+    model = nn.Sequential(conv, nn.Flatten()).eval()
+    apply_transform(model, Transform("deep", "0", 3, 1, 1, 3))
+    x = torch.tensor([[[[1.0, -2.0], [0.5, 3.0]]]])
+    assert torch.allclose(model(x), torch.tensor([[2.0, -4.0, 1.0, 6.0]]), atol=1e-5)
+    assert model[0].deep1.feed.weight.shape == (1, 2, 1, 1)
+
+
+def test_a_host_with_a_wider_layer_in_front_is_deepened_at_its_width_instead():
+    model = small_cnn((1, 16, 16), 10)
+    apply_transform(model, Transform("deep", "4", 3, 2, 1, 20))
+    generator = torch.Generator().manual_seed(0)
+    for uid in range(2, 60):
+        t = random_transform(model, "13", uid, generator, shapes=("wider-deep",))
+        assert t.kind == "deep"
+        assert (t.channels == 0) == (t.layer == "4")

@@ -46,6 +46,12 @@ def test_grow_runs_resumes_reports_and_exports(tmp_path):
     assert state["iteration"] == 2 and len(state["members"]) == 4
     ensemble = summary["ensemble"]
     assert ensemble["onnx_max_abs_diff"] < 1e-4
+    # the combiner learns from the members' training images, never the selection split
+    from jetsynth.data.load import load_dataset
+    from jetsynth.run.grow import GrowConfig
+    config = GrowConfig(**json.loads((run_dir / "grow.json").read_text())["config"])
+    data = load_dataset(config.evolve_config().data_spec())
+    assert ensemble["combiner_images"] == len(data.train_x) != len(data.val_x)
     graph = onnx.load(ensemble["onnx"])
     assert len(graph.graph.input) == 1  # one graph for the K members and the combiner
     report = runner.invoke(cli, ["report", str(run_dir), "--json"])
@@ -103,6 +109,25 @@ def test_grow_from_an_already_grown_arch_builds_each_block_once(tmp_path):
     exported = runner.invoke(cli, ["export", str(run_dir), "--best", "-o", str(tmp_path / "b.onnx"),
                                    "--no-parity", "--json"])
     assert exported.exit_code == 0, exported.output
+
+
+def test_members_are_evaluated_and_saved_with_their_own_batch_norm_statistics(tmp_path):
+    """The members share their running statistics, last updated by whichever member trained;
+    each is evaluated (and its genome saved) with statistics re-estimated on its own
+    activations over CALIBRATION_BATCHES training batches."""
+    from jetsynth.run.grow import CALIBRATION_BATCHES
+    from jetsynth.run.rundir import RunDirectory
+
+    run_dir = tmp_path / "grow"
+    args = ["grow", "--iterations", "1", "--keep-best", "1", "--population", "3", "--initial-steps",
+            "40", "--steps", "40", "--run-dir", str(run_dir), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    run = RunDirectory(run_dir)
+    for mid in ("g01-m00", "g02-m00", "g02-m01", "g02-m02"):
+        state = run.genome(mid).state
+        counts = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
+        assert counts and set(counts.values()) == {CALIBRATION_BATCHES}, (mid, counts)
 
 
 SMALL = ["grow", "--iterations", "1", "--keep-best", "1", "--population", "2", "--initial-steps", "10",

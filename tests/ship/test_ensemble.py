@@ -1,4 +1,4 @@
-"""The stacked (hierarchical) ensemble: starts as the members' average, learns on held-out data."""
+"""The stacked (hierarchical) ensemble: starts as the members' average, learns on the training split."""
 
 import torch
 from torch import nn
