@@ -111,7 +111,7 @@ MODULE_ORDER = {
     "agent": ("errors", "lifetime", "timing", "buffers", "runners", "facts", "power", "bundle",
               "ort", "tensorrt", "trtexec", "cli"),
     "data": ("dataset", "stream", "imagefolder", "load", "items"),
-    "nn": ("finite", "gpu_lock", "growth", "structure", "layout", "device", "checkpoint", "weights",
+    "nn": ("finite", "gpu_lock", "norm_stats", "growth", "structure", "layout", "device", "checkpoint", "weights",
            "population", "models", "compact"),
     "core": ("records", "genome", "trials", "environment", "pressure_costs", "channel_groups",
              "encoding", "similarity", "screening", "metrics", "grow_genome", "repair", "mating",

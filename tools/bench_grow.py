@@ -61,7 +61,7 @@ from jetsynth.run.grow import (  # noqa: E402
     joint_train,
     predictions,
 )
-from jetsynth.run.rundir import MEMBER_FILE, MEMBERS_DIR  # noqa: E402
+from jetsynth.run.rundir import RunDirectory  # noqa: E402
 
 PAPER = {"base_best_test": 0.70, "neuroevolution": 0.74, "coevolution": 0.72,
          "coevolution_ensemble": 0.75, "widening": "widened at 4,500 of 10,000 updates: 25 % fewer "
@@ -158,10 +158,11 @@ def control(args, seed: int, dataset) -> dict:
             "training_flops": 6 * macs * args.batch * budget}
 
 
-def _final_members(run_dir: Path, generation: int) -> list[dict]:
-    records = [json.loads(path.read_text())
-               for path in sorted((run_dir / MEMBERS_DIR).glob(f"g{generation:02d}-m*/{MEMBER_FILE}"))]
-    return [{"id": r["id"], "arch": r["arch"], "val": r["val_accuracy"], "test": r["accuracy"]}
+def _final_members(run_dir: Path, generation: int, arch: str | None = None) -> list[dict]:
+    """The members of `generation` (those of architecture `arch` only, when given)."""
+    records = sorted((r for r in RunDirectory(run_dir).records() if r.generation == generation
+                      and arch in (None, r.extra["arch"])), key=lambda r: r.id)
+    return [{"id": r.id, "arch": r.extra["arch"], "val": r.val_accuracy, "test": r.accuracy}
             for r in records]
 
 
@@ -171,7 +172,7 @@ def evolution(args, seed: int, coevolve: bool, out: Path) -> dict:
     summary = grow(config, run_dir, resume=(run_dir / "config.json").exists(), notice=lambda _t: None)
     best = summary["final"][0]
     members = _final_members(run_dir, config.iterations + 1)
-    base = [m for m in members if m["arch"] == config.arch]
+    base = _final_members(run_dir, config.iterations + 1, config.arch)
     result = {"test": best["accuracy"], "val": best["val_accuracy"], "arch": best["arch"],
               "final_k": summary["final"], "members": members,
               "h_i_after_n_i": _final_members(run_dir, 1)[0],

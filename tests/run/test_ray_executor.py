@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from jetsynth.core.records import MemberRecord
 from jetsynth.run.config import EvolveConfig
 from jetsynth.run.evolve import evolve
 from jetsynth.run.rundir import RunDirectory
@@ -25,10 +26,10 @@ CLI_TINY = ["--data", "digits", "--subset", "0.3", "--generations", "2", "--popu
             "--ancestor-epochs", "1", "--epochs", "2", "--keep", "0.6", "--seed", "7"]
 
 
-def _essence(run_dir: Path, records: list[dict]) -> list:
+def _essence(run_dir: Path, records: list[MemberRecord]) -> list:
     """Every member's record without its wall time, and its masks."""
     run = RunDirectory(run_dir)
-    return [({k: v for k, v in r.items() if k != "train_seconds"},
+    return [({k: v for k, v in r.to_json().items() if k != "train_seconds"},
              {name: mask.tolist() for name, mask in run.masks(r.id).items()}) for r in records]
 
 
