@@ -17,6 +17,7 @@ from jetsynth.core.selection import selection_accuracy
 from jetsynth.core.similarity import aligned_presences, average_overlap, overlap_matrix
 from jetsynth.errors import JetsynthError
 from jetsynth.report.text import markdown_cell
+from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import RunDirectory, load_records
 from jetsynth.storage import atomic_write
 
@@ -60,13 +61,13 @@ def summary(run_dir: Path) -> dict:
 
     return {
         "run_dir": str(run_dir),
-        "config": config,
+        "config": config.flat(),
         "layers": layer_names,
         "ancestor": entry(records[0]),
         "members": [entry(r) for r in records],
-        "generations": overlap_by_generation(run_dir, records, config["cluster"]),
+        "generations": overlap_by_generation(run_dir, records, config.cluster),
         "accuracy_floor": run_floor(config, records),
-        "frontier": frontier_rows(records, run_floor(config, records), config.get("target_fps")),
+        "frontier": frontier_rows(records, run_floor(config, records), config.target_fps),
         "pressure": pressure_rows(records, run_floor(config, records)),
     }
 
@@ -103,12 +104,10 @@ PRESSURE_HEADER = ["Gen.", "Keep", "Best val. acc.", "Floor", "At floor", "Synap
                    "MAC red."]
 
 
-def run_floor(config: dict, records: list[MemberRecord]) -> float:
+def run_floor(config: EvolveConfig, records: list[MemberRecord]) -> float:
     """The run's accuracy floor (on validation): --accuracy-floor, else one point under the
     ancestor's validation accuracy."""
-    from jetsynth.run.config import EvolveConfig
-
-    return EvolveConfig.floor(EvolveConfig(**config), selection_accuracy(records[0]))
+    return config.floor(selection_accuracy(records[0]))
 
 
 def _best_per_generation(records: list[MemberRecord]) -> list[MemberRecord]:

@@ -16,10 +16,10 @@ from jetsynth.report.plots import (
     write_plots,
 )
 from jetsynth.report.plotting import count_label, layer_labels, times_label
+from jetsynth.run.config import EvolveConfig
 from tests.member_records import member as member_record
 
-CONFIG = {"data": "mnist:/data/mnist", "target_fps": 20000.0, "accuracy_floor": None,
-          "max_drop": None, **{k: None for k in ("keep", "pressure")}}
+CONFIG = EvolveConfig(data="mnist:/data/mnist", target_fps=20000.0)
 LAYERS = [("0", 500, 288000), ("3", 25000, 1600000), ("6", 400000, 400000), ("8", 5000, 5000)]
 
 
@@ -96,7 +96,7 @@ def test_efficiency_plot_is_ticked_in_factors(tmp_path):
 
 def test_fps_plot_shows_the_target(tmp_path):
     fig = member_figure(tmp_path / "run", RECORDS, "fps", "fps", True, CONFIG,
-                        target_fps=CONFIG["target_fps"])
+                        target_fps=CONFIG.target_fps)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "target 20,000 images/s" in legend
     fig.canvas.draw()

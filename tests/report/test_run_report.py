@@ -149,7 +149,7 @@ def test_best_members_and_the_floor_are_chosen_on_validation():
     )
     assert pick_member(records).id == "c"
     assert [r.id for r in _best_per_generation(records)] == ["a", "c"]
-    assert run_floor(EvolveConfig().__dict__, records) == pytest.approx(0.98)
+    assert run_floor(EvolveConfig(), records) == pytest.approx(0.98)
     assert layer_table(records)[1][:2] == ["2", "0.9000"]  # reported: c's test accuracy
     assert efficiency_table(records)[2][-1] == "0.9850"  # the validation column
     old = [replace(r, val_accuracy=None) for r in records]
