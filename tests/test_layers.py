@@ -119,7 +119,7 @@ MODULE_ORDER = {
     "ship": ("state_dict", "onnxfile", "export", "trt", "ensemble", "bench"),
     "calibration": ("features", "sweep", "model", "costs"),
     "devices": ("profiles", "inventory", "pool", "ssh", "deploy"),
-    "run": ("bounds", "settings", "policies", "options", "train", "measurement", "calibrate",
+    "run": ("bounds", "settings", "policies", "options", "train", "timing", "measurement", "calibrate",
             "config", "rundir", "export_run", "grow", "member", "ray_executor", "executors",
             "recording", "evolve"),
     "report": ("text", "plotting", "run_report", "calibration_plot", "plots"),
