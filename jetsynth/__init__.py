@@ -33,6 +33,7 @@ _PUBLIC = {
     "EvolveConfig": ("jetsynth.run.config", "EvolveConfig"),
     "expand_state": ("jetsynth.nn.compact", "expand_state"),
     "frontier_rows": ("jetsynth.core.frontier", "frontier_rows"),
+    "FrontierRow": ("jetsynth.core.frontier", "FrontierRow"),
     "Genome": ("jetsynth.core.genome", "Genome"),
     "JetsynthError": ("jetsynth.errors", "JetsynthError"),
     "LatencyModel": ("jetsynth.calibration.model", "LatencyModel"),

@@ -125,3 +125,49 @@ def test_the_scans_catch_what_they_are_for(tmp_path):
     assert len(dict_annotated_record_parameters(path)) == 2
     assert [line.split(" ", 1)[1] for line in string_key_reads(path)] == [
         "r['fps']", "records[0]['id']", "ancestor.get('accuracy')"]
+
+
+CROSSING_PARAMETERS = {"config", "timing", "rows", "frontier", "pressure"}
+"""Parameters that carry the run's configuration, a timing or report rows between modules."""
+CROSSING_RETURNS = {"load_records", "time_here", "time_on_device", "timed", "time_on", "cached",
+                    "frontier_rows", "pressure_rows"}
+"""Functions whose result crosses into other modules: the configuration with the records, a
+timing, report rows."""
+NOT_CROSSING = {("tools/bench_latency_model.py", "errors"), ("tools/bench_seed000_grid.py",
+                                                               "with_conv_kernels")}
+"""(file, function) whose parameter of such a name holds the tool's own rows, not the report's."""
+
+
+def loose_crossings(path: Path) -> list[str]:
+    """Parameters of a crossing's name annotated as a dict, and crossing functions that return
+    one (the configuration, timings and report rows travel typed: EvolveConfig, Timing,
+    FrontierRow, PressureRow)."""
+    found = []
+    relative = _name(path)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if (relative, node.name) in NOT_CROSSING:
+            continue
+        returned = ast.unparse(node.returns) if node.returns else ""
+        if node.name in CROSSING_RETURNS and "dict" in returned:
+            found.append(f"{relative}:{node.lineno} {node.name}() -> {returned}")
+        for argument in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+            annotation = ast.unparse(argument.annotation) if argument.annotation else ""
+            if argument.arg in CROSSING_PARAMETERS and "dict" in annotation:
+                found.append(f"{relative}:{node.lineno} {node.name}({argument.arg}: {annotation})")
+    return found
+
+
+def test_configuration_timings_and_report_rows_cross_typed():
+    found = [line for path in sources() for line in loose_crossings(path)]
+    assert found == [], "pass EvolveConfig, Timing, FrontierRow or PressureRow:\n" + "\n".join(found)
+
+
+def test_the_crossing_scan_catches_what_it_is_for(tmp_path):
+    path = tmp_path / "probe.py"
+    path.write_text("def load_records(run_dir) -> tuple[dict, list]:\n    pass\n"
+                    "def plot(rows: list[dict], config: dict | None = None, timing: Timing = None):\n"
+                    "    pass\n")
+    assert [line.split(" ", 1)[1] for line in loose_crossings(path)] == [
+        "load_records() -> tuple[dict, list]", "plot(rows: list[dict])", "plot(config: dict | None)"]

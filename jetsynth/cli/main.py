@@ -234,7 +234,7 @@ def _print_report(run_dir: Path, config: EvolveConfig, records: list[MemberRecor
         pressure = pressure_rows(records, floor)
     paths = [write_markdown(run_dir, records, frontier, pressure, config.precision),
              *write_plots(run_dir, records, config)]
-    if any(row["front"] for row in frontier):
+    if any(row.front for row in frontier):
         show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
              FRONTIER_HEADER, frontier_table(frontier))
         paths.append(write_frontier_plot(run_dir, records, floor, config.target_fps, config))

@@ -29,7 +29,13 @@ from jetsynth.report.plotting import (
     times_label,
     title,
 )
-from jetsynth.report.run_report import _best_per_generation, has_fps, has_validation, run_floor
+from jetsynth.report.run_report import (
+    PressureRow,
+    _best_per_generation,
+    has_fps,
+    has_validation,
+    run_floor,
+)
 from jetsynth.report.text import plot_text
 from jetsynth.run.config import EvolveConfig
 
@@ -166,23 +172,23 @@ def write_plots(run_dir: Path, records: list[MemberRecord], config: EvolveConfig
     return written
 
 
-def pressure_figure(run_dir: Path, rows: list[dict], config: EvolveConfig | None = None):
+def pressure_figure(run_dir: Path, rows: list[PressureRow], config: EvolveConfig | None = None):
     """The pressure per generation above the accuracy it left and the size it reached."""
     plt = pyplot()
-    generations = [r["generation"] for r in rows]
+    generations = [r.generation for r in rows]
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
-    top.step(generations, [r["keep"] for r in rows], where="mid", marker="o", color="tab:red")
+    top.step(generations, [r.keep for r in rows], where="mid", marker="o", color="tab:red")
     top.set_ylabel("keep share\n(lower = more pressure)")
     top.set_ylim(0, 1.05)
-    middle.plot(generations, [r["best_val_accuracy"] for r in rows], marker="o",
+    middle.plot(generations, [r.best_val_accuracy for r in rows], marker="o",
                 label="best member (validation)")
-    middle.axhline(rows[0]["floor"], label=f"accuracy floor {rows[0]['floor']:.4f}", **FLOOR_STYLE)
+    middle.axhline(rows[0].floor, label=f"accuracy floor {rows[0].floor:.4f}", **FLOOR_STYLE)
     middle.set_ylabel("validation accuracy")
     middle.legend(fontsize=8)
     styles = line_styles()
     for key, label in (("synaptic_efficiency", "fewer synapses"), ("mac_reduction", "fewer MACs")):
         marker, dash = next(styles)
-        points = [(r["generation"], r[key]) for r in rows if r[key] is not None]
+        points = [(r.generation, getattr(r, key)) for r in rows if getattr(r, key) is not None]
         bottom.plot([g for g, _ in points], [v for _, v in points], marker=marker, linestyle=dash,
                     label=label)
     bottom.axhline(1.0, label="ancestor (1×)", **ANCESTOR_STYLE)
@@ -199,7 +205,7 @@ def pressure_figure(run_dir: Path, rows: list[dict], config: EvolveConfig | None
     return fig
 
 
-def write_pressure_plot(run_dir: Path, rows: list[dict], config: EvolveConfig | None = None) -> Path:
+def write_pressure_plot(run_dir: Path, rows: list[PressureRow], config: EvolveConfig | None = None) -> Path:
     return save(pressure_figure(run_dir, rows, config), _report_dir(run_dir) / "pressure.png", run_dir)
 
 

@@ -16,6 +16,7 @@ from jetsynth.report.plots import (
     write_plots,
 )
 from jetsynth.report.plotting import count_label, layer_labels, times_label
+from jetsynth.report.run_report import PressureRow
 from jetsynth.run.config import EvolveConfig
 from tests.member_records import member as member_record
 
@@ -148,8 +149,8 @@ def test_storage_plot_colours_generations_apart(tmp_path):
 
 
 def test_pressure_plot_has_integer_generations(tmp_path):
-    rows = [{"generation": g, "keep": 0.8, "best_val_accuracy": 0.99, "floor": 0.98, "at_floor": 1,
-             "synaptic_efficiency": 1.5 ** g, "mac_reduction": 1.3 ** g} for g in range(1, 6)]
+    rows = [PressureRow(generation=g, keep=0.8, best_val_accuracy=0.99, floor=0.98, at_floor=1,
+                        synaptic_efficiency=1.5 ** g, mac_reduction=1.3 ** g) for g in range(1, 6)]
     fig = pressure_figure(tmp_path / "run", rows, CONFIG)
     fig.canvas.draw()
     assert _ticks(fig.axes[2].xaxis) == ["1", "2", "3", "4", "5"]

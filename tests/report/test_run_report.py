@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import pytest
 
+from jetsynth.core.frontier import frontier_rows
 from jetsynth.errors import JetsynthError
 from jetsynth.report.plots import write_plots
 from jetsynth.report.run_report import (
@@ -129,7 +130,9 @@ def test_timed_runs_report_their_frontier(tmp_path, benched_run):
     _, records = load_records(benched_run)
     path = write_frontier_plot(tmp_path, records, report["accuracy_floor"], target_fps=1000.0)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = write_markdown(tmp_path, records, report["frontier"]).read_text()
+    frontier = frontier_rows(records, report["accuracy_floor"])
+    assert [row.to_json() for row in frontier] == report["frontier"]
+    text = write_markdown(tmp_path, records, frontier).read_text()
     assert "FPS/accuracy frontier per generation" in text
 
 
