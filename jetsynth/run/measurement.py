@@ -32,6 +32,9 @@ DEVICE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 2.0
 REFERENCE_TRIALS = 3
 """Trials of the reference network re-timed beside each member (half the member's seconds)."""
+DEVICE_KEYS = ("fps", "backend", "produced_by", "latency_ms", "device_precision", "build_seconds",
+               "engine_bytes", "power")
+"""What a device timing writes, null included (no engine under onnxruntime, no power sensor)."""
 
 
 def architecture_hash(proto) -> str:
@@ -136,7 +139,8 @@ def time_on_device(path: Path, device, batch: int, seconds: float) -> Timing:
         return Timing(fps=result["fps"], backend=f"{device.name}:{result['backend']}",
                       produced_by=result.get("produced_by"), latency_ms=result["latency_ms"],
                       device_precision=result["precision"], build_seconds=result["build_seconds"],
-                      engine_bytes=result.get("engine_bytes"), power=result.get("power"))
+                      engine_bytes=result.get("engine_bytes"), power=result.get("power"),
+                      written=DEVICE_KEYS)
     return Timing(fps=None, backend=device.name, error=failure, attempts=DEVICE_ATTEMPTS)
 
 

@@ -33,8 +33,9 @@ class Timing:
     power summary (None: no sensor). Both: `produced_by` in words, `latency_ms` latency per query
     in ms. A failed device: `error` the last attempt's message, `attempts`, `boards_failed` the
     pool's boards that all failed it. `cached`: reused from another member's timing. `extra`
-    holds keys an older jetsynth wrote that this one does not type; `written` the keys in the
-    order read, so that a timing read and written back is the same line."""
+    holds keys an older jetsynth wrote that this one does not type; `written` the keys written
+    even when empty, in their order: those read (a timing read and written back is the same
+    line), or those a kind of timing always writes."""
 
     fps: float | None
     backend: str | None = None

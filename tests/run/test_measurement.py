@@ -126,7 +126,9 @@ def test_member_timed_on_a_device_through_deploy(benched_run, local_device, tmp_
     cache = MeasurementCache(tmp_path / CACHE_FILE)
     figures = measure_member(genome, tmp_path, local_device, "fp16", 1, 0.1, cache)
     assert figures.fps > 0 and figures.bench.backend == "local:onnxruntime"
-    assert json.loads((tmp_path / CACHE_FILE).read_text())["key"].endswith(":device:local:fp16:b1")
+    line = json.loads((tmp_path / CACHE_FILE).read_text())
+    assert line["key"].endswith(":device:local:fp16:b1")
+    assert list(line["value"]) == list(measurement.DEVICE_KEYS)  # nulls kept: no engine, no sensor
 
 
 def test_a_device_that_drops_out_is_retried_then_skipped(benched_run, local_device, tmp_path, monkeypatch):
