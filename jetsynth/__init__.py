@@ -25,6 +25,7 @@ _PUBLIC = {
     "deploy": ("jetsynth.devices.deploy", "deploy"),
     "deploy_many": ("jetsynth.devices.deploy", "deploy_many"),
     "DeployOptions": ("jetsynth.devices.deploy", "DeployOptions"),
+    "DeployResult": ("jetsynth.devices.deploy_result", "DeployResult"),
     "Device": ("jetsynth.devices.inventory", "Device"),
     "DeviceProfile": ("jetsynth.devices.profiles", "DeviceProfile"),
     "efficiency": ("jetsynth.core.metrics", "efficiency"),

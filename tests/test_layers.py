@@ -118,7 +118,7 @@ MODULE_ORDER = {
              "selection", "synthesis", "frontier", "stopping"),
     "ship": ("state_dict", "onnxfile", "export", "trt", "ensemble", "bench"),
     "calibration": ("features", "sweep", "model", "costs"),
-    "devices": ("profiles", "inventory", "pool", "ssh", "deploy"),
+    "devices": ("profiles", "inventory", "pool", "ssh", "deploy_result", "deploy"),
     "run": ("bounds", "settings", "policies", "options", "train", "timing", "measurement", "calibrate",
             "config", "rundir", "export_run", "grow", "member", "ray_executor", "executors",
             "recording", "evolve"),

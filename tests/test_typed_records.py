@@ -143,9 +143,9 @@ def test_the_scans_catch_what_they_are_for(tmp_path):
 CROSSING_PARAMETERS = {"config", "timing", "rows", "frontier", "pressure"}
 """Parameters that carry the run's configuration, a timing or report rows between modules."""
 CROSSING_RETURNS = {"load_records", "time_here", "time_on_device", "timed", "time_on", "cached",
-                    "frontier_rows", "pressure_rows"}
+                    "frontier_rows", "pressure_rows", "deploy", "deploy_many"}
 """Functions whose result crosses into other modules: the configuration with the records, a
-timing, report rows."""
+timing, report rows, a deployment's result."""
 NOT_CROSSING = {("tools/bench_latency_model.py", "errors"), ("tools/bench_seed000_grid.py",
                                                                "with_conv_kernels")}
 """(file, function) whose parameter of such a name holds the tool's own rows, not the report's."""
@@ -153,8 +153,8 @@ NOT_CROSSING = {("tools/bench_latency_model.py", "errors"), ("tools/bench_seed00
 
 def loose_crossings(path: Path) -> list[str]:
     """Parameters of a crossing's name annotated as a dict, and crossing functions that return
-    one (the configuration, timings and report rows travel typed: EvolveConfig, Timing,
-    FrontierRow, PressureRow)."""
+    one (the configuration, timings, report rows and deploy results travel typed: EvolveConfig,
+    Timing, FrontierRow, PressureRow, DeployResult)."""
     returns = [f"{relative}:{node.lineno} {node.name}() -> {ast.unparse(node.returns)}"
                for relative, node in _functions(path, NOT_CROSSING)
                if node.name in CROSSING_RETURNS and node.returns is not None
@@ -164,5 +164,6 @@ def loose_crossings(path: Path) -> list[str]:
 
 def test_configuration_timings_and_report_rows_cross_typed():
     found = [line for path in sources() for line in loose_crossings(path)]
-    assert found == [], "pass EvolveConfig, Timing, FrontierRow or PressureRow:\n" + "\n".join(found)
+    assert found == [], ("pass EvolveConfig, Timing, FrontierRow, PressureRow or DeployResult:\n"
+                         + "\n".join(found))
 

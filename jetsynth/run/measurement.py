@@ -136,10 +136,10 @@ def time_on_device(path: Path, device, batch: int, seconds: float) -> Timing:
         except JetsynthError as exc:
             failure = str(exc)
             continue
-        return Timing(fps=result["fps"], backend=f"{device.name}:{result['backend']}",
-                      produced_by=result.get("produced_by"), latency_ms=result["latency_ms"],
-                      device_precision=result["precision"], build_seconds=result["build_seconds"],
-                      engine_bytes=result.get("engine_bytes"), power=result.get("power"),
+        return Timing(fps=result.fps, backend=f"{device.name}:{result.backend}",
+                      produced_by=result.produced_by, latency_ms=result.latency_ms,
+                      device_precision=result.precision, build_seconds=result.build_seconds,
+                      engine_bytes=result.engine_bytes, power=result.power,
                       written=DEVICE_KEYS)
     return Timing(fps=None, backend=device.name, error=failure, attempts=DEVICE_ATTEMPTS)
 
