@@ -143,7 +143,8 @@ def test_the_scans_catch_what_they_are_for(tmp_path):
 CROSSING_PARAMETERS = {"config", "timing", "rows", "frontier", "pressure"}
 """Parameters that carry the run's configuration, a timing or report rows between modules."""
 CROSSING_RETURNS = {"load_records", "time_here", "time_on_device", "timed", "time_on", "cached",
-                    "frontier_rows", "pressure_rows", "deploy", "deploy_many"}
+                    "frontier_rows", "pressure_rows", "overlap_by_generation", "deploy",
+                    "deploy_many"}
 """Functions whose result crosses into other modules: the configuration with the records, a
 timing, report rows, a deployment's result."""
 NOT_CROSSING = {("tools/bench_latency_model.py", "errors"), ("tools/bench_seed000_grid.py",

@@ -245,7 +245,7 @@ def _print_report(run_dir: Path, config: EvolveConfig, records: list[MemberRecor
     if any(len(r.parents) > 1 for r in records) or config.population > 1:
         show("Average cluster overlap per generation",
              ["Gen.", "Members", "Avg. overlap"],
-             [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
+             [[str(row.generation), str(row.members), f"{100 * row.average_overlap:.2f} %"]
               for row in overlap_by_generation(run_dir, records, config.cluster)],
              "seed 002, Table 1")
         paths += write_population_plots(run_dir, records, config.precision, config)

@@ -67,7 +67,8 @@ def summary(run_dir: Path) -> dict:
         "layers": layer_names,
         "ancestor": entry(records[0]),
         "members": [entry(r) for r in records],
-        "generations": overlap_by_generation(run_dir, records, config.cluster),
+        "generations": [row.to_json() for row in overlap_by_generation(run_dir, records,
+                                                                       config.cluster)],
         "accuracy_floor": run_floor(config, records),
         "frontier": [row.to_json() for row in frontier_rows(records, run_floor(config, records),
                                                              config.target_fps)],
@@ -332,12 +333,25 @@ def generation_similarity(run_dir: Path, generation: int, mode: str) -> tuple[li
     return ids, overlap_matrix(aligned_presences([run.masks(i) for i in ids], mode))
 
 
-def overlap_by_generation(run_dir: Path, records: list[MemberRecord], mode: str) -> list[dict]:
+@dataclass(frozen=True)
+class OverlapRow:
+    """One generation of seed 002's Table 1: its finished `members` and their average pairwise
+    cluster overlap |A∩B|/|A| (a fraction; seed 002, eq. 4)."""
+
+    generation: int
+    members: int
+    average_overlap: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as `report --json` writes it."""
+        return asdict(self)
+
+
+def overlap_by_generation(run_dir: Path, records: list[MemberRecord], mode: str) -> list[OverlapRow]:
     """Seed 002 Table 1: the average pairwise overlap of each generation."""
     generations = sorted({r.generation for r in records})
     rows = []
     for generation in generations:
         ids, matrix = generation_similarity(run_dir, generation, mode)
-        rows.append({"generation": generation, "members": len(ids),
-                     "average_overlap": average_overlap(matrix)})
+        rows.append(OverlapRow(generation, len(ids), average_overlap(matrix)))
     return rows

@@ -190,3 +190,14 @@ def test_report_json_gives_each_member_as_its_member_json_holds_it(benched_run):
         assert entry["layers"] == [{**layer, "cluster_efficiency": eff} for layer, eff in
                                    zip(written["layers"], written["layer_cluster_efficiency"], strict=True)]
     assert all(isinstance(row["fps_iqr"], list) for row in report["frontier"] if row["fps"])
+
+
+def test_overlap_rows_are_what_report_json_writes(benched_run):
+    from jetsynth.report.run_report import OverlapRow, overlap_by_generation
+
+    config, records = load_records(benched_run)
+    rows = overlap_by_generation(benched_run, records, config.cluster)
+    assert [(row.generation, row.members) for row in rows] == [
+        (g, sum(r.generation == g for r in records)) for g in (1, 2, 3)]
+    assert rows[0] == OverlapRow(1, 1, rows[0].average_overlap)
+    assert summary(benched_run)["generations"] == [row.to_json() for row in rows]
