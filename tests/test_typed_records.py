@@ -38,20 +38,28 @@ def _name(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
-def dict_annotated_record_parameters(path: Path) -> list[str]:
-    found = []
+def _functions(path: Path, skipped: set[tuple[str, str]]):
+    """(file, function node) of every function in `path` but the (file, function) `skipped`."""
     relative = _name(path)
     for node in ast.walk(ast.parse(path.read_text())):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        if (relative, node.name) in NOT_MEMBER_RECORDS:
-            continue
-        arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
-        for argument in arguments:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                relative, node.name) not in skipped:
+            yield relative, node
+
+
+def _dict_annotated(path: Path, names: set[str], skipped: set[tuple[str, str]]) -> list[str]:
+    """Parameters called one of `names` and annotated as a dict."""
+    found = []
+    for relative, node in _functions(path, skipped):
+        for argument in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
             annotation = ast.unparse(argument.annotation) if argument.annotation else ""
-            if argument.arg in RECORD_PARAMETERS and "dict" in annotation:
+            if argument.arg in names and "dict" in annotation:
                 found.append(f"{relative}:{node.lineno} {node.name}({argument.arg}: {annotation})")
     return found
+
+
+def dict_annotated_record_parameters(path: Path) -> list[str]:
+    return _dict_annotated(path, RECORD_PARAMETERS, NOT_MEMBER_RECORDS)
 
 
 def _iterates_records(iterable: ast.expr) -> bool:
@@ -125,3 +133,38 @@ def test_the_scans_catch_what_they_are_for(tmp_path):
     assert len(dict_annotated_record_parameters(path)) == 2
     assert [line.split(" ", 1)[1] for line in string_key_reads(path)] == [
         "r['fps']", "records[0]['id']", "ancestor.get('accuracy')"]
+    path.write_text("def load_records(run_dir) -> tuple[dict, list]:\n    pass\n"
+                    "def plot(rows: list[dict], config: dict | None = None, timing: Timing = None):\n"
+                    "    pass\n")
+    assert [line.split(" ", 1)[1] for line in loose_crossings(path)] == [
+        "load_records() -> tuple[dict, list]", "plot(rows: list[dict])", "plot(config: dict | None)"]
+
+
+CROSSING_PARAMETERS = {"config", "timing", "rows", "frontier", "pressure"}
+"""Parameters that carry the run's configuration, a timing or report rows between modules."""
+CROSSING_RETURNS = {"load_records", "time_here", "time_on_device", "timed", "time_on", "cached",
+                    "frontier_rows", "pressure_rows", "overlap_by_generation", "deploy",
+                    "deploy_many"}
+"""Functions whose result crosses into other modules: the configuration with the records, a
+timing, report rows, a deployment's result."""
+NOT_CROSSING = {("tools/bench_latency_model.py", "errors"), ("tools/bench_seed000_grid.py",
+                                                               "with_conv_kernels")}
+"""(file, function) whose parameter of such a name holds the tool's own rows, not the report's."""
+
+
+def loose_crossings(path: Path) -> list[str]:
+    """Parameters of a crossing's name annotated as a dict, and crossing functions that return
+    one (the configuration, timings, report rows and deploy results travel typed: EvolveConfig,
+    Timing, FrontierRow, PressureRow, DeployResult)."""
+    returns = [f"{relative}:{node.lineno} {node.name}() -> {ast.unparse(node.returns)}"
+               for relative, node in _functions(path, NOT_CROSSING)
+               if node.name in CROSSING_RETURNS and node.returns is not None
+               and "dict" in ast.unparse(node.returns)]
+    return returns + _dict_annotated(path, CROSSING_PARAMETERS, NOT_CROSSING)
+
+
+def test_configuration_timings_and_report_rows_cross_typed():
+    found = [line for path in sources() for line in loose_crossings(path)]
+    assert found == [], ("pass EvolveConfig, Timing, FrontierRow, PressureRow or DeployResult:\n"
+                         + "\n".join(found))
+

@@ -24,7 +24,6 @@ from jetsynth.core.genome import Lineage
 from jetsynth.core.synthesis import synthesize
 from jetsynth.data.load import load_dataset
 from jetsynth.nn.structure import macs
-from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import RunDirectory, load_records
 from jetsynth.run.train import TrainConfig, train_genome
 
@@ -40,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     stored, _ = load_records(Path(args.run_dir))
-    config = EvolveConfig(**{**stored, "preset": None, "channel_multiple": args.multiple}).resolved()
+    config = replace(stored, preset=None, channel_multiple=args.multiple).resolved()
     dataset = load_dataset(config.data_spec())
     parent = RunDirectory(Path(args.run_dir)).genome(args.member)
     base = sum(macs(parent.topology, parent.masks).values())

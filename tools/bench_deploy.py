@@ -24,6 +24,7 @@ from pathlib import Path
 from common import emit
 
 from jetsynth.devices.deploy import DeployOptions, deploy
+from jetsynth.devices.deploy_result import DeployResult
 from jetsynth.devices.inventory import Device, resolve_device
 from jetsynth.ship.bench import measure, onnx_runner
 
@@ -34,14 +35,14 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def phases(result: dict) -> dict:
-    """Seconds per phase; 'timing' is the agent's timed loop plus its warm-up."""
-    host = result["host_seconds"]
-    timing = result["wall_seconds"] + result["warmup_seconds"]
+def phases(result: DeployResult, warmup: float) -> dict:
+    """Seconds per phase; 'timing' is the agent's timed loop plus its `warmup` (s)."""
+    host = result.host_seconds
+    timing = result.agent["wall_seconds"] + warmup
     return {
         "connect": host["connect"], "prepare": host["prepare"], "copy": host["copy"],
-        "build": result["build_seconds"], "timing": timing,
-        "agent_other": host["agent"] - result["build_seconds"] - timing,
+        "build": result.build_seconds, "timing": timing,
+        "agent_other": host["agent"] - result.build_seconds - timing,
         "cleanup": host["cleanup"], "total": host["total"],
     }
 
@@ -52,19 +53,18 @@ def run(model: Path, device: Device, args) -> dict:
                             ort_provider="cpu", min_free_mib=16)
     deployed, local = [], []
     for _ in range(args.repeats):
-        result = deploy(model, device, options)
-        result["warmup_seconds"] = args.warmup
-        deployed.append(result)
+        deployed.append(deploy(model, device, options))
         runner = onnx_runner(model, "ort-cpu", args.threads)
         local.append(measure(runner, args.batch, args.warmup, args.duration, args.iterations).fps)
-    agent_fps = [r["fps"] for r in deployed]
-    by_phase = {name: spread([phases(r)[name] for r in deployed]) for name in phases(deployed[0])}
+    agent_fps = [r.fps for r in deployed]
+    by_phase = {name: spread([phases(r, args.warmup)[name] for r in deployed])
+                for name in phases(deployed[0], args.warmup)}
     agent, bench = spread(agent_fps), spread(local)
     noise = max(agent["max"] - agent["min"], bench["max"] - bench["min"])
     return {
         "model": str(model),
         "device": device.destination,
-        "backend": deployed[0]["backend"],
+        "backend": deployed[0].backend,
         "batch": args.batch,
         "threads": args.threads,
         "repeats": args.repeats,
@@ -73,7 +73,7 @@ def run(model: Path, device: Device, args) -> dict:
         "bench_fps": bench,
         "ratio_agent_over_bench": agent["median"] / bench["median"],
         "agree": abs(agent["median"] - bench["median"]) <= noise,
-        "agent_latency_ms_p50": statistics.median(r["latency_ms"]["p50"] for r in deployed),
+        "agent_latency_ms_p50": statistics.median(r.latency_ms["p50"] for r in deployed),
     }
 
 

@@ -25,7 +25,6 @@ from common import emit, kernel_efficiency
 
 from jetsynth.data.load import load_dataset
 from jetsynth.errors import JetsynthError
-from jetsynth.run.config import EvolveConfig
 from jetsynth.run.export_run import ShippedMember, finetune_member
 from jetsynth.run.rundir import RunDirectory, load_records
 
@@ -51,7 +50,7 @@ def main() -> int:
     if not chosen:
         print(f"error: {args.run_dir} has no generation {args.generation}", file=sys.stderr)
         return 2
-    dataset = load_dataset(EvolveConfig(**config).data_spec())
+    dataset = load_dataset(config.data_spec())
     run = RunDirectory(args.run_dir)
     started = time.perf_counter()
     members = []

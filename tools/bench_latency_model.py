@@ -52,7 +52,7 @@ def main() -> int:
         onnx_path = export_variant(variant, folder / "test-networks", args.precision)
         proto = onnx.load(str(onnx_path))
         key = measurement_key(proto, "ort-cpu", args.precision, args.batch)
-        fps = timed(onnx_path, key, "ort-cpu", args.batch, args.seconds, cache)["fps"]
+        fps = timed(onnx_path, key, "ort-cpu", args.batch, args.seconds, cache).fps
         predicted = model.fps(layer_work(proto))
         rows.append({"network": variant.name, "arch": variant.arch, "fps": round(fps, 1),
                      "predicted": round(predicted, 1), "error": abs(predicted - fps) / fps})

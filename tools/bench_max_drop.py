@@ -35,7 +35,7 @@ def outcome(name: str, config: EvolveConfig, run_dir: Path, records: list[Member
     rows = pressure_rows(records, floor)
     below = longest = 0
     for row in rows:
-        below = below + 1 if row["best_val_accuracy"] < floor else 0
+        below = below + 1 if row.best_val_accuracy < floor else 0
         longest = max(longest, below)
     events = [e["event"] for e in read_jsonl(run_dir / "events.jsonl")]
     return {
@@ -48,8 +48,8 @@ def outcome(name: str, config: EvolveConfig, run_dir: Path, records: list[Member
                  "mac_reduction": round(ship.mac_reduction, 2),
                  "val_accuracy": selection_accuracy(ship), "test_accuracy": ship.accuracy,
                  "test_drop_points": round(100 * (ancestor.accuracy - ship.accuracy), 2)},
-        "keep_per_generation": [round(r["keep"], 3) for r in rows],
-        "best_val_accuracy_per_generation": [round(r["best_val_accuracy"], 4) for r in rows],
+        "keep_per_generation": [round(r.keep, 3) for r in rows],
+        "best_val_accuracy_per_generation": [round(r.best_val_accuracy, 4) for r in rows],
         "longest_run_below_floor": longest,
         "train_seconds": round(sum(r.train_seconds for r in records), 1),
     }

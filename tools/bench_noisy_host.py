@@ -80,7 +80,7 @@ def main() -> None:
         load = [subprocess.Popen([sys.executable, "-c", BURSTY]) for _ in range(args.load)]
         started = time.perf_counter()
         try:
-            reference = (a, time_here(a, "ort-cpu", 1, args.seconds)["fps"])
+            reference = (a, time_here(a, "ort-cpu", 1, args.seconds).fps)
             rows = []
             for _ in range(args.repeats):
                 new_a = time_here(a, "ort-cpu", 1, args.seconds, reference)
@@ -91,7 +91,7 @@ def main() -> None:
                 process.kill()
                 process.wait()
     old_ratios = [r["old"][0] / r["old"][1] for r in rows]
-    new_ratios = [r["new"][0]["fps"] / r["new"][1]["fps"] for r in rows]
+    new_ratios = [r["new"][0].fps / r["new"][1].fps for r in rows]
 
     def apart(ratios: list[float]) -> float:
         return round(sum(abs(x - 1) > 0.10 for x in ratios) / len(ratios), 3)
@@ -106,15 +106,15 @@ def main() -> None:
             "ratio_a_over_b": summary(old_ratios, 3), "ranked_apart_by_10pct": apart(old_ratios),
         },
         "new_trials_median_iqr": {
-            "a_fps": summary([r["new"][0]["fps"] for r in rows]),
-            "b_fps": summary([r["new"][1]["fps"] for r in rows]),
+            "a_fps": summary([r["new"][0].fps for r in rows]),
+            "b_fps": summary([r["new"][1].fps for r in rows]),
             "ratio_a_over_b": summary(new_ratios, 3), "ranked_apart_by_10pct": apart(new_ratios),
             "called_a_tie": round(sum(ties(r["new"][0], r["new"][1]) for r in rows) / len(rows), 3),
             "median_own_relative_iqr": round(float(np.median(
-                [(t["fps_iqr"][1] - t["fps_iqr"][0]) / t["fps"] for r in rows for t in r["new"]])), 3),
-            "retimed_trials": sum(t["retimed"] for r in rows for t in r["new"]),
-            "drift": summary([t["drift"] for r in rows for t in r["new"]], 3),
-            "drift_retimed": sum(bool(t.get("drift_retimed")) for r in rows for t in r["new"]),
+                [(t.fps_iqr[1] - t.fps_iqr[0]) / t.fps for r in rows for t in r["new"]])), 3),
+            "retimed_trials": sum(t.retimed for r in rows for t in r["new"]),
+            "drift": summary([t.drift for r in rows for t in r["new"]], 3),
+            "drift_retimed": sum(t.drift_retimed for r in rows for t in r["new"]),
         },
     }, indent=2))
 

@@ -60,7 +60,7 @@ def main() -> int:
     table = {}
     for config, run_dir in jobs:
         records = runs[str(run_dir)]
-        overlaps = {row["generation"]: row["average_overlap"]
+        overlaps = {row.generation: row.average_overlap
                     for row in overlap_by_generation(run_dir, records, config.cluster)}
         write_population_plots(run_dir, records, config.precision)
         table[config.alignment] = table_rows(records, overlaps)

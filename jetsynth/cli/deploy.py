@@ -10,6 +10,7 @@ import click
 from jetsynth.cli.common import fail
 from jetsynth.cli.outputs import OUTPUT
 from jetsynth.cli.types import BATCH, COUNT, MIB, PORT, SECONDS, THREADS, WARMUP, Number
+from jetsynth.devices.deploy_result import DeployFailure, DeployResult
 from jetsynth.devices.profiles import PROFILES
 from jetsynth.errors import JetsynthError
 
@@ -141,38 +142,38 @@ def devices_probe(target: str, as_json: bool, accept_new_host_key: bool, connect
         click.echo(f"  warning: {warning}")
 
 
-def _describe(result: dict) -> list[str]:
+def _describe(result: DeployResult) -> list[str]:
     """A deploy result for people: speed, latency, how it was built, where the time went."""
-    lat = result["latency_ms"]
-    host = result["host_seconds"]
+    lat = result.latency_ms
+    host = result.host_seconds
     p90 = f", p90 {lat['p90']:.3f}" if lat.get("p90") is not None else ""
-    engine = f", engine {result['engine_bytes'] / 2**20:.2f} MiB" if result.get("engine_bytes") else ""
+    engine = f", engine {result.engine_bytes / 2**20:.2f} MiB" if result.engine_bytes else ""
     lines = [
-        f"{result['target']['name']}: {result['fps']:,.1f} images/s at batch {result['batch']} "
-        f"({result['backend']}, {result['precision']})",
+        f"{result.target.name}: {result.fps:,.1f} images/s at batch {result.batch} "
+        f"({result.backend}, {result.precision})",
         f"  latency per query (ms): mean {lat['mean']:.3f}, p50 {lat['p50']:.3f}{p90}, p99 {lat['p99']:.3f}",
-        f"  build {result['build_seconds']:.2f} s{engine}; copy {host['copy']:.2f} s, agent "
+        f"  build {result.build_seconds:.2f} s{engine}; copy {host['copy']:.2f} s, agent "
         f"{host['agent']:.2f} s, total {host['total']:.2f} s",
     ]
-    power = result.get("power")
+    power = result.power
     if power:
         rail = power.get("input_rail")
         if rail:
             lines.append(f"  power {power['rails_mw'][rail] / 1000:.2f} W on {rail} "
                          f"({power['mj_per_image']:.2f} mJ per image)")
-    if result.get("produced_by"):
-        lines.append(f"  measured with {result['produced_by']}")
-    lines += [f"  warning: {w}" for w in result.get("warnings", [])]
+    if result.produced_by:
+        lines.append(f"  measured with {result.produced_by}")
+    lines += [f"  warning: {w}" for w in result.warnings]
     return lines
 
 
-def _in_order(targets: tuple[str, ...], chosen: list, results: list[dict],
-              unknown: list[dict]) -> list[dict]:
+def _in_order(targets: tuple[str, ...], chosen: list, results: list[DeployResult | DeployFailure],
+              unknown: list[DeployFailure]) -> list[DeployResult | DeployFailure]:
     """The results of the resolved devices and the failures of the unknown ones, in the order
     the devices were named."""
     done = iter(results)
     missing = iter(unknown)
-    names = {u["target"]["name"] for u in unknown}
+    names = {u.name for u in unknown}
     return [next(missing) if target in names else next(done) for target in targets]
 
 
@@ -218,7 +219,7 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
             try:
                 chosen.append(resolve_device(target))
             except JetsynthError as exc:  # the other devices still finish
-                unknown.append({"target": {"name": target}, "error": str(exc)})
+                unknown.append(DeployFailure(target, str(exc)))
         options = DeployOptions(backend=backend, batch=batch, fp16=fp16, duration=duration, warmup=warmup,
                                 min_queries=iterations, workspace_mib=workspace, threads=threads,
                                 ort_provider=ort_provider, min_free_mib=min_free)
@@ -228,16 +229,17 @@ def deploy(model: Path, targets: tuple[str, ...], backend: str, batch: int, fp16
         results = _in_order(targets, chosen, results, unknown)
     except JetsynthError as exc:
         fail(exc)
-    failed = [r for r in results if "error" in r]
+    failed = [r for r in results if isinstance(r, DeployFailure)]
     if as_json:
-        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        written = [r.to_json() for r in results]
+        click.echo(json.dumps(written[0] if len(written) == 1 else written, indent=2))
     else:
         for result in results:
-            if "error" not in result:
+            if not isinstance(result, DeployFailure):
                 click.echo("\n".join(_describe(result)))
     if failed:
         for result in failed:
-            click.echo(f"error: {result['error']}", err=True)
+            click.echo(f"error: {result.error}", err=True)
         raise SystemExit(2)
 
 

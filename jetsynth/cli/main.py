@@ -11,6 +11,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +27,9 @@ from jetsynth.cli.types import BATCH, COUNT, EPOCHS, FRACTION, SECONDS, THREADS,
 from jetsynth.core.records import MemberRecord
 from jetsynth.errors import JetsynthError
 from jetsynth.run.bounds import DAY, MAX_COUNT
+
+if TYPE_CHECKING:
+    from jetsynth.run.config import EvolveConfig
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,7 +180,7 @@ def _target_outcome(run_dir: Path, config, records: list[MemberRecord]) -> str:
             f"not reached{fastest}")
 
 
-def _print_report(run_dir: Path, config: dict, records: list[MemberRecord], console) -> None:
+def _print_report(run_dir: Path, config: EvolveConfig, records: list[MemberRecord], console) -> None:
     from jetsynth.core.frontier import frontier_rows
     from jetsynth.report.plots import (
         write_frontier_plot,
@@ -214,11 +218,11 @@ def _print_report(run_dir: Path, config: dict, records: list[MemberRecord], cons
             table.add_row(*map(console_text, row))
         console.print(table)
 
-    show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config["precision"]),
+    show(TABLE1_TITLE, table1_header(records), efficiency_table(records, config.precision),
          TABLE1_SOURCE)
     show(TABLE2_TITLE, *layer_view(records), TABLE2_SOURCE)
     floor = run_floor(config, records)
-    frontier = frontier_rows(records, floor, config.get("target_fps"))
+    frontier = frontier_rows(records, floor, config.target_fps)
     pressure = None
     repaired = [r for r in records if r.repair]
     if repaired:
@@ -226,25 +230,25 @@ def _print_report(run_dir: Path, config: dict, records: list[MemberRecord], cons
             f"{r.id} ({r.repair['transform']}, validation {r.repair['val_before']:.4f} → "
             f"{r.repair['val_after']:.4f}, {'kept' if r.repair['kept'] else 'not kept'})"
             for r in repaired))
-    if config.get("pressure") == "adaptive" or config.get("patience") is not None:
+    if config.pressure == "adaptive" or config.patience is not None:
         pressure = pressure_rows(records, floor)
-    paths = [write_markdown(run_dir, records, frontier, pressure, config["precision"]),
+    paths = [write_markdown(run_dir, records, frontier, pressure, config.precision),
              *write_plots(run_dir, records, config)]
-    if any(row["front"] for row in frontier):
+    if any(row.front for row in frontier):
         show(f"FPS/accuracy frontier per generation (floor {floor:.4f}; * meets the target)",
              FRONTIER_HEADER, frontier_table(frontier))
-        paths.append(write_frontier_plot(run_dir, records, floor, config.get("target_fps"), config))
+        paths.append(write_frontier_plot(run_dir, records, floor, config.target_fps, config))
     if pressure:
         show(f"Environmental pressure per generation (floor {floor:.4f})", PRESSURE_HEADER,
              pressure_table(pressure))
         paths.append(write_pressure_plot(run_dir, pressure, config))
-    if any(len(r.parents) > 1 for r in records) or config["population"] > 1:
+    if any(len(r.parents) > 1 for r in records) or config.population > 1:
         show("Average cluster overlap per generation",
              ["Gen.", "Members", "Avg. overlap"],
-             [[str(row["generation"]), str(row["members"]), f"{100 * row['average_overlap']:.2f} %"]
-              for row in overlap_by_generation(run_dir, records, config["cluster"])],
+             [[str(row.generation), str(row.members), f"{100 * row.average_overlap:.2f} %"]
+              for row in overlap_by_generation(run_dir, records, config.cluster)],
              "seed 002, Table 1")
-        paths += write_population_plots(run_dir, records, config["precision"], config)
+        paths += write_population_plots(run_dir, records, config.precision, config)
     for path in paths:
         console.print(f"plot: {path}")
 
@@ -283,7 +287,7 @@ def similarity(run_dir: Path, generation: int, as_json: bool) -> None:
 
     try:
         config, _ = load_records(run_dir)
-        ids, matrix = generation_similarity(run_dir, generation, config["cluster"])
+        ids, matrix = generation_similarity(run_dir, generation, config.cluster)
     except JetsynthError as exc:
         _fail(exc)
     path = write_similarity_heatmap(run_dir, generation, ids, matrix, config)

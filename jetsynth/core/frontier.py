@@ -10,6 +10,8 @@ the rows report the chosen members' test accuracy beside it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy, speed
@@ -42,8 +44,40 @@ def source(record: MemberRecord) -> str:
     return "predicted" if record.fps_predicted else "-"
 
 
+@dataclass(frozen=True)
+class FrontierRow:
+    """One generation of the frontier (see `frontier_rows`): its `members` count, the test
+    accuracy of its best member on validation (`best_accuracy`), its `fastest` member at the
+    floor (None: none kept it) with that member's validation and test accuracy (fractions),
+    measured `fps` and interquartile range `fps_iqr` (q1, q3, images/s), predicted FPS and
+    `source`; `meets_target` whether any member reached the target by measurement at the floor;
+    `front` the ids on the front of all members so far."""
+
+    generation: int
+    members: int
+    best_accuracy: float
+    fastest: str | None
+    val_accuracy: float | None
+    accuracy: float | None
+    fps: float | None
+    fps_iqr: tuple[float, float] | None
+    fps_predicted: float | None
+    source: str
+    meets_target: bool
+    front: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as `report --json` writes it (lists for the range and the front)."""
+        return {"generation": self.generation, "members": self.members,
+                "best_accuracy": self.best_accuracy, "fastest": self.fastest,
+                "val_accuracy": self.val_accuracy, "accuracy": self.accuracy, "fps": self.fps,
+                "fps_iqr": None if self.fps_iqr is None else list(self.fps_iqr),
+                "fps_predicted": self.fps_predicted, "source": self.source,
+                "meets_target": self.meets_target, "front": list(self.front)}
+
+
 def frontier_rows(records: list[MemberRecord], floor: float,
-                  target_fps: float | None = None) -> list[dict]:
+                  target_fps: float | None = None) -> list[FrontierRow]:
     """Per generation: the test accuracy of its best member on validation, its fastest member
     whose validation accuracy keeps `floor` (by measured FPS among its timed members when it has
     any, else by prediction; speed, measured and predicted FPS, validation and test accuracy),
@@ -55,18 +89,18 @@ def frontier_rows(records: list[MemberRecord], floor: float,
         kept = [r for r in members if selection_accuracy(r) >= floor and speed(r)]
         timed = [r for r in kept if r.fps]
         fastest = max(timed or kept, key=speed, default=None)
-        rows.append({
-            "generation": generation,
-            "members": len(members),
-            "best_accuracy": max(members, key=selection_accuracy).accuracy,
-            "fastest": fastest.id if fastest else None,
-            "val_accuracy": selection_accuracy(fastest) if fastest else None,
-            "accuracy": fastest.accuracy if fastest else None,
-            "fps": fastest.fps if fastest else None,
-            "fps_iqr": list(fastest.fps_iqr) if fastest and fastest.fps_iqr else None,
-            "fps_predicted": fastest.fps_predicted if fastest else None,
-            "source": source(fastest) if fastest else "-",
-            "meets_target": any(meets_target(r, target_fps, floor) for r in members),
-            "front": [r.id for r in pareto_front([r for r in records if r.generation <= generation])],
-        })
+        rows.append(FrontierRow(
+            generation=generation,
+            members=len(members),
+            best_accuracy=max(members, key=selection_accuracy).accuracy,
+            fastest=fastest.id if fastest else None,
+            val_accuracy=selection_accuracy(fastest) if fastest else None,
+            accuracy=fastest.accuracy if fastest else None,
+            fps=fastest.fps if fastest else None,
+            fps_iqr=tuple(fastest.fps_iqr) if fastest and fastest.fps_iqr else None,
+            fps_predicted=fastest.fps_predicted if fastest else None,
+            source=source(fastest) if fastest else "-",
+            meets_target=any(meets_target(r, target_fps, floor) for r in members),
+            front=tuple(r.id for r in pareto_front([r for r in records if r.generation <= generation])),
+        ))
     return rows

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from jetsynth.agent.bundle import bundle
 from jetsynth.agent.lifetime import WORKDIR_PREFIX
+from jetsynth.devices.deploy_result import DeployFailure, DeployResult, DeployTarget
 from jetsynth.devices.inventory import Device
 from jetsynth.devices.profiles import disagreements, get_profile
 from jetsynth.devices.ssh import Ssh, SshOptions
@@ -118,14 +119,14 @@ def _agent_result(device: Device, done, python: str) -> dict:
 
 
 def deploy(model: Path, device: Device, options: DeployOptions | None = None,
-           ssh_options: SshOptions | None = None) -> dict:
+           ssh_options: SshOptions | None = None) -> DeployResult:
     """Copy, build, time on `device`; the agent's result plus host-side timings in seconds
     (`prepare`, `copy`, `agent`, `cleanup`, `total`) and any profile disagreements."""
     return _deploy(_shipment(model), device, options, ssh_options)
 
 
 def _deploy(shipment: _Shipment, device: Device, options: DeployOptions | None,
-            ssh_options: SshOptions | None) -> dict:
+            ssh_options: SshOptions | None) -> DeployResult:
     options = options or DeployOptions()
     if options.batch < 1:
         raise JetsynthError(f"`batch` must be at least 1, not {options.batch}", setting="batch")
@@ -136,15 +137,15 @@ def _deploy(shipment: _Shipment, device: Device, options: DeployOptions | None,
         result = _deploy_over(ssh, device, options, shipment, timings)
     timings["total"] = time.perf_counter() - started
     profile = get_profile(device.profile)
-    result.update({
-        "target": {"name": device.name, "destination": device.destination, "port": device.port,
-                   "profile": profile.as_dict() if profile else None},
-        "model": shipment.facts,
-        "host_seconds": timings,
-        "warnings": disagreements(profile, result.get("device", {})) if profile else [],
-        "produced_by": produced_by(result),
-    })
-    return result
+    return DeployResult(
+        agent=result,
+        target=DeployTarget(device.name, device.destination, device.port,
+                            profile.as_dict() if profile else None),
+        model=shipment.facts,
+        host_seconds=timings,
+        warnings=tuple(disagreements(profile, result.get("device", {})) if profile else ()),
+        produced_by=produced_by(result),
+    )
 
 
 _PROVIDER_WORDS = {"CPUExecutionProvider": "on the CPU", "CUDAExecutionProvider": "with CUDA on the GPU",
@@ -152,8 +153,8 @@ _PROVIDER_WORDS = {"CPUExecutionProvider": "on the CPU", "CUDAExecutionProvider"
 
 
 def produced_by(result: dict) -> str:
-    """Which backend and precision produced a device's figure, in words: 'TensorRT, fp16
-    engine' or 'onnxruntime on the CPU, fp32 weights (not TensorRT)'."""
+    """Which backend and precision produced a device's figure (`result`: the agent's reply), in
+    words: 'TensorRT, fp16 engine' or 'onnxruntime on the CPU, fp32 weights (not TensorRT)'."""
     backend = result.get("backend")
     precision = result.get("precision") or "fp32"
     if backend == "tensorrt":
@@ -233,16 +234,16 @@ def _deploy_over(ssh: Ssh, device: Device, options: DeployOptions, shipment: _Sh
 
 
 def deploy_many(model: Path, devices: list[Device], options: DeployOptions | None = None,
-                ssh_options: SshOptions | None = None) -> list[dict]:
-    """Deploy to several devices at once. Each entry is the device's result, or
-    {"target": name, "error": line} when that device failed; the others still finish."""
+                ssh_options: SshOptions | None = None) -> list[DeployResult | DeployFailure]:
+    """Deploy to several devices at once. Each entry is the device's result, or its failure
+    when that device failed; the others still finish."""
     shipment = _shipment(model)
 
-    def one(device: Device) -> dict:
+    def one(device: Device) -> DeployResult | DeployFailure:
         try:
             return _deploy(shipment, device, options, ssh_options)
         except JetsynthError as exc:
-            return {"target": {"name": device.name, "destination": device.destination}, "error": str(exc)}
+            return DeployFailure(device.name, str(exc), device.destination)
 
     with ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
         return list(pool.map(one, devices))

@@ -29,8 +29,15 @@ from jetsynth.report.plotting import (
     times_label,
     title,
 )
-from jetsynth.report.run_report import _best_per_generation, has_fps, has_validation, run_floor
+from jetsynth.report.run_report import (
+    PressureRow,
+    _best_per_generation,
+    has_fps,
+    has_validation,
+    run_floor,
+)
 from jetsynth.report.text import plot_text
+from jetsynth.run.config import EvolveConfig
 
 ANCESTOR_STYLE = {"color": "dimgray", "linestyle": ":", "linewidth": 1.2}
 FLOOR_STYLE = {"color": "tab:red", "linestyle": "--", "linewidth": 1.0}
@@ -62,7 +69,7 @@ PANEL_TITLES = {
 
 
 def member_figure(run_dir: Path, records: list[MemberRecord], key: str, label: str, log: bool,
-                  config: dict | None = None, floor: float | None = None,
+                  config: EvolveConfig | None = None, floor: float | None = None,
                   target_fps: float | None = None):
     """One quantity per generation: every member a dot, the best member on validation a line,
     the ancestor's value a dotted line; the accuracy floor on the accuracy plot (it applies to
@@ -98,7 +105,7 @@ def member_figure(run_dir: Path, records: list[MemberRecord], key: str, label: s
     return fig
 
 
-def layer_figure(run_dir: Path, records: list[MemberRecord], config: dict | None = None):
+def layer_figure(run_dir: Path, records: list[MemberRecord], config: EvolveConfig | None = None):
     """The best member's cluster efficiency per layer and generation, layers named as in the
     model, each line its own marker and dash (many overlap at 1× early on)."""
     plt = pyplot()
@@ -129,7 +136,7 @@ LINE_LAYERS = 10
 heatmap with a row per layer, whose names stay readable for 20 to 60 layers."""
 
 
-def _layer_heatmap(run_dir: Path, best: list[MemberRecord], labels: list[str], config: dict | None):
+def _layer_heatmap(run_dir: Path, best: list[MemberRecord], labels: list[str], config: EvolveConfig | None):
     """Cluster efficiency per layer (rows, named as in the model) and generation (columns), on a
     log colour scale, the figure as tall as the layers need."""
     from matplotlib.colors import LogNorm
@@ -150,12 +157,12 @@ def _layer_heatmap(run_dir: Path, best: list[MemberRecord], labels: list[str], c
     return fig
 
 
-def write_plots(run_dir: Path, records: list[MemberRecord], config: dict | None = None) -> list[Path]:
+def write_plots(run_dir: Path, records: list[MemberRecord], config: EvolveConfig | None = None) -> list[Path]:
     """accuracy.png, synaptic_efficiency.png, cluster_efficiency.png (fps.png when timed) and
     layer_cluster_efficiency.png; `config` (the run's settings) adds the dataset to the titles,
     the accuracy floor and the target."""
-    floor = run_floor(config, records) if config else None
-    target = config.get("target_fps") if config else None
+    floor = run_floor(config, records) if config is not None else None
+    target = config.target_fps if config is not None else None
     written = []
     for key, label, log in member_panels(records):
         fig = member_figure(run_dir, records, key, label, log, config, floor, target)
@@ -165,23 +172,23 @@ def write_plots(run_dir: Path, records: list[MemberRecord], config: dict | None 
     return written
 
 
-def pressure_figure(run_dir: Path, rows: list[dict], config: dict | None = None):
+def pressure_figure(run_dir: Path, rows: list[PressureRow], config: EvolveConfig | None = None):
     """The pressure per generation above the accuracy it left and the size it reached."""
     plt = pyplot()
-    generations = [r["generation"] for r in rows]
+    generations = [r.generation for r in rows]
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
-    top.step(generations, [r["keep"] for r in rows], where="mid", marker="o", color="tab:red")
+    top.step(generations, [r.keep for r in rows], where="mid", marker="o", color="tab:red")
     top.set_ylabel("keep share\n(lower = more pressure)")
     top.set_ylim(0, 1.05)
-    middle.plot(generations, [r["best_val_accuracy"] for r in rows], marker="o",
+    middle.plot(generations, [r.best_val_accuracy for r in rows], marker="o",
                 label="best member (validation)")
-    middle.axhline(rows[0]["floor"], label=f"accuracy floor {rows[0]['floor']:.4f}", **FLOOR_STYLE)
+    middle.axhline(rows[0].floor, label=f"accuracy floor {rows[0].floor:.4f}", **FLOOR_STYLE)
     middle.set_ylabel("validation accuracy")
     middle.legend(fontsize=8)
     styles = line_styles()
     for key, label in (("synaptic_efficiency", "fewer synapses"), ("mac_reduction", "fewer MACs")):
         marker, dash = next(styles)
-        points = [(r["generation"], r[key]) for r in rows if r[key] is not None]
+        points = [(r.generation, getattr(r, key)) for r in rows if getattr(r, key) is not None]
         bottom.plot([g for g, _ in points], [v for _, v in points], marker=marker, linestyle=dash,
                     label=label)
     bottom.axhline(1.0, label="ancestor (1×)", **ANCESTOR_STYLE)
@@ -198,12 +205,12 @@ def pressure_figure(run_dir: Path, rows: list[dict], config: dict | None = None)
     return fig
 
 
-def write_pressure_plot(run_dir: Path, rows: list[dict], config: dict | None = None) -> Path:
+def write_pressure_plot(run_dir: Path, rows: list[PressureRow], config: EvolveConfig | None = None) -> Path:
     return save(pressure_figure(run_dir, rows, config), _report_dir(run_dir) / "pressure.png", run_dir)
 
 
 def similarity_figure(run_dir: Path, generation: int, ids: list[str], matrix: np.ndarray,
-                      config: dict | None = None):
+                      config: EvolveConfig | None = None):
     """The overlap matrix of a generation, its colour scale fitted to the values (overlaps of
     0.93 to 1 would all look the same on a 0-1 scale), each cell's value written in it."""
     plt = pyplot()
@@ -232,12 +239,13 @@ def similarity_figure(run_dir: Path, generation: int, ids: list[str], matrix: np
 
 
 def write_similarity_heatmap(run_dir: Path, generation: int, ids: list[str], matrix: np.ndarray,
-                             config: dict | None = None) -> Path:
+                             config: EvolveConfig | None = None) -> Path:
     fig = similarity_figure(run_dir, generation, ids, matrix, config)
     return save(fig, _report_dir(run_dir) / f"similarity_g{generation:02d}.png", run_dir)
 
 
-def storage_figure(run_dir: Path, records: list[MemberRecord], precision: str, config: dict | None = None):
+def storage_figure(run_dir: Path, records: list[MemberRecord], precision: str,
+                   config: EvolveConfig | None = None):
     """Seed 002 Fig. 1: test accuracy vs storage of the live weights, one colour per generation."""
     plt = pyplot()
     bytes_per_weight = 2 if precision == "fp16" else 4
@@ -258,7 +266,7 @@ def storage_figure(run_dir: Path, records: list[MemberRecord], precision: str, c
     return fig
 
 
-def family_tree_figure(run_dir: Path, records: list[MemberRecord], config: dict | None = None):
+def family_tree_figure(run_dir: Path, records: list[MemberRecord], config: EvolveConfig | None = None):
     """Each member a labelled node in its generation's row (colour: test accuracy), an edge to
     each parent."""
     plt = pyplot()
@@ -294,7 +302,7 @@ def family_tree_figure(run_dir: Path, records: list[MemberRecord], config: dict 
 
 
 def write_population_plots(run_dir: Path, records: list[MemberRecord], precision: str,
-                           config: dict | None = None) -> list[Path]:
+                           config: EvolveConfig | None = None) -> list[Path]:
     """accuracy_vs_storage.png and family_tree.png."""
     return [save(storage_figure(run_dir, records, precision, config),
                  _report_dir(run_dir) / "accuracy_vs_storage.png", run_dir),
@@ -303,7 +311,7 @@ def write_population_plots(run_dir: Path, records: list[MemberRecord], precision
 
 
 def frontier_figure(run_dir: Path, records: list[MemberRecord], floor: float,
-                    target_fps: float | None = None, config: dict | None = None):
+                    target_fps: float | None = None, config: EvolveConfig | None = None):
     """Validation accuracy (what the floor and the front are about) vs speed of every member,
     each point labelled with its id (colour: generation, one per generation; hollow: predicted,
     not measured), the run's Pareto front as a step line, the accuracy floor and the target."""
@@ -338,6 +346,6 @@ def frontier_figure(run_dir: Path, records: list[MemberRecord], floor: float,
 
 
 def write_frontier_plot(run_dir: Path, records: list[MemberRecord], floor: float,
-                        target_fps: float | None = None, config: dict | None = None) -> Path:
+                        target_fps: float | None = None, config: EvolveConfig | None = None) -> Path:
     return save(frontier_figure(run_dir, records, floor, target_fps, config),
                 _report_dir(run_dir) / "frontier.png", run_dir)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jetsynth.core.records import LayerRecord
 from jetsynth.report.text import plot_text, printable
+from jetsynth.run.config import EvolveConfig
 from jetsynth.storage import atomic_write
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -40,13 +41,13 @@ def dataset_name(data: str) -> str:
     return kind
 
 
-def run_subtitle(run_dir: Path, config: dict | None) -> str:
+def run_subtitle(run_dir: Path, config: EvolveConfig | None) -> str:
     """'run NAME, DATASET' for a plot's title."""
     name = Path(run_dir).resolve().name
-    return f"run {name}, {dataset_name(config['data'])}" if config else f"run {name}"
+    return f"run {name}, {dataset_name(config.data)}" if config is not None else f"run {name}"
 
 
-def title(fig_or_ax, text: str, run_dir: Path, config: dict | None) -> None:
+def title(fig_or_ax, text: str, run_dir: Path, config: EvolveConfig | None) -> None:
     """The plot's title: what it shows, then the run and dataset on a second line."""
     full = f"{text}\n{plot_text(run_subtitle(run_dir, config))}"
     if hasattr(fig_or_ax, "suptitle"):

@@ -7,16 +7,19 @@ records from before the validation split), and `accuracy` stays the test accurac
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from jetsynth.core.frontier import frontier_rows, source
+from jetsynth.core.frontier import FrontierRow, frontier_rows, source
 from jetsynth.core.records import MemberRecord
 from jetsynth.core.selection import selection_accuracy
 from jetsynth.core.similarity import aligned_presences, average_overlap, overlap_matrix
 from jetsynth.errors import JetsynthError
 from jetsynth.report.text import markdown_cell
+from jetsynth.run.config import EvolveConfig
 from jetsynth.run.rundir import RunDirectory, load_records
 from jetsynth.storage import atomic_write
 
@@ -60,18 +63,40 @@ def summary(run_dir: Path) -> dict:
 
     return {
         "run_dir": str(run_dir),
-        "config": config,
+        "config": config.flat(),
         "layers": layer_names,
         "ancestor": entry(records[0]),
         "members": [entry(r) for r in records],
-        "generations": overlap_by_generation(run_dir, records, config["cluster"]),
+        "generations": [row.to_json() for row in overlap_by_generation(run_dir, records,
+                                                                       config.cluster)],
         "accuracy_floor": run_floor(config, records),
-        "frontier": frontier_rows(records, run_floor(config, records), config.get("target_fps")),
-        "pressure": pressure_rows(records, run_floor(config, records)),
+        "frontier": [row.to_json() for row in frontier_rows(records, run_floor(config, records),
+                                                             config.target_fps)],
+        "pressure": [row.to_json() for row in pressure_rows(records, run_floor(config, records))],
     }
 
 
-def pressure_rows(records: list[MemberRecord], floor: float) -> list[dict]:
+@dataclass(frozen=True)
+class PressureRow:
+    """One generation under environmental pressure (see `pressure_rows`): the `keep` share its
+    offspring were drawn under, its best validation accuracy, the accuracy `floor` (fractions),
+    how many members kept it (`at_floor`), and the smallest of those as ancestor / member ratios
+    (`synaptic_efficiency`, `mac_reduction`; None when no member kept the floor)."""
+
+    generation: int
+    keep: float
+    best_val_accuracy: float
+    floor: float
+    at_floor: int
+    synaptic_efficiency: float | None
+    mac_reduction: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as `report --json` writes it."""
+        return asdict(self)
+
+
+def pressure_rows(records: list[MemberRecord], floor: float) -> list[PressureRow]:
     """Per generation: the keep share its offspring were drawn under (the most any member got:
     a member whose parents allowed no viable draw inherits a structure whole, at 1), its best
     validation accuracy against the floor, and its smallest member at the floor (synaptic
@@ -81,34 +106,31 @@ def pressure_rows(records: list[MemberRecord], floor: float) -> list[dict]:
         members = [r for r in records if r.generation == generation]
         kept = [r for r in members if selection_accuracy(r) >= floor]
         smallest = min(kept, key=lambda r: (r.macs, r.synapses)) if kept else None
-        rows.append({
-            "generation": generation,
-            "keep": min(r.environment.keep if r.environment else 1.0 for r in members),
-            "best_val_accuracy": max(selection_accuracy(r) for r in members),
-            "floor": floor,
-            "at_floor": len(kept),
-            "synaptic_efficiency": smallest.synaptic_efficiency if smallest else None,
-            "mac_reduction": smallest.mac_reduction if smallest else None,
-        })
+        rows.append(PressureRow(
+            generation=generation,
+            keep=min(r.environment.keep if r.environment else 1.0 for r in members),
+            best_val_accuracy=max(selection_accuracy(r) for r in members),
+            floor=floor,
+            at_floor=len(kept),
+            synaptic_efficiency=smallest.synaptic_efficiency if smallest else None,
+            mac_reduction=smallest.mac_reduction if smallest else None,
+        ))
     return rows
 
 
-def pressure_table(rows: list[dict]) -> list[list[str]]:
-    return [[str(r["generation"]), f"{r['keep']:.3f}", f"{r['best_val_accuracy']:.4f}",
-             f"{r['floor']:.4f}", str(r["at_floor"]), times(r["synaptic_efficiency"]),
-             times(r["mac_reduction"])] for r in rows]
+def pressure_table(rows: list[PressureRow]) -> list[list[str]]:
+    return [[str(r.generation), f"{r.keep:.3f}", f"{r.best_val_accuracy:.4f}", f"{r.floor:.4f}",
+             str(r.at_floor), times(r.synaptic_efficiency), times(r.mac_reduction)] for r in rows]
 
 
 PRESSURE_HEADER = ["Gen.", "Keep", "Best val. acc.", "Floor", "At floor", "Synaptic eff.",
                    "MAC red."]
 
 
-def run_floor(config: dict, records: list[MemberRecord]) -> float:
+def run_floor(config: EvolveConfig, records: list[MemberRecord]) -> float:
     """The run's accuracy floor (on validation): --accuracy-floor, else one point under the
     ancestor's validation accuracy."""
-    from jetsynth.run.config import EvolveConfig
-
-    return EvolveConfig.floor(EvolveConfig(**config), selection_accuracy(records[0]))
+    return config.floor(selection_accuracy(records[0]))
 
 
 def _best_per_generation(records: list[MemberRecord]) -> list[MemberRecord]:
@@ -211,20 +233,20 @@ FRONTIER_HEADER = ["Gen.", "Best acc.", "Fastest >= floor", "Val. acc.", "Acc.",
                    "On front"]
 
 
-def frontier_table(rows: list[dict]) -> list[list[str]]:
+def frontier_table(rows: list[FrontierRow]) -> list[list[str]]:
     """The FPS/accuracy frontier per generation (see `frontier.frontier_rows`) as text cells;
     the FPS of a member that meets the target is starred. "Best acc." is the test accuracy of
     the generation's best member on validation; the floor applies to "Val. acc."."""
     return [
         [
-            str(row["generation"]),
-            f"{row['best_accuracy']:.4f}",
-            row["fastest"] or "-",
-            _accuracy(row.get("val_accuracy")),
-            _accuracy(row["accuracy"]),
-            _fps(row["fps"]) + (" *" if row["meets_target"] else ""),
-            _fps(row["fps_predicted"]),
-            str(len(row["front"])),
+            str(row.generation),
+            f"{row.best_accuracy:.4f}",
+            row.fastest or "-",
+            _accuracy(row.val_accuracy),
+            _accuracy(row.accuracy),
+            _fps(row.fps) + (" *" if row.meets_target else ""),
+            _fps(row.fps_predicted),
+            str(len(row.front)),
         ]
         for row in rows
     ]
@@ -270,8 +292,9 @@ def layer_view(records: list[MemberRecord]) -> tuple[list[str], list[list[str]]]
     return ["Layer", *(f"Gen. {g}" for g in columns[0])], transposed
 
 
-def write_markdown(run_dir: Path, records: list[MemberRecord], frontier: list[dict] | None = None,
-                   pressure: list[dict] | None = None, precision: str = "fp32") -> Path:
+def write_markdown(run_dir: Path, records: list[MemberRecord],
+                   frontier: list[FrontierRow] | None = None,
+                   pressure: list[PressureRow] | None = None, precision: str = "fp32") -> Path:
     """The tables as Markdown in RUN/report/tables.md, to read without jetsynth (the frontier
     when members were timed, the pressure per generation when given)."""
 
@@ -289,7 +312,7 @@ def write_markdown(run_dir: Path, records: list[MemberRecord], frontier: list[di
         + (
             "\n## FPS/accuracy frontier per generation (* meets --target-fps)\n\n"
             + markdown(FRONTIER_HEADER, frontier_table(frontier)) + "\n"
-            if frontier and any(row["front"] for row in frontier) else ""
+            if frontier and any(row.front for row in frontier) else ""
         )
         + (
             "\n## Environmental pressure per generation\n\n"
@@ -310,12 +333,25 @@ def generation_similarity(run_dir: Path, generation: int, mode: str) -> tuple[li
     return ids, overlap_matrix(aligned_presences([run.masks(i) for i in ids], mode))
 
 
-def overlap_by_generation(run_dir: Path, records: list[MemberRecord], mode: str) -> list[dict]:
+@dataclass(frozen=True)
+class OverlapRow:
+    """One generation of seed 002's Table 1: its finished `members` and their average pairwise
+    cluster overlap |A∩B|/|A| (a fraction; seed 002, eq. 4)."""
+
+    generation: int
+    members: int
+    average_overlap: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as `report --json` writes it."""
+        return asdict(self)
+
+
+def overlap_by_generation(run_dir: Path, records: list[MemberRecord], mode: str) -> list[OverlapRow]:
     """Seed 002 Table 1: the average pairwise overlap of each generation."""
     generations = sorted({r.generation for r in records})
     rows = []
     for generation in generations:
         ids, matrix = generation_similarity(run_dir, generation, mode)
-        rows.append({"generation": generation, "members": len(ids),
-                     "average_overlap": average_overlap(matrix)})
+        rows.append(OverlapRow(generation, len(ids), average_overlap(matrix)))
     return rows

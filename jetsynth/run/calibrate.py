@@ -67,9 +67,8 @@ def calibrate(target, precision: str = "fp16", batch: int = 1, seconds: float = 
         proto = onnx.load(str(path))
         timing = timed(path, measurement_key(proto, target, precision, batch), target, batch, seconds,
                        cache)
-        fps = timing["fps"]
-        sample = Sample(variant, layer_work(proto), batch / fps if fps else None, fps,
-                        bool(timing.get("cached")))
+        fps = timing.fps
+        sample = Sample(variant, layer_work(proto), batch / fps if fps else None, fps, timing.cached)
         samples.append(sample)
         if progress is not None:
             progress(sample, index + 1, len(chosen))

@@ -81,7 +81,7 @@ def export_member(
                             setting="finetune_epochs")
     trains_on = resolve_devices(device)[0] if finetune_epochs else "cpu"
     config, records = load_records(Path(run_dir))
-    factories = factories or stored_factories(config["arch"], arch, trust_code, str(run_dir))
+    factories = factories or stored_factories(config.arch, arch, trust_code, str(run_dir))
     grown = grown_pick(Path(run_dir), records) if generation is None and member is None else None
     if grown is not None:
         shipped = ShippedMember(grown)
@@ -92,7 +92,7 @@ def export_member(
     genome = RunDirectory(Path(run_dir), factories).genome(shipped.record.id)
     if dataset is None and (check_parity or finetune_epochs):
         try:
-            dataset = load_dataset(EvolveConfig(**config).data_spec())
+            dataset = load_dataset(config.data_spec())
         except JetsynthError as exc:
             need = ("--finetune-epochs" if finetune_epochs
                     else "the parity check; add --no-parity to skip it")
@@ -102,7 +102,7 @@ def export_member(
                                           trains_on)
     metadata = genome_metadata(genome, shipped.record, Path(run_dir), shipped.finetune)
     if channel_multiple is None:
-        channel_multiple = config.get("channel_multiple") or 1
+        channel_multiple = config.channel_multiple or 1
     if output_format == "state-dict":
         compacted = compact_genome(genome, channel_multiple)
         return export_state_dict(genome, compacted.model, out, precision, compacted.macs,
@@ -113,15 +113,15 @@ def export_member(
     return result, shipped
 
 
-def finetune_member(genome: Genome, shipped: ShippedMember, dataset, config: dict,
+def finetune_member(genome: Genome, shipped: ShippedMember, dataset, config: EvolveConfig,
                     epochs: int, on_step=None, device: str = "cpu") -> tuple[Genome, ShippedMember]:
     """The member trained `epochs` more on `device` with the run's batch size, learning rate,
-    precision, mixed precision and seed (`config`: the run's settings as a dict), and the
+    precision, mixed precision and seed (`config`: the run's settings), and the
     member shipped with the new test and validation accuracies."""
-    training = TrainConfig(epochs=epochs, batch_size=config["batch_size"], lr=config["lr"],
-                           precision=config["precision"], device=device,
-                           amp=config.get("amp") or "auto")
-    result = train_genome(genome, dataset, training, config["seed"], on_step)
+    training = TrainConfig(epochs=epochs, batch_size=config.batch_size, lr=config.lr,
+                           precision=config.precision, device=device,
+                           amp=config.amp or "auto")
+    result = train_genome(genome, dataset, training, config.seed, on_step)
     accuracy = result.metrics["accuracy"]
     record = shipped.record
     tuned = replace(record, accuracy=accuracy, val_accuracy=result.metrics.get("val_accuracy"))

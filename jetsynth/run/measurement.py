@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jetsynth.core.records import BenchRecord, MemberRecord, Speed
 from jetsynth.errors import JetsynthError
+from jetsynth.run.timing import Timing
 from jetsynth.storage import append_jsonl, read_jsonl
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ DEVICE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 2.0
 REFERENCE_TRIALS = 3
 """Trials of the reference network re-timed beside each member (half the member's seconds)."""
+DEVICE_KEYS = ("fps", "backend", "produced_by", "latency_ms", "device_precision", "build_seconds",
+               "engine_bytes", "power")
+"""What a device timing writes, null included (no engine under onnxruntime, no power sensor)."""
 
 
 def architecture_hash(proto) -> str:
@@ -56,31 +60,33 @@ class MeasurementCache:
     """Append-only JSON lines in the run directory: a killed run loses at most the line being
     written, and a resumed run reuses every measurement already made. Each line also names the
     member it was measured for (`by`), so a member killed after its timing was written and
-    before its record is, on resume, still the one that measured it."""
+    before its record is, on resume, still the one that measured it. Lines hold
+    {"key", "value": the timing as `Timing.to_json` writes it, "by"}; this class is the only
+    one that reads or writes them."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.entries = {}
-        self.measured_for = {}
+        self.entries: dict[str, Timing] = {}
+        self.measured_for: dict[str, str | None] = {}
         for entry in read_jsonl(self.path):
             if isinstance(entry.get("key"), str) and isinstance(entry.get("value"), dict):
-                self.entries[entry["key"]] = entry["value"]
+                self.entries[entry["key"]] = Timing.from_json(entry["value"])
                 self.measured_for[entry["key"]] = entry.get("by")
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> Timing | None:
         return self.entries.get(key)
 
-    def put(self, key: str, value: dict, by: str | None = None) -> None:
+    def put(self, key: str, value: Timing, by: str | None = None) -> None:
         self.entries[key] = value
         self.measured_for[key] = by
-        line = {"key": key, "value": value}
+        line = {"key": key, "value": value.to_json()}
         if by is not None:
             line["by"] = by
         append_jsonl(self.path, line, sort_keys=False)
 
 
 def time_here(path: Path, backend: str, batch: int, seconds: float,
-              reference: tuple[Path, float] | None = None) -> dict:
+              reference: tuple[Path, float] | None = None) -> Timing:
     """Time the ONNX file at `path` here (trials, median, interquartile range: see `bench.measure`).
     With `reference` (the run's reference network and its first images/s), the reference is
     re-timed after the member: when the host's speed drifted by more than DRIFT_TOLERANCE since
@@ -90,31 +96,34 @@ def time_here(path: Path, backend: str, batch: int, seconds: float,
     from jetsynth.nn.gpu_lock import backend_turn
     from jetsynth.ship.bench import THREADS, measure, onnx_runner
 
-    def member() -> dict:
+    def member() -> Timing:
         result = measure(onnx_runner(path, backend, THREADS), batch, warmup_seconds=0.1,
                          min_seconds=seconds, min_queries=10)
-        return {"fps": result.fps, "fps_iqr": result.fps_iqr, "fps_trials": result.fps_trials,
-                "retimed": result.retimed, "backend": backend, "threads": result.threads,
-                "produced_by": result.produced_by, "latency_ms": result.latency_ms}
+        return Timing(fps=result.fps, fps_iqr=tuple(result.fps_iqr),
+                      fps_trials=tuple(result.fps_trials), retimed=result.retimed, backend=backend,
+                      threads=result.threads, produced_by=result.produced_by,
+                      latency_ms=result.latency_ms)
 
-    def with_drift() -> dict:
+    def with_drift() -> Timing:
         timing = member()
         if reference is not None:
             now = measure(onnx_runner(reference[0], backend, THREADS), batch, warmup_seconds=0.05,
                           min_seconds=seconds / 2, min_queries=5, trials=REFERENCE_TRIALS).fps
-            timing.update(reference_fps=now, drift=drift(now, reference[1]))
+            timing = replace(timing, reference_fps=now, drift=drift(now, reference[1]))
         return timing
 
     with backend_turn(backend):
         timing = with_drift()
-        if reference is not None and abs(timing["drift"] - 1) > DRIFT_TOLERANCE:
+        if reference is not None and abs(timing.drift - 1) > DRIFT_TOLERANCE:
             again = with_drift()
-            timing = min((timing, again), key=lambda t: abs(t["drift"] - 1))
-            timing["drift_retimed"] = True
+            timing = replace(min((timing, again), key=lambda t: abs(t.drift - 1)),
+                             drift_retimed=True)
     return timing
 
 
-def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
+def time_on_device(path: Path, device, batch: int, seconds: float) -> Timing:
+    """Time the ONNX file at `path` on `device` through the deploy path, retried
+    DEVICE_ATTEMPTS times; a device that fails every attempt gives fps None and its error."""
     from jetsynth.devices.deploy import DeployOptions, deploy
 
     options = DeployOptions(batch=batch, duration=seconds, warmup=0.2, min_queries=10, min_free_mib=16)
@@ -127,12 +136,12 @@ def time_on_device(path: Path, device, batch: int, seconds: float) -> dict:
         except JetsynthError as exc:
             failure = str(exc)
             continue
-        return {"fps": result["fps"], "backend": f"{device.name}:{result['backend']}",
-                "produced_by": result.get("produced_by"),
-                "latency_ms": result["latency_ms"], "device_precision": result["precision"],
-                "build_seconds": result["build_seconds"], "engine_bytes": result.get("engine_bytes"),
-                "power": result.get("power")}
-    return {"fps": None, "backend": device.name, "error": failure, "attempts": DEVICE_ATTEMPTS}
+        return Timing(fps=result.fps, backend=f"{device.name}:{result.backend}",
+                      produced_by=result.produced_by, latency_ms=result.latency_ms,
+                      device_precision=result.precision, build_seconds=result.build_seconds,
+                      engine_bytes=result.engine_bytes, power=result.power,
+                      written=DEVICE_KEYS)
+    return Timing(fps=None, backend=device.name, error=failure, attempts=DEVICE_ATTEMPTS)
 
 
 def target_label(target: BenchTarget) -> str:
@@ -148,7 +157,7 @@ def measurement_key(proto: onnx.ModelProto, target: BenchTarget, precision: str,
 
 def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
           cache: MeasurementCache, by: str | None = None,
-          reference: tuple[Path, float] | None = None) -> dict:
+          reference: tuple[Path, float] | None = None) -> Timing:
     """The timing of the ONNX file at `path` from the cache, else measured (and cached when it
     succeeded, for `by`: the member measured); `cached` marks a reuse of another member's
     timing, fps None a device that could not time it. A timing cached for `by` itself (its run
@@ -156,13 +165,13 @@ def timed(path: Path, key: str, target: BenchTarget, batch: int, seconds: float,
     cached = cache.get(key)
     if cached is not None:
         if by is not None and cache.measured_for.get(key) == by:
-            return dict(cached)
-        return {**cached, "cached": True}
+            return cached
+        return replace(cached, cached=True)
     if isinstance(target, str):
         timing = time_here(path, target, batch, seconds, reference)
     else:
         timing = time_on_device(path, target, batch, seconds)
-    if timing["fps"] is not None:
+    if timing.fps is not None:
         cache.put(key, timing, by)
     return timing
 
@@ -269,45 +278,46 @@ class Speedometer:
                            plan.by, self.reference)
         return self.finish(plan, timing)
 
-    def cached(self, plan: MeasurementPlan) -> dict | None:
+    def cached(self, plan: MeasurementPlan) -> Timing | None:
         """The cache's timing for `plan` (see `timed`), None when it must be measured."""
         cached = self.cache.get(plan.key)
         if cached is None:
             return None
         if self.cache.measured_for.get(plan.key) == plan.by:
-            return dict(cached)
-        return {**cached, "cached": True}
+            return cached
+        return replace(cached, cached=True)
 
-    def time_on(self, plan: MeasurementPlan, device) -> dict:
+    def time_on(self, plan: MeasurementPlan, device) -> Timing:
         """Time `plan`'s network on `device` (a board of the bench's kind), caching nothing: the
         caller stores it (`store`) where only one thread writes the cache."""
         return time_on_device(plan.path, device, self.batch, self.seconds)
 
-    def store(self, plan: MeasurementPlan, timing: dict) -> None:
+    def store(self, plan: MeasurementPlan, timing: Timing) -> None:
         """Cache a timing just measured for `plan` (a failed one is not kept)."""
-        if timing["fps"] is not None and not timing.get("cached"):
+        if timing.fps is not None and not timing.cached:
             self.cache.put(plan.key, timing, plan.by)
 
-    def finish(self, plan: MeasurementPlan, timing: dict | None) -> Speed:
+    def finish(self, plan: MeasurementPlan, timing: Timing | None) -> Speed:
         """The speed evolution records for `plan` given its `timing` (a cache entry as
         `timed` gives it; None: predicted), and the online model's new sample when it was
         measured."""
         if timing is None:
-            timing = {"fps": None, "backend": target_label(self.target)}
+            timing = Timing(fps=None, backend=target_label(self.target))
             source = "predicted"
         else:
-            source = "cached" if timing.get("cached") else "measured"
-            if timing["fps"] is None:
+            source = "cached" if timing.cached else "measured"
+            if timing.fps is None:
                 source = "failed"
             elif source == "measured":
-                self.samples.append((plan.vector, self.batch / timing["fps"]))
-        iqr = timing.get("fps_iqr") if timing["fps"] is not None else None
+                self.samples.append((plan.vector, self.batch / timing.fps))
+        iqr = timing.fps_iqr if timing.fps is not None else None
         return Speed(
-            fps=timing["fps"],
+            fps=timing.fps,
             fps_iqr=None if iqr is None else (float(iqr[0]), float(iqr[1])),
             fps_predicted=plan.predicted,
             bench=BenchRecord.from_json({
-                **{k: v for k, v in timing.items() if k not in ("fps", "fps_iqr")}, "source": source,
+                **{k: v for k, v in timing.to_json().items() if k not in ("fps", "fps_iqr")},
+                "source": source,
                 "predictor": plan.predictor, "precision": self.precision, "batch": self.batch,
                 "onnx_bytes": plan.onnx_bytes, "onnx_macs": plan.onnx_macs,
                 "architecture": plan.key.split(":")[0],

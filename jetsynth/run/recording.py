@@ -18,6 +18,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 
 from jetsynth.core.records import MemberRecord
 from jetsynth.devices.inventory import BenchTarget, Device
@@ -33,6 +34,7 @@ from jetsynth.run.member import (
     shipped_metadata,
 )
 from jetsynth.run.rundir import RunDirectory
+from jetsynth.run.timing import Timing
 from jetsynth.run.train import TrainResult
 
 
@@ -121,19 +123,19 @@ class Recorder:
         for _ in self.pool.devices.devices:
             with self.pool.devices.lease(avoid=failed) as device:
                 timing = self.speedometer.time_on(plan, device)
-            if timing["fps"] is not None or self.pool.closing:
+            if timing.fps is not None or self.pool.closing:
                 break
             failed.append(device.name)
             with self._lock:
                 self.run.event("bench_board_failed", member=plan.by, board=device.name,
-                               error=timing.get("error"))
-        if timing["fps"] is None and len(failed) > 1:
-            timing["boards_failed"] = failed
-        if self.pool.closing and timing["fps"] is None:
+                               error=timing.error)
+        if timing.fps is None and len(failed) > 1:
+            timing = replace(timing, boards_failed=tuple(failed))
+        if self.pool.closing and timing.fps is None:
             return  # failed because the run is being stopped: timed again on resume
         self._write(plan, timing, trained, record)
 
-    def _write(self, plan: MeasurementPlan, timing: dict | None, trained: TrainResult,
+    def _write(self, plan: MeasurementPlan, timing: Timing | None, trained: TrainResult,
                record: MemberRecord) -> None:
         with self._lock:
             if timing is not None:

@@ -398,8 +398,9 @@ def run_directory_holding(path: Path) -> Path | None:
     return None
 
 
-def load_records(run_dir: Path) -> tuple[dict, list[MemberRecord]]:
-    """The run's configuration and its members' records, ancestor first."""
+def load_records(run_dir: Path) -> tuple[EvolveConfig, list[MemberRecord]]:
+    """The run's configuration as config.json stores it (policies not filled in) and its
+    members' records, ancestor first."""
     run = RunDirectory(Path(run_dir))
     config = run.stored_config()
     if config is None:
@@ -407,7 +408,7 @@ def load_records(run_dir: Path) -> tuple[dict, list[MemberRecord]]:
     records = sorted(run.records(), key=lambda r: (r.generation, r.member))
     if not records:
         raise JetsynthError(f"{run_dir} holds no finished member yet; run or resume the evolution")
-    return config.flat(), records
+    return config, records
 
 
 def grown_pick(run_dir: Path, records: list[MemberRecord]) -> MemberRecord | None:

@@ -27,19 +27,22 @@ def _leftovers(device: Device) -> list[str]:
 
 def test_deploy_end_to_end_on_the_onnxruntime_path(local_device, member_onnx):
     result = deploy(member_onnx, local_device, QUICK)
-    assert result["backend"] == "onnxruntime" and result["precision"] == "fp16"
-    assert result["fps"] > 0 and result["queries"] >= 5 and result["batch"] == 1
-    assert result["model_sha256"] == hashlib.sha256(member_onnx.read_bytes()).hexdigest()
-    assert result["model"]["input_shape"] == [1, 28, 28]
-    assert set(result["host_seconds"]) == {"connect", "prepare", "copy", "agent", "cleanup", "total"}
-    assert result["build_seconds"] >= 0 and "onnxruntime" in result["device"]
-    assert result["target"]["name"] == "local" and result["warnings"] == []
+    assert result.backend == "onnxruntime" and result.precision == "fp16"
+    assert result.fps > 0 and result.agent["queries"] >= 5 and result.batch == 1
+    assert result.agent["model_sha256"] == hashlib.sha256(member_onnx.read_bytes()).hexdigest()
+    assert result.model["input_shape"] == [1, 28, 28]
+    assert set(result.host_seconds) == {"connect", "prepare", "copy", "agent", "cleanup", "total"}
+    assert result.build_seconds >= 0 and "onnxruntime" in result.device
+    assert result.target.name == "local" and result.warnings == ()
+    written = result.to_json()  # what `deploy --json` prints: the agent's reply, then the host's
+    assert list(written)[-5:] == ["target", "model", "host_seconds", "warnings", "produced_by"]
+    assert written["fps"] == result.fps and written["target"]["port"] == local_device.port
     assert _leftovers(local_device) == []
 
 
 def test_batch_reaches_the_device(local_device, member_onnx):
     result = deploy(member_onnx, local_device, DeployOptions(**{**QUICK.__dict__, "batch": 4}))
-    assert result["batch"] == 4 and result["fps"] == pytest.approx(4 * result["throughput_qps"])
+    assert result.batch == 4 and result.fps == pytest.approx(4 * result.agent["throughput_qps"])
 
 
 def test_wrong_python_path_is_one_line(local_device, member_onnx):
@@ -116,9 +119,11 @@ def test_several_devices_in_parallel_one_failing(local_device, member_onnx):
     twin = Device(**{**local_device.as_dict(), "name": "twin"})
     dead = Device(**{**local_device.as_dict(), "name": "dead", "port": free_port()})
     results = deploy_many(member_onnx, [local_device, twin, dead], QUICK)
-    assert [r["target"]["name"] for r in results] == ["local", "twin", "dead"]
-    assert results[0]["fps"] > 0 and results[1]["fps"] > 0
-    assert "cannot reach dead" in results[2]["error"]
+    assert [r.target.name for r in results[:2]] == ["local", "twin"] and results[2].name == "dead"
+    assert results[0].fps > 0 and results[1].fps > 0
+    assert "cannot reach dead" in results[2].error
+    assert results[2].to_json() == {"target": {"name": "dead", "destination": dead.destination},
+                                    "error": results[2].error}
     assert _leftovers(local_device) == []
 
 
@@ -137,9 +142,9 @@ def test_probe_reports_the_device_facts(local_device):
 def test_a_device_that_contradicts_its_profile_warns_and_says_what_timed_it(local_device, member_onnx):
     tagged = Device(**{**local_device.as_dict(), "profile": "tx1"})
     result = deploy(member_onnx, tagged, QUICK)
-    assert result["produced_by"] == "onnxruntime on the CPU, fp16 weights (not TensorRT)"
-    if not (result["device"]["tensorrt"] or result["device"]["trtexec"]):
-        assert any("has no TensorRT" in w for w in result["warnings"])
+    assert result.produced_by == "onnxruntime on the CPU, fp16 weights (not TensorRT)"
+    if not (result.device["tensorrt"] or result.device["trtexec"]):
+        assert any("has no TensorRT" in w for w in result.warnings)
 
 
 def test_a_named_backend_fails_rather_than_falls_back(local_device, member_onnx):
@@ -157,7 +162,7 @@ def test_a_remote_dir_with_a_space_deploys(local_device, member_onnx):
     spaced = Path(local_device.remote_dir) / "my models"
     spaced.mkdir()
     device = Device(**{**local_device.as_dict(), "remote_dir": str(spaced)})
-    assert deploy(member_onnx, device, QUICK)["fps"] > 0
+    assert deploy(member_onnx, device, QUICK).fps > 0
     assert list(spaced.iterdir()) == []
 
 
@@ -166,7 +171,7 @@ def test_the_root_as_remote_dir_leaves_nothing(local_device, member_onnx):
         pytest.skip("/ is not writable here")
     before = _leftovers(Device(**{**local_device.as_dict(), "remote_dir": "/"}))
     device = Device(**{**local_device.as_dict(), "remote_dir": "/"})
-    assert deploy(member_onnx, device, QUICK)["fps"] > 0
+    assert deploy(member_onnx, device, QUICK).fps > 0
     assert _leftovers(device) == before
 
 

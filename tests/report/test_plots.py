@@ -16,10 +16,11 @@ from jetsynth.report.plots import (
     write_plots,
 )
 from jetsynth.report.plotting import count_label, layer_labels, times_label
+from jetsynth.report.run_report import PressureRow
+from jetsynth.run.config import EvolveConfig
 from tests.member_records import member as member_record
 
-CONFIG = {"data": "mnist:/data/mnist", "target_fps": 20000.0, "accuracy_floor": None,
-          "max_drop": None, **{k: None for k in ("keep", "pressure")}}
+CONFIG = EvolveConfig(data="mnist:/data/mnist", target_fps=20000.0)
 LAYERS = [("0", 500, 288000), ("3", 25000, 1600000), ("6", 400000, 400000), ("8", 5000, 5000)]
 
 
@@ -96,7 +97,7 @@ def test_efficiency_plot_is_ticked_in_factors(tmp_path):
 
 def test_fps_plot_shows_the_target(tmp_path):
     fig = member_figure(tmp_path / "run", RECORDS, "fps", "fps", True, CONFIG,
-                        target_fps=CONFIG["target_fps"])
+                        target_fps=CONFIG.target_fps)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "target 20,000 images/s" in legend
     fig.canvas.draw()
@@ -148,8 +149,8 @@ def test_storage_plot_colours_generations_apart(tmp_path):
 
 
 def test_pressure_plot_has_integer_generations(tmp_path):
-    rows = [{"generation": g, "keep": 0.8, "best_val_accuracy": 0.99, "floor": 0.98, "at_floor": 1,
-             "synaptic_efficiency": 1.5 ** g, "mac_reduction": 1.3 ** g} for g in range(1, 6)]
+    rows = [PressureRow(generation=g, keep=0.8, best_val_accuracy=0.99, floor=0.98, at_floor=1,
+                        synaptic_efficiency=1.5 ** g, mac_reduction=1.3 ** g) for g in range(1, 6)]
     fig = pressure_figure(tmp_path / "run", rows, CONFIG)
     fig.canvas.draw()
     assert _ticks(fig.axes[2].xaxis) == ["1", "2", "3", "4", "5"]

@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import pytest
 
+from jetsynth.core.frontier import frontier_rows
 from jetsynth.errors import JetsynthError
 from jetsynth.report.plots import write_plots
 from jetsynth.report.run_report import (
@@ -129,7 +130,9 @@ def test_timed_runs_report_their_frontier(tmp_path, benched_run):
     _, records = load_records(benched_run)
     path = write_frontier_plot(tmp_path, records, report["accuracy_floor"], target_fps=1000.0)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = write_markdown(tmp_path, records, report["frontier"]).read_text()
+    frontier = frontier_rows(records, report["accuracy_floor"])
+    assert [row.to_json() for row in frontier] == report["frontier"]
+    text = write_markdown(tmp_path, records, frontier).read_text()
     assert "FPS/accuracy frontier per generation" in text
 
 
@@ -149,7 +152,7 @@ def test_best_members_and_the_floor_are_chosen_on_validation():
     )
     assert pick_member(records).id == "c"
     assert [r.id for r in _best_per_generation(records)] == ["a", "c"]
-    assert run_floor(EvolveConfig().__dict__, records) == pytest.approx(0.98)
+    assert run_floor(EvolveConfig(), records) == pytest.approx(0.98)
     assert layer_table(records)[1][:2] == ["2", "0.9000"]  # reported: c's test accuracy
     assert efficiency_table(records)[2][-1] == "0.9850"  # the validation column
     old = [replace(r, val_accuracy=None) for r in records]
@@ -187,3 +190,14 @@ def test_report_json_gives_each_member_as_its_member_json_holds_it(benched_run):
         assert entry["layers"] == [{**layer, "cluster_efficiency": eff} for layer, eff in
                                    zip(written["layers"], written["layer_cluster_efficiency"], strict=True)]
     assert all(isinstance(row["fps_iqr"], list) for row in report["frontier"] if row["fps"])
+
+
+def test_overlap_rows_are_what_report_json_writes(benched_run):
+    from jetsynth.report.run_report import OverlapRow, overlap_by_generation
+
+    config, records = load_records(benched_run)
+    rows = overlap_by_generation(benched_run, records, config.cluster)
+    assert [(row.generation, row.members) for row in rows] == [
+        (g, sum(r.generation == g for r in records)) for g in (1, 2, 3)]
+    assert rows[0] == OverlapRow(1, 1, rows[0].average_overlap)
+    assert summary(benched_run)["generations"] == [row.to_json() for row in rows]

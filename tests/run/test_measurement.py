@@ -9,6 +9,7 @@ from jetsynth.devices.inventory import Device
 from jetsynth.run import measurement
 from jetsynth.run.measurement import CACHE_FILE, MeasurementCache, Speedometer, architecture_hash
 from jetsynth.run.rundir import RunDirectory
+from jetsynth.run.timing import Timing
 
 
 def _conv_model(filters: int, seed: int, doc: str = ""):
@@ -31,21 +32,41 @@ def test_architecture_hash_ignores_weights_and_metadata_not_shapes():
 
 def test_cache_survives_a_restart_and_a_torn_last_line(tmp_path):
     cache = MeasurementCache(tmp_path / CACHE_FILE)
-    cache.put("a:ort-cpu:fp16:b1", {"fps": 10.0})
+    cache.put("a:ort-cpu:fp16:b1", Timing(fps=10.0, backend="ort-cpu"))
     with (tmp_path / CACHE_FILE).open("a") as handle:
         handle.write('{"key": "b", "val')
     again = MeasurementCache(tmp_path / CACHE_FILE)
-    assert again.get("a:ort-cpu:fp16:b1") == {"fps": 10.0} and again.get("b") is None
+    assert again.get("a:ort-cpu:fp16:b1") == Timing(fps=10.0, backend="ort-cpu")
+    assert again.get("b") is None
 
 
 def test_a_measurement_after_a_torn_line_is_kept(tmp_path):
     cache = MeasurementCache(tmp_path / CACHE_FILE)
-    cache.put("a", {"fps": 10.0})
+    cache.put("a", Timing(fps=10.0, backend="ort-cpu"))
     with (tmp_path / CACHE_FILE).open("a") as handle:
         handle.write('{"key": "b", "val')
-    MeasurementCache(tmp_path / CACHE_FILE).put("c", {"fps": 30.0})
+    MeasurementCache(tmp_path / CACHE_FILE).put("c", Timing(fps=30.0, backend="ort-cpu"))
     again = MeasurementCache(tmp_path / CACHE_FILE)
-    assert again.get("a") == {"fps": 10.0} and again.get("c") == {"fps": 30.0}
+    assert again.get("a").fps == 10.0 and again.get("c").fps == 30.0
+
+
+OLD_LINE = ('{"key": "k", "value": {"fps": 512.5, "fps_iqr": [500.0, 520.0], "fps_trials": [500.0, '
+            '512.5, 520.0], "retimed": 0, "backend": "ort-cpu", "threads": 1, "produced_by": '
+            '"onnxruntime on the CPU, fp16 weights, 1 thread", "latency_ms": {"p50": 1.95}, '
+            '"reference_fps": 900.0, "drift": 0.98, "from_an_older_jetsynth": 1}, "by": "g02-m00"}\n')
+
+
+def test_a_cache_line_reads_typed_and_is_written_back_byte_for_byte(tmp_path):
+    """The cache's file keeps its format: a line written before timings were typed (with a key
+    this version does not know) reads as a Timing and is written back the same."""
+    (tmp_path / "old.jsonl").write_text(OLD_LINE)
+    timing = MeasurementCache(tmp_path / "old.jsonl").get("k")
+    assert (timing.fps, timing.fps_iqr, timing.drift, timing.cached) == (512.5, (500.0, 520.0), 0.98,
+                                                                         False)
+    assert timing.extra == {"from_an_older_jetsynth": 1}
+    MeasurementCache(tmp_path / "new.jsonl").put("k", timing, "g02-m00")
+    assert (tmp_path / "new.jsonl").read_text() == OLD_LINE
+
 
 
 def measure_member(genome, folder, target, precision, batch, seconds, cache):
@@ -105,7 +126,9 @@ def test_member_timed_on_a_device_through_deploy(benched_run, local_device, tmp_
     cache = MeasurementCache(tmp_path / CACHE_FILE)
     figures = measure_member(genome, tmp_path, local_device, "fp16", 1, 0.1, cache)
     assert figures.fps > 0 and figures.bench.backend == "local:onnxruntime"
-    assert json.loads((tmp_path / CACHE_FILE).read_text())["key"].endswith(":device:local:fp16:b1")
+    line = json.loads((tmp_path / CACHE_FILE).read_text())
+    assert line["key"].endswith(":device:local:fp16:b1")
+    assert list(line["value"]) == list(measurement.DEVICE_KEYS)  # nulls kept: no engine, no sensor
 
 
 def test_a_device_that_drops_out_is_retried_then_skipped(benched_run, local_device, tmp_path, monkeypatch):
@@ -322,9 +345,10 @@ def test_members_record_their_speed_spread_and_the_reference_drift(benched_run):
 def test_a_host_that_drifted_re_times_the_member(member_onnx):
     real = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05)
     # a reference said to have run 20 times faster at the start: the host looks 20 times slower
-    slowed = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05, (member_onnx, 20 * real["fps"]))
-    assert slowed["drift_retimed"] is True and slowed["drift"] < 0.2
-    assert slowed["reference_fps"] > 0 and slowed["fps"] > 0
+    slowed = measurement.time_here(member_onnx, "ort-cpu", 1, 0.05, (member_onnx, 20 * real.fps))
+    assert slowed.drift_retimed is True and slowed.drift < 0.2
+    assert slowed.reference_fps > 0 and slowed.fps > 0
+    assert not real.drift_retimed and "drift" not in real.to_json()
 
 
 @pytest.mark.parametrize("member", ["g01-m00", "g02-m00"])
